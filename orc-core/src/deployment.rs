@@ -1,0 +1,144 @@
+//! The [`DbDeployment`] trait: how a database style turns settings into shards and forms
+//! them into one database.
+
+use std::{fmt, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{error::Result, settings::OrchestratorSettings, step::LaunchStep};
+
+/// Where one shard will run, decided by the orchestrator before launch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSpec {
+    /// Shard index, from 0.
+    pub index: usize,
+    /// Step name (`<db_identifier>_<index>`).
+    pub name: String,
+    /// The host the shard runs on.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// Addresses to bind to; the first is advertised to clients and cluster peers.
+    pub bind: Vec<String>,
+}
+
+impl ShardSpec {
+    /// The address clients use.
+    pub fn address(&self) -> ShardAddress {
+        ShardAddress {
+            index: self.index,
+            host: self.bind.first().cloned().unwrap_or_else(|| self.host.clone()),
+            port: self.port,
+        }
+    }
+}
+
+/// The address of a running shard.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ShardAddress {
+    /// Shard index.
+    pub index: usize,
+    /// Advertised IP address or host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for ShardAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a deployment needs to plan the shard steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanRequest {
+    /// The orchestrator settings.
+    pub settings: OrchestratorSettings,
+    /// One entry per shard.
+    pub shards: Vec<ShardSpec>,
+    /// The orchestrator's directory (configuration, output, data).
+    pub dir: PathBuf,
+}
+
+/// The answer to one readiness probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The shard answers and can take commands.
+    pub ready: bool,
+    /// Why not, when not.
+    pub detail: Option<String>,
+}
+
+/// Health of one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardHealth {
+    /// Shard index.
+    pub index: usize,
+    /// `host:port`.
+    pub address: String,
+    /// It answered.
+    pub reachable: bool,
+    /// Server version.
+    pub version: Option<String>,
+    /// `master` / `slave`.
+    pub role: Option<String>,
+    /// Keys stored.
+    pub keys: Option<u64>,
+    /// Memory used, in bytes.
+    pub used_memory: Option<u64>,
+    /// Cluster state as this shard sees it (`ok`, `fail`), for clustered deployments.
+    pub cluster_state: Option<String>,
+    /// Hash slots this shard serves, for clustered deployments.
+    pub slots: Option<u32>,
+    /// Modules loaded (`name version`).
+    pub modules: Vec<String>,
+    /// The error when unreachable.
+    pub error: Option<String>,
+}
+
+/// Health of the whole database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbHealth {
+    /// Every shard answers and (for a cluster) all slots are served and the state is ok.
+    pub ok: bool,
+    /// Why not, when not.
+    pub problems: Vec<String>,
+    /// Per shard.
+    pub shards: Vec<ShardHealth>,
+}
+
+/// A database deployment style (standalone Redis, Redis Cluster, ...).
+pub trait DbDeployment: Send + Sync {
+    /// The name users select this style by.
+    fn name(&self) -> &str;
+
+    /// Whether clients must use cluster routing (`SR_DB_TYPE=Clustered`).
+    fn clustered(&self) -> bool;
+
+    /// One launch step per shard. Checks that the server executable exists.
+    fn plan(&self, request: &PlanRequest) -> Result<Vec<LaunchStep>>;
+
+    /// One quick readiness check of a shard (no waiting).
+    fn probe(&self, shard: &ShardAddress) -> Result<Probe>;
+
+    /// Form the database from its ready shards and wait, up to `timeout_secs`, until it is
+    /// verified (for a cluster: all slots served, state ok on every shard).
+    fn form(&self, shards: &[ShardAddress], settings: &OrchestratorSettings, timeout_secs: f64) -> Result<()>;
+
+    /// Check every shard and the database as a whole.
+    fn health(&self, shards: &[ShardAddress]) -> Result<DbHealth>;
+
+    /// Ask one shard to shut down, saving its data first when `save` is true.
+    fn shutdown(&self, shard: &ShardAddress, save: bool) -> Result<()>;
+
+    /// Change one configuration value on a running shard and keep it in its config file.
+    fn config_set(&self, shard: &ShardAddress, key: &str, value: &str) -> Result<()>;
+
+    /// Read one configuration value (glob patterns allowed) from a running shard.
+    fn config_get(&self, shard: &ShardAddress, key: &str) -> Result<Vec<(String, String)>>;
+}

@@ -1,0 +1,521 @@
+//! The orchestrator lifecycle: launch, wait until ready, form, record, watch, change,
+//! stop. Usable from any Rust program; the `orc` CLI is a thin shell over it.
+
+mod logs;
+mod placement;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+
+use crate::{
+    deployment::{DbDeployment, DbHealth, PlanRequest, ShardAddress},
+    error::{Error, Result},
+    launcher::Launcher,
+    plugin::PluginHost,
+    record::{self, OrchestratorRecord, RECORD_FORMAT, ShardRecord},
+    settings::{OrchestratorSettings, env_suffix, validate_config_value},
+    status::{JobStatus, StepStatus},
+    step::StepId,
+};
+
+/// How long a shard gets to exit after `SHUTDOWN` before the launcher cancels it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What happens while an orchestrator starts, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Every shard step was handed to the launcher.
+    Launched {
+        /// Number of shards.
+        shards: usize,
+    },
+    /// One more shard answers.
+    ShardReady {
+        /// Shards answering so far.
+        ready: usize,
+        /// Number of shards.
+        total: usize,
+    },
+    /// The shards are being formed into one database.
+    Forming,
+    /// The database is verified and recorded.
+    Ready,
+}
+
+/// Options for [`Orchestrator::launch_with`].
+pub struct LaunchOptions<'a> {
+    /// Where reconnect files live (default [`record::state_dir`]).
+    pub state_dir: PathBuf,
+    /// Called as the launch progresses.
+    pub progress: &'a mut dyn FnMut(&Progress),
+    /// Set to abort the launch (for example from a Ctrl-C handler); every launched shard
+    /// is then stopped.
+    pub abort: Option<Arc<AtomicBool>>,
+}
+
+impl std::fmt::Debug for LaunchOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchOptions").field("state_dir", &self.state_dir).finish_non_exhaustive()
+    }
+}
+
+/// How one shard ended when the orchestrator was stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardStop {
+    /// Shard index.
+    pub index: usize,
+    /// `host:port`.
+    pub address: String,
+    /// `shutdown` (it exited on request), `cancelled` (the launcher had to stop it) or
+    /// `already-gone` (it was not running any more).
+    pub how: String,
+    /// Its final status.
+    pub status: StepStatus,
+}
+
+/// The state of a running orchestrator.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrchestratorStatus {
+    /// `ready`, `degraded` or `down`.
+    pub state: String,
+    /// The database identifier.
+    pub db_identifier: String,
+    /// Deployment style.
+    pub deployment: String,
+    /// Launcher.
+    pub launcher: String,
+    /// Client addresses.
+    pub addresses: Vec<String>,
+    /// Per-step launcher status, in shard order (an error message when unknown).
+    pub steps: Vec<std::result::Result<StepStatus, String>>,
+    /// What the database says about itself.
+    pub health: DbHealth,
+    /// The reconnect file.
+    pub record_path: PathBuf,
+    /// The data directory.
+    pub dir: PathBuf,
+}
+
+/// A launched (or reconnected) orchestrator.
+pub struct Orchestrator {
+    record: OrchestratorRecord,
+    record_path: PathBuf,
+    launcher: Box<dyn Launcher>,
+    deployment: Box<dyn DbDeployment>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator").field("record", &self.record).finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Orchestrator {
+    /// Launch with default options (state directory from the environment, no progress).
+    pub fn launch(host: &PluginHost, settings: OrchestratorSettings) -> Result<Self> {
+        Self::launch_with(host, settings, LaunchOptions {
+            state_dir: record::state_dir(),
+            progress: &mut |_| {},
+            abort: None,
+        })
+    }
+
+    /// Launch every shard, wait until each answers, form and verify the database, and
+    /// write the reconnect file. On any failure every launched shard is stopped again.
+    #[tracing::instrument(skip_all, fields(db = %settings.db_identifier, shards = settings.shards))]
+    pub fn launch_with(host: &PluginHost, settings: OrchestratorSettings, opts: LaunchOptions<'_>) -> Result<Self> {
+        settings.validate()?;
+        let record_path = record::record_path(&opts.state_dir, &settings.db_identifier);
+        if record_path.exists() {
+            match Self::connect(host, &opts.state_dir, &settings.db_identifier) {
+                Ok(existing) if existing.anything_alive() => {
+                    return Err(Error::AlreadyRunning {
+                        db_identifier: settings.db_identifier.clone(),
+                        path: record_path,
+                    });
+                }
+                _ => {
+                    tracing::info!(path = %record_path.display(), "removing a stale reconnect file");
+                    let _ = std::fs::remove_file(&record_path);
+                }
+            }
+        }
+        let launcher = host.launcher(&settings.launcher)?;
+        let deployment = host.deployment(settings.deployment_name())?;
+        let dir = settings
+            .dir
+            .clone()
+            .unwrap_or_else(|| record::orchestrator_dir(&opts.state_dir, &settings.db_identifier));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let dir = dir.canonicalize().unwrap_or(dir);
+
+        let alloc = launcher.allocation()?;
+        let shards = placement::place(&settings, &alloc)?;
+        let steps = deployment.plan(&PlanRequest { settings: settings.clone(), shards: shards.clone(), dir: dir.clone() })?;
+        if steps.len() != shards.len() {
+            return Err(Error::Plugin {
+                plugin: deployment.name().into(),
+                method: "plan".into(),
+                message: format!("planned {} steps for {} shards", steps.len(), shards.len()),
+            });
+        }
+
+        let mut orc = Orchestrator {
+            record: OrchestratorRecord {
+                format: RECORD_FORMAT,
+                orc_version: env!("CARGO_PKG_VERSION").into(),
+                launcher: launcher.name().into(),
+                deployment: deployment.name().into(),
+                clustered: deployment.clustered(),
+                settings,
+                dir,
+                shards: Vec::new(),
+                batch_job: None,
+                started_at: 0,
+                launched_by_pid: std::process::id(),
+                ready: false,
+            },
+            record_path,
+            launcher,
+            deployment,
+        };
+        for (spec, step) in shards.iter().zip(&steps) {
+            match orc.launcher.launch(step) {
+                Ok(id) => {
+                    tracing::debug!(shard = spec.index, step = %id, "shard launched");
+                    orc.record.shards.push(ShardRecord {
+                        index: spec.index,
+                        name: spec.name.clone(),
+                        host: spec.host.clone(),
+                        address: spec.address(),
+                        step: id,
+                        stdout: step.stdout.clone(),
+                        stderr: step.stderr.clone(),
+                    });
+                }
+                Err(e) => {
+                    orc.teardown_quietly();
+                    return Err(e);
+                }
+            }
+        }
+        // Written before waiting, so a later `orc db stop` can clean up if we die now.
+        if let Err(e) = orc.record.save(&orc.record_path) {
+            orc.teardown_quietly();
+            return Err(e);
+        }
+        (opts.progress)(&Progress::Launched { shards: steps.len() });
+
+        let started = Instant::now();
+        let timeout = Duration::from_secs_f64(orc.record.settings.startup_timeout_secs);
+        let result = orc.wait_ready(started + timeout, opts.progress, opts.abort.as_deref()).and_then(|()| {
+            (opts.progress)(&Progress::Forming);
+            let left = timeout.saturating_sub(started.elapsed()).as_secs_f64().max(1.0);
+            orc.deployment.form(&orc.record.addresses(), &orc.record.settings, left)
+        });
+        if let Err(e) = result {
+            let e = orc.explain_failure(e);
+            orc.teardown_quietly();
+            return Err(e);
+        }
+        orc.record.ready = true;
+        orc.record.started_at = now_unix();
+        if let Err(e) = orc.record.save(&orc.record_path) {
+            orc.teardown_quietly();
+            return Err(e);
+        }
+        (opts.progress)(&Progress::Ready);
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "orchestrator ready");
+        Ok(orc)
+    }
+
+    fn wait_ready(&self, deadline: Instant, progress: &mut dyn FnMut(&Progress), abort: Option<&AtomicBool>) -> Result<()> {
+        let total = self.record.shards.len();
+        let mut ready = vec![false; total];
+        let mut delay = Duration::from_millis(2);
+        let mut last_status_check = Instant::now() - Duration::from_secs(1);
+        loop {
+            for (i, shard) in self.record.shards.iter().enumerate() {
+                if !ready[i] && self.deployment.probe(&shard.address)?.ready {
+                    ready[i] = true;
+                    progress(&Progress::ShardReady { ready: ready.iter().filter(|r| **r).count(), total });
+                }
+            }
+            if ready.iter().all(|r| *r) {
+                return Ok(());
+            }
+            if abort.is_some_and(|a| a.load(Ordering::SeqCst)) {
+                return Err(Error::Database("launch interrupted".into()));
+            }
+            // Catch shards that died at start without waiting for the timeout.
+            if last_status_check.elapsed() >= Duration::from_millis(50) {
+                last_status_check = Instant::now();
+                let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
+                for (shard, st) in self.record.shards.iter().zip(self.launcher.status(&ids)?) {
+                    if st.status.is_terminal() {
+                        return Err(self.shard_error(shard, format!("exited while starting ({st})")));
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                let waiting: Vec<String> = self
+                    .record
+                    .shards
+                    .iter()
+                    .zip(&ready)
+                    .filter(|(_, r)| !**r)
+                    .map(|(s, _)| s.address.to_string())
+                    .collect();
+                return Err(Error::Timeout {
+                    what: format!("shard(s) {} to answer", waiting.join(", ")),
+                    seconds: self.record.settings.startup_timeout_secs,
+                });
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    fn shard_error(&self, shard: &ShardRecord, message: String) -> Error {
+        let mut tail = logs::tail(&shard.stdout, 12);
+        let err_tail = logs::tail(&shard.stderr, 12);
+        if !err_tail.is_empty() {
+            if !tail.is_empty() {
+                tail.push('\n');
+            }
+            tail.push_str(&err_tail);
+        }
+        let hint = port_hint(&tail, shard);
+        Error::Shard {
+            shard: shard.index,
+            address: shard.address.to_string(),
+            message: format!("{message}{hint}"),
+            log_tail: tail,
+            log_path: Some(shard.stdout.clone()),
+        }
+    }
+
+    /// Turn a timeout or a formation failure into a shard error when a shard is to blame.
+    fn explain_failure(&self, e: Error) -> Error {
+        if matches!(e, Error::Shard { .. }) {
+            return e;
+        }
+        let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
+        if let Ok(statuses) = self.launcher.status(&ids) {
+            for (shard, st) in self.record.shards.iter().zip(statuses) {
+                if st.status.is_terminal() {
+                    return self.shard_error(shard, format!("exited while starting ({st}); {e}"));
+                }
+            }
+        }
+        e
+    }
+
+    /// Reconnect to orchestrator `db_identifier` from its reconnect file under `state_dir`.
+    pub fn connect(host: &PluginHost, state_dir: &Path, db_identifier: &str) -> Result<Self> {
+        let record_path = record::record_path(state_dir, db_identifier);
+        if !record_path.exists() {
+            return Err(Error::NotFound { db_identifier: db_identifier.into(), path: record_path });
+        }
+        let record = OrchestratorRecord::load(&record_path)?;
+        let launcher = host.launcher(&record.launcher)?;
+        let deployment = host.deployment(&record.deployment)?;
+        Ok(Self { record, record_path, launcher, deployment })
+    }
+
+    /// Every recorded orchestrator under `state_dir` (reconnect files that cannot be read
+    /// are returned as errors).
+    pub fn connect_all(host: &PluginHost, state_dir: &Path) -> Vec<Result<Self>> {
+        record::list_records(state_dir)
+            .into_iter()
+            .filter_map(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()))
+            .map(|id| Self::connect(host, state_dir, &id))
+            .collect()
+    }
+
+    /// The recorded state.
+    pub fn record(&self) -> &OrchestratorRecord {
+        &self.record
+    }
+
+    /// The reconnect file.
+    pub fn record_path(&self) -> &Path {
+        &self.record_path
+    }
+
+    /// The database identifier.
+    pub fn db_identifier(&self) -> &str {
+        &self.record.settings.db_identifier
+    }
+
+    /// Client addresses (`ip:port`), in shard order.
+    pub fn addresses(&self) -> Vec<String> {
+        self.record.shards.iter().map(|s| s.address.to_string()).collect()
+    }
+
+    /// The environment SmartRedis clients read: `SSDB<suffix>` (comma-separated
+    /// addresses) and `SR_DB_TYPE<suffix>` (`Clustered` or `Standalone`), where the
+    /// suffix is empty for the default identifier and `_<db_identifier>` otherwise.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        let suffix = env_suffix(self.db_identifier());
+        let kind = if self.record.clustered { "Clustered" } else { "Standalone" };
+        vec![(format!("SSDB{suffix}"), self.addresses().join(",")), (format!("SR_DB_TYPE{suffix}"), kind.into())]
+    }
+
+    fn anything_alive(&self) -> bool {
+        let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
+        match self.launcher.status(&ids) {
+            Ok(st) => st.iter().any(|s| !s.status.is_terminal()),
+            Err(_) => self.record.shards.iter().any(|s| self.deployment.probe(&s.address).is_ok_and(|p| p.ready)),
+        }
+    }
+
+    /// Launcher status of every shard and the database's own health.
+    pub fn status(&self) -> Result<OrchestratorStatus> {
+        let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
+        let steps: Vec<std::result::Result<StepStatus, String>> = match self.launcher.status(&ids) {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
+        };
+        let health = self.deployment.health(&self.record.addresses())?;
+        let running = steps.iter().filter(|s| matches!(s, Ok(st) if st.status == JobStatus::Running)).count();
+        let reachable = health.shards.iter().filter(|s| s.reachable).count();
+        let state = if health.ok && running == steps.len() {
+            "ready"
+        } else if reachable == 0 {
+            "down"
+        } else {
+            "degraded"
+        };
+        Ok(OrchestratorStatus {
+            state: state.into(),
+            db_identifier: self.db_identifier().into(),
+            deployment: self.record.deployment.clone(),
+            launcher: self.record.launcher.clone(),
+            addresses: self.addresses(),
+            steps,
+            health,
+            record_path: self.record_path.clone(),
+            dir: self.record.dir.clone(),
+        })
+    }
+
+    /// Change a Redis setting on every shard now, and keep it for restarts (it is written
+    /// to each shard's configuration file and to the reconnect file).
+    pub fn config_set(&mut self, key: &str, value: &str) -> Result<()> {
+        validate_config_value(key, value)?;
+        let mut settings = self.record.settings.clone();
+        settings.redis.apply(key, value)?;
+        for shard in &self.record.shards {
+            self.deployment.config_set(&shard.address, key, value)?;
+        }
+        self.record.settings = settings;
+        self.record.save(&self.record_path)
+    }
+
+    /// Read a Redis setting from the first shard.
+    pub fn config_get(&self, key: &str) -> Result<Vec<(String, String)>> {
+        let first = self.record.shards.first().ok_or_else(|| Error::Database("no shards".into()))?;
+        self.deployment.config_get(&first.address, key)
+    }
+
+    /// Stop every shard: `SHUTDOWN` (saving first when checkpoints are on), then the
+    /// launcher's cancel for any shard still running after a grace period. Removes the
+    /// reconnect file. Shards that are already gone are reported as such.
+    #[tracing::instrument(skip_all, fields(db = %self.record.settings.db_identifier))]
+    pub fn stop(self) -> Result<Vec<ShardStop>> {
+        let save = self.record.settings.redis.checkpoints.is_some();
+        let report = self.teardown(save)?;
+        match std::fs::remove_file(&self.record_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", self.record_path.display()), e)),
+        }
+        Ok(report)
+    }
+
+    fn teardown_quietly(&self) {
+        if let Err(e) = self.teardown(false) {
+            tracing::warn!("cleaning up after a failed launch: {e}");
+        }
+        let _ = std::fs::remove_file(&self.record_path);
+    }
+
+    fn teardown(&self, save: bool) -> Result<Vec<ShardStop>> {
+        let shards = &self.record.shards;
+        let ids: Vec<StepId> = shards.iter().map(|s| s.step.clone()).collect();
+        let before = self.launcher.status(&ids)?;
+        let mut how: Vec<&str> = before.iter().map(|s| if s.status.is_terminal() { "already-gone" } else { "" }).collect();
+        for (i, shard) in shards.iter().enumerate() {
+            if how[i].is_empty() {
+                match self.deployment.shutdown(&shard.address, save) {
+                    Ok(()) => how[i] = "shutdown",
+                    Err(e) => tracing::debug!(shard = i, "SHUTDOWN failed, will cancel: {e}"),
+                }
+            }
+        }
+        // Wait for the shards to exit on their own, then cancel what is left.
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let last = loop {
+            let now = self.launcher.status(&ids)?;
+            let pending = now.iter().zip(&how).filter(|(s, h)| !s.status.is_terminal() && **h == "shutdown").count();
+            if pending == 0 || Instant::now() >= deadline {
+                break now;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut out = Vec::new();
+        for (i, shard) in shards.iter().enumerate() {
+            let (how, status) = if last[i].status.is_terminal() {
+                (if how[i].is_empty() { "already-gone" } else { how[i] }, last[i].clone())
+            } else {
+                ("cancelled", self.launcher.cancel(&shard.step)?)
+            };
+            out.push(ShardStop { index: i, address: shard.address.to_string(), how: how.into(), status });
+        }
+        // A cluster member leaves a nodes file that would confuse the next start.
+        for shard in shards {
+            let _ = std::fs::remove_file(self.record.dir.join(format!("nodes-{}-{}.conf", shard.name, shard.address.port)));
+        }
+        Ok(out)
+    }
+
+    /// The launcher in use.
+    pub fn launcher(&self) -> &dyn Launcher {
+        self.launcher.as_ref()
+    }
+
+    /// The deployment style in use.
+    pub fn deployment(&self) -> &dyn DbDeployment {
+        self.deployment.as_ref()
+    }
+
+    /// Addresses as [`ShardAddress`] values.
+    pub fn shard_addresses(&self) -> Vec<ShardAddress> {
+        self.record.addresses()
+    }
+}
+
+fn port_hint(tail: &str, shard: &ShardRecord) -> String {
+    if tail.contains("Address already in use") {
+        format!(
+            "; port {} is already in use on {}: pick another with --port or stop what holds it",
+            shard.address.port, shard.address.host
+        )
+    } else {
+        String::new()
+    }
+}

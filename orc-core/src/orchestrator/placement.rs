@@ -1,0 +1,89 @@
+//! Where shards go: hosts, ports and bind addresses.
+
+use std::net::IpAddr;
+
+use crate::{
+    deployment::ShardSpec,
+    error::{Error, Result},
+    net,
+    settings::OrchestratorSettings,
+    step::Allocation,
+};
+
+/// Place `settings.shards` shards.
+///
+/// On the local machine (an allocation without id) every shard runs here, bound to the
+/// addresses of the chosen interfaces, on consecutive ports (or free ones for port 0),
+/// and every port is checked before anything starts. Under a workload manager shards go
+/// round-robin over the hosts, one per host first; a host that gets several shards
+/// gives them consecutive ports.
+pub(crate) fn place(settings: &OrchestratorSettings, alloc: &Allocation) -> Result<Vec<ShardSpec>> {
+    let n = settings.shards;
+    let name = |i: usize| format!("{}_{i}", settings.db_identifier);
+    if alloc.id.is_none() && settings.hosts.is_empty() {
+        let ips: Vec<IpAddr> = net::resolve_interfaces(&settings.interfaces)?;
+        let ports: Vec<u16> = if settings.port == 0 {
+            net::free_ports(&ips, n)?
+        } else {
+            (0..n).map(|i| settings.port + i as u16).collect()
+        };
+        for p in &ports {
+            net::ensure_port_free(&ips, *p)?;
+        }
+        let host = alloc.hosts.first().cloned().unwrap_or_else(net::hostname);
+        let bind: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+        return Ok(ports
+            .into_iter()
+            .enumerate()
+            .map(|(index, port)| ShardSpec { index, name: name(index), host: host.clone(), port, bind: bind.clone() })
+            .collect());
+    }
+    let hosts = if settings.hosts.is_empty() { &alloc.hosts } else { &settings.hosts };
+    if hosts.is_empty() {
+        return Err(Error::config("the launcher reported no hosts to place shards on"));
+    }
+    let base = if settings.port == 0 { 6379 } else { settings.port };
+    Ok((0..n)
+        .map(|index| {
+            let host = hosts[index % hosts.len()].clone();
+            let port = base + (index / hosts.len()) as u16;
+            ShardSpec { index, name: name(index), bind: vec![host.clone()], host, port }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_shards_get_consecutive_ports_on_loopback() {
+        let mut s = OrchestratorSettings::with_shards(3);
+        let ports = net::free_ports(&[IpAddr::from([127, 0, 0, 1])], 1).expect("port");
+        s.port = ports[0];
+        // Consecutive ports may be taken by chance; then the error must say so.
+        match place(&s, &Allocation { id: None, hosts: vec!["vm".into()] }) {
+            Ok(shards) => {
+                assert_eq!(shards.len(), 3);
+                assert_eq!(shards[2].port, s.port + 2);
+                assert_eq!(shards[1].bind, vec!["127.0.0.1".to_string()]);
+                assert_eq!(shards[1].name, "orchestrator_1");
+                assert_eq!(shards[0].address().to_string(), format!("127.0.0.1:{}", s.port));
+            }
+            Err(e) => assert!(e.to_string().contains("already in use"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn allocation_hosts_get_one_shard_each_first() {
+        let s = OrchestratorSettings::with_shards(5);
+        let alloc = Allocation { id: Some("42".into()), hosts: vec!["n1".into(), "n2".into(), "n3".into()] };
+        let shards = place(&s, &alloc).expect("placed");
+        let got: Vec<(String, u16)> = shards.iter().map(|s| (s.host.clone(), s.port)).collect();
+        assert_eq!(
+            got,
+            [("n1", 6379), ("n2", 6379), ("n3", 6379), ("n1", 6380), ("n2", 6380)]
+                .map(|(h, p)| (h.to_string(), p))
+        );
+    }
+}

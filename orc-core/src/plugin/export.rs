@@ -1,0 +1,279 @@
+//! Plugin side: serve the core traits over the plugin ABI.
+//!
+//! Plugin crates do not call this directly; [`crate::export_plugins!`] generates the root
+//! module and routes every call here. Every entry point catches panics so that a plugin
+//! bug becomes an error for the host, never an abort.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RResult, RStr, RString, RVec},
+};
+use orc_plugin_abi::{
+    LogSink, PluginDescriptor, PluginKind as AbiKind, PluginObject, PluginObject_TO, PluginObjectBox, level,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{
+    protocol::{self, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
+    registry::{Factory, StaticPlugin},
+};
+use crate::{
+    deployment::DbDeployment,
+    error::{Error, Result},
+    launcher::Launcher,
+};
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn decode<T: DeserializeOwned>(method: &str, payload: &str) -> Result<T> {
+    serde_json::from_str(payload).map_err(|e| Error::Format {
+        context: format!("request for `{method}`"),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| Error::Format { context: "encoding a reply".into(), message: e.to_string() })
+}
+
+fn unknown(method: &str) -> Error {
+    Error::Format { context: "plugin call".into(), message: format!("unknown method `{method}`") }
+}
+
+/// Answer one launcher call.
+pub fn serve_launcher(l: &dyn Launcher, method: &str, payload: &str) -> Result<String> {
+    use protocol::launcher as m;
+    match method {
+        m::LAUNCH => encode(&l.launch(&decode(method, payload)?)?),
+        m::STATUS => encode(&l.status(&decode::<Vec<_>>(method, payload)?)?),
+        m::CANCEL => encode(&l.cancel(&decode(method, payload)?)?),
+        m::ALLOCATION => encode(&l.allocation()?),
+        m::LAUNCH_BATCH => {
+            let r: BatchRequest = decode(method, payload)?;
+            encode(&l.launch_batch(&r.batch, &r.steps)?)
+        }
+        _ => Err(unknown(method)),
+    }
+}
+
+/// Answer one deployment call.
+pub fn serve_deployment(d: &dyn DbDeployment, method: &str, payload: &str) -> Result<String> {
+    use protocol::deployment as m;
+    match method {
+        m::CLUSTERED => encode(&d.clustered()),
+        m::PLAN => encode(&d.plan(&decode(method, payload)?)?),
+        m::PROBE => encode(&d.probe(&decode(method, payload)?)?),
+        m::FORM => {
+            let r: FormRequest = decode(method, payload)?;
+            encode(&d.form(&r.shards, &r.settings, r.timeout_secs)?)
+        }
+        m::HEALTH => encode(&d.health(&decode::<Vec<_>>(method, payload)?)?),
+        m::SHUTDOWN => {
+            let r: ShutdownRequest = decode(method, payload)?;
+            encode(&d.shutdown(&r.shard, r.save)?)
+        }
+        m::CONFIG_SET => {
+            let r: ConfigRequest = decode(method, payload)?;
+            encode(&d.config_set(&r.shard, &r.key, r.value.as_deref().unwrap_or(""))?)
+        }
+        m::CONFIG_GET => {
+            let r: ConfigRequest = decode(method, payload)?;
+            encode(&d.config_get(&r.shard, &r.key)?)
+        }
+        _ => Err(unknown(method)),
+    }
+}
+
+enum Served {
+    Launcher(Box<dyn Launcher>),
+    Deployment(Box<dyn DbDeployment>),
+}
+
+struct Server {
+    name: &'static str,
+    inner: Served,
+}
+
+impl PluginObject for Server {
+    fn call(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
+        let (method, payload) = (method.as_str(), payload.as_str());
+        let result = catch_unwind(AssertUnwindSafe(|| match &self.inner {
+            Served::Launcher(l) => serve_launcher(l.as_ref(), method, payload),
+            Served::Deployment(d) => serve_deployment(d.as_ref(), method, payload),
+        }));
+        match result {
+            Ok(Ok(reply)) => RResult::ROk(reply.into()),
+            Ok(Err(e)) => RResult::RErr(e.to_json().into()),
+            Err(p) => RResult::RErr(
+                Error::Plugin {
+                    plugin: self.name.into(),
+                    method: method.into(),
+                    message: format!("panicked: {}", panic_message(p.as_ref())),
+                }
+                .to_json()
+                .into(),
+            ),
+        }
+    }
+}
+
+fn abi_kind(f: &Factory) -> AbiKind {
+    match f {
+        Factory::Launcher(_) => AbiKind::LAUNCHER,
+        Factory::Deployment(_) => AbiKind::DEPLOYMENT,
+    }
+}
+
+/// The descriptors of `plugins` (used by the generated root module).
+#[doc(hidden)]
+pub fn descriptors(plugins: &[&StaticPlugin]) -> RVec<PluginDescriptor> {
+    plugins
+        .iter()
+        .map(|p| PluginDescriptor {
+            kind: abi_kind(&p.factory),
+            name: p.name.into(),
+            version: p.version.into(),
+            description: p.description.into(),
+        })
+        .collect()
+}
+
+/// Create an instance (used by the generated root module).
+#[doc(hidden)]
+pub fn instantiate(plugins: &[&StaticPlugin], kind: AbiKind, name: RStr<'_>) -> RResult<PluginObjectBox, RString> {
+    let found = plugins.iter().find(|p| abi_kind(&p.factory) == kind && p.name == name.as_str());
+    let Some(p) = found else {
+        return RResult::RErr(format!("this plugin has no {} named `{name}`", kind.name()).into());
+    };
+    let made = catch_unwind(|| match p.factory {
+        Factory::Launcher(f) => Served::Launcher(f()),
+        Factory::Deployment(f) => Served::Deployment(f()),
+    });
+    match made {
+        Ok(inner) => RResult::ROk(PluginObject_TO::from_value(Server { name: p.name, inner }, TD_Opaque)),
+        Err(e) => RResult::RErr(format!("creating `{name}` panicked: {}", panic_message(e.as_ref())).into()),
+    }
+}
+
+/// Initialise the plugin side: forward its `tracing` records to the host (used by the
+/// generated root module).
+#[doc(hidden)]
+pub fn init(sink: LogSink) -> RResult<(), RString> {
+    match catch_unwind(|| {
+        // The plugin has its own copy of tracing's globals; this only sets the plugin's.
+        let _ = tracing::subscriber::set_global_default(Forward { sink, next_id: AtomicU64::new(1) });
+    }) {
+        Ok(()) => RResult::ROk(()),
+        Err(p) => RResult::RErr(format!("init panicked: {}", panic_message(p.as_ref())).into()),
+    }
+}
+
+struct Forward {
+    sink: LogSink,
+    next_id: AtomicU64,
+}
+
+fn level_number(l: &tracing::Level) -> u8 {
+    match *l {
+        tracing::Level::ERROR => level::ERROR,
+        tracing::Level::WARN => level::WARN,
+        tracing::Level::INFO => level::INFO,
+        tracing::Level::DEBUG => level::DEBUG,
+        tracing::Level::TRACE => level::TRACE,
+    }
+}
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl tracing::Subscriber for Forward {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        level_number(metadata.level()) <= self.sink.max_level
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let meta = event.metadata();
+        (self.sink.log)(level_number(meta.level()), RStr::from_str(meta.target()), RStr::from_str(&m.0));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Export [`StaticPlugin`] constants from a `cdylib` as an orc plugin.
+///
+/// Put it in a crate with `crate-type = ["cdylib"]` that depends on `orc-core` and
+/// `abi_stable`; list the components to export:
+///
+/// ```ignore
+/// orc_core::export_plugins!(my_launcher::PLUGIN);
+/// ```
+#[macro_export]
+macro_rules! export_plugins {
+    ($($plugin:path),+ $(,)?) => {
+        static __ORC_PLUGINS: &[&$crate::plugin::StaticPlugin] = &[$(&$plugin),+];
+
+        extern "C" fn __orc_descriptors()
+            -> $crate::__private::abi_stable::std_types::RVec<$crate::__private::orc_plugin_abi::PluginDescriptor>
+        {
+            $crate::plugin::export::descriptors(__ORC_PLUGINS)
+        }
+
+        extern "C" fn __orc_init(
+            sink: $crate::__private::orc_plugin_abi::LogSink,
+        ) -> $crate::__private::abi_stable::std_types::RResult<(), $crate::__private::abi_stable::std_types::RString> {
+            $crate::plugin::export::init(sink)
+        }
+
+        extern "C" fn __orc_instantiate(
+            kind: $crate::__private::orc_plugin_abi::PluginKind,
+            name: $crate::__private::abi_stable::std_types::RStr<'_>,
+        ) -> $crate::__private::abi_stable::std_types::RResult<
+            $crate::__private::orc_plugin_abi::PluginObjectBox,
+            $crate::__private::abi_stable::std_types::RString,
+        > {
+            $crate::plugin::export::instantiate(__ORC_PLUGINS, kind, name)
+        }
+
+        /// The orc plugin root module of this library.
+        #[::abi_stable::export_root_module]
+        pub fn __orc_root_module() -> $crate::__private::orc_plugin_abi::OrcPluginModRef {
+            use $crate::__private::abi_stable::prefix_type::PrefixTypeTrait;
+            $crate::__private::orc_plugin_abi::OrcPluginMod {
+                abi_version: $crate::__private::orc_plugin_abi::ABI_VERSION,
+                package: $crate::__private::abi_stable::std_types::RStr::from_str(env!("CARGO_PKG_NAME")),
+                package_version: $crate::__private::abi_stable::std_types::RStr::from_str(env!("CARGO_PKG_VERSION")),
+                descriptors: __orc_descriptors,
+                init: __orc_init,
+                instantiate: __orc_instantiate,
+            }
+            .leak_into_prefix()
+        }
+    };
+}

@@ -1,0 +1,397 @@
+//! Orchestrator settings: shard count, ports, interfaces, Redis configuration, module.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    step::{BatchSettings, RunSettings},
+};
+
+/// The default database identifier; it gives un-suffixed `SSDB` / `SR_DB_TYPE`.
+pub const DEFAULT_DB_IDENTIFIER: &str = "orchestrator";
+
+/// Everything needed to launch one orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct OrchestratorSettings {
+    /// Names this database; several can run side by side with different identifiers.
+    pub db_identifier: String,
+    /// Number of shards (1 or more).
+    pub shards: usize,
+    /// First port; shard `i` on the same host uses `port + i`. `0` picks free ports.
+    pub port: u16,
+    /// Network interfaces to bind to; the first one is advertised to clients.
+    pub interfaces: Vec<String>,
+    /// Hosts to place shards on (launcher-dependent; empty means "what the launcher gives").
+    pub hosts: Vec<String>,
+    /// Launcher name (`local`, `slurm`, ...).
+    pub launcher: String,
+    /// Deployment style (`standalone`, `cluster`); `None` picks standalone for one shard
+    /// and cluster for more.
+    pub deployment: Option<String>,
+    /// Redis server configuration.
+    pub redis: RedisConfig,
+    /// A Redis module to load into every shard, with its arguments.
+    pub module: Option<ModuleSpec>,
+    /// The server executable; `None` looks up `redis-server` on `PATH`.
+    pub server_exe: Option<PathBuf>,
+    /// Directory for configuration, output and data files; `None` uses the state directory.
+    pub dir: Option<PathBuf>,
+    /// How long to wait for the database to be ready, in seconds.
+    pub startup_timeout_secs: f64,
+    /// Run settings applied to every shard step.
+    pub run: RunSettings,
+    /// Launch all shards as one batch job with these settings.
+    pub batch: Option<BatchSettings>,
+}
+
+impl Default for OrchestratorSettings {
+    fn default() -> Self {
+        Self {
+            db_identifier: DEFAULT_DB_IDENTIFIER.into(),
+            shards: 1,
+            port: 6379,
+            interfaces: vec!["lo".into()],
+            hosts: Vec::new(),
+            launcher: "local".into(),
+            deployment: None,
+            redis: RedisConfig::default(),
+            module: None,
+            server_exe: None,
+            dir: None,
+            startup_timeout_secs: 60.0,
+            run: RunSettings::default(),
+            batch: None,
+        }
+    }
+}
+
+impl OrchestratorSettings {
+    /// Settings for `shards` shards with every other value at its default.
+    pub fn with_shards(shards: usize) -> Self {
+        Self { shards, ..Self::default() }
+    }
+
+    /// The deployment style that will be used.
+    pub fn deployment_name(&self) -> &str {
+        match &self.deployment {
+            Some(d) => d,
+            None if self.shards == 1 => "standalone",
+            None => "cluster",
+        }
+    }
+
+    /// Check everything that can be checked without touching the system.
+    pub fn validate(&self) -> Result<()> {
+        validate_identifier(&self.db_identifier)?;
+        if self.shards == 0 {
+            return Err(Error::config("the shard count must be at least 1"));
+        }
+        if self.port != 0 && usize::from(self.port) + self.shards - 1 > usize::from(u16::MAX) {
+            return Err(Error::config(format!(
+                "ports {}..{} do not fit below 65536",
+                self.port,
+                usize::from(self.port) + self.shards - 1
+            )));
+        }
+        if self.interfaces.is_empty() {
+            return Err(Error::config("at least one network interface is needed (for example `lo`)"));
+        }
+        if self.deployment_name() == "standalone" && self.shards != 1 {
+            return Err(Error::config(format!(
+                "the standalone deployment has exactly one shard, not {}; use --deployment cluster",
+                self.shards
+            )));
+        }
+        if !(self.startup_timeout_secs > 0.0) {
+            return Err(Error::config("the startup timeout must be positive"));
+        }
+        self.redis.validate()
+    }
+
+    /// Environment-variable suffix for this database: empty for the default identifier,
+    /// `_<db_identifier>` otherwise (SmartSim's convention).
+    pub fn env_suffix(&self) -> String {
+        env_suffix(&self.db_identifier)
+    }
+}
+
+/// The `SSDB` suffix for a database identifier.
+pub fn env_suffix(db_identifier: &str) -> String {
+    if db_identifier == DEFAULT_DB_IDENTIFIER { String::new() } else { format!("_{db_identifier}") }
+}
+
+/// Database identifiers become file and variable names: letters, digits, `_` and `-`.
+pub fn validate_identifier(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(Error::config(format!(
+            "database identifier `{id}` must be 1 to 64 letters, digits, `_` or `-`"
+        )));
+    }
+    Ok(())
+}
+
+/// Periodic snapshots to disk (`save <seconds> <changes>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoints {
+    /// Snapshot at most every this many seconds...
+    pub every_secs: u64,
+    /// ...when at least this many keys changed.
+    pub min_changes: u64,
+}
+
+/// The Redis configuration orc manages; anything else goes in `extra`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `maxmemory` (`3gb`, `500mb`, bytes).
+    pub maxmemory: Option<String>,
+    /// `maxmemory-policy`.
+    pub maxmemory_policy: Option<String>,
+    /// `maxclients`.
+    pub maxclients: Option<u32>,
+    /// `proto-max-bulk-len` (at least `1mb`).
+    pub proto_max_bulk_len: Option<String>,
+    /// Snapshots to disk; `None` disables them (`save ""`). With checkpoints on, a stop
+    /// saves first and a restart loads the data back.
+    pub checkpoints: Option<Checkpoints>,
+    /// `cluster-node-timeout` in milliseconds once the cluster is formed.
+    pub cluster_node_timeout_ms: u32,
+    /// Any other `redis.conf` directive.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            maxmemory: None,
+            maxmemory_policy: None,
+            maxclients: None,
+            proto_max_bulk_len: None,
+            checkpoints: None,
+            cluster_node_timeout_ms: 5000,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The directives this configuration sets, as `redis.conf` key/value pairs.
+    pub fn directives(&self) -> Vec<(String, String)> {
+        let mut d = Vec::new();
+        if let Some(v) = &self.maxmemory {
+            d.push(("maxmemory".into(), v.clone()));
+        }
+        if let Some(v) = &self.maxmemory_policy {
+            d.push(("maxmemory-policy".into(), v.clone()));
+        }
+        if let Some(v) = self.maxclients {
+            d.push(("maxclients".into(), v.to_string()));
+        }
+        if let Some(v) = &self.proto_max_bulk_len {
+            d.push(("proto-max-bulk-len".into(), v.clone()));
+        }
+        let save = match self.checkpoints {
+            Some(c) => format!("{} {}", c.every_secs, c.min_changes),
+            None => String::new(),
+        };
+        d.push(("save".into(), save));
+        for (k, v) in &self.extra {
+            d.push((k.clone(), v.clone()));
+        }
+        d
+    }
+
+    /// Check every managed value (Redis checks `extra` itself at start).
+    pub fn validate(&self) -> Result<()> {
+        for (k, v) in self.directives() {
+            validate_config_value(&k, &v)?;
+        }
+        if self.cluster_node_timeout_ms < 100 {
+            return Err(Error::config("cluster-node-timeout must be at least 100 ms"));
+        }
+        Ok(())
+    }
+
+    /// Record a runtime change so that a restart keeps it.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<()> {
+        validate_config_value(key, value)?;
+        let key = key.to_ascii_lowercase();
+        match key.as_str() {
+            "maxmemory" => self.maxmemory = Some(value.into()),
+            "maxmemory-policy" => self.maxmemory_policy = Some(value.into()),
+            "maxclients" => self.maxclients = Some(value.parse().map_err(|_| bad(&key, value, "a number"))?),
+            "proto-max-bulk-len" => self.proto_max_bulk_len = Some(value.into()),
+            "save" => self.checkpoints = parse_save(value)?,
+            "cluster-node-timeout" => {
+                self.cluster_node_timeout_ms = value.parse().map_err(|_| bad(&key, value, "milliseconds"))?
+            }
+            _ => {
+                self.extra.insert(key, value.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "allkeys-lru",
+    "volatile-lfu",
+    "allkeys-lfu",
+    "volatile-random",
+    "allkeys-random",
+    "volatile-ttl",
+    "noeviction",
+];
+
+fn bad(key: &str, value: &str, expected: &str) -> Error {
+    Error::config(format!("`{key} {value}`: expected {expected}"))
+}
+
+/// Parse a Redis memory size (`100`, `3gb`, `512mb`, `10k`) into bytes.
+pub fn parse_memory(value: &str) -> Option<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+fn parse_save(value: &str) -> Result<Option<Checkpoints>> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    match parts.as_slice() {
+        [] => Ok(None),
+        [s, c] => Ok(Some(Checkpoints {
+            every_secs: s.parse().map_err(|_| bad("save", value, "`<seconds> <changes>`"))?,
+            min_changes: c.parse().map_err(|_| bad("save", value, "`<seconds> <changes>`"))?,
+        })),
+        _ => Err(bad("save", value, "`<seconds> <changes>` or an empty string")),
+    }
+}
+
+/// Validate a value for a Redis configuration key orc knows about; other keys pass.
+pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
+    let key = key.to_ascii_lowercase();
+    if key.is_empty() || key.chars().any(|c| c.is_whitespace()) {
+        return Err(Error::config(format!("`{key}` is not a configuration key")));
+    }
+    if value.contains('\n') {
+        return Err(Error::config(format!("the value for `{key}` contains a newline")));
+    }
+    match key.as_str() {
+        "maxmemory" => {
+            parse_memory(value).ok_or_else(|| bad(&key, value, "a size such as 3gb, 500mb or 1048576"))?;
+        }
+        "proto-max-bulk-len" => {
+            let n = parse_memory(value).ok_or_else(|| bad(&key, value, "a size such as 1gb"))?;
+            if n < 1024 * 1024 {
+                return Err(bad(&key, value, "at least 1mb"));
+            }
+        }
+        "maxmemory-policy" => {
+            if !POLICIES.contains(&value) {
+                return Err(bad(&key, value, &format!("one of {}", POLICIES.join(", "))));
+            }
+        }
+        "maxclients" => match value.parse::<u32>() {
+            Ok(n) if n >= 1 => {}
+            _ => return Err(bad(&key, value, "a whole number of at least 1")),
+        },
+        "save" => {
+            parse_save(value)?;
+        }
+        "port" | "bind" | "cluster-enabled" | "cluster-config-file" | "dir" | "pidfile" | "loadmodule" | "daemonize" => {
+            return Err(Error::config(format!(
+                "`{key}` is managed by orc and cannot be set directly (use the matching orc option)"
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A Redis module loaded into every shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleSpec {
+    /// The module's shared library.
+    pub path: PathBuf,
+    /// Its load-time arguments.
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_deployment_follows_shard_count() {
+        assert_eq!(OrchestratorSettings::with_shards(1).deployment_name(), "standalone");
+        assert_eq!(OrchestratorSettings::with_shards(2).deployment_name(), "cluster");
+        let mut s = OrchestratorSettings::with_shards(2);
+        s.deployment = Some("standalone".into());
+        assert!(s.validate().unwrap_err().to_string().contains("exactly one shard"));
+        assert!(OrchestratorSettings::with_shards(0).validate().is_err());
+        // Two shards are fine (SmartSim refuses them).
+        assert!(OrchestratorSettings::with_shards(2).validate().is_ok());
+    }
+
+    #[test]
+    fn config_values_are_checked_like_smartsim_tests() {
+        for (k, v) in [
+            ("save", "1 1"),
+            ("maxmemory", "3gb"),
+            ("maxmemory-policy", "allkeys-lru"),
+            ("maxclients", "100"),
+            ("proto-max-bulk-len", "2147483648"),
+            ("save", ""),
+            ("hz", "20"),
+        ] {
+            validate_config_value(k, v).unwrap_or_else(|e| panic!("{k} {v}: {e}"));
+        }
+        for (k, v) in [
+            ("maxmemory", "-1"),
+            ("maxmemory", "2.4"),
+            ("maxmemory", "29GG"),
+            ("maxmemory", "3.5gb"),
+            ("maxclients", "-3"),
+            ("maxclients", "36893488147419103232"),
+            ("proto-max-bulk-len", "100"),
+            ("maxmemory-policy", "invalid-policy"),
+            ("save", "1"),
+            ("port", "7000"),
+            ("bad key", "1"),
+        ] {
+            assert!(validate_config_value(k, v).is_err(), "{k} {v} should be refused");
+        }
+    }
+
+    #[test]
+    fn apply_keeps_changes() {
+        let mut c = RedisConfig::default();
+        c.apply("maxmemory", "1gb").expect("ok");
+        c.apply("save", "60 10").expect("ok");
+        c.apply("hz", "50").expect("ok");
+        let d = c.directives();
+        assert!(d.contains(&("maxmemory".into(), "1gb".into())));
+        assert!(d.contains(&("save".into(), "60 10".into())));
+        assert!(d.contains(&("hz".into(), "50".into())));
+        assert_eq!(env_suffix("orchestrator"), "");
+        assert_eq!(env_suffix("db2"), "_db2");
+        assert!(validate_identifier("a b").is_err());
+    }
+}

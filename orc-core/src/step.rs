@@ -1,0 +1,149 @@
+//! Launch steps and the run and batch settings they carry.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The launcher-specific identity of a launched step (a pid, a Slurm `job.step`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepId(pub String);
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How one step runs: resources and placement. Launchers ignore what they cannot honour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunSettings {
+    /// Number of nodes.
+    pub nodes: Option<u32>,
+    /// Number of tasks (ranks).
+    pub tasks: Option<u32>,
+    /// Tasks per node.
+    pub tasks_per_node: Option<u32>,
+    /// CPUs per task.
+    pub cpus_per_task: Option<u32>,
+    /// Hosts to run on.
+    pub hosts: Vec<String>,
+    /// Extra launcher arguments (`--name value`, or a flag when the value is `None`).
+    pub extra: BTreeMap<String, Option<String>>,
+}
+
+/// How a batch job is requested from a workload manager.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BatchSettings {
+    /// Number of nodes.
+    pub nodes: Option<u32>,
+    /// Walltime in seconds.
+    pub walltime_secs: Option<u64>,
+    /// Account or project to charge.
+    pub account: Option<String>,
+    /// Queue or partition.
+    pub queue: Option<String>,
+    /// Extra scheduler directives.
+    pub extra: BTreeMap<String, Option<String>>,
+}
+
+/// One thing to run: a command with its environment, directory, output files and settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LaunchStep {
+    /// A name unique within the experiment (`orchestrator_0`).
+    pub name: String,
+    /// The executable (a path or a name looked up on `PATH`).
+    pub exe: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment variables to add.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Where standard output goes.
+    pub stdout: PathBuf,
+    /// Where standard error goes.
+    pub stderr: PathBuf,
+    /// Resources and placement.
+    pub run: RunSettings,
+}
+
+impl LaunchStep {
+    /// A step that runs `exe` in `cwd`, writing `<cwd>/<name>.out` and `<name>.err`.
+    pub fn new(name: impl Into<String>, exe: impl Into<PathBuf>, cwd: impl Into<PathBuf>) -> Self {
+        let name = name.into();
+        let cwd = cwd.into();
+        Self {
+            stdout: cwd.join(format!("{name}.out")),
+            stderr: cwd.join(format!("{name}.err")),
+            name,
+            exe: exe.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd,
+            run: RunSettings::default(),
+        }
+    }
+
+    /// Add arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Add an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replace the run settings.
+    pub fn run_settings(mut self, run: RunSettings) -> Self {
+        self.run = run;
+        self
+    }
+
+    /// The command line, shell-quoted, for messages.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.exe.display().to_string())
+            .chain(self.args.iter().cloned())
+            .map(|a| shell_quote(&a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Quote `s` for a POSIX shell when it needs quoting.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+    if safe { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+/// An allocation the launcher runs inside, or the machine it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The scheduler's job id of the allocation, `None` for the local machine.
+    pub id: Option<String>,
+    /// The hosts available, in the scheduler's order.
+    pub hosts: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_quoted() {
+        let s = LaunchStep::new("a", "/bin/echo", "/tmp").args(["x y", "it's", "plain"]);
+        assert_eq!(s.command_line(), r#"/bin/echo 'x y' 'it'\''s' plain"#);
+        assert_eq!(s.stdout, PathBuf::from("/tmp/a.out"));
+    }
+}
