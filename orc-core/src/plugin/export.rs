@@ -237,6 +237,8 @@ impl tracing::Subscriber for Forward {
 #[macro_export]
 macro_rules! export_plugins {
     ($($plugin:path),+ $(,)?) => {
+        #[allow(missing_docs)]
+        mod __orc_plugin_root {
         static __ORC_PLUGINS: &[&$crate::plugin::StaticPlugin] = &[$(&$plugin),+];
 
         extern "C" fn __orc_descriptors()
@@ -274,6 +276,7 @@ macro_rules! export_plugins {
                 instantiate: __orc_instantiate,
             }
             .leak_into_prefix()
+        }
         }
     };
 }

@@ -1,0 +1,172 @@
+//! Command-line syntax.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// orc: start, watch and stop Orchestrator databases (Redis shards with orc-ai) for HPC
+/// experiments, and run applications against them.
+#[derive(Debug, Parser)]
+#[command(name = "orc", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Where reconnect files and default data directories live.
+    #[arg(long, global = true, env = "ORC_STATE_DIR", value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); `ORC_LOG` takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Manage orchestrator databases.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// List the launchers and deployment styles found, where from, and refused plugin files.
+    Plugins,
+    /// Run a command with SSDB / SR_DB_TYPE set for running orchestrators.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DbSelect {
+    /// The database identifier.
+    #[arg(long = "db", value_name = "ID", default_value = orc_core::settings::DEFAULT_DB_IDENTIFIER)]
+    pub(crate) db: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DbCommand {
+    /// Launch a database and wait until it is verified.
+    Start(Box<StartArgs>),
+    /// Show launcher status and database health (exit 0 ready, 4 degraded, 3 not running).
+    Status {
+        #[command(flatten)]
+        select: DbSelect,
+        /// Every recorded database.
+        #[arg(long, conflicts_with = "db")]
+        all: bool,
+    },
+    /// Print client addresses (comma-separated), or the client environment with --env.
+    Address {
+        #[command(flatten)]
+        select: DbSelect,
+        /// Print `SSDB=...` and `SR_DB_TYPE=...` lines for `eval` / `export`.
+        #[arg(long)]
+        env: bool,
+    },
+    /// Stop a database: SHUTDOWN every shard (saving first with checkpoints), then cancel
+    /// what is left.
+    Stop {
+        #[command(flatten)]
+        select: DbSelect,
+        /// Every recorded database.
+        #[arg(long, conflicts_with = "db")]
+        all: bool,
+    },
+    /// Stop a database and start it again with its recorded settings (runtime changes
+    /// included).
+    Restart {
+        #[command(flatten)]
+        select: DbSelect,
+    },
+    /// Read or change Redis settings of a running database.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Read a setting (glob patterns allowed) from the first shard.
+    Get {
+        #[command(flatten)]
+        select: DbSelect,
+        /// The key, e.g. maxmemory.
+        key: String,
+    },
+    /// Change a setting on every shard now and keep it for restarts.
+    Set {
+        #[command(flatten)]
+        select: DbSelect,
+        /// The key, e.g. maxmemory.
+        key: String,
+        /// The value, e.g. 3gb.
+        value: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    #[command(flatten)]
+    pub(crate) select: DbSelect,
+    /// Number of shards (1 is standalone unless --deployment cluster).
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub(crate) shards: usize,
+    /// First port; shard i on one host uses port + i. 0 picks free ports.
+    #[arg(long, short, default_value_t = 6379)]
+    pub(crate) port: u16,
+    /// Network interfaces to bind (comma-separated); the first is advertised.
+    #[arg(long, short, value_delimiter = ',', default_value = "lo")]
+    pub(crate) interface: Vec<String>,
+    /// Hosts to place shards on (comma-separated; workload-manager launchers).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) hosts: Vec<String>,
+    /// Launcher plugin.
+    #[arg(long, short, default_value = "local")]
+    pub(crate) launcher: String,
+    /// Deployment style (standalone, cluster); default: standalone for 1 shard, else cluster.
+    #[arg(long, short)]
+    pub(crate) deployment: Option<String>,
+    /// The redis-server executable (default: $ORC_REDIS_SERVER, then PATH).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) redis_server: Option<PathBuf>,
+    /// Data directory (default: <state dir>/<db>).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// maxmemory, e.g. 3gb.
+    #[arg(long)]
+    pub(crate) maxmemory: Option<String>,
+    /// maxmemory-policy (eviction), e.g. allkeys-lru.
+    #[arg(long)]
+    pub(crate) eviction_policy: Option<String>,
+    /// maxclients.
+    #[arg(long)]
+    pub(crate) maxclients: Option<u32>,
+    /// proto-max-bulk-len (largest value a client may send), e.g. 1gb.
+    #[arg(long)]
+    pub(crate) max_message_size: Option<String>,
+    /// Snapshot to disk every SECONDS when at least CHANGES keys changed ("SECONDS CHANGES");
+    /// stop then saves first and a restart loads the data back.
+    #[arg(long, value_name = "SECONDS CHANGES")]
+    pub(crate) checkpoints: Option<String>,
+    /// cluster-node-timeout in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub(crate) cluster_node_timeout: Option<u32>,
+    /// Any other redis.conf directive, KEY=VALUE (repeatable).
+    #[arg(long = "redis-config", value_name = "KEY=VALUE")]
+    pub(crate) redis_config: Vec<String>,
+    /// A Redis module to load into every shard.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) module: Option<PathBuf>,
+    /// An argument for the module (repeatable, in order).
+    #[arg(long = "module-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) module_args: Vec<String>,
+    /// Seconds to wait for the database to be ready.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Databases to export (repeatable; default: every running one).
+    #[arg(long = "db", value_name = "ID")]
+    pub(crate) dbs: Vec<String>,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}

@@ -1,0 +1,305 @@
+//! `orc db ...`.
+
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use anyhow::Context;
+use orc_core::{
+    Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings, Progress, ShardStop,
+    settings::parse_memory,
+};
+use serde_json::json;
+
+use crate::{
+    Ctx,
+    cli::{ConfigCommand, DbCommand, StartArgs},
+    exit,
+};
+
+pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DbCommand::Start(args) => {
+            let settings = settings_from(&args)?;
+            start(ctx, settings)
+        }
+        DbCommand::Status { select, all } => status(ctx, &targets(ctx, &select.db, all)?),
+        DbCommand::Address { select, env } => address(ctx, &select.db, env),
+        DbCommand::Stop { select, all } => stop(ctx, targets(ctx, &select.db, all)?),
+        DbCommand::Restart { select } => {
+            let orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, &select.db)?;
+            let settings = orc.record().settings.clone();
+            orc.stop()?;
+            start(ctx, settings)
+        }
+        DbCommand::Config(ConfigCommand::Get { select, key }) => {
+            let orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, &select.db)?;
+            let pairs = orc.config_get(&key)?;
+            if ctx.json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    pairs.into_iter().map(|(k, v)| (k, v.into())).collect();
+                println!("{}", serde_json::Value::Object(map));
+            } else {
+                for (k, v) in pairs {
+                    println!("{k} {v}");
+                }
+            }
+            Ok(exit::code(exit::OK))
+        }
+        DbCommand::Config(ConfigCommand::Set { select, key, value }) => {
+            let mut orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, &select.db)?;
+            orc.config_set(&key, &value)?;
+            if ctx.json {
+                println!("{}", json!({ "db": select.db, "key": key, "value": value, "shards": orc.addresses().len() }));
+            } else {
+                println!("{key} = {value} on {} shard(s) of `{}` (kept for restarts)", orc.addresses().len(), select.db);
+            }
+            Ok(exit::code(exit::OK))
+        }
+    }
+}
+
+fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
+    let mut s = OrchestratorSettings::with_shards(a.shards);
+    s.db_identifier = a.select.db.clone();
+    s.port = a.port;
+    s.interfaces = a.interface.clone();
+    s.hosts = a.hosts.clone();
+    s.launcher = a.launcher.clone();
+    s.deployment = a.deployment.clone();
+    s.server_exe = a.redis_server.clone();
+    s.dir = a.dir.clone();
+    s.startup_timeout_secs = a.timeout;
+    s.redis.maxmemory = a.maxmemory.clone();
+    s.redis.maxmemory_policy = a.eviction_policy.clone();
+    s.redis.maxclients = a.maxclients;
+    s.redis.proto_max_bulk_len = a.max_message_size.clone();
+    if let Some(ms) = a.cluster_node_timeout {
+        s.redis.cluster_node_timeout_ms = ms;
+    }
+    if let Some(c) = &a.checkpoints {
+        let parts: Vec<&str> = c.split_whitespace().collect();
+        let [secs, changes] = parts.as_slice() else {
+            anyhow::bail!("--checkpoints takes \"SECONDS CHANGES\", e.g. \"900 1\"");
+        };
+        s.redis.checkpoints = Some(Checkpoints {
+            every_secs: secs.parse().context("--checkpoints SECONDS")?,
+            min_changes: changes.parse().context("--checkpoints CHANGES")?,
+        });
+    }
+    for kv in &a.redis_config {
+        let (k, v) = kv.split_once('=').with_context(|| format!("--redis-config `{kv}`: expected KEY=VALUE"))?;
+        s.redis.apply(k, v)?;
+    }
+    if let Some(m) = &a.module {
+        let path = m.canonicalize().with_context(|| format!("--module {}", m.display()))?;
+        s.module = Some(ModuleSpec { path, args: a.module_args.clone() });
+    } else if !a.module_args.is_empty() {
+        anyhow::bail!("--module-arg needs --module");
+    }
+    if let Some(m) = &s.redis.maxmemory {
+        if parse_memory(m).is_none() {
+            anyhow::bail!("--maxmemory `{m}`: expected a size such as 3gb");
+        }
+    }
+    Ok(s)
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Turn Ctrl-C into a flag the launch polls, so launched shards are cleaned up.
+fn catch_interrupt() -> Arc<AtomicBool> {
+    let handler: extern "C" fn(libc::c_int) = on_sigint;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        while !INTERRUPTED.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        f.store(true, Ordering::SeqCst);
+    });
+    flag
+}
+
+fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal() && !ctx.json;
+    let total = settings.shards;
+    let style = settings.deployment_name().to_string();
+    if !ctx.json {
+        eprintln!(
+            "orc: starting `{}`: {total} shard(s), {style}, launcher {}",
+            settings.db_identifier, settings.launcher
+        );
+    }
+    let began = Instant::now();
+    let mut progress = |p: &Progress| {
+        if !tty {
+            return;
+        }
+        let line = match p {
+            Progress::Launched { shards } => format!("launched {shards} shard(s), waiting for them to answer"),
+            Progress::ShardReady { ready, total } => format!("{ready}/{total} shard(s) answering"),
+            Progress::Forming => format!("forming the {style} database"),
+            Progress::Ready => String::new(),
+            _ => return,
+        };
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r\x1b[2K");
+        if !line.is_empty() {
+            let _ = write!(err, "  [{:5.2}s] {line}", began.elapsed().as_secs_f64());
+        }
+        let _ = err.flush();
+    };
+    let orc = Orchestrator::launch_with(&ctx.host, settings, LaunchOptions {
+        state_dir: ctx.state_dir.clone(),
+        progress: &mut progress,
+        abort: Some(catch_interrupt()),
+    })?;
+    let elapsed = began.elapsed().as_secs_f64();
+    let rec = orc.record();
+    if ctx.json {
+        let env: serde_json::Map<String, serde_json::Value> =
+            orc.client_env().into_iter().map(|(k, v)| (k, v.into())).collect();
+        let v = json!({
+            "db": orc.db_identifier(),
+            "deployment": rec.deployment,
+            "launcher": rec.launcher,
+            "addresses": orc.addresses(),
+            "env": env,
+            "shards": rec.shards,
+            "record_path": orc.record_path(),
+            "dir": rec.dir,
+            "elapsed_secs": elapsed,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "Orchestrator `{}` is ready: {} shard(s), {}, in {elapsed:.2} s",
+            orc.db_identifier(),
+            rec.shards.len(),
+            rec.deployment
+        );
+        for s in &rec.shards {
+            println!("  shard {:<3} {:<22} step {}", s.index, s.address.to_string(), s.step);
+        }
+        for (k, v) in orc.client_env() {
+            println!("  {k}={v}");
+        }
+        println!("  reconnect file: {}", orc.record_path().display());
+    }
+    Ok(exit::code(exit::OK))
+}
+
+/// The orchestrators a command acts on.
+fn targets(ctx: &Ctx, db: &str, all: bool) -> anyhow::Result<Vec<Orchestrator>> {
+    if !all {
+        return Ok(vec![Orchestrator::connect(&ctx.host, &ctx.state_dir, db)?]);
+    }
+    let found: Vec<Orchestrator> =
+        Orchestrator::connect_all(&ctx.host, &ctx.state_dir).into_iter().collect::<Result<_, _>>()?;
+    Ok(found)
+}
+
+fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
+    let mut worst = exit::OK;
+    let mut all = Vec::new();
+    for orc in orcs {
+        let st = orc.status()?;
+        if st.state != "ready" {
+            worst = exit::DEGRADED;
+        }
+        if ctx.json {
+            all.push(serde_json::to_value(&st)?);
+            continue;
+        }
+        println!("Orchestrator `{}`: {} ({}, launcher {})", st.db_identifier, st.state.to_uppercase(), st.deployment, st.launcher);
+        for (i, shard) in st.health.shards.iter().enumerate() {
+            let step = match st.steps.get(i) {
+                Some(Ok(s)) => s.to_string(),
+                Some(Err(e)) => format!("unknown ({e})"),
+                None => "unknown".into(),
+            };
+            let db = if shard.reachable {
+                let mut parts = vec![format!("{} keys", shard.keys.unwrap_or(0))];
+                if let Some(m) = shard.used_memory {
+                    parts.push(format!("{:.1} MiB", m as f64 / 1048576.0));
+                }
+                if let Some(c) = &shard.cluster_state {
+                    parts.push(format!("cluster {c}, {} slots", shard.slots.unwrap_or(0)));
+                }
+                if !shard.modules.is_empty() {
+                    parts.push(format!("modules: {}", shard.modules.join(", ")));
+                }
+                format!("up ({})", parts.join(", "))
+            } else {
+                format!("DOWN ({})", shard.error.as_deref().unwrap_or("unreachable"))
+            };
+            println!("  shard {:<3} {:<22} process {step}; database {db}", shard.index, shard.address);
+        }
+        for p in &st.health.problems {
+            println!("  problem: {p}");
+        }
+        println!("  data: {}", st.dir.display());
+    }
+    if ctx.json {
+        let v = if all.len() == 1 { all.remove(0) } else { serde_json::Value::Array(all) };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if orcs.is_empty() {
+        println!("No orchestrator is running (state directory {}).", ctx.state_dir.display());
+        worst = exit::NOT_RUNNING;
+    }
+    Ok(exit::code(worst))
+}
+
+fn address(ctx: &Ctx, db: &str, env: bool) -> anyhow::Result<ExitCode> {
+    let orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, db)?;
+    if ctx.json {
+        let envs: serde_json::Map<String, serde_json::Value> =
+            orc.client_env().into_iter().map(|(k, v)| (k, v.into())).collect();
+        println!("{}", json!({ "db": db, "addresses": orc.addresses(), "env": envs }));
+    } else if env {
+        for (k, v) in orc.client_env() {
+            println!("{k}={v}");
+        }
+    } else {
+        println!("{}", orc.addresses().join(","));
+    }
+    Ok(exit::code(exit::OK))
+}
+
+fn stop(ctx: &Ctx, orcs: Vec<Orchestrator>) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    let none = orcs.is_empty();
+    for orc in orcs {
+        let id = orc.db_identifier().to_string();
+        let began = Instant::now();
+        let report: Vec<ShardStop> = orc.stop()?;
+        let secs = began.elapsed().as_secs_f64();
+        if ctx.json {
+            out.push(json!({ "db": id, "shards": report, "elapsed_secs": secs }));
+        } else {
+            println!("Orchestrator `{id}` stopped in {secs:.2} s");
+            for s in &report {
+                println!("  shard {:<3} {:<22} {} ({})", s.index, s.address, s.how, s.status);
+            }
+        }
+    }
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if none {
+        println!("No orchestrator is running (state directory {}).", ctx.state_dir.display());
+    }
+    Ok(exit::code(exit::OK))
+}

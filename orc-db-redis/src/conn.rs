@@ -1,0 +1,59 @@
+//! Short-lived synchronous connections to one shard.
+
+use std::time::Duration;
+
+use orc_core::{Error, Result, ShardAddress};
+
+/// How long a connect may take (loopback and cluster networks answer in microseconds).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long one command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Open a connection to `shard`.
+pub(crate) fn connect(shard: &ShardAddress) -> Result<redis::Connection> {
+    let client = redis::Client::open(format!("redis://{shard}/"))
+        .map_err(|e| Error::Database(format!("bad address {shard}: {e}")))?;
+    let con = client
+        .get_connection_with_timeout(CONNECT_TIMEOUT)
+        .map_err(|e| Error::Database(format!("cannot connect to shard {} at {shard}: {e}", shard.index)))?;
+    con.set_read_timeout(Some(COMMAND_TIMEOUT)).map_err(|e| Error::Database(e.to_string()))?;
+    con.set_write_timeout(Some(COMMAND_TIMEOUT)).map_err(|e| Error::Database(e.to_string()))?;
+    Ok(con)
+}
+
+/// Run `cmd` and map a server error to a message naming the shard and command.
+pub(crate) fn query<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    shard: &ShardAddress,
+    cmd: &redis::Cmd,
+    what: &str,
+) -> Result<T> {
+    cmd.query(con).map_err(|e| Error::Database(format!("{what} on {shard}: {e}")))
+}
+
+/// Parse `INFO` / `CLUSTER INFO` text into key/value pairs.
+pub(crate) fn parse_info(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// One field of parsed info.
+pub(crate) fn field<'a>(info: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    info.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_text_parses() {
+        let info = parse_info("# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=0\r\n");
+        assert_eq!(field(&info, "redis_version"), Some("7.0.15"));
+        assert_eq!(field(&info, "db0"), Some("keys=3,expires=0"));
+        assert_eq!(field(&info, "nope"), None);
+    }
+}

@@ -1,0 +1,290 @@
+//! Redis deployment styles for [orc](orc_core): a **standalone** server and a **Redis
+//! Cluster** of any number of shards (1 and 2 included, which SmartSim refuses).
+//!
+//! Each shard gets its own generated `redis.conf` in the orchestrator's directory (so
+//! that `CONFIG REWRITE` keeps runtime changes for restarts) and runs `redis-server` in
+//! the foreground under the launcher. A cluster is formed without `redis-cli`: slots are
+//! assigned evenly, config epochs made distinct, every node meets the first one, and the
+//! cluster counts as ready only when every node reports `cluster_state:ok` with all 16384
+//! slots and every node known.
+//!
+//! The crate registers [`STANDALONE`] and [`CLUSTER`] with the plugin host; the
+//! `orc-plugin-db-redis` shim exports them as a dynamic plugin.
+//!
+//! ```
+//! use orc_core::{DbDeployment, OrchestratorSettings, PlanRequest, ShardSpec};
+//! use orc_db_redis::RedisDeployment;
+//!
+//! let cluster = RedisDeployment::cluster();
+//! let mut settings = OrchestratorSettings::with_shards(1);
+//! settings.server_exe = Some("/bin/true".into()); // any existing file, for planning only
+//! let shard = ShardSpec { index: 0, name: "db_0".into(), host: "vm".into(), port: 7000, bind: vec!["127.0.0.1".into()] };
+//! let dir = tempfile::tempdir()?;
+//! let steps = cluster.plan(&PlanRequest { settings, shards: vec![shard], dir: dir.path().into() })?;
+//! let conf = std::fs::read_to_string(dir.path().join("db_0.conf"))?;
+//! assert!(conf.contains("cluster-enabled yes"));
+//! assert_eq!(steps[0].args, [dir.path().join("db_0.conf").display().to_string()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod cluster;
+mod config;
+mod conn;
+
+use std::{path::PathBuf, time::Duration};
+
+use orc_core::{
+    DbDeployment, DbHealth, Error, LaunchStep, OrchestratorSettings, PlanRequest, Probe, Result, ShardAddress,
+    ShardHealth,
+    plugin::{Factory, StaticPlugin},
+};
+
+use crate::conn::{connect, field, parse_info, query};
+
+/// The standalone deployment: exactly one Redis server.
+pub const STANDALONE: StaticPlugin = StaticPlugin {
+    name: "standalone",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "one Redis server (SR_DB_TYPE=Standalone)",
+    crate_name: env!("CARGO_PKG_NAME"),
+    factory: Factory::Deployment(|| Box::new(RedisDeployment::standalone())),
+};
+orc_core::register_plugin!(STANDALONE);
+
+/// The cluster deployment: a Redis Cluster of 1 or more primaries.
+pub const CLUSTER: StaticPlugin = StaticPlugin {
+    name: "cluster",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "Redis Cluster of N >= 1 shards (SR_DB_TYPE=Clustered)",
+    crate_name: env!("CARGO_PKG_NAME"),
+    factory: Factory::Deployment(|| Box::new(RedisDeployment::cluster())),
+};
+orc_core::register_plugin!(CLUSTER);
+
+/// The environment variable that overrides which `redis-server` is used.
+pub const SERVER_VAR: &str = "ORC_REDIS_SERVER";
+
+/// A Redis deployment, standalone or clustered.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisDeployment {
+    clustered: bool,
+}
+
+impl RedisDeployment {
+    /// One standalone server.
+    pub fn standalone() -> Self {
+        Self { clustered: false }
+    }
+
+    /// A Redis Cluster.
+    pub fn cluster() -> Self {
+        Self { clustered: true }
+    }
+}
+
+/// Find the server executable: the setting, `$ORC_REDIS_SERVER`, then `redis-server` on `PATH`.
+fn server_exe(settings: &OrchestratorSettings) -> Result<PathBuf> {
+    let explicit = settings.server_exe.clone().or_else(|| std::env::var_os(SERVER_VAR).map(PathBuf::from));
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::ExecutableNotFound {
+                name: p.display().to_string(),
+                searched: String::new(),
+                hint: "check the --redis-server path (or $ORC_REDIS_SERVER)".into(),
+            })
+        };
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join("redis-server")).find(|p| p.is_file()).ok_or_else(|| {
+        Error::ExecutableNotFound {
+            name: "redis-server".into(),
+            searched: format!(" on PATH ({path})"),
+            hint: "install Redis (Debian: `apt-get install redis-server`) or pass --redis-server PATH".into(),
+        }
+    })
+}
+
+fn is_connection_closed(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error()
+}
+
+impl DbDeployment for RedisDeployment {
+    fn name(&self) -> &str {
+        if self.clustered { "cluster" } else { "standalone" }
+    }
+
+    fn clustered(&self) -> bool {
+        self.clustered
+    }
+
+    fn plan(&self, req: &PlanRequest) -> Result<Vec<LaunchStep>> {
+        if !self.clustered && req.shards.len() != 1 {
+            return Err(Error::config(format!(
+                "the standalone deployment has exactly one shard, not {}",
+                req.shards.len()
+            )));
+        }
+        let exe = server_exe(&req.settings)?;
+        if let Some(m) = &req.settings.module {
+            if !m.path.is_file() {
+                return Err(Error::config(format!("the Redis module {} does not exist", m.path.display())));
+            }
+        }
+        std::fs::create_dir_all(&req.dir).map_err(|e| Error::io(format!("creating {}", req.dir.display()), e))?;
+        req.shards
+            .iter()
+            .map(|shard| {
+                let conf = req.dir.join(format!("{}.conf", shard.name));
+                let text = config::render(&req.settings, shard, &req.dir, self.clustered);
+                std::fs::write(&conf, text).map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
+                // A nodes file left by a crashed run would make this shard rejoin an old cluster.
+                let _ = std::fs::remove_file(req.dir.join(config::nodes_file(shard)));
+                let mut step = LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()]);
+                step.run = req.settings.run.clone();
+                step.run.hosts = vec![shard.host.clone()];
+                Ok(step)
+            })
+            .collect()
+    }
+
+    fn probe(&self, shard: &ShardAddress) -> Result<Probe> {
+        let mut con = match connect(shard) {
+            Ok(c) => c,
+            Err(e) => return Ok(Probe { ready: false, detail: Some(e.to_string()) }),
+        };
+        match redis::cmd("PING").query::<String>(&mut con) {
+            Ok(p) if p == "PONG" => Ok(Probe { ready: true, detail: None }),
+            Ok(other) => Ok(Probe { ready: false, detail: Some(format!("PING answered {other}")) }),
+            // LOADING (a snapshot is being read) and the like: not ready yet.
+            Err(e) => Ok(Probe { ready: false, detail: Some(e.to_string()) }),
+        }
+    }
+
+    fn form(&self, shards: &[ShardAddress], settings: &OrchestratorSettings, timeout_secs: f64) -> Result<()> {
+        if self.clustered {
+            cluster::form(shards, Duration::from_secs_f64(timeout_secs), settings.redis.cluster_node_timeout_ms)
+        } else {
+            let health = self.health(shards)?;
+            if health.ok { Ok(()) } else { Err(Error::Database(health.problems.join("; "))) }
+        }
+    }
+
+    fn health(&self, shards: &[ShardAddress]) -> Result<DbHealth> {
+        let mut out = DbHealth { ok: true, problems: Vec::new(), shards: Vec::new() };
+        let mut slots_total = 0;
+        for shard in shards {
+            let h = shard_health(shard, self.clustered);
+            if !h.reachable {
+                out.ok = false;
+                out.problems.push(format!("shard {} ({shard}) is unreachable", shard.index));
+            }
+            if self.clustered && h.reachable && h.cluster_state.as_deref() != Some("ok") {
+                out.ok = false;
+                out.problems.push(format!(
+                    "shard {} ({shard}) reports cluster_state:{}",
+                    shard.index,
+                    h.cluster_state.as_deref().unwrap_or("unknown")
+                ));
+            }
+            slots_total += h.slots.unwrap_or(0);
+            out.shards.push(h);
+        }
+        if self.clustered && out.ok && slots_total != cluster::SLOTS {
+            out.ok = false;
+            out.problems.push(format!("{slots_total} of {} hash slots are served", cluster::SLOTS));
+        }
+        Ok(out)
+    }
+
+    fn shutdown(&self, shard: &ShardAddress, save: bool) -> Result<()> {
+        let mut con = connect(shard)?;
+        let r: redis::RedisResult<()> =
+            redis::cmd("SHUTDOWN").arg(if save { "SAVE" } else { "NOSAVE" }).query(&mut con);
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if is_connection_closed(&e) => Ok(()), // the server went away, as asked
+            Err(e) => Err(Error::Database(format!("SHUTDOWN on {shard} was refused: {e}"))),
+        }
+    }
+
+    fn config_set(&self, shard: &ShardAddress, key: &str, value: &str) -> Result<()> {
+        let mut con = connect(shard)?;
+        query::<()>(&mut con, shard, redis::cmd("CONFIG").arg("SET").arg(key).arg(value), &format!("CONFIG SET {key} {value}"))?;
+        query::<()>(&mut con, shard, &redis::cmd("CONFIG").arg("REWRITE"), "CONFIG REWRITE")
+    }
+
+    fn config_get(&self, shard: &ShardAddress, key: &str) -> Result<Vec<(String, String)>> {
+        let mut con = connect(shard)?;
+        let flat: Vec<String> = query(&mut con, shard, redis::cmd("CONFIG").arg("GET").arg(key), &format!("CONFIG GET {key}"))?;
+        Ok(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
+    }
+}
+
+fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
+    let mut h = ShardHealth { index: shard.index, address: shard.to_string(), ..ShardHealth::default() };
+    let mut con = match connect(shard) {
+        Ok(c) => c,
+        Err(e) => {
+            h.error = Some(e.to_string());
+            return h;
+        }
+    };
+    let info: String = match redis::cmd("INFO").query(&mut con) {
+        Ok(i) => i,
+        Err(e) => {
+            h.error = Some(e.to_string());
+            return h;
+        }
+    };
+    h.reachable = true;
+    let info = parse_info(&info);
+    h.version = field(&info, "redis_version").map(str::to_owned);
+    h.role = field(&info, "role").map(str::to_owned);
+    h.used_memory = field(&info, "used_memory").and_then(|v| v.parse().ok());
+    h.keys = Some(
+        info.iter()
+            .filter(|(k, _)| k.starts_with("db"))
+            .filter_map(|(_, v)| v.split(',').find_map(|kv| kv.strip_prefix("keys=")))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .sum(),
+    );
+    if let Ok(modules) = redis::cmd("MODULE").arg("LIST").query::<Vec<redis::Value>>(&mut con) {
+        h.modules = modules.iter().filter_map(module_name).collect();
+    }
+    if clustered {
+        if let Ok(v) = cluster::view(shard) {
+            h.cluster_state = Some(v.state);
+        }
+        h.slots = cluster::own_slots(shard).ok();
+    }
+    h
+}
+
+/// `name ver` from one `MODULE LIST` entry (a flat list or a map, depending on RESP).
+fn module_name(v: &redis::Value) -> Option<String> {
+    let pairs: Vec<(String, String)> = match v {
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|c| match c {
+                [k, val] => Some((value_text(k)?, value_text(val)?)),
+                _ => None,
+            })
+            .collect(),
+        redis::Value::Map(m) => m.iter().filter_map(|(k, val)| Some((value_text(k)?, value_text(val)?))).collect(),
+        _ => return None,
+    };
+    let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone());
+    Some(format!("{} {}", get("name")?, get("ver").unwrap_or_default()))
+}
+
+fn value_text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
