@@ -96,6 +96,7 @@ pub(crate) enum ConfigCommand {
         /// The key, e.g. maxmemory.
         key: String,
         /// The value, e.g. 3gb.
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
 }

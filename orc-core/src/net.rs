@@ -112,6 +112,41 @@ pub fn free_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// How far above a Redis port its cluster bus port is.
+pub const CLUSTER_BUS_OFFSET: u16 = 10000;
+
+/// `count` distinct ports that are free on all `ips` together with their cluster bus
+/// ports (`port + 10000`).
+///
+/// Ports come from 10000..=19999, so bus ports (20000..=29999) never collide with another
+/// shard's port, and both stay below the usual ephemeral range (32768 and up) that client
+/// connections use.
+pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
+    // A small xorshift seeded from the clock and pid spreads concurrent callers apart.
+    let mut x: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ (u64::from(std::process::id()) << 32)
+        | 1;
+    let mut ports = Vec::new();
+    for _ in 0..count * 200 + 1000 {
+        if ports.len() == count {
+            return Ok(ports);
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 10000 + (x % 10000) as u16; // 10000..=19999
+        if !ports.contains(&port)
+            && ips.iter().all(|ip| port_is_free(*ip, port) && port_is_free(*ip, port + CLUSTER_BUS_OFFSET))
+        {
+            ports.push(port);
+        }
+    }
+    Err(Error::config("could not find enough free port pairs for cluster shards"))
+}
+
 /// This host's short name.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

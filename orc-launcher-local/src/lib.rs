@@ -101,6 +101,21 @@ fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
     })
 }
 
+/// `try_wait`, but a child whose main thread is already a zombie is given a moment for
+/// its other threads to exit: until they have, the kernel does not report it as exited,
+/// although `/proc` already shows it as a zombie.
+fn reap(child: &mut Child, pid: u32) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        let r = child.try_wait()?;
+        let zombie = proc::stat(pid).is_some_and(|s| s.state == 'Z');
+        if r.is_some() || !zombie || Instant::now() >= deadline {
+            return Ok(r);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 impl LocalLauncher {
     /// A launcher with no steps yet.
     pub fn new() -> Self {
@@ -111,7 +126,7 @@ impl LocalLauncher {
         let (pid, start) = parse_id(id)?;
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(child) = children.get_mut(&pid) {
-            match child.try_wait() {
+            match reap(child, pid) {
                 Ok(Some(exit)) => {
                     let mut s = match (exit.code(), exit.signal()) {
                         (Some(0), _) => StepStatus::new(JobStatus::Completed),
@@ -132,10 +147,10 @@ impl LocalLauncher {
         }
         drop(children);
         Ok(match proc::stat(pid) {
-            Some(st) if st.start_time == start && st.state != 'Z' && st.state != 'X' => {
+            Some(st) if st.start_time == start && (!matches!(st.state, 'Z' | 'X') || proc::threads_left(pid)) => {
                 let status = match st.state {
                     'T' | 't' => JobStatus::Paused,
-                    _ => JobStatus::Running,
+                    _ => JobStatus::Running, // a zombie leader with threads left is still exiting
                 };
                 StepStatus { native_state: Some(st.state.to_string()), ..StepStatus::new(status) }
             }

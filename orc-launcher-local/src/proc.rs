@@ -26,6 +26,12 @@ pub(crate) fn stat(pid: u32) -> Option<ProcStat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// Whether a process whose main thread is a zombie still has other threads exiting
+/// (it keeps its files and sockets until the last one is gone).
+pub(crate) fn threads_left(pid: u32) -> bool {
+    fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count() > 1).unwrap_or(false)
+}
+
 /// Send `signal` to the process group led by `pid`, falling back to the process alone.
 pub(crate) fn signal_group(pid: u32, signal: i32) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;

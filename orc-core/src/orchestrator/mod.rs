@@ -163,7 +163,7 @@ impl Orchestrator {
         let dir = dir.canonicalize().unwrap_or(dir);
 
         let alloc = launcher.allocation()?;
-        let shards = placement::place(&settings, &alloc)?;
+        let shards = placement::place(&settings, &alloc, deployment.clustered())?;
         let steps = deployment.plan(&PlanRequest { settings: settings.clone(), shards: shards.clone(), dir: dir.clone() })?;
         if steps.len() != shards.len() {
             return Err(Error::Plugin {

@@ -17,19 +17,45 @@ use crate::{
 /// and every port is checked before anything starts. Under a workload manager shards go
 /// round-robin over the hosts, one per host first; a host that gets several shards
 /// gives them consecutive ports.
-pub(crate) fn place(settings: &OrchestratorSettings, alloc: &Allocation) -> Result<Vec<ShardSpec>> {
+///
+/// Cluster shards also need their bus port (`port + 10000`), which is checked too.
+pub(crate) fn place(settings: &OrchestratorSettings, alloc: &Allocation, clustered: bool) -> Result<Vec<ShardSpec>> {
     let n = settings.shards;
+    if clustered && settings.port != 0 && usize::from(settings.port) + n - 1 > 55535 {
+        return Err(Error::config(format!(
+            "cluster shards need port + 10000 for the cluster bus, so ports must be at most 55535 (got {}..{})",
+            settings.port,
+            usize::from(settings.port) + n - 1
+        )));
+    }
     let name = |i: usize| format!("{}_{i}", settings.db_identifier);
     if alloc.id.is_none() && settings.hosts.is_empty() {
         let ips: Vec<IpAddr> = net::resolve_interfaces(&settings.interfaces)?;
-        let ports: Vec<u16> = if settings.port == 0 {
-            net::free_ports(&ips, n)?
-        } else {
-            (0..n).map(|i| settings.port + i as u16).collect()
+        let check = |ports: &[u16]| -> Result<()> {
+            for p in ports {
+                net::ensure_port_free(&ips, *p)?;
+                if clustered {
+                    net::ensure_port_free(&ips, *p + net::CLUSTER_BUS_OFFSET)?;
+                }
+            }
+            Ok(())
         };
-        for p in &ports {
-            net::ensure_port_free(&ips, *p)?;
-        }
+        let ports: Vec<u16> = if settings.port == 0 {
+            // Chosen ports can be taken by someone else before we check them again; pick anew.
+            let mut attempt = 0;
+            loop {
+                let ports = if clustered { net::free_cluster_ports(&ips, n)? } else { net::free_ports(&ips, n)? };
+                match check(&ports) {
+                    Ok(()) => break ports,
+                    Err(e) if attempt >= 5 => return Err(e),
+                    Err(_) => attempt += 1,
+                }
+            }
+        } else {
+            let ports: Vec<u16> = (0..n).map(|i| settings.port + i as u16).collect();
+            check(&ports)?;
+            ports
+        };
         let host = alloc.hosts.first().cloned().unwrap_or_else(net::hostname);
         let bind: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
         return Ok(ports
@@ -62,7 +88,7 @@ mod tests {
         let ports = net::free_ports(&[IpAddr::from([127, 0, 0, 1])], 1).expect("port");
         s.port = ports[0];
         // Consecutive ports may be taken by chance; then the error must say so.
-        match place(&s, &Allocation { id: None, hosts: vec!["vm".into()] }) {
+        match place(&s, &Allocation { id: None, hosts: vec!["vm".into()] }, false) {
             Ok(shards) => {
                 assert_eq!(shards.len(), 3);
                 assert_eq!(shards[2].port, s.port + 2);
@@ -75,10 +101,21 @@ mod tests {
     }
 
     #[test]
+    fn cluster_ports_leave_room_for_the_bus() {
+        let mut s = OrchestratorSettings::with_shards(2);
+        s.port = 55535;
+        let err = place(&s, &Allocation { id: None, hosts: vec![] }, true).unwrap_err().to_string();
+        assert!(err.contains("at most 55535"), "{err}");
+        s.port = 0;
+        let shards = place(&s, &Allocation { id: None, hosts: vec![] }, true).expect("placed");
+        assert!(shards.iter().all(|s| s.port <= 55535 && s.port >= 10000));
+    }
+
+    #[test]
     fn allocation_hosts_get_one_shard_each_first() {
         let s = OrchestratorSettings::with_shards(5);
         let alloc = Allocation { id: Some("42".into()), hosts: vec!["n1".into(), "n2".into(), "n3".into()] };
-        let shards = place(&s, &alloc).expect("placed");
+        let shards = place(&s, &alloc, true).expect("placed");
         let got: Vec<(String, u16)> = shards.iter().map(|s| (s.host.clone(), s.port)).collect();
         assert_eq!(
             got,

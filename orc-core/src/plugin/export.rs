@@ -239,6 +239,8 @@ macro_rules! export_plugins {
     ($($plugin:path),+ $(,)?) => {
         #[allow(missing_docs)]
         mod __orc_plugin_root {
+        #[allow(unused_imports)]
+        use super::*;
         static __ORC_PLUGINS: &[&$crate::plugin::StaticPlugin] = &[$(&$plugin),+];
 
         extern "C" fn __orc_descriptors()

@@ -1,0 +1,71 @@
+//! The PBS launcher for [orc](orc_core): PBS Pro (qsub, qstat, qdel; aprun, mpiexec in an allocation).
+//!
+//! **Status: skeleton.** The type, its name and its registration exist so that the rest of
+//! orc can be built and tested against them; every operation answers with a clear
+//! "not implemented yet" error until the launcher lands.
+//!
+//! ```
+//! use orc_core::Launcher;
+//! let l = orc_launcher_pbs::PBSLauncher::new();
+//! assert_eq!(l.name(), "pbs");
+//! let err = l.allocation().unwrap_err().to_string();
+//! assert!(err.contains("not implemented yet"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use orc_core::{
+    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    plugin::{Factory, StaticPlugin},
+};
+
+/// The launcher's name.
+pub const NAME: &str = "pbs";
+
+/// Registration of [`PBSLauncher`] with the orc plugin host.
+pub const PLUGIN: StaticPlugin = StaticPlugin {
+    name: NAME,
+    version: env!("CARGO_PKG_VERSION"),
+    description: "PBS Pro (qsub, qstat, qdel; aprun, mpiexec in an allocation) (not implemented yet)",
+    crate_name: env!("CARGO_PKG_NAME"),
+    factory: Factory::Launcher(|| Box::new(PBSLauncher::new())),
+};
+orc_core::register_plugin!(PLUGIN);
+
+/// Launches steps through PBS.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct PBSLauncher;
+
+impl PBSLauncher {
+    /// A new launcher.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+fn todo(what: &str) -> Error {
+    Error::not_implemented(format!("the pbs launcher's {what}"))
+}
+
+impl Launcher for PBSLauncher {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn launch(&self, _step: &LaunchStep) -> Result<StepId> {
+        Err(todo("launch"))
+    }
+
+    fn status(&self, _ids: &[StepId]) -> Result<Vec<StepStatus>> {
+        Err(todo("status"))
+    }
+
+    fn cancel(&self, _id: &StepId) -> Result<StepStatus> {
+        Err(todo("cancel"))
+    }
+
+    fn allocation(&self) -> Result<Allocation> {
+        Err(todo("allocation detection"))
+    }
+}

@@ -1,0 +1,173 @@
+//! Helpers for orc's integration tests: locating the built binaries and plugins,
+//! isolated state directories that stop whatever they recorded when dropped, and small
+//! Redis helpers.
+//!
+//! ```
+//! let state = orc_tests::State::new();
+//! assert!(state.path().exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+// Linked so that their `inventory` registrations exist in the test binaries.
+use orc_db_redis as _;
+use orc_launcher_local as _;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use orc_core::{Orchestrator, plugin::PluginHost};
+
+/// The cargo target profile directory the tests were built into (`target/debug`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap().to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+fn built(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    p
+}
+
+/// The `orc` binary.
+pub fn orc_bin() -> PathBuf {
+    built("orc")
+}
+
+/// A shared library built by the workspace, e.g. `plugin_file("orc_plugin_db_redis")`.
+pub fn plugin_file(lib: &str) -> PathBuf {
+    built(&format!("lib{lib}.so"))
+}
+
+/// A host with the statically linked local launcher and Redis deployments.
+pub fn static_host() -> PluginHost {
+    PluginHost::with_static()
+}
+
+/// An isolated state directory. Dropping it stops every orchestrator recorded in it, so
+/// a failing test leaves no `redis-server` behind.
+pub struct State {
+    dir: tempfile::TempDir,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    pub fn new() -> Self {
+        Self { dir: tempfile::Builder::new().prefix("orc-test-").tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run the `orc` binary with this state directory and no inherited plugin path.
+    pub fn orc(&self, args: &[&str]) -> Output {
+        self.orc_cmd(args).output().unwrap()
+    }
+
+    pub fn orc_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(orc_bin());
+        c.args(args).env("ORC_STATE_DIR", self.path()).env_remove("ORC_PLUGIN_PATH").env_remove("ORC_LOG");
+        c
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        let host = static_host();
+        for orc in Orchestrator::connect_all(&host, self.path()).into_iter().flatten() {
+            let _ = orc.stop();
+        }
+    }
+}
+
+/// Text of an output stream.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Send one command to `addr` (`host:port`) and return the reply.
+pub fn redis_cmd<T: redis::FromRedisValue>(addr: &str, args: &[&str]) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://{addr}/"))?;
+    let mut con = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(&mut con)
+}
+
+/// Whether something accepts TCP connections at `addr`.
+pub fn listening(addr: &str) -> bool {
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_ok()
+}
+
+/// Whether process `pid` is gone (a zombie counts as gone: PID 1 may reap it late).
+pub fn pid_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie main thread with other threads left is still exiting (and holds its sockets).
+        Ok(s) => {
+            s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true)
+                && std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count() <= 1).unwrap_or(true)
+        }
+    }
+}
+
+/// The pid part of a local step id (`<pid>@<start>`).
+pub fn step_pid(step: &str) -> u32 {
+    step.split('@').next().unwrap().parse().unwrap()
+}
+
+/// Wait until `f` holds or `timeout` passes; returns whether it held.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// Settings for a test database on free ports in `state`.
+pub fn settings(id: &str, shards: usize) -> orc_core::OrchestratorSettings {
+    let mut s = orc_core::OrchestratorSettings::with_shards(shards);
+    s.db_identifier = id.into();
+    s.port = 0;
+    s.startup_timeout_secs = 30.0;
+    s
+}
+
+/// Launch through `host` into `state`.
+pub fn launch(host: &PluginHost, state: &State, s: orc_core::OrchestratorSettings) -> orc_core::Result<Orchestrator> {
+    orc_core::Orchestrator::launch_with(host, s, orc_core::LaunchOptions {
+        state_dir: state.path().to_path_buf(),
+        progress: &mut |_| {},
+        abort: None,
+    })
+}
+
+/// Every shard process of `orc` is gone and nothing listens on its ports.
+pub fn assert_all_gone(pids: &[u32], addrs: &[String]) {
+    for pid in pids {
+        assert!(wait_for(Duration::from_secs(10), || pid_gone(*pid)), "process {pid} is still running");
+    }
+    for a in addrs {
+        assert!(!listening(a), "something still listens on {a}");
+    }
+}
