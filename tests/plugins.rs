@@ -1,15 +1,23 @@
 //! Dynamic loading of the real plugin `.so` files and refusal of broken ones.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-use orc_core::{Error, JobStatus, LaunchStep, plugin::{PluginHost, PluginKind, PluginSource}};
+use orc_core::{
+    Error, JobStatus, LaunchStep,
+    plugin::{PluginHost, PluginKind, PluginSource},
+};
 use orc_tests::*;
 
 fn refusal(host: &mut PluginHost, path: &Path) -> String {
     match host.load_file(path) {
         Err(Error::PluginLoad { path: p, reason }) => {
             assert_eq!(p, path);
-            let listed = host.refusals().iter().find(|r| r.path == path).expect("the refusal is recorded");
+            let listed = host
+                .refusals()
+                .iter()
+                .find(|r| r.path == path)
+                .expect("the refusal is recorded");
             assert_eq!(listed.reason, reason);
             reason
         }
@@ -27,11 +35,21 @@ fn copy_as(dir: &Path, lib: &str, name: &str) -> PathBuf {
 #[test]
 fn real_plugins_load_dynamically_and_run_a_database() {
     let mut host = PluginHost::new();
-    let launchers = host.load_file(&plugin_file("orc_plugin_launcher_local")).expect("launcher plugin");
-    let deployments = host.load_file(&plugin_file("orc_plugin_db_redis")).expect("db plugin");
+    let launchers = host
+        .load_file(&plugin_file("orc_plugin_launcher_local"))
+        .expect("launcher plugin");
+    let deployments = host
+        .load_file(&plugin_file("orc_plugin_db_redis"))
+        .expect("db plugin");
     assert_eq!(launchers.len(), 1);
     assert_eq!(launchers[0].name, "local");
-    assert_eq!(deployments.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["standalone", "cluster"]);
+    assert_eq!(
+        deployments
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["standalone", "cluster"]
+    );
     for p in host.plugins() {
         match &p.source {
             PluginSource::Dynamic { path, package, .. } => {
@@ -43,16 +61,28 @@ fn real_plugins_load_dynamically_and_run_a_database() {
     }
     assert!(host.refusals().is_empty(), "{:?}", host.refusals());
     // Loading the same file again adds nothing and refuses nothing.
-    assert!(host.load_file(&plugin_file("orc_plugin_db_redis")).unwrap().is_empty());
+    assert!(
+        host.load_file(&plugin_file("orc_plugin_db_redis"))
+            .unwrap()
+            .is_empty()
+    );
 
     // A whole database through the dynamic launcher and deployment (calls cross the ABI).
     let state = State::new();
     let orc = launch(&host, &state, settings("dyn", 2)).expect("launch through plugins");
     assert_eq!(orc.status().unwrap().state, "ready");
     let addrs = orc.addresses();
-    let pids: Vec<u32> = orc.record().shards.iter().map(|s| step_pid(&s.step.0)).collect();
+    let pids: Vec<u32> = orc
+        .record()
+        .shards
+        .iter()
+        .map(|s| step_pid(&s.step.0))
+        .collect();
     // Errors cross the boundary with their kind intact.
-    let err = orc.launcher().status(&[orc_core::StepId("garbage".into())]).unwrap_err();
+    let err = orc
+        .launcher()
+        .status(&[orc_core::StepId("garbage".into())])
+        .unwrap_err();
     assert!(matches!(err, Error::Launcher { .. }), "{err:?}");
     orc.stop().unwrap();
     assert_all_gone(&pids, &addrs);
@@ -72,13 +102,22 @@ fn broken_plugin_files_are_refused_with_distinct_messages() {
     assert!(r.contains("is not an orc plugin"), "{r}");
 
     let r = refusal(&mut host, &plugin_file("orc_fixture_wrong_abi"));
-    assert!(r.contains("orc plugin ABI version 999") && r.contains("this orc speaks ABI version 1"), "{r}");
+    assert!(
+        r.contains("orc plugin ABI version 999") && r.contains("this orc speaks ABI version 1"),
+        "{r}"
+    );
 
     let r = refusal(&mut host, &plugin_file("orc_fixture_init_fails"));
-    assert!(r.contains("refused to initialise: the licence server is unreachable"), "{r}");
+    assert!(
+        r.contains("refused to initialise: the licence server is unreachable"),
+        "{r}"
+    );
 
     let r = refusal(&mut host, &plugin_file("orc_fixture_root_panics"));
-    assert!(r.contains("panicked while its root module was being loaded"), "{r}");
+    assert!(
+        r.contains("panicked while its root module was being loaded"),
+        "{r}"
+    );
 
     let r = refusal(&mut host, &dir.path().join("liborc_plugin_missing.so"));
     assert!(r.contains("does not exist"), "{r}");
@@ -86,41 +125,69 @@ fn broken_plugin_files_are_refused_with_distinct_messages() {
     assert_eq!(host.refusals().len(), 6);
     assert_eq!(host.plugins().count(), 0);
     // The host is still perfectly usable.
-    host.load_file(&plugin_file("orc_plugin_launcher_local")).expect("a good plugin still loads");
+    host.load_file(&plugin_file("orc_plugin_launcher_local"))
+        .expect("a good plugin still loads");
     assert!(host.launcher("local").is_ok());
 }
 
 #[test]
 fn duplicate_names_are_refused_and_panics_become_errors() {
     let mut host = PluginHost::new();
-    host.load_file(&plugin_file("orc_plugin_launcher_local")).unwrap();
+    host.load_file(&plugin_file("orc_plugin_launcher_local"))
+        .unwrap();
     let added = host.load_file(&plugin_file("orc_fixture_panicky")).unwrap();
-    assert_eq!(added.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["panicky"]);
+    assert_eq!(
+        added.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["panicky"]
+    );
     let dup = &host.refusals()[0];
-    assert!(dup.reason.contains("provides launcher `local`, which is already provided by"), "{}", dup.reason);
-    assert!(dup.reason.contains("liborc_plugin_launcher_local.so"), "{}", dup.reason);
+    assert!(
+        dup.reason
+            .contains("provides launcher `local`, which is already provided by"),
+        "{}",
+        dup.reason
+    );
+    assert!(
+        dup.reason.contains("liborc_plugin_launcher_local.so"),
+        "{}",
+        dup.reason
+    );
     // The real local launcher is the one in use.
     let dir = tempfile::tempdir().unwrap();
     let local = host.launcher("local").unwrap();
-    let id = local.launch(&LaunchStep::new("t", "true", dir.path())).unwrap();
+    let id = local
+        .launch(&LaunchStep::new("t", "true", dir.path()))
+        .unwrap();
     let done = wait_for(std::time::Duration::from_secs(5), || {
         local.status(std::slice::from_ref(&id)).unwrap()[0].status == JobStatus::Completed
     });
     assert!(done);
     // A panic inside a plugin call comes back as an error; the host lives on.
     let panicky = host.launcher("panicky").unwrap();
-    let err = panicky.launch(&LaunchStep::new("boom", "true", dir.path())).unwrap_err();
+    let err = panicky
+        .launch(&LaunchStep::new("boom", "true", dir.path()))
+        .unwrap_err();
     match &err {
-        Error::Plugin { plugin, method, message } => {
+        Error::Plugin {
+            plugin,
+            method,
+            message,
+        } => {
             assert_eq!(plugin, "panicky");
             assert_eq!(method, "launch");
-            assert!(message.contains("panicked: panicky launcher cannot launch boom"), "{message}");
+            assert!(
+                message.contains("panicked: panicky launcher cannot launch boom"),
+                "{message}"
+            );
         }
         other => panic!("expected a plugin error, got {other:?}"),
     }
     assert!(panicky.status(&[]).is_err());
     assert_eq!(panicky.allocation().unwrap().hosts, ["localhost"]);
-    assert!(host.plugins().any(|p| p.kind == PluginKind::Launcher && p.name == "panicky"));
+    assert!(
+        host.plugins()
+            .any(|p| p.kind == PluginKind::Launcher && p.name == "panicky")
+    );
 }
 
 #[test]
@@ -130,26 +197,62 @@ fn orc_plugins_lists_sources_and_refusals() {
     copy_as(dir.path(), "orc_fixture_wrong_abi", "wrong_abi.so");
     copy_as(dir.path(), "orc_fixture_not_plugin", "not_plugin.so");
     copy_as(dir.path(), "orc_fixture_panicky", "panicky.so");
-    let out = state.orc_cmd(&["plugins", "--json"]).env("ORC_PLUGIN_PATH", dir.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(5), "refusals give exit code 5: {}", text(&out.stderr));
+    let out = state
+        .orc_cmd(&["plugins", "--json"])
+        .env("ORC_PLUGIN_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "refusals give exit code 5: {}",
+        text(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = v["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     // The panicky fixture comes first on the path, so its `local` wins and the real
     // plugin's `local` (next to the binary) is the duplicate.
     for n in ["panicky", "local", "standalone", "cluster"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
-    let refused: Vec<String> =
-        v["refused"].as_array().unwrap().iter().map(|r| format!("{} {}", r["path"], r["reason"])).collect();
-    assert!(refused.iter().any(|r| r.contains("wrong_abi.so") && r.contains("ABI version 999")), "{refused:?}");
-    assert!(refused.iter().any(|r| r.contains("not_plugin.so") && r.contains("not an orc plugin")), "{refused:?}");
-    assert!(refused.iter().any(|r| r.contains("liborc_plugin_launcher_local.so") && r.contains("already provided")), "{refused:?}");
+    let refused: Vec<String> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["path"], r["reason"]))
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.contains("wrong_abi.so") && r.contains("ABI version 999")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.contains("not_plugin.so") && r.contains("not an orc plugin")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().any(
+            |r| r.contains("liborc_plugin_launcher_local.so") && r.contains("already provided")
+        ),
+        "{refused:?}"
+    );
 
     // Without a plugin path, the real plugins next to the binary are found, nothing refused.
     let out = state.orc(&["plugins"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
     let t = text(&out.stdout);
-    assert!(t.contains("liborc_plugin_launcher_local.so") && t.contains("liborc_plugin_db_redis.so"), "{t}");
+    assert!(
+        t.contains("liborc_plugin_launcher_local.so") && t.contains("liborc_plugin_db_redis.so"),
+        "{t}"
+    );
 
     // With plugins missing, `orc db start` explains where it looked.
     let empty = tempfile::tempdir().unwrap();
@@ -163,5 +266,8 @@ fn orc_plugins_lists_sources_and_refusals() {
         .unwrap();
     assert_eq!(out.status.code(), Some(5));
     let e = text(&out.stderr);
-    assert!(e.contains("unknown launcher `local`; available: none") && e.contains("ORC_PLUGIN_PATH"), "{e}");
+    assert!(
+        e.contains("unknown launcher `local`; available: none") && e.contains("ORC_PLUGIN_PATH"),
+        "{e}"
+    );
 }

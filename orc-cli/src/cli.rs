@@ -126,7 +126,7 @@ pub(crate) struct StartArgs {
     /// The redis-server executable (default: $ORC_REDIS_SERVER, then PATH).
     #[arg(long, value_name = "PATH")]
     pub(crate) redis_server: Option<PathBuf>,
-    /// Data directory (default: <state dir>/<db>).
+    /// Data directory (default: STATE_DIR/ID).
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
     /// maxmemory, e.g. 3gb.
@@ -168,6 +168,11 @@ pub(crate) struct RunArgs {
     #[arg(long = "db", value_name = "ID")]
     pub(crate) dbs: Vec<String>,
     /// The command and its arguments.
-    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub(crate) command: Vec<String>,
 }

@@ -12,8 +12,8 @@ use std::{
 
 use anyhow::Context;
 use orc_core::{
-    Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings, Progress, ShardStop,
-    settings::parse_memory,
+    Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings, Progress,
+    ShardStop, settings::parse_memory,
 };
 use serde_json::json;
 
@@ -56,9 +56,16 @@ pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
             let mut orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, &select.db)?;
             orc.config_set(&key, &value)?;
             if ctx.json {
-                println!("{}", json!({ "db": select.db, "key": key, "value": value, "shards": orc.addresses().len() }));
+                println!(
+                    "{}",
+                    json!({ "db": select.db, "key": key, "value": value, "shards": orc.addresses().len() })
+                );
             } else {
-                println!("{key} = {value} on {} shard(s) of `{}` (kept for restarts)", orc.addresses().len(), select.db);
+                println!(
+                    "{key} = {value} on {} shard(s) of `{}` (kept for restarts)",
+                    orc.addresses().len(),
+                    select.db
+                );
             }
             Ok(exit::code(exit::OK))
         }
@@ -94,19 +101,26 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
         });
     }
     for kv in &a.redis_config {
-        let (k, v) = kv.split_once('=').with_context(|| format!("--redis-config `{kv}`: expected KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--redis-config `{kv}`: expected KEY=VALUE"))?;
         s.redis.apply(k, v)?;
     }
     if let Some(m) = &a.module {
-        let path = m.canonicalize().with_context(|| format!("--module {}", m.display()))?;
-        s.module = Some(ModuleSpec { path, args: a.module_args.clone() });
+        let path = m
+            .canonicalize()
+            .with_context(|| format!("--module {}", m.display()))?;
+        s.module = Some(ModuleSpec {
+            path,
+            args: a.module_args.clone(),
+        });
     } else if !a.module_args.is_empty() {
         anyhow::bail!("--module-arg needs --module");
     }
-    if let Some(m) = &s.redis.maxmemory {
-        if parse_memory(m).is_none() {
-            anyhow::bail!("--maxmemory `{m}`: expected a size such as 3gb");
-        }
+    if let Some(m) = &s.redis.maxmemory
+        && parse_memory(m).is_none()
+    {
+        anyhow::bail!("--maxmemory `{m}`: expected a size such as 3gb");
     }
     Ok(s)
 }
@@ -149,7 +163,9 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
             return;
         }
         let line = match p {
-            Progress::Launched { shards } => format!("launched {shards} shard(s), waiting for them to answer"),
+            Progress::Launched { shards } => {
+                format!("launched {shards} shard(s), waiting for them to answer")
+            }
             Progress::ShardReady { ready, total } => format!("{ready}/{total} shard(s) answering"),
             Progress::Forming => format!("forming the {style} database"),
             Progress::Ready => String::new(),
@@ -162,16 +178,23 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
         }
         let _ = err.flush();
     };
-    let orc = Orchestrator::launch_with(&ctx.host, settings, LaunchOptions {
-        state_dir: ctx.state_dir.clone(),
-        progress: &mut progress,
-        abort: Some(catch_interrupt()),
-    })?;
+    let orc = Orchestrator::launch_with(
+        &ctx.host,
+        settings,
+        LaunchOptions {
+            state_dir: ctx.state_dir.clone(),
+            progress: &mut progress,
+            abort: Some(catch_interrupt()),
+        },
+    )?;
     let elapsed = began.elapsed().as_secs_f64();
     let rec = orc.record();
     if ctx.json {
-        let env: serde_json::Map<String, serde_json::Value> =
-            orc.client_env().into_iter().map(|(k, v)| (k, v.into())).collect();
+        let env: serde_json::Map<String, serde_json::Value> = orc
+            .client_env()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
         let v = json!({
             "db": orc.db_identifier(),
             "deployment": rec.deployment,
@@ -192,7 +215,12 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
             rec.deployment
         );
         for s in &rec.shards {
-            println!("  shard {:<3} {:<22} step {}", s.index, s.address.to_string(), s.step);
+            println!(
+                "  shard {:<3} {:<22} step {}",
+                s.index,
+                s.address.to_string(),
+                s.step
+            );
         }
         for (k, v) in orc.client_env() {
             println!("  {k}={v}");
@@ -207,8 +235,9 @@ fn targets(ctx: &Ctx, db: &str, all: bool) -> anyhow::Result<Vec<Orchestrator>> 
     if !all {
         return Ok(vec![Orchestrator::connect(&ctx.host, &ctx.state_dir, db)?]);
     }
-    let found: Vec<Orchestrator> =
-        Orchestrator::connect_all(&ctx.host, &ctx.state_dir).into_iter().collect::<Result<_, _>>()?;
+    let found: Vec<Orchestrator> = Orchestrator::connect_all(&ctx.host, &ctx.state_dir)
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     Ok(found)
 }
 
@@ -224,7 +253,13 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
             all.push(serde_json::to_value(&st)?);
             continue;
         }
-        println!("Orchestrator `{}`: {} ({}, launcher {})", st.db_identifier, st.state.to_uppercase(), st.deployment, st.launcher);
+        println!(
+            "Orchestrator `{}`: {} ({}, launcher {})",
+            st.db_identifier,
+            st.state.to_uppercase(),
+            st.deployment,
+            st.launcher
+        );
         for (i, shard) in st.health.shards.iter().enumerate() {
             let step = match st.steps.get(i) {
                 Some(Ok(s)) => s.to_string(),
@@ -246,7 +281,10 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
             } else {
                 format!("DOWN ({})", shard.error.as_deref().unwrap_or("unreachable"))
             };
-            println!("  shard {:<3} {:<22} process {step}; database {db}", shard.index, shard.address);
+            println!(
+                "  shard {:<3} {:<22} process {step}; database {db}",
+                shard.index, shard.address
+            );
         }
         for p in &st.health.problems {
             println!("  problem: {p}");
@@ -254,10 +292,17 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
         println!("  data: {}", st.dir.display());
     }
     if ctx.json {
-        let v = if all.len() == 1 { all.remove(0) } else { serde_json::Value::Array(all) };
+        let v = if all.len() == 1 {
+            all.remove(0)
+        } else {
+            serde_json::Value::Array(all)
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if orcs.is_empty() {
-        println!("No orchestrator is running (state directory {}).", ctx.state_dir.display());
+        println!(
+            "No orchestrator is running (state directory {}).",
+            ctx.state_dir.display()
+        );
         worst = exit::NOT_RUNNING;
     }
     Ok(exit::code(worst))
@@ -266,9 +311,15 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
 fn address(ctx: &Ctx, db: &str, env: bool) -> anyhow::Result<ExitCode> {
     let orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, db)?;
     if ctx.json {
-        let envs: serde_json::Map<String, serde_json::Value> =
-            orc.client_env().into_iter().map(|(k, v)| (k, v.into())).collect();
-        println!("{}", json!({ "db": db, "addresses": orc.addresses(), "env": envs }));
+        let envs: serde_json::Map<String, serde_json::Value> = orc
+            .client_env()
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        println!(
+            "{}",
+            json!({ "db": db, "addresses": orc.addresses(), "env": envs })
+        );
     } else if env {
         for (k, v) in orc.client_env() {
             println!("{k}={v}");
@@ -292,14 +343,25 @@ fn stop(ctx: &Ctx, orcs: Vec<Orchestrator>) -> anyhow::Result<ExitCode> {
         } else {
             println!("Orchestrator `{id}` stopped in {secs:.2} s");
             for s in &report {
-                println!("  shard {:<3} {:<22} {} ({})", s.index, s.address, s.how, s.status);
+                let what = match s.how.as_str() {
+                    "shutdown" => "shut down".to_string(),
+                    "cancelled" => format!(
+                        "did not shut down in time; cancelled by the launcher ({})",
+                        s.status
+                    ),
+                    _ => format!("was already gone ({})", s.status),
+                };
+                println!("  shard {:<3} {:<22} {what}", s.index, s.address);
             }
         }
     }
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if none {
-        println!("No orchestrator is running (state directory {}).", ctx.state_dir.display());
+        println!(
+            "No orchestrator is running (state directory {}).",
+            ctx.state_dir.display()
+        );
     }
     Ok(exit::code(exit::OK))
 }

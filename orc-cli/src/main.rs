@@ -42,7 +42,10 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let ctx = Ctx {
         host: PluginHost::discover(),
-        state_dir: cli.state_dir.clone().unwrap_or_else(orc_core::record::state_dir),
+        state_dir: cli
+            .state_dir
+            .clone()
+            .unwrap_or_else(orc_core::record::state_dir),
         json: cli.json,
     };
     let result = match cli.command {

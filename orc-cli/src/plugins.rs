@@ -16,7 +16,13 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     } else {
         println!("{:<11} {:<12} {:<8} SOURCE", "KIND", "NAME", "VERSION");
         for p in host.plugins() {
-            println!("{:<11} {:<12} {:<8} {}", p.kind.to_string(), p.name, p.version, p.source);
+            println!(
+                "{:<11} {:<12} {:<8} {}",
+                p.kind.to_string(),
+                p.name,
+                p.version,
+                p.source
+            );
             println!("{:<33}{}", "", p.description);
         }
         if host.plugins().next().is_none() {
@@ -30,9 +36,17 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
         println!("\nSearched ($ORC_PLUGIN_PATH first, then next to the orc binary):");
         for s in host.searched() {
-            let note = if s.prefixed_only { "  (liborc_plugin_*.so only)" } else { "" };
+            let note = if s.prefixed_only {
+                "  (liborc_plugin_*.so only)"
+            } else {
+                ""
+            };
             println!("  {}{note}", s.path.display());
         }
     }
-    Ok(exit::code(if host.refusals().is_empty() { exit::OK } else { exit::PLUGIN }))
+    Ok(exit::code(if host.refusals().is_empty() {
+        exit::OK
+    } else {
+        exit::PLUGIN
+    }))
 }

@@ -18,12 +18,11 @@ pub const SLOTS: u16 = 16384;
 
 /// The part of `key` that is hashed: the first `{...}` with something inside, else the key.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|b| *b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|b| *b == b'}') {
-            if len > 0 {
-                return &key[open + 1..open + 1 + len];
-            }
-        }
+    if let Some(open) = key.iter().position(|b| *b == b'{')
+        && let Some(len) = key[open + 1..].iter().position(|b| *b == b'}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
     }
     key
 }

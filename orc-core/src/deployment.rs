@@ -27,7 +27,11 @@ impl ShardSpec {
     pub fn address(&self) -> ShardAddress {
         ShardAddress {
             index: self.index,
-            host: self.bind.first().cloned().unwrap_or_else(|| self.host.clone()),
+            host: self
+                .bind
+                .first()
+                .cloned()
+                .unwrap_or_else(|| self.host.clone()),
             port: self.port,
         }
     }
@@ -128,7 +132,12 @@ pub trait DbDeployment: Send + Sync {
 
     /// Form the database from its ready shards and wait, up to `timeout_secs`, until it is
     /// verified (for a cluster: all slots served, state ok on every shard).
-    fn form(&self, shards: &[ShardAddress], settings: &OrchestratorSettings, timeout_secs: f64) -> Result<()>;
+    fn form(
+        &self,
+        shards: &[ShardAddress],
+        settings: &OrchestratorSettings,
+        timeout_secs: f64,
+    ) -> Result<()>;
 
     /// Check every shard and the database as a whole.
     fn health(&self, shards: &[ShardAddress]) -> Result<DbHealth>;

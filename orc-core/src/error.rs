@@ -48,7 +48,9 @@ pub enum Error {
         available: String,
     },
     /// A port is already taken.
-    #[error("port {port} on {host} is already in use{by}; pick another with --port or stop what holds it")]
+    #[error(
+        "port {port} on {host} is already in use{by}; pick another with --port or stop what holds it"
+    )]
     PortInUse {
         /// The host address.
         host: String,
@@ -167,7 +169,10 @@ fn log_suffix(tail: &str, path: &Option<PathBuf>) -> String {
 impl Error {
     /// Wrap an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// An invalid-setting error.
@@ -177,7 +182,10 @@ impl Error {
 
     /// A launcher error.
     pub fn launcher(launcher: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Launcher { launcher: launcher.into(), message: message.into() }
+        Error::Launcher {
+            launcher: launcher.into(),
+            message: message.into(),
+        }
     }
 
     /// A "not implemented yet" error.
@@ -203,7 +211,11 @@ mod io_error_serde {
     }
 
     pub(super) fn serialize<S: Serializer>(e: &std::io::Error, s: S) -> Result<S::Ok, S::Error> {
-        Wire { kind: format!("{:?}", e.kind()), message: e.to_string() }.serialize(s)
+        Wire {
+            kind: format!("{:?}", e.kind()),
+            message: e.to_string(),
+        }
+        .serialize(s)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::io::Error, D::Error> {
@@ -227,7 +239,10 @@ mod tests {
 
     #[test]
     fn errors_round_trip_through_json() {
-        let e = Error::io("reading x", std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+        let e = Error::io(
+            "reading x",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        );
         let back: Error = serde_json::from_str(&e.to_json()).expect("json");
         match back {
             Error::Io { context, source } => {
@@ -236,10 +251,17 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let e = Error::PortInUse { host: "127.0.0.1".into(), port: 7, by: String::new() };
+        let e = Error::PortInUse {
+            host: "127.0.0.1".into(),
+            port: 7,
+            by: String::new(),
+        };
         let back: Error = serde_json::from_str(&e.to_json()).expect("json");
         assert_eq!(back.to_string(), e.to_string());
-        assert!(e.to_string().contains("port 7 on 127.0.0.1 is already in use"));
+        assert!(
+            e.to_string()
+                .contains("port 7 on 127.0.0.1 is already in use")
+        );
     }
 
     #[test]

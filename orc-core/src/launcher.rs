@@ -32,6 +32,9 @@ pub trait Launcher: Send + Sync {
     /// Submit `steps` together as one batch job. Launchers without batch support refuse.
     fn launch_batch(&self, batch: &BatchSettings, steps: &[LaunchStep]) -> Result<StepId> {
         let _ = (batch, steps);
-        Err(Error::launcher(self.name(), "batch jobs are not supported by this launcher"))
+        Err(Error::launcher(
+            self.name(),
+            "batch jobs are not supported by this launcher",
+        ))
     }
 }

@@ -60,7 +60,9 @@ pub mod settings;
 pub mod status;
 pub mod step;
 
-pub use deployment::{DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress, ShardHealth, ShardSpec};
+pub use deployment::{
+    DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress, ShardHealth, ShardSpec,
+};
 pub use error::{Error, Result};
 pub use launcher::Launcher;
 pub use orchestrator::{LaunchOptions, Orchestrator, OrchestratorStatus, Progress, ShardStop};

@@ -14,14 +14,19 @@ pub fn interfaces() -> Result<BTreeMap<String, Vec<Ipv4Addr>>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(Error::io("listing network interfaces", std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "listing network interfaces",
+            std::io::Error::last_os_error(),
+        ));
     }
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a valid node of the list returned by getifaddrs.
         let ifa = unsafe { &*cur };
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         let entry = out.entry(name).or_default();
         if !ifa.ifa_addr.is_null() {
             // SAFETY: ifa_addr points to a sockaddr whose family says how to read it.
@@ -84,7 +89,11 @@ pub fn port_is_free(ip: IpAddr, port: u16) -> bool {
 pub fn ensure_port_free(ips: &[IpAddr], port: u16) -> Result<()> {
     for ip in ips {
         if !port_is_free(*ip, port) {
-            return Err(Error::PortInUse { host: ip.to_string(), port, by: String::new() });
+            return Err(Error::PortInUse {
+                host: ip.to_string(),
+                port,
+                by: String::new(),
+            });
         }
     }
     Ok(())
@@ -92,7 +101,10 @@ pub fn ensure_port_free(ips: &[IpAddr], port: u16) -> Result<()> {
 
 /// `count` ports that are free on all `ips`, chosen by the kernel.
 pub fn free_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
-    let first = ips.first().copied().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let first = ips
+        .first()
+        .copied()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut held = Vec::new();
     let mut ports = Vec::new();
     let mut attempts = 0;
@@ -103,7 +115,10 @@ pub fn free_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
         }
         let l = TcpListener::bind(SocketAddr::new(first, 0))
             .map_err(|e| Error::io(format!("binding a free port on {first}"), e))?;
-        let port = l.local_addr().map_err(|e| Error::io("reading a bound port", e))?.port();
+        let port = l
+            .local_addr()
+            .map_err(|e| Error::io("reading a bound port", e))?
+            .port();
         if ips.iter().skip(1).all(|ip| port_is_free(*ip, port)) {
             ports.push(port);
         }
@@ -139,12 +154,16 @@ pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
         x ^= x << 17;
         let port = 10000 + (x % 10000) as u16; // 10000..=19999
         if !ports.contains(&port)
-            && ips.iter().all(|ip| port_is_free(*ip, port) && port_is_free(*ip, port + CLUSTER_BUS_OFFSET))
+            && ips
+                .iter()
+                .all(|ip| port_is_free(*ip, port) && port_is_free(*ip, port + CLUSTER_BUS_OFFSET))
         {
             ports.push(port);
         }
     }
-    Err(Error::config("could not find enough free port pairs for cluster shards"))
+    Err(Error::config(
+        "could not find enough free port pairs for cluster shards",
+    ))
 }
 
 /// This host's short name.
@@ -156,7 +175,11 @@ pub fn hostname() -> String {
         return "localhost".into();
     }
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).split('.').next().unwrap_or("localhost").to_string()
+    String::from_utf8_lossy(&buf[..end])
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -167,7 +190,9 @@ mod tests {
     fn loopback_resolves_and_unknown_interfaces_are_refused() {
         let ips = resolve_interfaces(&["lo".into()]).expect("lo exists");
         assert_eq!(ips, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
-        let err = resolve_interfaces(&["nosuchnic0".into()]).unwrap_err().to_string();
+        let err = resolve_interfaces(&["nosuchnic0".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`nosuchnic0` does not exist"), "{err}");
         assert!(err.contains("lo"), "{err}");
     }

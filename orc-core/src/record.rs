@@ -80,7 +80,8 @@ impl OrchestratorRecord {
     /// Write to `path` atomically (write a temporary file beside it, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let parent = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         let tmp = parent.join(format!(".{RECORD_FILE}.{}", std::process::id()));
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Format {
             context: "serialising the reconnect file".into(),
@@ -93,7 +94,8 @@ impl OrchestratorRecord {
 
     /// Read a reconnect file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let bytes =
+            fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let rec: Self = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
             context: format!("reconnect file {}", path.display()),
             message: e.to_string(),

@@ -72,7 +72,10 @@ impl Default for OrchestratorSettings {
 impl OrchestratorSettings {
     /// Settings for `shards` shards with every other value at its default.
     pub fn with_shards(shards: usize) -> Self {
-        Self { shards, ..Self::default() }
+        Self {
+            shards,
+            ..Self::default()
+        }
     }
 
     /// The deployment style that will be used.
@@ -98,7 +101,9 @@ impl OrchestratorSettings {
             )));
         }
         if self.interfaces.is_empty() {
-            return Err(Error::config("at least one network interface is needed (for example `lo`)"));
+            return Err(Error::config(
+                "at least one network interface is needed (for example `lo`)",
+            ));
         }
         if self.deployment_name() == "standalone" && self.shards != 1 {
             return Err(Error::config(format!(
@@ -106,7 +111,7 @@ impl OrchestratorSettings {
                 self.shards
             )));
         }
-        if !(self.startup_timeout_secs > 0.0) {
+        if !self.startup_timeout_secs.is_finite() || self.startup_timeout_secs <= 0.0 {
             return Err(Error::config("the startup timeout must be positive"));
         }
         self.redis.validate()
@@ -121,12 +126,21 @@ impl OrchestratorSettings {
 
 /// The `SSDB` suffix for a database identifier.
 pub fn env_suffix(db_identifier: &str) -> String {
-    if db_identifier == DEFAULT_DB_IDENTIFIER { String::new() } else { format!("_{db_identifier}") }
+    if db_identifier == DEFAULT_DB_IDENTIFIER {
+        String::new()
+    } else {
+        format!("_{db_identifier}")
+    }
 }
 
 /// Database identifiers become file and variable names: letters, digits, `_` and `-`.
 pub fn validate_identifier(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(Error::config(format!(
             "database identifier `{id}` must be 1 to 64 letters, digits, `_` or `-`"
         )));
@@ -212,7 +226,9 @@ impl RedisConfig {
             validate_config_value(&k, &v)?;
         }
         if self.cluster_node_timeout_ms < 100 {
-            return Err(Error::config("cluster-node-timeout must be at least 100 ms"));
+            return Err(Error::config(
+                "cluster-node-timeout must be at least 100 ms",
+            ));
         }
         Ok(())
     }
@@ -224,11 +240,15 @@ impl RedisConfig {
         match key.as_str() {
             "maxmemory" => self.maxmemory = Some(value.into()),
             "maxmemory-policy" => self.maxmemory_policy = Some(value.into()),
-            "maxclients" => self.maxclients = Some(value.parse().map_err(|_| bad(&key, value, "a number"))?),
+            "maxclients" => {
+                self.maxclients = Some(value.parse().map_err(|_| bad(&key, value, "a number"))?)
+            }
             "proto-max-bulk-len" => self.proto_max_bulk_len = Some(value.into()),
             "save" => self.checkpoints = parse_save(value)?,
             "cluster-node-timeout" => {
-                self.cluster_node_timeout_ms = value.parse().map_err(|_| bad(&key, value, "milliseconds"))?
+                self.cluster_node_timeout_ms = value
+                    .parse()
+                    .map_err(|_| bad(&key, value, "milliseconds"))?
             }
             _ => {
                 self.extra.insert(key, value.into());
@@ -277,10 +297,18 @@ fn parse_save(value: &str) -> Result<Option<Checkpoints>> {
     match parts.as_slice() {
         [] => Ok(None),
         [s, c] => Ok(Some(Checkpoints {
-            every_secs: s.parse().map_err(|_| bad("save", value, "`<seconds> <changes>`"))?,
-            min_changes: c.parse().map_err(|_| bad("save", value, "`<seconds> <changes>`"))?,
+            every_secs: s
+                .parse()
+                .map_err(|_| bad("save", value, "`<seconds> <changes>`"))?,
+            min_changes: c
+                .parse()
+                .map_err(|_| bad("save", value, "`<seconds> <changes>`"))?,
         })),
-        _ => Err(bad("save", value, "`<seconds> <changes>` or an empty string")),
+        _ => Err(bad(
+            "save",
+            value,
+            "`<seconds> <changes>` or an empty string",
+        )),
     }
 }
 
@@ -291,11 +319,14 @@ pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
         return Err(Error::config(format!("`{key}` is not a configuration key")));
     }
     if value.contains('\n') {
-        return Err(Error::config(format!("the value for `{key}` contains a newline")));
+        return Err(Error::config(format!(
+            "the value for `{key}` contains a newline"
+        )));
     }
     match key.as_str() {
         "maxmemory" => {
-            parse_memory(value).ok_or_else(|| bad(&key, value, "a size such as 3gb, 500mb or 1048576"))?;
+            parse_memory(value)
+                .ok_or_else(|| bad(&key, value, "a size such as 3gb, 500mb or 1048576"))?;
         }
         "proto-max-bulk-len" => {
             let n = parse_memory(value).ok_or_else(|| bad(&key, value, "a size such as 1gb"))?;
@@ -303,10 +334,8 @@ pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
                 return Err(bad(&key, value, "at least 1mb"));
             }
         }
-        "maxmemory-policy" => {
-            if !POLICIES.contains(&value) {
-                return Err(bad(&key, value, &format!("one of {}", POLICIES.join(", "))));
-            }
+        "maxmemory-policy" if !POLICIES.contains(&value) => {
+            return Err(bad(&key, value, &format!("one of {}", POLICIES.join(", "))));
         }
         "maxclients" => match value.parse::<u32>() {
             Ok(n) if n >= 1 => {}
@@ -315,7 +344,14 @@ pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
         "save" => {
             parse_save(value)?;
         }
-        "port" | "bind" | "cluster-enabled" | "cluster-config-file" | "dir" | "pidfile" | "loadmodule" | "daemonize" => {
+        "port"
+        | "bind"
+        | "cluster-enabled"
+        | "cluster-config-file"
+        | "dir"
+        | "pidfile"
+        | "loadmodule"
+        | "daemonize" => {
             return Err(Error::config(format!(
                 "`{key}` is managed by orc and cannot be set directly (use the matching orc option)"
             )));
@@ -340,11 +376,22 @@ mod tests {
 
     #[test]
     fn default_deployment_follows_shard_count() {
-        assert_eq!(OrchestratorSettings::with_shards(1).deployment_name(), "standalone");
-        assert_eq!(OrchestratorSettings::with_shards(2).deployment_name(), "cluster");
+        assert_eq!(
+            OrchestratorSettings::with_shards(1).deployment_name(),
+            "standalone"
+        );
+        assert_eq!(
+            OrchestratorSettings::with_shards(2).deployment_name(),
+            "cluster"
+        );
         let mut s = OrchestratorSettings::with_shards(2);
         s.deployment = Some("standalone".into());
-        assert!(s.validate().unwrap_err().to_string().contains("exactly one shard"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one shard")
+        );
         assert!(OrchestratorSettings::with_shards(0).validate().is_err());
         // Two shards are fine (SmartSim refuses them).
         assert!(OrchestratorSettings::with_shards(2).validate().is_ok());
@@ -376,7 +423,10 @@ mod tests {
             ("port", "7000"),
             ("bad key", "1"),
         ] {
-            assert!(validate_config_value(k, v).is_err(), "{k} {v} should be refused");
+            assert!(
+                validate_config_value(k, v).is_err(),
+                "{k} {v} should be refused"
+            );
         }
     }
 

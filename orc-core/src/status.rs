@@ -29,7 +29,10 @@ pub enum JobStatus {
 impl JobStatus {
     /// True once the job can no longer change state.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Cancelled | Self::NeverStarted)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::NeverStarted
+        )
     }
 
     /// The lowercase name used in output.
@@ -69,7 +72,12 @@ pub struct StepStatus {
 impl StepStatus {
     /// A status with only the launcher-independent part.
     pub fn new(status: JobStatus) -> Self {
-        Self { status, native_state: None, exit_code: None, detail: None }
+        Self {
+            status,
+            native_state: None,
+            exit_code: None,
+            detail: None,
+        }
     }
 }
 
@@ -110,7 +118,12 @@ mod tests {
         .collect();
         assert_eq!(
             terminal,
-            [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled, JobStatus::NeverStarted]
+            [
+                JobStatus::Completed,
+                JobStatus::Failed,
+                JobStatus::Cancelled,
+                JobStatus::NeverStarted
+            ]
         );
     }
 

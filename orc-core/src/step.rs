@@ -123,8 +123,13 @@ impl LaunchStep {
 /// Quote `s` for a POSIX shell when it needs quoting.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
-    if safe { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// An allocation the launcher runs inside, or the machine it runs on.

@@ -35,7 +35,11 @@ pub(crate) fn form(shards: &[ShardAddress], timeout: Duration, node_timeout_ms: 
 fn set_node_timeout(shards: &[ShardAddress], ms: u32) -> Result<()> {
     for shard in shards {
         let mut con = connect(shard)?;
-        let cmd = redis::cmd("CONFIG").arg("SET").arg("cluster-node-timeout").arg(ms).clone();
+        let cmd = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("cluster-node-timeout")
+            .arg(ms)
+            .clone();
         query::<()>(&mut con, shard, &cmd, "CONFIG SET cluster-node-timeout")?;
     }
     Ok(())
@@ -46,15 +50,26 @@ fn form_slots(shards: &[ShardAddress], timeout: Duration) -> Result<()> {
     let n = shards.len();
     for (i, shard) in shards.iter().enumerate() {
         let mut con = connect(shard)?;
-        let info: String = query(&mut con, shard, &redis::cmd("CLUSTER").arg("INFO"), "CLUSTER INFO")?;
+        let info: String = query(
+            &mut con,
+            shard,
+            redis::cmd("CLUSTER").arg("INFO"),
+            "CLUSTER INFO",
+        )?;
         let info = parse_info(&info);
-        if field(&info, "cluster_slots_assigned") != Some("0") || field(&info, "cluster_known_nodes") != Some("1") {
+        if field(&info, "cluster_slots_assigned") != Some("0")
+            || field(&info, "cluster_known_nodes") != Some("1")
+        {
             return Err(Error::Database(format!(
                 "shard {shard} already belongs to a cluster (stale nodes file in the data directory?)"
             )));
         }
         let (start, end) = slot_range(i, n);
-        let added: redis::RedisResult<()> = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(start).arg(end).query(&mut con);
+        let added: redis::RedisResult<()> = redis::cmd("CLUSTER")
+            .arg("ADDSLOTSRANGE")
+            .arg(start)
+            .arg(end)
+            .query(&mut con);
         if added.is_err() {
             // Redis before 7.0 has no ADDSLOTSRANGE.
             let mut cmd = redis::cmd("CLUSTER");
@@ -64,12 +79,25 @@ fn form_slots(shards: &[ShardAddress], timeout: Duration) -> Result<()> {
             }
             query::<()>(&mut con, shard, &cmd, "CLUSTER ADDSLOTS")?;
         }
-        query::<()>(&mut con, shard, redis::cmd("CLUSTER").arg("SET-CONFIG-EPOCH").arg(i + 1), "CLUSTER SET-CONFIG-EPOCH")?;
+        query::<()>(
+            &mut con,
+            shard,
+            redis::cmd("CLUSTER").arg("SET-CONFIG-EPOCH").arg(i + 1),
+            "CLUSTER SET-CONFIG-EPOCH",
+        )?;
     }
     if let Some(first) = shards.first() {
         for shard in &shards[1..] {
             let mut con = connect(shard)?;
-            query::<()>(&mut con, shard, redis::cmd("CLUSTER").arg("MEET").arg(&first.host).arg(first.port), "CLUSTER MEET")?;
+            query::<()>(
+                &mut con,
+                shard,
+                redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg(&first.host)
+                    .arg(first.port),
+                "CLUSTER MEET",
+            )?;
         }
     }
     wait_ok(shards, deadline)
@@ -85,20 +113,40 @@ pub(crate) struct NodeView {
 
 pub(crate) fn view(shard: &ShardAddress) -> Result<NodeView> {
     let mut con = connect(shard)?;
-    let info: String = query(&mut con, shard, &redis::cmd("CLUSTER").arg("INFO"), "CLUSTER INFO")?;
+    let info: String = query(
+        &mut con,
+        shard,
+        redis::cmd("CLUSTER").arg("INFO"),
+        "CLUSTER INFO",
+    )?;
     let info = parse_info(&info);
     Ok(NodeView {
-        state: field(&info, "cluster_state").unwrap_or("unknown").to_string(),
-        slots_ok: field(&info, "cluster_slots_ok").and_then(|v| v.parse().ok()).unwrap_or(0),
-        known_nodes: field(&info, "cluster_known_nodes").and_then(|v| v.parse().ok()).unwrap_or(0),
+        state: field(&info, "cluster_state")
+            .unwrap_or("unknown")
+            .to_string(),
+        slots_ok: field(&info, "cluster_slots_ok")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        known_nodes: field(&info, "cluster_known_nodes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     })
 }
 
 /// Slots served by the node itself, from `CLUSTER NODES`.
 pub(crate) fn own_slots(shard: &ShardAddress) -> Result<u32> {
     let mut con = connect(shard)?;
-    let nodes: String = query(&mut con, shard, &redis::cmd("CLUSTER").arg("NODES"), "CLUSTER NODES")?;
-    let mine = nodes.lines().find(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("myself")));
+    let nodes: String = query(
+        &mut con,
+        shard,
+        redis::cmd("CLUSTER").arg("NODES"),
+        "CLUSTER NODES",
+    )?;
+    let mine = nodes.lines().find(|l| {
+        l.split_whitespace()
+            .nth(2)
+            .is_some_and(|f| f.contains("myself"))
+    });
     Ok(mine.map(count_slots).unwrap_or(0))
 }
 
@@ -136,7 +184,10 @@ fn wait_ok(shards: &[ShardAddress], deadline: Instant) -> Result<()> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(Error::Database(format!("the cluster did not become ready: {}", problems.join("; "))));
+            return Err(Error::Database(format!(
+                "the cluster did not become ready: {}",
+                problems.join("; ")
+            )));
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(50));
@@ -165,7 +216,8 @@ mod tests {
 
     #[test]
     fn cluster_nodes_lines_count_slots() {
-        let line = "07c3 127.0.0.1:30004@31004 myself,master - 0 0 1 connected 0-5460 5462 [5461->-e7d1]";
+        let line =
+            "07c3 127.0.0.1:30004@31004 myself,master - 0 0 1 connected 0-5460 5462 [5461->-e7d1]";
         assert_eq!(count_slots(line), 5462);
         assert_eq!(count_slots("a b c d e f g h"), 0);
     }

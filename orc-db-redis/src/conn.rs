@@ -15,9 +15,16 @@ pub(crate) fn connect(shard: &ShardAddress) -> Result<redis::Connection> {
         .map_err(|e| Error::Database(format!("bad address {shard}: {e}")))?;
     let con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
-        .map_err(|e| Error::Database(format!("cannot connect to shard {} at {shard}: {e}", shard.index)))?;
-    con.set_read_timeout(Some(COMMAND_TIMEOUT)).map_err(|e| Error::Database(e.to_string()))?;
-    con.set_write_timeout(Some(COMMAND_TIMEOUT)).map_err(|e| Error::Database(e.to_string()))?;
+        .map_err(|e| {
+            Error::Database(format!(
+                "cannot connect to shard {} at {shard}: {e}",
+                shard.index
+            ))
+        })?;
+    con.set_read_timeout(Some(COMMAND_TIMEOUT))
+        .map_err(|e| Error::Database(e.to_string()))?;
+    con.set_write_timeout(Some(COMMAND_TIMEOUT))
+        .map_err(|e| Error::Database(e.to_string()))?;
     Ok(con)
 }
 
@@ -28,7 +35,8 @@ pub(crate) fn query<T: redis::FromRedisValue>(
     cmd: &redis::Cmd,
     what: &str,
 ) -> Result<T> {
-    cmd.query(con).map_err(|e| Error::Database(format!("{what} on {shard}: {e}")))
+    cmd.query(con)
+        .map_err(|e| Error::Database(format!("{what} on {shard}: {e}")))
 }
 
 /// Parse `INFO` / `CLUSTER INFO` text into key/value pairs.
@@ -51,7 +59,9 @@ mod tests {
 
     #[test]
     fn info_text_parses() {
-        let info = parse_info("# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=0\r\n");
+        let info = parse_info(
+            "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=0\r\n",
+        );
         assert_eq!(field(&info, "redis_version"), Some("7.0.15"));
         assert_eq!(field(&info, "db0"), Some("keys=3,expires=0"));
         assert_eq!(field(&info, "nope"), None);

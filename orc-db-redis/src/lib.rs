@@ -35,8 +35,8 @@ mod conn;
 use std::{path::PathBuf, time::Duration};
 
 use orc_core::{
-    DbDeployment, DbHealth, Error, LaunchStep, OrchestratorSettings, PlanRequest, Probe, Result, ShardAddress,
-    ShardHealth,
+    DbDeployment, DbHealth, Error, LaunchStep, OrchestratorSettings, PlanRequest, Probe, Result,
+    ShardAddress, ShardHealth,
     plugin::{Factory, StaticPlugin},
 };
 
@@ -85,7 +85,10 @@ impl RedisDeployment {
 
 /// Find the server executable: the setting, `$ORC_REDIS_SERVER`, then `redis-server` on `PATH`.
 fn server_exe(settings: &OrchestratorSettings) -> Result<PathBuf> {
-    let explicit = settings.server_exe.clone().or_else(|| std::env::var_os(SERVER_VAR).map(PathBuf::from));
+    let explicit = settings
+        .server_exe
+        .clone()
+        .or_else(|| std::env::var_os(SERVER_VAR).map(PathBuf::from));
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok(p)
@@ -98,13 +101,16 @@ fn server_exe(settings: &OrchestratorSettings) -> Result<PathBuf> {
         };
     }
     let path = std::env::var("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join("redis-server")).find(|p| p.is_file()).ok_or_else(|| {
-        Error::ExecutableNotFound {
+    std::env::split_paths(&path)
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::ExecutableNotFound {
             name: "redis-server".into(),
             searched: format!(" on PATH ({path})"),
-            hint: "install Redis (Debian: `apt-get install redis-server`) or pass --redis-server PATH".into(),
-        }
-    })
+            hint:
+                "install Redis (Debian: `apt-get install redis-server`) or pass --redis-server PATH"
+                    .into(),
+        })
 }
 
 fn is_connection_closed(e: &redis::RedisError) -> bool {
@@ -113,7 +119,11 @@ fn is_connection_closed(e: &redis::RedisError) -> bool {
 
 impl DbDeployment for RedisDeployment {
     fn name(&self) -> &str {
-        if self.clustered { "cluster" } else { "standalone" }
+        if self.clustered {
+            "cluster"
+        } else {
+            "standalone"
+        }
     }
 
     fn clustered(&self) -> bool {
@@ -128,21 +138,27 @@ impl DbDeployment for RedisDeployment {
             )));
         }
         let exe = server_exe(&req.settings)?;
-        if let Some(m) = &req.settings.module {
-            if !m.path.is_file() {
-                return Err(Error::config(format!("the Redis module {} does not exist", m.path.display())));
-            }
+        if let Some(m) = &req.settings.module
+            && !m.path.is_file()
+        {
+            return Err(Error::config(format!(
+                "the Redis module {} does not exist",
+                m.path.display()
+            )));
         }
-        std::fs::create_dir_all(&req.dir).map_err(|e| Error::io(format!("creating {}", req.dir.display()), e))?;
+        std::fs::create_dir_all(&req.dir)
+            .map_err(|e| Error::io(format!("creating {}", req.dir.display()), e))?;
         req.shards
             .iter()
             .map(|shard| {
                 let conf = req.dir.join(format!("{}.conf", shard.name));
                 let text = config::render(&req.settings, shard, &req.dir, self.clustered);
-                std::fs::write(&conf, text).map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
+                std::fs::write(&conf, text)
+                    .map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
                 // A nodes file left by a crashed run would make this shard rejoin an old cluster.
                 let _ = std::fs::remove_file(req.dir.join(config::nodes_file(shard)));
-                let mut step = LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()]);
+                let mut step =
+                    LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()]);
                 step.run = req.settings.run.clone();
                 step.run.hosts = vec![shard.host.clone()];
                 Ok(step)
@@ -153,33 +169,65 @@ impl DbDeployment for RedisDeployment {
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {
         let mut con = match connect(shard) {
             Ok(c) => c,
-            Err(e) => return Ok(Probe { ready: false, detail: Some(e.to_string()) }),
+            Err(e) => {
+                return Ok(Probe {
+                    ready: false,
+                    detail: Some(e.to_string()),
+                });
+            }
         };
         match redis::cmd("PING").query::<String>(&mut con) {
-            Ok(p) if p == "PONG" => Ok(Probe { ready: true, detail: None }),
-            Ok(other) => Ok(Probe { ready: false, detail: Some(format!("PING answered {other}")) }),
+            Ok(p) if p == "PONG" => Ok(Probe {
+                ready: true,
+                detail: None,
+            }),
+            Ok(other) => Ok(Probe {
+                ready: false,
+                detail: Some(format!("PING answered {other}")),
+            }),
             // LOADING (a snapshot is being read) and the like: not ready yet.
-            Err(e) => Ok(Probe { ready: false, detail: Some(e.to_string()) }),
+            Err(e) => Ok(Probe {
+                ready: false,
+                detail: Some(e.to_string()),
+            }),
         }
     }
 
-    fn form(&self, shards: &[ShardAddress], settings: &OrchestratorSettings, timeout_secs: f64) -> Result<()> {
+    fn form(
+        &self,
+        shards: &[ShardAddress],
+        settings: &OrchestratorSettings,
+        timeout_secs: f64,
+    ) -> Result<()> {
         if self.clustered {
-            cluster::form(shards, Duration::from_secs_f64(timeout_secs), settings.redis.cluster_node_timeout_ms)
+            cluster::form(
+                shards,
+                Duration::from_secs_f64(timeout_secs),
+                settings.redis.cluster_node_timeout_ms,
+            )
         } else {
             let health = self.health(shards)?;
-            if health.ok { Ok(()) } else { Err(Error::Database(health.problems.join("; "))) }
+            if health.ok {
+                Ok(())
+            } else {
+                Err(Error::Database(health.problems.join("; ")))
+            }
         }
     }
 
     fn health(&self, shards: &[ShardAddress]) -> Result<DbHealth> {
-        let mut out = DbHealth { ok: true, problems: Vec::new(), shards: Vec::new() };
+        let mut out = DbHealth {
+            ok: true,
+            problems: Vec::new(),
+            shards: Vec::new(),
+        };
         let mut slots_total = 0;
         for shard in shards {
             let h = shard_health(shard, self.clustered);
             if !h.reachable {
                 out.ok = false;
-                out.problems.push(format!("shard {} ({shard}) is unreachable", shard.index));
+                out.problems
+                    .push(format!("shard {} ({shard}) is unreachable", shard.index));
             }
             if self.clustered && h.reachable && h.cluster_state.as_deref() != Some("ok") {
                 out.ok = false;
@@ -194,37 +242,66 @@ impl DbDeployment for RedisDeployment {
         }
         if self.clustered && out.ok && slots_total != cluster::SLOTS {
             out.ok = false;
-            out.problems.push(format!("{slots_total} of {} hash slots are served", cluster::SLOTS));
+            out.problems.push(format!(
+                "{slots_total} of {} hash slots are served",
+                cluster::SLOTS
+            ));
         }
         Ok(out)
     }
 
     fn shutdown(&self, shard: &ShardAddress, save: bool) -> Result<()> {
         let mut con = connect(shard)?;
-        let r: redis::RedisResult<()> =
-            redis::cmd("SHUTDOWN").arg(if save { "SAVE" } else { "NOSAVE" }).query(&mut con);
+        let r: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+            .arg(if save { "SAVE" } else { "NOSAVE" })
+            .query(&mut con);
         match r {
             Ok(()) => Ok(()),
             Err(e) if is_connection_closed(&e) => Ok(()), // the server went away, as asked
-            Err(e) => Err(Error::Database(format!("SHUTDOWN on {shard} was refused: {e}"))),
+            Err(e) => Err(Error::Database(format!(
+                "SHUTDOWN on {shard} was refused: {e}"
+            ))),
         }
     }
 
     fn config_set(&self, shard: &ShardAddress, key: &str, value: &str) -> Result<()> {
         let mut con = connect(shard)?;
-        query::<()>(&mut con, shard, redis::cmd("CONFIG").arg("SET").arg(key).arg(value), &format!("CONFIG SET {key} {value}"))?;
-        query::<()>(&mut con, shard, &redis::cmd("CONFIG").arg("REWRITE"), "CONFIG REWRITE")
+        query::<()>(
+            &mut con,
+            shard,
+            redis::cmd("CONFIG").arg("SET").arg(key).arg(value),
+            &format!("CONFIG SET {key} {value}"),
+        )?;
+        query::<()>(
+            &mut con,
+            shard,
+            redis::cmd("CONFIG").arg("REWRITE"),
+            "CONFIG REWRITE",
+        )
     }
 
     fn config_get(&self, shard: &ShardAddress, key: &str) -> Result<Vec<(String, String)>> {
         let mut con = connect(shard)?;
-        let flat: Vec<String> = query(&mut con, shard, redis::cmd("CONFIG").arg("GET").arg(key), &format!("CONFIG GET {key}"))?;
-        Ok(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
+        let flat: Vec<String> = query(
+            &mut con,
+            shard,
+            redis::cmd("CONFIG").arg("GET").arg(key),
+            &format!("CONFIG GET {key}"),
+        )?;
+        Ok(flat
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect())
     }
 }
 
 fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
-    let mut h = ShardHealth { index: shard.index, address: shard.to_string(), ..ShardHealth::default() };
+    let mut h = ShardHealth {
+        index: shard.index,
+        address: shard.to_string(),
+        ..ShardHealth::default()
+    };
     let mut con = match connect(shard) {
         Ok(c) => c,
         Err(e) => {
@@ -251,7 +328,10 @@ fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
             .filter_map(|n| n.parse::<u64>().ok())
             .sum(),
     );
-    if let Ok(modules) = redis::cmd("MODULE").arg("LIST").query::<Vec<redis::Value>>(&mut con) {
+    if let Ok(modules) = redis::cmd("MODULE")
+        .arg("LIST")
+        .query::<Vec<redis::Value>>(&mut con)
+    {
         h.modules = modules.iter().filter_map(module_name).collect();
     }
     if clustered {
@@ -273,11 +353,18 @@ fn module_name(v: &redis::Value) -> Option<String> {
                 _ => None,
             })
             .collect(),
-        redis::Value::Map(m) => m.iter().filter_map(|(k, val)| Some((value_text(k)?, value_text(val)?))).collect(),
+        redis::Value::Map(m) => m
+            .iter()
+            .filter_map(|(k, val)| Some((value_text(k)?, value_text(val)?)))
+            .collect(),
         _ => return None,
     };
     let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone());
-    Some(format!("{} {}", get("name")?, get("ver").unwrap_or_default()))
+    Some(format!(
+        "{} {}",
+        get("name")?,
+        get("ver").unwrap_or_default()
+    ))
 }
 
 fn value_text(v: &redis::Value) -> Option<String> {

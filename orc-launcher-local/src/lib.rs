@@ -70,9 +70,17 @@ pub struct LocalLauncher {
 }
 
 fn parse_id(id: &StepId) -> Result<(u32, u64)> {
-    let bad = || Error::launcher(NAME, format!("`{id}` is not a local step id (expected <pid>@<start time>)"));
+    let bad = || {
+        Error::launcher(
+            NAME,
+            format!("`{id}` is not a local step id (expected <pid>@<start time>)"),
+        )
+    };
     let (pid, start) = id.0.split_once('@').ok_or_else(bad)?;
-    Ok((pid.parse().map_err(|_| bad())?, start.parse().map_err(|_| bad())?))
+    Ok((
+        pid.parse().map_err(|_| bad())?,
+        start.parse().map_err(|_| bad())?,
+    ))
 }
 
 /// Find `exe` the way a shell would: paths with a `/` as they are, names on `PATH`.
@@ -87,7 +95,10 @@ fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
             hint: "check the path".into(),
         });
     }
-    let path = env_path.map(str::to_owned).or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+    let path = env_path
+        .map(str::to_owned)
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(exe);
         if candidate.is_file() {
@@ -147,12 +158,18 @@ impl LocalLauncher {
         }
         drop(children);
         Ok(match proc::stat(pid) {
-            Some(st) if st.start_time == start && (!matches!(st.state, 'Z' | 'X') || proc::threads_left(pid)) => {
+            Some(st)
+                if st.start_time == start
+                    && (!matches!(st.state, 'Z' | 'X') || proc::threads_left(pid)) =>
+            {
                 let status = match st.state {
                     'T' | 't' => JobStatus::Paused,
                     _ => JobStatus::Running, // a zombie leader with threads left is still exiting
                 };
-                StepStatus { native_state: Some(st.state.to_string()), ..StepStatus::new(status) }
+                StepStatus {
+                    native_state: Some(st.state.to_string()),
+                    ..StepStatus::new(status)
+                }
             }
             _ => StepStatus {
                 native_state: Some("gone".into()),
@@ -181,12 +198,16 @@ impl Launcher for LocalLauncher {
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
         let exe = resolve_exe(&step.exe, step.env.get("PATH").map(String::as_str))?;
-        fs::create_dir_all(&step.cwd).map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-        let out = File::create(&step.stdout).map_err(|e| Error::io(format!("creating {}", step.stdout.display()), e))?;
+        fs::create_dir_all(&step.cwd)
+            .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
+        let out = File::create(&step.stdout)
+            .map_err(|e| Error::io(format!("creating {}", step.stdout.display()), e))?;
         let err = if step.stderr == step.stdout {
-            out.try_clone().map_err(|e| Error::io("duplicating the output file", e))?
+            out.try_clone()
+                .map_err(|e| Error::io("duplicating the output file", e))?
         } else {
-            File::create(&step.stderr).map_err(|e| Error::io(format!("creating {}", step.stderr.display()), e))?
+            File::create(&step.stderr)
+                .map_err(|e| Error::io(format!("creating {}", step.stderr.display()), e))?
         };
         let child = Command::new(&exe)
             .args(&step.args)
@@ -197,12 +218,20 @@ impl Launcher for LocalLauncher {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| Error::launcher(NAME, format!("could not start `{}`: {e}", step.command_line())))?;
+            .map_err(|e| {
+                Error::launcher(
+                    NAME,
+                    format!("could not start `{}`: {e}", step.command_line()),
+                )
+            })?;
         let pid = child.id();
         // The child exists until we reap it, so its /proc entry is there.
         let start = proc::stat(pid).map(|s| s.start_time).unwrap_or(0);
         tracing::debug!(step = %step.name, pid, cmd = %step.command_line(), "launched");
-        self.children.lock().unwrap_or_else(|p| p.into_inner()).insert(pid, child);
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid, child);
         Ok(StepId(format!("{pid}@{start}")))
     }
 
@@ -221,17 +250,26 @@ impl Launcher for LocalLauncher {
                 let _ = proc::signal_group(pid, libc::SIGKILL);
                 s = self.wait_terminal(id, Duration::from_secs(5))?;
                 if !s.status.is_terminal() {
-                    return Err(Error::launcher(NAME, format!("process {pid} survived SIGKILL")));
+                    return Err(Error::launcher(
+                        NAME,
+                        format!("process {pid} survived SIGKILL"),
+                    ));
                 }
             }
             s.status = JobStatus::Cancelled;
         }
-        self.children.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pid);
         Ok(s)
     }
 
     fn allocation(&self) -> Result<Allocation> {
-        Ok(Allocation { id: None, hosts: vec![orc_core::net::hostname()] })
+        Ok(Allocation {
+            id: None,
+            hosts: vec![orc_core::net::hostname()],
+        })
     }
 }
 
@@ -240,16 +278,21 @@ mod tests {
     use super::*;
 
     fn wait(l: &LocalLauncher, id: &StepId) -> StepStatus {
-        l.wait_terminal(id, Duration::from_secs(10)).expect("status")
+        l.wait_terminal(id, Duration::from_secs(10))
+            .expect("status")
     }
 
     #[test]
     fn exit_codes_and_signals_are_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = LocalLauncher::new();
-        let ok = l.launch(&LaunchStep::new("ok", "true", dir.path())).expect("launch");
+        let ok = l
+            .launch(&LaunchStep::new("ok", "true", dir.path()))
+            .expect("launch");
         assert_eq!(wait(&l, &ok).status, JobStatus::Completed);
-        let killed = l.launch(&LaunchStep::new("k", "sh", dir.path()).args(["-c", "kill -9 $$"])).expect("launch");
+        let killed = l
+            .launch(&LaunchStep::new("k", "sh", dir.path()).args(["-c", "kill -9 $$"]))
+            .expect("launch");
         let s = wait(&l, &killed);
         assert_eq!(s.status, JobStatus::Failed);
         assert!(s.detail.as_deref().unwrap_or("").contains("SIGKILL"), "{s}");
@@ -260,9 +303,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = LocalLauncher::new();
         let id = l
-            .launch(&LaunchStep::new("sleepy", "sh", dir.path()).args(["-c", "sleep 30 & sleep 30; wait"]))
+            .launch(
+                &LaunchStep::new("sleepy", "sh", dir.path())
+                    .args(["-c", "sleep 30 & sleep 30; wait"]),
+            )
             .expect("launch");
-        assert_eq!(l.status(std::slice::from_ref(&id)).expect("status")[0].status, JobStatus::Running);
+        assert_eq!(
+            l.status(std::slice::from_ref(&id)).expect("status")[0].status,
+            JobStatus::Running
+        );
         let s = l.cancel(&id).expect("cancel");
         assert_eq!(s.status, JobStatus::Cancelled);
         // Cancelling again is fine and reports a terminal state.
@@ -273,26 +322,47 @@ mod tests {
     fn a_second_launcher_watches_and_stops_foreign_steps() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = LocalLauncher::new();
-        let id = first.launch(&LaunchStep::new("s", "sleep", dir.path()).args(["30"])).expect("launch");
+        let id = first
+            .launch(&LaunchStep::new("s", "sleep", dir.path()).args(["30"]))
+            .expect("launch");
         let second = LocalLauncher::new();
-        assert_eq!(second.status(std::slice::from_ref(&id)).expect("status")[0].status, JobStatus::Running);
-        assert_eq!(second.cancel(&id).expect("cancel").status, JobStatus::Cancelled);
+        assert_eq!(
+            second.status(std::slice::from_ref(&id)).expect("status")[0].status,
+            JobStatus::Running
+        );
+        assert_eq!(
+            second.cancel(&id).expect("cancel").status,
+            JobStatus::Cancelled
+        );
         // The first launcher reaps it and sees the signal.
         let s = wait(&first, &id);
         assert_eq!(s.status, JobStatus::Failed);
         // A recycled pid with another start time is not mistaken for the step.
         let (pid, start) = parse_id(&id).expect("id");
         let other = StepId(format!("{pid}@{}", start + 1));
-        assert!(second.status(&[other]).expect("status")[0].status.is_terminal());
+        assert!(
+            second.status(&[other]).expect("status")[0]
+                .status
+                .is_terminal()
+        );
     }
 
     #[test]
     fn missing_executables_and_bad_ids_are_clear_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let l = LocalLauncher::new();
-        let e = l.launch(&LaunchStep::new("x", "no-such-binary-orc", dir.path())).unwrap_err().to_string();
-        assert!(e.contains("`no-such-binary-orc` was not found on PATH"), "{e}");
-        let e = l.status(&[StepId("nonsense".into())]).unwrap_err().to_string();
+        let e = l
+            .launch(&LaunchStep::new("x", "no-such-binary-orc", dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`no-such-binary-orc` was not found on PATH"),
+            "{e}"
+        );
+        let e = l
+            .status(&[StepId("nonsense".into())])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a local step id"), "{e}");
     }
 }

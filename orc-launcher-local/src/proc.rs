@@ -29,7 +29,9 @@ pub(crate) fn stat(pid: u32) -> Option<ProcStat> {
 /// Whether a process whose main thread is a zombie still has other threads exiting
 /// (it keeps its files and sockets until the last one is gone).
 pub(crate) fn threads_left(pid: u32) -> bool {
-    fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count() > 1).unwrap_or(false)
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count() > 1)
+        .unwrap_or(false)
 }
 
 /// Send `signal` to the process group led by `pid`, falling back to the process alone.
@@ -40,7 +42,11 @@ pub(crate) fn signal_group(pid: u32, signal: i32) -> io::Result<()> {
         return Ok(());
     }
     // SAFETY: as above.
-    if unsafe { libc::kill(pid, signal) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The name of a signal number for messages.
@@ -66,7 +72,13 @@ mod tests {
     #[test]
     fn stat_lines_with_odd_names_parse() {
         let line = "1234 (redis-server 127.0.0.1:6379) S 1 1234 1234 0 -1 4194560 1 0 0 0 5 3 0 0 20 0 5 0 987654 1 2 3";
-        assert_eq!(parse_stat(line), Some(ProcStat { state: 'S', start_time: 987654 }));
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                state: 'S',
+                start_time: 987654
+            })
+        );
         assert_eq!(parse_stat("garbage"), None);
         let me = stat(std::process::id()).expect("own process");
         assert!(me.start_time > 0);

@@ -133,7 +133,8 @@ pub struct OrcPluginMod {
     pub init: extern "C" fn(sink: LogSink) -> RResult<(), RString>,
     /// Create an instance of the component `kind`/`name`.
     #[sabi(last_prefix_field)]
-    pub instantiate: extern "C" fn(kind: PluginKind, name: RStr<'_>) -> RResult<PluginObjectBox, RString>,
+    pub instantiate:
+        extern "C" fn(kind: PluginKind, name: RStr<'_>) -> RResult<PluginObjectBox, RString>,
 }
 
 impl RootModule for OrcPluginModRef {

@@ -33,7 +33,11 @@ pub fn target_dir() -> PathBuf {
 
 fn built(name: &str) -> PathBuf {
     let p = target_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
     p
 }
 
@@ -66,7 +70,12 @@ impl Default for State {
 
 impl State {
     pub fn new() -> Self {
-        Self { dir: tempfile::Builder::new().prefix("orc-test-").tempdir().unwrap() }
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("orc-test-")
+                .tempdir()
+                .unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +89,10 @@ impl State {
 
     pub fn orc_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(orc_bin());
-        c.args(args).env("ORC_STATE_DIR", self.path()).env_remove("ORC_PLUGIN_PATH").env_remove("ORC_LOG");
+        c.args(args)
+            .env("ORC_STATE_DIR", self.path())
+            .env_remove("ORC_PLUGIN_PATH")
+            .env_remove("ORC_LOG");
         c
     }
 }
@@ -88,7 +100,10 @@ impl State {
 impl Drop for State {
     fn drop(&mut self) {
         let host = static_host();
-        for orc in Orchestrator::connect_all(&host, self.path()).into_iter().flatten() {
+        for orc in Orchestrator::connect_all(&host, self.path())
+            .into_iter()
+            .flatten()
+        {
             let _ = orc.stop();
         }
     }
@@ -121,8 +136,12 @@ pub fn pid_gone(pid: u32) -> bool {
         Err(_) => true,
         // A zombie main thread with other threads left is still exiting (and holds its sockets).
         Ok(s) => {
-            s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true)
-                && std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count() <= 1).unwrap_or(true)
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+                .unwrap_or(true)
+                && std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|d| d.count() <= 1)
+                    .unwrap_or(true)
         }
     }
 }
@@ -154,18 +173,29 @@ pub fn settings(id: &str, shards: usize) -> orc_core::OrchestratorSettings {
 }
 
 /// Launch through `host` into `state`.
-pub fn launch(host: &PluginHost, state: &State, s: orc_core::OrchestratorSettings) -> orc_core::Result<Orchestrator> {
-    orc_core::Orchestrator::launch_with(host, s, orc_core::LaunchOptions {
-        state_dir: state.path().to_path_buf(),
-        progress: &mut |_| {},
-        abort: None,
-    })
+pub fn launch(
+    host: &PluginHost,
+    state: &State,
+    s: orc_core::OrchestratorSettings,
+) -> orc_core::Result<Orchestrator> {
+    orc_core::Orchestrator::launch_with(
+        host,
+        s,
+        orc_core::LaunchOptions {
+            state_dir: state.path().to_path_buf(),
+            progress: &mut |_| {},
+            abort: None,
+        },
+    )
 }
 
 /// Every shard process of `orc` is gone and nothing listens on its ports.
 pub fn assert_all_gone(pids: &[u32], addrs: &[String]) {
     for pid in pids {
-        assert!(wait_for(Duration::from_secs(10), || pid_gone(*pid)), "process {pid} is still running");
+        assert!(
+            wait_for(Duration::from_secs(10), || pid_gone(*pid)),
+            "process {pid} is still running"
+        );
     }
     for a in addrs {
         assert!(!listening(a), "something still listens on {a}");

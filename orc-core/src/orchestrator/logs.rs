@@ -8,7 +8,9 @@ use std::{
 
 /// The last `lines` non-empty lines of `path` (reads at most the last 64 KiB).
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = File::open(path) else { return String::new() };
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(64 * 1024);
     if f.seek(SeekFrom::Start(start)).is_err() {

@@ -64,7 +64,9 @@ pub struct LaunchOptions<'a> {
 
 impl std::fmt::Debug for LaunchOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LaunchOptions").field("state_dir", &self.state_dir).finish_non_exhaustive()
+        f.debug_struct("LaunchOptions")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,43 +117,56 @@ pub struct Orchestrator {
 
 impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Orchestrator").field("record", &self.record).finish_non_exhaustive()
+        f.debug_struct("Orchestrator")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
     }
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Orchestrator {
     /// Launch with default options (state directory from the environment, no progress).
     pub fn launch(host: &PluginHost, settings: OrchestratorSettings) -> Result<Self> {
-        Self::launch_with(host, settings, LaunchOptions {
-            state_dir: record::state_dir(),
-            progress: &mut |_| {},
-            abort: None,
-        })
+        Self::launch_with(
+            host,
+            settings,
+            LaunchOptions {
+                state_dir: record::state_dir(),
+                progress: &mut |_| {},
+                abort: None,
+            },
+        )
     }
 
     /// Launch every shard, wait until each answers, form and verify the database, and
     /// write the reconnect file. On any failure every launched shard is stopped again.
     #[tracing::instrument(skip_all, fields(db = %settings.db_identifier, shards = settings.shards))]
-    pub fn launch_with(host: &PluginHost, settings: OrchestratorSettings, opts: LaunchOptions<'_>) -> Result<Self> {
+    pub fn launch_with(
+        host: &PluginHost,
+        settings: OrchestratorSettings,
+        opts: LaunchOptions<'_>,
+    ) -> Result<Self> {
         settings.validate()?;
         let record_path = record::record_path(&opts.state_dir, &settings.db_identifier);
         if record_path.exists() {
-            match Self::connect(host, &opts.state_dir, &settings.db_identifier) {
-                Ok(existing) if existing.anything_alive() => {
-                    return Err(Error::AlreadyRunning {
-                        db_identifier: settings.db_identifier.clone(),
-                        path: record_path,
-                    });
-                }
-                _ => {
-                    tracing::info!(path = %record_path.display(), "removing a stale reconnect file");
-                    let _ = std::fs::remove_file(&record_path);
-                }
+            // Only a record whose shards are verifiably all gone is replaced; one that
+            // cannot be checked (a plugin missing, an unreadable file) is never deleted.
+            let existing = Self::connect(host, &opts.state_dir, &settings.db_identifier)?;
+            if existing.anything_alive() {
+                return Err(Error::AlreadyRunning {
+                    db_identifier: settings.db_identifier.clone(),
+                    path: record_path,
+                });
             }
+            tracing::info!(path = %record_path.display(), "replacing the reconnect file of a database that is gone");
+            std::fs::remove_file(&record_path)
+                .map_err(|e| Error::io(format!("removing {}", record_path.display()), e))?;
         }
         let launcher = host.launcher(&settings.launcher)?;
         let deployment = host.deployment(settings.deployment_name())?;
@@ -159,12 +174,17 @@ impl Orchestrator {
             .dir
             .clone()
             .unwrap_or_else(|| record::orchestrator_dir(&opts.state_dir, &settings.db_identifier));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let dir = dir.canonicalize().unwrap_or(dir);
 
         let alloc = launcher.allocation()?;
         let shards = placement::place(&settings, &alloc, deployment.clustered())?;
-        let steps = deployment.plan(&PlanRequest { settings: settings.clone(), shards: shards.clone(), dir: dir.clone() })?;
+        let steps = deployment.plan(&PlanRequest {
+            settings: settings.clone(),
+            shards: shards.clone(),
+            dir: dir.clone(),
+        })?;
         if steps.len() != shards.len() {
             return Err(Error::Plugin {
                 plugin: deployment.name().into(),
@@ -217,15 +237,23 @@ impl Orchestrator {
             orc.teardown_quietly();
             return Err(e);
         }
-        (opts.progress)(&Progress::Launched { shards: steps.len() });
+        (opts.progress)(&Progress::Launched {
+            shards: steps.len(),
+        });
 
         let started = Instant::now();
         let timeout = Duration::from_secs_f64(orc.record.settings.startup_timeout_secs);
-        let result = orc.wait_ready(started + timeout, opts.progress, opts.abort.as_deref()).and_then(|()| {
-            (opts.progress)(&Progress::Forming);
-            let left = timeout.saturating_sub(started.elapsed()).as_secs_f64().max(1.0);
-            orc.deployment.form(&orc.record.addresses(), &orc.record.settings, left)
-        });
+        let result = orc
+            .wait_ready(started + timeout, opts.progress, opts.abort.as_deref())
+            .and_then(|()| {
+                (opts.progress)(&Progress::Forming);
+                let left = timeout
+                    .saturating_sub(started.elapsed())
+                    .as_secs_f64()
+                    .max(1.0);
+                orc.deployment
+                    .form(&orc.record.addresses(), &orc.record.settings, left)
+            });
         if let Err(e) = result {
             let e = orc.explain_failure(e);
             orc.teardown_quietly();
@@ -238,11 +266,19 @@ impl Orchestrator {
             return Err(e);
         }
         (opts.progress)(&Progress::Ready);
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "orchestrator ready");
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "orchestrator ready"
+        );
         Ok(orc)
     }
 
-    fn wait_ready(&self, deadline: Instant, progress: &mut dyn FnMut(&Progress), abort: Option<&AtomicBool>) -> Result<()> {
+    fn wait_ready(
+        &self,
+        deadline: Instant,
+        progress: &mut dyn FnMut(&Progress),
+        abort: Option<&AtomicBool>,
+    ) -> Result<()> {
         let total = self.record.shards.len();
         let mut ready = vec![false; total];
         let mut delay = Duration::from_millis(2);
@@ -251,7 +287,10 @@ impl Orchestrator {
             for (i, shard) in self.record.shards.iter().enumerate() {
                 if !ready[i] && self.deployment.probe(&shard.address)?.ready {
                     ready[i] = true;
-                    progress(&Progress::ShardReady { ready: ready.iter().filter(|r| **r).count(), total });
+                    progress(&Progress::ShardReady {
+                        ready: ready.iter().filter(|r| **r).count(),
+                        total,
+                    });
                 }
             }
             if ready.iter().all(|r| *r) {
@@ -266,7 +305,9 @@ impl Orchestrator {
                 let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
                 for (shard, st) in self.record.shards.iter().zip(self.launcher.status(&ids)?) {
                     if st.status.is_terminal() {
-                        return Err(self.shard_error(shard, format!("exited while starting ({st})")));
+                        return Err(
+                            self.shard_error(shard, format!("exited while starting ({st})"))
+                        );
                     }
                 }
             }
@@ -328,12 +369,20 @@ impl Orchestrator {
     pub fn connect(host: &PluginHost, state_dir: &Path, db_identifier: &str) -> Result<Self> {
         let record_path = record::record_path(state_dir, db_identifier);
         if !record_path.exists() {
-            return Err(Error::NotFound { db_identifier: db_identifier.into(), path: record_path });
+            return Err(Error::NotFound {
+                db_identifier: db_identifier.into(),
+                path: record_path,
+            });
         }
         let record = OrchestratorRecord::load(&record_path)?;
         let launcher = host.launcher(&record.launcher)?;
         let deployment = host.deployment(&record.deployment)?;
-        Ok(Self { record, record_path, launcher, deployment })
+        Ok(Self {
+            record,
+            record_path,
+            launcher,
+            deployment,
+        })
     }
 
     /// Every recorded orchestrator under `state_dir` (reconnect files that cannot be read
@@ -341,7 +390,11 @@ impl Orchestrator {
     pub fn connect_all(host: &PluginHost, state_dir: &Path) -> Vec<Result<Self>> {
         record::list_records(state_dir)
             .into_iter()
-            .filter_map(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()))
+            .filter_map(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
             .map(|id| Self::connect(host, state_dir, &id))
             .collect()
     }
@@ -363,7 +416,11 @@ impl Orchestrator {
 
     /// Client addresses (`ip:port`), in shard order.
     pub fn addresses(&self) -> Vec<String> {
-        self.record.shards.iter().map(|s| s.address.to_string()).collect()
+        self.record
+            .shards
+            .iter()
+            .map(|s| s.address.to_string())
+            .collect()
     }
 
     /// The environment SmartRedis clients read: `SSDB<suffix>` (comma-separated
@@ -371,15 +428,26 @@ impl Orchestrator {
     /// suffix is empty for the default identifier and `_<db_identifier>` otherwise.
     pub fn client_env(&self) -> Vec<(String, String)> {
         let suffix = env_suffix(self.db_identifier());
-        let kind = if self.record.clustered { "Clustered" } else { "Standalone" };
-        vec![(format!("SSDB{suffix}"), self.addresses().join(",")), (format!("SR_DB_TYPE{suffix}"), kind.into())]
+        let kind = if self.record.clustered {
+            "Clustered"
+        } else {
+            "Standalone"
+        };
+        vec![
+            (format!("SSDB{suffix}"), self.addresses().join(",")),
+            (format!("SR_DB_TYPE{suffix}"), kind.into()),
+        ]
     }
 
     fn anything_alive(&self) -> bool {
         let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
         match self.launcher.status(&ids) {
             Ok(st) => st.iter().any(|s| !s.status.is_terminal()),
-            Err(_) => self.record.shards.iter().any(|s| self.deployment.probe(&s.address).is_ok_and(|p| p.ready)),
+            Err(_) => self
+                .record
+                .shards
+                .iter()
+                .any(|s| self.deployment.probe(&s.address).is_ok_and(|p| p.ready)),
         }
     }
 
@@ -391,7 +459,10 @@ impl Orchestrator {
             Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
         };
         let health = self.deployment.health(&self.record.addresses())?;
-        let running = steps.iter().filter(|s| matches!(s, Ok(st) if st.status == JobStatus::Running)).count();
+        let running = steps
+            .iter()
+            .filter(|s| matches!(s, Ok(st) if st.status == JobStatus::Running))
+            .count();
         let reachable = health.shards.iter().filter(|s| s.reachable).count();
         let state = if health.ok && running == steps.len() {
             "ready"
@@ -428,7 +499,11 @@ impl Orchestrator {
 
     /// Read a Redis setting from the first shard.
     pub fn config_get(&self, key: &str) -> Result<Vec<(String, String)>> {
-        let first = self.record.shards.first().ok_or_else(|| Error::Database("no shards".into()))?;
+        let first = self
+            .record
+            .shards
+            .first()
+            .ok_or_else(|| Error::Database("no shards".into()))?;
         self.deployment.config_get(&first.address, key)
     }
 
@@ -442,7 +517,12 @@ impl Orchestrator {
         match std::fs::remove_file(&self.record_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing {}", self.record_path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("removing {}", self.record_path.display()),
+                    e,
+                ));
+            }
         }
         Ok(report)
     }
@@ -458,7 +538,16 @@ impl Orchestrator {
         let shards = &self.record.shards;
         let ids: Vec<StepId> = shards.iter().map(|s| s.step.clone()).collect();
         let before = self.launcher.status(&ids)?;
-        let mut how: Vec<&str> = before.iter().map(|s| if s.status.is_terminal() { "already-gone" } else { "" }).collect();
+        let mut how: Vec<&str> = before
+            .iter()
+            .map(|s| {
+                if s.status.is_terminal() {
+                    "already-gone"
+                } else {
+                    ""
+                }
+            })
+            .collect();
         for (i, shard) in shards.iter().enumerate() {
             if how[i].is_empty() {
                 match self.deployment.shutdown(&shard.address, save) {
@@ -471,7 +560,11 @@ impl Orchestrator {
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let last = loop {
             let now = self.launcher.status(&ids)?;
-            let pending = now.iter().zip(&how).filter(|(s, h)| !s.status.is_terminal() && **h == "shutdown").count();
+            let pending = now
+                .iter()
+                .zip(&how)
+                .filter(|(s, h)| !s.status.is_terminal() && **h == "shutdown")
+                .count();
             if pending == 0 || Instant::now() >= deadline {
                 break now;
             }
@@ -480,15 +573,31 @@ impl Orchestrator {
         let mut out = Vec::new();
         for (i, shard) in shards.iter().enumerate() {
             let (how, status) = if last[i].status.is_terminal() {
-                (if how[i].is_empty() { "already-gone" } else { how[i] }, last[i].clone())
+                (
+                    if how[i].is_empty() {
+                        "already-gone"
+                    } else {
+                        how[i]
+                    },
+                    last[i].clone(),
+                )
             } else {
                 ("cancelled", self.launcher.cancel(&shard.step)?)
             };
-            out.push(ShardStop { index: i, address: shard.address.to_string(), how: how.into(), status });
+            out.push(ShardStop {
+                index: i,
+                address: shard.address.to_string(),
+                how: how.into(),
+                status,
+            });
         }
         // A cluster member leaves a nodes file that would confuse the next start.
         for shard in shards {
-            let _ = std::fs::remove_file(self.record.dir.join(format!("nodes-{}-{}.conf", shard.name, shard.address.port)));
+            let _ = std::fs::remove_file(
+                self.record
+                    .dir
+                    .join(format!("nodes-{}-{}.conf", shard.name, shard.address.port)),
+            );
         }
         Ok(out)
     }

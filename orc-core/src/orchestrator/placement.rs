@@ -19,7 +19,11 @@ use crate::{
 /// gives them consecutive ports.
 ///
 /// Cluster shards also need their bus port (`port + 10000`), which is checked too.
-pub(crate) fn place(settings: &OrchestratorSettings, alloc: &Allocation, clustered: bool) -> Result<Vec<ShardSpec>> {
+pub(crate) fn place(
+    settings: &OrchestratorSettings,
+    alloc: &Allocation,
+    clustered: bool,
+) -> Result<Vec<ShardSpec>> {
     let n = settings.shards;
     if clustered && settings.port != 0 && usize::from(settings.port) + n - 1 > 55535 {
         return Err(Error::config(format!(
@@ -44,7 +48,11 @@ pub(crate) fn place(settings: &OrchestratorSettings, alloc: &Allocation, cluster
             // Chosen ports can be taken by someone else before we check them again; pick anew.
             let mut attempt = 0;
             loop {
-                let ports = if clustered { net::free_cluster_ports(&ips, n)? } else { net::free_ports(&ips, n)? };
+                let ports = if clustered {
+                    net::free_cluster_ports(&ips, n)?
+                } else {
+                    net::free_ports(&ips, n)?
+                };
                 match check(&ports) {
                     Ok(()) => break ports,
                     Err(e) if attempt >= 5 => return Err(e),
@@ -61,19 +69,41 @@ pub(crate) fn place(settings: &OrchestratorSettings, alloc: &Allocation, cluster
         return Ok(ports
             .into_iter()
             .enumerate()
-            .map(|(index, port)| ShardSpec { index, name: name(index), host: host.clone(), port, bind: bind.clone() })
+            .map(|(index, port)| ShardSpec {
+                index,
+                name: name(index),
+                host: host.clone(),
+                port,
+                bind: bind.clone(),
+            })
             .collect());
     }
-    let hosts = if settings.hosts.is_empty() { &alloc.hosts } else { &settings.hosts };
+    let hosts = if settings.hosts.is_empty() {
+        &alloc.hosts
+    } else {
+        &settings.hosts
+    };
     if hosts.is_empty() {
-        return Err(Error::config("the launcher reported no hosts to place shards on"));
+        return Err(Error::config(
+            "the launcher reported no hosts to place shards on",
+        ));
     }
-    let base = if settings.port == 0 { 6379 } else { settings.port };
+    let base = if settings.port == 0 {
+        6379
+    } else {
+        settings.port
+    };
     Ok((0..n)
         .map(|index| {
             let host = hosts[index % hosts.len()].clone();
             let port = base + (index / hosts.len()) as u16;
-            ShardSpec { index, name: name(index), bind: vec![host.clone()], host, port }
+            ShardSpec {
+                index,
+                name: name(index),
+                bind: vec![host.clone()],
+                host,
+                port,
+            }
         })
         .collect())
 }
@@ -88,13 +118,23 @@ mod tests {
         let ports = net::free_ports(&[IpAddr::from([127, 0, 0, 1])], 1).expect("port");
         s.port = ports[0];
         // Consecutive ports may be taken by chance; then the error must say so.
-        match place(&s, &Allocation { id: None, hosts: vec!["vm".into()] }, false) {
+        match place(
+            &s,
+            &Allocation {
+                id: None,
+                hosts: vec!["vm".into()],
+            },
+            false,
+        ) {
             Ok(shards) => {
                 assert_eq!(shards.len(), 3);
                 assert_eq!(shards[2].port, s.port + 2);
                 assert_eq!(shards[1].bind, vec!["127.0.0.1".to_string()]);
                 assert_eq!(shards[1].name, "orchestrator_1");
-                assert_eq!(shards[0].address().to_string(), format!("127.0.0.1:{}", s.port));
+                assert_eq!(
+                    shards[0].address().to_string(),
+                    format!("127.0.0.1:{}", s.port)
+                );
             }
             Err(e) => assert!(e.to_string().contains("already in use"), "{e}"),
         }
@@ -104,23 +144,49 @@ mod tests {
     fn cluster_ports_leave_room_for_the_bus() {
         let mut s = OrchestratorSettings::with_shards(2);
         s.port = 55535;
-        let err = place(&s, &Allocation { id: None, hosts: vec![] }, true).unwrap_err().to_string();
+        let err = place(
+            &s,
+            &Allocation {
+                id: None,
+                hosts: vec![],
+            },
+            true,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("at most 55535"), "{err}");
         s.port = 0;
-        let shards = place(&s, &Allocation { id: None, hosts: vec![] }, true).expect("placed");
+        let shards = place(
+            &s,
+            &Allocation {
+                id: None,
+                hosts: vec![],
+            },
+            true,
+        )
+        .expect("placed");
         assert!(shards.iter().all(|s| s.port <= 55535 && s.port >= 10000));
     }
 
     #[test]
     fn allocation_hosts_get_one_shard_each_first() {
         let s = OrchestratorSettings::with_shards(5);
-        let alloc = Allocation { id: Some("42".into()), hosts: vec!["n1".into(), "n2".into(), "n3".into()] };
+        let alloc = Allocation {
+            id: Some("42".into()),
+            hosts: vec!["n1".into(), "n2".into(), "n3".into()],
+        };
         let shards = place(&s, &alloc, true).expect("placed");
         let got: Vec<(String, u16)> = shards.iter().map(|s| (s.host.clone(), s.port)).collect();
         assert_eq!(
             got,
-            [("n1", 6379), ("n2", 6379), ("n3", 6379), ("n1", 6380), ("n2", 6380)]
-                .map(|(h, p)| (h.to_string(), p))
+            [
+                ("n1", 6379),
+                ("n2", 6379),
+                ("n3", 6379),
+                ("n1", 6380),
+                ("n2", 6380)
+            ]
+            .map(|(h, p)| (h.to_string(), p))
         );
     }
 }

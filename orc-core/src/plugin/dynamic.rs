@@ -22,7 +22,10 @@ pub(crate) struct LoadedLib {
 
 impl std::fmt::Debug for LoadedLib {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedLib").field("path", &self.path).field("package", &self.package).finish()
+        f.debug_struct("LoadedLib")
+            .field("path", &self.path)
+            .field("package", &self.package)
+            .finish()
     }
 }
 
@@ -47,12 +50,20 @@ fn host_sink() -> LogSink {
         Some(tracing::Level::DEBUG) => level::DEBUG,
         Some(tracing::Level::TRACE) => level::TRACE,
     };
-    LogSink { log: host_log, max_level }
+    LogSink {
+        log: host_log,
+        max_level,
+    }
 }
 
 fn first_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut out = lines.iter().take(n).copied().collect::<Vec<_>>().join(" / ");
+    let mut out = lines
+        .iter()
+        .take(n)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" / ");
     if lines.len() > n {
         out.push_str(" / ...");
     }
@@ -94,8 +105,11 @@ pub(crate) fn load(path: &Path) -> Result<(Arc<LoadedLib>, Vec<PluginDescriptor>
     // Never unloaded: plugins may leave threads, statics or thread-locals behind.
     let raw: &'static RawLibrary = Box::leak(Box::new(raw));
     // SAFETY: `raw` lives for the rest of the process, as the function requires.
-    let header = unsafe { lib_header_from_raw_library(raw) }.map_err(|e| describe_library_error(&e))?;
-    let module = header.init_root_module::<OrcPluginModRef>().map_err(|e| describe_library_error(&e))?;
+    let header =
+        unsafe { lib_header_from_raw_library(raw) }.map_err(|e| describe_library_error(&e))?;
+    let module = header
+        .init_root_module::<OrcPluginModRef>()
+        .map_err(|e| describe_library_error(&e))?;
     let abi = module.abi_version();
     if abi != ABI_VERSION {
         return Err(format!(

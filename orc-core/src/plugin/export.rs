@@ -14,7 +14,8 @@ use abi_stable::{
     std_types::{RResult, RStr, RString, RVec},
 };
 use orc_plugin_abi::{
-    LogSink, PluginDescriptor, PluginKind as AbiKind, PluginObject, PluginObject_TO, PluginObjectBox, level,
+    LogSink, PluginDescriptor, PluginKind as AbiKind, PluginObject, PluginObject_TO,
+    PluginObjectBox, level,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -43,12 +44,17 @@ fn decode<T: DeserializeOwned>(method: &str, payload: &str) -> Result<T> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| Error::Format { context: "encoding a reply".into(), message: e.to_string() })
+    serde_json::to_string(value).map_err(|e| Error::Format {
+        context: "encoding a reply".into(),
+        message: e.to_string(),
+    })
 }
 
 fn unknown(method: &str) -> Error {
-    Error::Format { context: "plugin call".into(), message: format!("unknown method `{method}`") }
+    Error::Format {
+        context: "plugin call".into(),
+        message: format!("unknown method `{method}`"),
+    }
 }
 
 /// Answer one launcher call.
@@ -151,8 +157,14 @@ pub fn descriptors(plugins: &[&StaticPlugin]) -> RVec<PluginDescriptor> {
 
 /// Create an instance (used by the generated root module).
 #[doc(hidden)]
-pub fn instantiate(plugins: &[&StaticPlugin], kind: AbiKind, name: RStr<'_>) -> RResult<PluginObjectBox, RString> {
-    let found = plugins.iter().find(|p| abi_kind(&p.factory) == kind && p.name == name.as_str());
+pub fn instantiate(
+    plugins: &[&StaticPlugin],
+    kind: AbiKind,
+    name: RStr<'_>,
+) -> RResult<PluginObjectBox, RString> {
+    let found = plugins
+        .iter()
+        .find(|p| abi_kind(&p.factory) == kind && p.name == name.as_str());
     let Some(p) = found else {
         return RResult::RErr(format!("this plugin has no {} named `{name}`", kind.name()).into());
     };
@@ -161,8 +173,16 @@ pub fn instantiate(plugins: &[&StaticPlugin], kind: AbiKind, name: RStr<'_>) -> 
         Factory::Deployment(f) => Served::Deployment(f()),
     });
     match made {
-        Ok(inner) => RResult::ROk(PluginObject_TO::from_value(Server { name: p.name, inner }, TD_Opaque)),
-        Err(e) => RResult::RErr(format!("creating `{name}` panicked: {}", panic_message(e.as_ref())).into()),
+        Ok(inner) => RResult::ROk(PluginObject_TO::from_value(
+            Server {
+                name: p.name,
+                inner,
+            },
+            TD_Opaque,
+        )),
+        Err(e) => RResult::RErr(
+            format!("creating `{name}` panicked: {}", panic_message(e.as_ref())).into(),
+        ),
     }
 }
 
@@ -172,7 +192,10 @@ pub fn instantiate(plugins: &[&StaticPlugin], kind: AbiKind, name: RStr<'_>) -> 
 pub fn init(sink: LogSink) -> RResult<(), RString> {
     match catch_unwind(|| {
         // The plugin has its own copy of tracing's globals; this only sets the plugin's.
-        let _ = tracing::subscriber::set_global_default(Forward { sink, next_id: AtomicU64::new(1) });
+        let _ = tracing::subscriber::set_global_default(Forward {
+            sink,
+            next_id: AtomicU64::new(1),
+        });
     }) {
         Ok(()) => RResult::ROk(()),
         Err(p) => RResult::RErr(format!("init panicked: {}", panic_message(p.as_ref())).into()),
@@ -220,7 +243,11 @@ impl tracing::Subscriber for Forward {
         let mut m = Message(String::new());
         event.record(&mut m);
         let meta = event.metadata();
-        (self.sink.log)(level_number(meta.level()), RStr::from_str(meta.target()), RStr::from_str(&m.0));
+        (self.sink.log)(
+            level_number(meta.level()),
+            RStr::from_str(meta.target()),
+            RStr::from_str(&m.0),
+        );
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}

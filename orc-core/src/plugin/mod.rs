@@ -101,7 +101,11 @@ impl fmt::Display for PluginSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Static { crate_name } => write!(f, "built in ({crate_name})"),
-            Self::Dynamic { path, package, package_version } => {
+            Self::Dynamic {
+                path,
+                package,
+                package_version,
+            } => {
                 write!(f, "{} ({package} {package_version})", path.display())
             }
         }
@@ -189,10 +193,15 @@ impl PluginHost {
                 name: p.name.into(),
                 version: p.version.into(),
                 description: p.description.into(),
-                source: PluginSource::Static { crate_name: p.crate_name.into() },
+                source: PluginSource::Static {
+                    crate_name: p.crate_name.into(),
+                },
             };
             if host.find(info.kind, &info.name).is_none() {
-                host.entries.push(Entry { info, origin: Origin::Static(p.factory) });
+                host.entries.push(Entry {
+                    info,
+                    origin: Origin::Static(p.factory),
+                });
             }
         }
         host
@@ -216,13 +225,26 @@ impl PluginHost {
             .map(|v| {
                 std::env::split_paths(&v)
                     .filter(|p| !p.as_os_str().is_empty())
-                    .map(|path| SearchEntry { path, prefixed_only: false })
+                    .map(|path| SearchEntry {
+                        path,
+                        prefixed_only: false,
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-            for path in [dir.clone(), dir.join("plugins"), dir.join("../lib/orc/plugins")] {
-                out.push(SearchEntry { path, prefixed_only: true });
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            for path in [
+                dir.clone(),
+                dir.join("plugins"),
+                dir.join("../lib/orc/plugins"),
+            ] {
+                out.push(SearchEntry {
+                    path,
+                    prefixed_only: true,
+                });
             }
         }
         out
@@ -235,14 +257,18 @@ impl PluginHost {
             let _ = self.load_file(&entry.path); // refusals are recorded
             return;
         }
-        let Ok(read) = std::fs::read_dir(&entry.path) else { return };
+        let Ok(read) = std::fs::read_dir(&entry.path) else {
+            return;
+        };
         let mut files: Vec<PathBuf> = read
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "so"))
             .filter(|p| {
                 !entry.prefixed_only
-                    || p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PLUGIN_FILE_PREFIX))
+                    || p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(PLUGIN_FILE_PREFIX))
             })
             .collect();
         files.sort();
@@ -255,7 +281,11 @@ impl PluginHost {
     /// [`PluginHost::refusals`]) and returned as [`Error::PluginLoad`].
     pub fn load_file(&mut self, path: &Path) -> Result<Vec<PluginInfo>> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if self.entries.iter().any(|e| matches!(&e.origin, Origin::Dynamic(l) if l.path == canonical)) {
+        if self
+            .entries
+            .iter()
+            .any(|e| matches!(&e.origin, Origin::Dynamic(l) if l.path == canonical))
+        {
             return Ok(Vec::new()); // the same file reached twice through the search path
         }
         let (lib, descriptors) = match dynamic::load(&canonical) {
@@ -266,7 +296,10 @@ impl PluginHost {
         let mut refused = Vec::new();
         for d in descriptors {
             let Some(kind) = PluginKind::from_abi(d.kind) else {
-                refused.push(format!("provides `{}` of unknown kind {} (a newer plugin?)", d.name, d.kind.0));
+                refused.push(format!(
+                    "provides `{}` of unknown kind {} (a newer plugin?)",
+                    d.name, d.kind.0
+                ));
                 continue;
             };
             if let Some(existing) = self.find(kind, d.name.as_str()) {
@@ -289,7 +322,10 @@ impl PluginHost {
             };
             tracing::debug!(plugin = %info.name, kind = %kind, file = %canonical.display(), "plugin loaded");
             added.push(info.clone());
-            self.entries.push(Entry { info, origin: Origin::Dynamic(lib.clone()) });
+            self.entries.push(Entry {
+                info,
+                origin: Origin::Dynamic(lib.clone()),
+            });
         }
         for reason in refused {
             self.refuse(path, reason);
@@ -299,14 +335,22 @@ impl PluginHost {
 
     fn refuse(&mut self, path: &Path, reason: String) -> Error {
         tracing::warn!(file = %path.display(), "plugin refused: {reason}");
-        let r = Refusal { path: path.to_path_buf(), reason };
-        let err = Error::PluginLoad { path: r.path.clone(), reason: r.reason.clone() };
+        let r = Refusal {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let err = Error::PluginLoad {
+            path: r.path.clone(),
+            reason: r.reason.clone(),
+        };
         self.refusals.push(r);
         err
     }
 
     fn find(&self, kind: PluginKind, name: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.info.kind == kind && e.info.name == name)
+        self.entries
+            .iter()
+            .find(|e| e.info.kind == kind && e.info.name == name)
     }
 
     /// Every accepted component, in load order.
@@ -325,11 +369,18 @@ impl PluginHost {
     }
 
     fn unknown(&self, kind: PluginKind, name: &str) -> Error {
-        let names: Vec<&str> =
-            self.entries.iter().filter(|e| e.info.kind == kind).map(|e| e.info.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.info.kind == kind)
+            .map(|e| e.info.name.as_str())
+            .collect();
         let mut hint = String::new();
         if !self.refusals.is_empty() {
-            hint.push_str(&format!(" ({} plugin file(s) were refused; run `orc plugins`)", self.refusals.len()));
+            hint.push_str(&format!(
+                " ({} plugin file(s) were refused; run `orc plugins`)",
+                self.refusals.len()
+            ));
         }
         if names.is_empty() {
             hint.push_str(&format!(
@@ -339,19 +390,36 @@ impl PluginHost {
         Error::UnknownPlugin {
             kind: kind.to_string(),
             name: name.into(),
-            available: if names.is_empty() { "none".into() } else { names.join(", ") },
+            available: if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
             hint,
         }
     }
 
-    fn instantiate(&self, kind: PluginKind, name: &str) -> Result<(Option<Factory>, Option<Proxy>)> {
-        let entry = self.find(kind, name).ok_or_else(|| self.unknown(kind, name))?;
+    fn instantiate(
+        &self,
+        kind: PluginKind,
+        name: &str,
+    ) -> Result<(Option<Factory>, Option<Proxy>)> {
+        let entry = self
+            .find(kind, name)
+            .ok_or_else(|| self.unknown(kind, name))?;
         match &entry.origin {
             Origin::Static(f) => Ok((Some(*f), None)),
-            Origin::Dynamic(lib) => match (lib.module.instantiate())(kind.to_abi(), RStr::from_str(name)) {
-                RResult::ROk(obj) => Ok((None, Some(Proxy::new(name.into(), obj, lib.clone())))),
-                RResult::RErr(e) => Err(Error::PluginLoad { path: lib.path.clone(), reason: e.into_string() }),
-            },
+            Origin::Dynamic(lib) => {
+                match (lib.module.instantiate())(kind.to_abi(), RStr::from_str(name)) {
+                    RResult::ROk(obj) => {
+                        Ok((None, Some(Proxy::new(name.into(), obj, lib.clone()))))
+                    }
+                    RResult::RErr(e) => Err(Error::PluginLoad {
+                        path: lib.path.clone(),
+                        reason: e.into_string(),
+                    }),
+                }
+            }
         }
     }
 

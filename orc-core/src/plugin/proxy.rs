@@ -27,21 +27,41 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn new(name: String, obj: PluginObjectBox, lib: Arc<LoadedLib>) -> Self {
-        Self { name, obj, _lib: lib }
+        Self {
+            name,
+            obj,
+            _lib: lib,
+        }
     }
 
-    fn call<Q: Serialize + ?Sized, A: DeserializeOwned>(&self, method: &str, request: &Q) -> Result<A> {
-        let payload = serde_json::to_string(request).map_err(|e| self.err(method, e.to_string()))?;
-        match self.obj.call(RStr::from_str(method), RStr::from_str(&payload)) {
-            RResult::ROk(reply) => serde_json::from_str(&reply)
-                .map_err(|e| self.err(method, format!("unreadable reply ({e}): {}", truncate(&reply)))),
+    fn call<Q: Serialize + ?Sized, A: DeserializeOwned>(
+        &self,
+        method: &str,
+        request: &Q,
+    ) -> Result<A> {
+        let payload =
+            serde_json::to_string(request).map_err(|e| self.err(method, e.to_string()))?;
+        match self
+            .obj
+            .call(RStr::from_str(method), RStr::from_str(&payload))
+        {
+            RResult::ROk(reply) => serde_json::from_str(&reply).map_err(|e| {
+                self.err(
+                    method,
+                    format!("unreadable reply ({e}): {}", truncate(&reply)),
+                )
+            }),
             RResult::RErr(err) => Err(serde_json::from_str::<Error>(&err)
                 .unwrap_or_else(|_| self.err(method, err.to_string()))),
         }
     }
 
     fn err(&self, method: &str, message: String) -> Error {
-        Error::Plugin { plugin: self.name.clone(), method: method.into(), message }
+        Error::Plugin {
+            plugin: self.name.clone(),
+            method: method.into(),
+            message,
+        }
     }
 }
 
@@ -71,7 +91,10 @@ impl Launcher for LauncherProxy {
         self.0.call(protocol::launcher::ALLOCATION, &())
     }
     fn launch_batch(&self, batch: &BatchSettings, steps: &[LaunchStep]) -> Result<StepId> {
-        let req = BatchRequest { batch: batch.clone(), steps: steps.to_vec() };
+        let req = BatchRequest {
+            batch: batch.clone(),
+            steps: steps.to_vec(),
+        };
         self.0.call(protocol::launcher::LAUNCH_BATCH, &req)
     }
 }
@@ -101,22 +124,45 @@ impl DbDeployment for DeploymentProxy {
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {
         self.proxy.call(protocol::deployment::PROBE, shard)
     }
-    fn form(&self, shards: &[ShardAddress], settings: &OrchestratorSettings, timeout_secs: f64) -> Result<()> {
-        let req = FormRequest { shards: shards.to_vec(), settings: settings.clone(), timeout_secs };
+    fn form(
+        &self,
+        shards: &[ShardAddress],
+        settings: &OrchestratorSettings,
+        timeout_secs: f64,
+    ) -> Result<()> {
+        let req = FormRequest {
+            shards: shards.to_vec(),
+            settings: settings.clone(),
+            timeout_secs,
+        };
         self.proxy.call(protocol::deployment::FORM, &req)
     }
     fn health(&self, shards: &[ShardAddress]) -> Result<DbHealth> {
         self.proxy.call(protocol::deployment::HEALTH, shards)
     }
     fn shutdown(&self, shard: &ShardAddress, save: bool) -> Result<()> {
-        self.proxy.call(protocol::deployment::SHUTDOWN, &ShutdownRequest { shard: shard.clone(), save })
+        self.proxy.call(
+            protocol::deployment::SHUTDOWN,
+            &ShutdownRequest {
+                shard: shard.clone(),
+                save,
+            },
+        )
     }
     fn config_set(&self, shard: &ShardAddress, key: &str, value: &str) -> Result<()> {
-        let req = ConfigRequest { shard: shard.clone(), key: key.into(), value: Some(value.into()) };
+        let req = ConfigRequest {
+            shard: shard.clone(),
+            key: key.into(),
+            value: Some(value.into()),
+        };
         self.proxy.call(protocol::deployment::CONFIG_SET, &req)
     }
     fn config_get(&self, shard: &ShardAddress, key: &str) -> Result<Vec<(String, String)>> {
-        let req = ConfigRequest { shard: shard.clone(), key: key.into(), value: None };
+        let req = ConfigRequest {
+            shard: shard.clone(),
+            key: key.into(),
+            value: None,
+        };
         self.proxy.call(protocol::deployment::CONFIG_GET, &req)
     }
 }
