@@ -1,0 +1,151 @@
+//! The binary interface between the `orc-ai` Redis module and its ML runtime backends
+//! (ONNX, TorchScript, TFLite, TensorFlow), each a separately compiled `cdylib`.
+//!
+//! A backend exports one [`BackendModRef`] root module. `orc-ai` loads the file, lets
+//! abi_stable check the layout, then compares [`BackendMod::abi_version`] with
+//! [`BACKEND_ABI_VERSION`] before it calls anything. Tensors cross as [`TensorAbi`]
+//! (DLPack type code and bits, shape, row-major little-endian bytes).
+//!
+//! Backend functions must not unwind: wrap their bodies in [`guard`].
+//!
+//! ```
+//! use orc_ai_backend_abi::{TensorAbi, guard};
+//! let t = TensorAbi::new(2, 32, vec![2], 1.5f32.to_le_bytes().repeat(2));
+//! assert_eq!(t.shape.len(), 1);
+//! let r = guard(|| -> Result<u32, String> { panic!("boom") });
+//! assert!(r.unwrap_err().contains("boom"));
+//! ```
+#![deny(missing_docs)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings, sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, RResult, RSlice, RStr, RString, RVec},
+};
+
+/// Version of the calls below; `orc-ai` refuses a backend built for another one.
+pub const BACKEND_ABI_VERSION: u32 = 1;
+
+/// A tensor crossing the boundary.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct TensorAbi {
+    /// DLPack type code (0 int, 1 uint, 2 float, 6 bool, 7 string).
+    pub code: u8,
+    /// Bits per element (strings: 8).
+    pub bits: u8,
+    /// Dimensions.
+    pub shape: RVec<i64>,
+    /// Row-major little-endian bytes (strings: NUL-terminated elements).
+    pub data: RVec<u8>,
+}
+
+impl TensorAbi {
+    /// A tensor from its parts.
+    pub fn new(code: u8, bits: u8, shape: Vec<i64>, data: Vec<u8>) -> Self {
+        Self {
+            code,
+            bits,
+            shape: shape.into(),
+            data: data.into(),
+        }
+    }
+}
+
+/// Options a model is created with.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct ModelOptions {
+    /// Device string as stored (`CPU`, `GPU:0`, ...).
+    pub device: RString,
+    /// Input names given with INPUTS (TF), else empty.
+    pub inputs: RVec<RString>,
+    /// Output names given with OUTPUTS (TF), else empty.
+    pub outputs: RVec<RString>,
+    /// Threads between operators (0: the runtime's default).
+    pub inter_op_threads: u32,
+    /// Threads inside an operator (0: the runtime's default).
+    pub intra_op_threads: u32,
+}
+
+/// A loaded model.
+#[sabi_trait]
+pub trait BackendModel: Send + Sync {
+    /// Input names (may be empty strings when the runtime has none).
+    fn inputs(&self) -> RVec<RString>;
+    /// Output names.
+    fn outputs(&self) -> RVec<RString>;
+    /// Run once.
+    fn run(&self, inputs: RVec<TensorAbi>) -> RResult<RVec<TensorAbi>, RString>;
+}
+
+/// An owned model.
+pub type BackendModelBox = BackendModel_TO<'static, RBox<()>>;
+
+/// A loaded script (a set of functions).
+#[sabi_trait]
+pub trait BackendScript: Send + Sync {
+    /// Call `function`. `keys` and `args` are the SCRIPTEXECUTE KEYS and ARGS.
+    fn run(
+        &self,
+        function: RStr<'_>,
+        inputs: RVec<TensorAbi>,
+        keys: RVec<RString>,
+        args: RVec<RString>,
+    ) -> RResult<RVec<TensorAbi>, RString>;
+}
+
+/// An owned script.
+pub type BackendScriptBox = BackendScript_TO<'static, RBox<()>>;
+
+/// The root module every backend exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = BackendModRef)))]
+#[sabi(missing_field(panic))]
+pub struct BackendMod {
+    /// Must equal [`BACKEND_ABI_VERSION`].
+    pub abi_version: u32,
+    /// The backend name as used in commands (`ONNX`, `TORCH`, `TFLITE`, `TF`).
+    pub name: RStr<'static>,
+    /// The runtime and its version, for `INFO` (`tract 0.23.9`).
+    pub runtime: RStr<'static>,
+    /// Build a model from its serialised bytes.
+    pub load_model: extern "C" fn(
+        blob: RSlice<'_, u8>,
+        options: &ModelOptions,
+    ) -> RResult<BackendModelBox, RString>,
+    /// Build a script from source; `entry_points` empty for deprecated SCRIPTSET scripts.
+    /// Backends without scripts return an error.
+    #[sabi(last_prefix_field)]
+    pub load_script: extern "C" fn(
+        source: RStr<'_>,
+        device: RStr<'_>,
+        entry_points: RVec<RString>,
+    ) -> RResult<BackendScriptBox, RString>,
+}
+
+impl RootModule for BackendModRef {
+    declare_root_module_statics! {BackendModRef}
+    const BASE_NAME: &'static str = "orc_ai_backend";
+    const NAME: &'static str = "orc_ai_backend";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// Run `f`, turning a panic into an error message (backend entry points must not unwind).
+pub fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(format!(
+            "backend panicked: {}",
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        )),
+    }
+}

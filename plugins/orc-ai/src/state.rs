@@ -1,0 +1,74 @@
+//! Module-wide state: configuration, backends, run statistics.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Mutex, MutexGuard, OnceLock},
+};
+
+use crate::{backends::Backends, config::Config};
+
+/// What kind of object a statistics entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A model.
+    Model,
+    /// A script.
+    Script,
+}
+
+/// Run statistics of one model or script key (ephemeral, like RedisAI's).
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Cumulative run time in microseconds.
+    pub duration_us: u64,
+    /// Samples processed (dim 0 of the first output).
+    pub samples: u64,
+    /// Runs.
+    pub calls: u64,
+    /// Failed runs.
+    pub errors: u64,
+}
+
+/// Everything global.
+pub struct State {
+    /// Settings.
+    pub config: Mutex<Config>,
+    /// Loaded backends.
+    pub backends: Backends,
+    /// Stats by key, with the kind and tag.
+    pub stats: Mutex<BTreeMap<Vec<u8>, (Kind, String, Stats)>>,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+/// The global state (created with defaults on first use).
+pub fn state() -> &'static State {
+    STATE.get_or_init(|| State {
+        config: Mutex::new(Config::new(module_dir())),
+        backends: Backends::default(),
+        stats: Mutex::new(BTreeMap::new()),
+    })
+}
+
+/// Lock, recovering from poisoning (a panic elsewhere must not wedge the module).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The directory this module was loaded from (found with `dladdr`).
+pub fn module_dir() -> PathBuf {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let addr = module_dir as *const () as *const libc::c_void;
+    // SAFETY: dladdr only reads the address and fills `info`.
+    if unsafe { libc::dladdr(addr, &mut info) } != 0 && !info.dli_fname.is_null() {
+        // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
+        let p = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned();
+        if let Some(dir) = PathBuf::from(p).parent() {
+            return dir.to_path_buf();
+        }
+    }
+    PathBuf::from(".")
+}
