@@ -151,9 +151,25 @@ pub(crate) struct StartArgs {
     /// Any other redis.conf directive, KEY=VALUE (repeatable).
     #[arg(long = "redis-config", value_name = "KEY=VALUE")]
     pub(crate) redis_config: Vec<String>,
-    /// A Redis module to load into every shard.
+    /// A Redis module to load into every shard (default: orc-ai, found next to orc or at
+    /// $ORC_AI_MODULE).
     #[arg(long, value_name = "PATH")]
     pub(crate) module: Option<PathBuf>,
+    /// Start plain Redis shards, without orc-ai.
+    #[arg(long, conflicts_with = "module")]
+    pub(crate) no_ai: bool,
+    /// orc-ai: worker threads per device queue.
+    #[arg(long, value_name = "N")]
+    pub(crate) threads_per_queue: Option<u32>,
+    /// orc-ai: threads between operators.
+    #[arg(long, value_name = "N")]
+    pub(crate) inter_op_threads: Option<u32>,
+    /// orc-ai: threads inside an operator.
+    #[arg(long, value_name = "N")]
+    pub(crate) intra_op_threads: Option<u32>,
+    /// orc-ai: load these ML backends at start (onnx, torch, tflite, tf; comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub(crate) ai_backends: Vec<String>,
     /// An argument for the module (repeatable, in order).
     #[arg(long = "module-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(crate) module_args: Vec<String>,

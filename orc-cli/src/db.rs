@@ -114,8 +114,25 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
             path,
             args: a.module_args.clone(),
         });
-    } else if !a.module_args.is_empty() {
-        anyhow::bail!("--module-arg needs --module");
+    } else if !a.no_ai {
+        let path = find_orc_ai()?;
+        let mut args = Vec::new();
+        for (k, v) in [
+            ("THREADS_PER_QUEUE", a.threads_per_queue),
+            ("INTER_OP_PARALLELISM", a.inter_op_threads),
+            ("INTRA_OP_PARALLELISM", a.intra_op_threads),
+        ] {
+            if let Some(v) = v {
+                args.extend([k.to_string(), v.to_string()]);
+            }
+        }
+        for b in &a.ai_backends {
+            args.push(b.to_ascii_uppercase());
+        }
+        args.extend(a.module_args.iter().cloned());
+        s.module = Some(ModuleSpec { path, args });
+    } else if !a.module_args.is_empty() || !a.ai_backends.is_empty() {
+        anyhow::bail!("--module-arg and --ai-backends need a module (drop --no-ai)");
     }
     if let Some(m) = &s.redis.maxmemory
         && parse_memory(m).is_none()
@@ -123,6 +140,34 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
         anyhow::bail!("--maxmemory `{m}`: expected a size such as 3gb");
     }
     Ok(s)
+}
+
+/// The orc-ai module: `$ORC_AI_MODULE`, else `liborc_ai.so` next to the `orc` binary or in
+/// `../lib/orc/`.
+fn find_orc_ai() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("ORC_AI_MODULE") {
+        let p = std::path::PathBuf::from(p);
+        return p
+            .canonicalize()
+            .with_context(|| format!("$ORC_AI_MODULE {}", p.display()));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("the orc binary has no directory")?;
+    let candidates = [
+        dir.join("liborc_ai.so"),
+        dir.join("../lib/orc/liborc_ai.so"),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p.canonicalize()?),
+        None => anyhow::bail!(
+            "the orc-ai module was not found (looked for {}); build it with `cargo build -p orc-ai`, point $ORC_AI_MODULE or --module at it, or start plain Redis with --no-ai",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -276,6 +321,14 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
                 }
                 if !shard.modules.is_empty() {
                     parts.push(format!("modules: {}", shard.modules.join(", ")));
+                }
+                if !shard.ai_backends.is_empty() {
+                    let names: Vec<&str> = shard
+                        .ai_backends
+                        .iter()
+                        .filter_map(|b| b.split_whitespace().next())
+                        .collect();
+                    parts.push(format!("ML backends: {}", names.join(", ")));
                 }
                 format!("up ({})", parts.join(", "))
             } else {

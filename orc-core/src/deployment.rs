@@ -101,6 +101,9 @@ pub struct ShardHealth {
     pub slots: Option<u32>,
     /// Modules loaded (`name version`).
     pub modules: Vec<String>,
+    /// ML backends loaded by the orc-ai module (`NAME runtime path`).
+    #[serde(default)]
+    pub ai_backends: Vec<String>,
     /// The error when unreachable.
     pub error: Option<String>,
 }

@@ -201,3 +201,53 @@ pub fn assert_all_gone(pids: &[u32], addrs: &[String]) {
         assert!(!listening(a), "something still listens on {a}");
     }
 }
+
+/// Settings for a test database with the orc-ai module loaded.
+pub fn ai_settings(
+    id: &str,
+    shards: usize,
+    module_args: &[&str],
+) -> orc_core::OrchestratorSettings {
+    let mut s = settings(id, shards);
+    s.module = Some(orc_core::ModuleSpec {
+        path: plugin_file("orc_ai"),
+        args: module_args.iter().map(|a| a.to_string()).collect(),
+    });
+    s
+}
+
+/// A model or data fixture under `tests/data`.
+pub fn data_file(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(rel)
+}
+
+/// A connection to `addr`.
+pub fn connect(addr: &str) -> redis::Connection {
+    redis::Client::open(format!("redis://{addr}/"))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap()
+}
+
+/// Run a command built from byte-string arguments.
+pub fn cmd(con: &mut redis::Connection, args: &[&[u8]]) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+}
+
+/// Little-endian bytes of `f32` values.
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// `f32` values from little-endian bytes.
+pub fn f32_from(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}

@@ -1,0 +1,1068 @@
+//! orc-ai against real `redis-server`: every command, the error strings, persistence,
+//! execution on worker threads with the ONNX backend, clusters, and bad input that must
+//! leave the server running with its data intact.
+#![allow(clippy::unwrap_used)]
+
+use orc_tests::*;
+use redis::Value;
+
+fn b(s: &str) -> &[u8] {
+    s.as_bytes()
+}
+
+fn err_text(r: redis::RedisResult<Value>) -> String {
+    let e = r.expect_err("expected an error reply");
+    // redis-rs splits the code from the detail; put them back together.
+    match (e.code(), e.detail()) {
+        (Some(c), Some(d)) => format!("{c} {d}"),
+        (Some(c), None) => c.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+fn bulk(v: &Value) -> Vec<u8> {
+    match v {
+        Value::BulkString(b) => b.clone(),
+        Value::SimpleString(s) => s.clone().into_bytes(),
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+fn array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+fn start(state: &State, id: &str, shards: usize, args: &[&str]) -> orc_core::Orchestrator {
+    launch(&static_host(), state, ai_settings(id, shards, args)).expect("launch with orc-ai")
+}
+
+#[test]
+fn tensors_of_every_type_round_trip() {
+    let state = State::new();
+    let orc = start(&state, "tensors", 1, &[]);
+    let mut con = connect(&orc.addresses()[0]);
+    let cases: [(&str, Vec<u8>, usize); 9] = [
+        ("FLOAT", f32_bytes(&[1.5, -2.0]), 2),
+        (
+            "DOUBLE",
+            [3.25f64, -1.0]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+            2,
+        ),
+        ("INT8", vec![0xff, 7], 2),
+        (
+            "INT16",
+            [-300i16, 5].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            2,
+        ),
+        (
+            "INT32",
+            [-70000i32, 5]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+            2,
+        ),
+        (
+            "INT64",
+            [i64::MIN, 5].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            2,
+        ),
+        ("UINT8", vec![255, 0], 2),
+        (
+            "UINT16",
+            [65535u16, 1].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            2,
+        ),
+        ("BOOL", vec![1, 0], 2),
+    ];
+    for (dtype, blob, n) in &cases {
+        let key = format!("t_{dtype}");
+        let r = cmd(
+            &mut con,
+            &[
+                b("AI.TENSORSET"),
+                key.as_bytes(),
+                b(dtype),
+                b("1"),
+                n.to_string().as_bytes(),
+                b("BLOB"),
+                blob,
+            ],
+        )
+        .unwrap();
+        assert_eq!(r, Value::Okay);
+        // What SmartRedis asks for: META BLOB, parsed by position.
+        let r = array(
+            cmd(
+                &mut con,
+                &[b("AI.TENSORGET"), key.as_bytes(), b("META"), b("BLOB")],
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.len(), 6);
+        assert_eq!(bulk(&r[0]), b"dtype");
+        assert_eq!(bulk(&r[1]), dtype.as_bytes());
+        assert_eq!(
+            r[3],
+            Value::Array(vec![Value::Int(1), Value::Int(*n as i64)])
+        );
+        assert_eq!(&bulk(&r[5]), blob);
+        assert_eq!(
+            redis::cmd("TYPE")
+                .arg(&key)
+                .query::<String>(&mut con)
+                .unwrap(),
+            "AI_TENSOR"
+        );
+    }
+    // VALUES replies: floats as bulk strings, integers as integers.
+    let r = array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_FLOAT"), b("VALUES")]).unwrap());
+    assert_eq!(
+        r.iter()
+            .map(|v| String::from_utf8(bulk(v)).unwrap().parse::<f64>().unwrap())
+            .collect::<Vec<_>>(),
+        [1.5, -2.0]
+    );
+    let r = array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_INT8"), b("VALUES")]).unwrap());
+    assert_eq!(r, vec![Value::Int(-1), Value::Int(7)]);
+    // META alone, and the default (META + BLOB).
+    assert_eq!(
+        array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_INT64"), b("META")]).unwrap()).len(),
+        4
+    );
+    assert_eq!(
+        array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_INT64")]).unwrap()).len(),
+        6
+    );
+    // Strings.
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("s"),
+            b("STRING"),
+            b("2"),
+            b("VALUES"),
+            b("hello"),
+            b("world"),
+        ],
+    )
+    .unwrap();
+    let r = array(cmd(&mut con, &[b("AI.TENSORGET"), b("s"), b("VALUES")]).unwrap());
+    assert_eq!(
+        r.iter().map(bulk).collect::<Vec<_>>(),
+        [b"hello".to_vec(), b"world".to_vec()]
+    );
+    // A tensor costs its bytes plus a small header.
+    let big = vec![0u8; 1 << 20];
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("big"),
+            b("UINT8"),
+            b("1048576"),
+            b("BLOB"),
+            &big,
+        ],
+    )
+    .unwrap();
+    let usage: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("big")
+        .query(&mut con)
+        .unwrap();
+    let overhead = usage - (1 << 20);
+    assert!(
+        (0..512).contains(&overhead),
+        "a 1 MiB tensor costs {usage} bytes"
+    );
+    // Standard key commands.
+    assert_eq!(
+        redis::cmd("COPY")
+            .arg("t_FLOAT")
+            .arg("copy")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        redis::cmd("RENAME")
+            .arg("copy")
+            .arg("moved")
+            .query::<String>(&mut con)
+            .unwrap(),
+        "OK"
+    );
+    assert_eq!(
+        bulk(
+            &array(
+                cmd(
+                    &mut con,
+                    &[b("AI.TENSORGET"), b("moved"), b("META"), b("BLOB")]
+                )
+                .unwrap()
+            )[5]
+        ),
+        f32_bytes(&[1.5, -2.0])
+    );
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("moved")
+            .arg("copy")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        redis::cmd("DEL")
+            .arg("moved")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        1
+    );
+    orc.stop().unwrap();
+}
+
+#[test]
+fn bad_input_gets_errors_and_the_server_keeps_its_data() {
+    let state = State::new();
+    let orc = start(&state, "bad", 1, &[]);
+    let addr = orc.addresses()[0].clone();
+    let mut con = connect(&addr);
+    redis::cmd("SET")
+        .arg("sentinel")
+        .arg("still here")
+        .query::<()>(&mut con)
+        .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("good"),
+            b("FLOAT"),
+            b("1"),
+            b("VALUES"),
+            b("1"),
+        ],
+    )
+    .unwrap();
+    let cases: Vec<(Vec<&[u8]>, &str)> = vec![
+        (
+            vec![
+                b("AI.TENSORSET"),
+                b("t"),
+                b("FLOAT"),
+                b("2"),
+                b("BLOB"),
+                b("abc"),
+            ],
+            "ERR data length does not match tensor shape and type",
+        ),
+        (
+            vec![
+                b("AI.TENSORSET"),
+                b("t"),
+                b("FLOAT"),
+                b("4294967296"),
+                b("4294967296"),
+                b("4294967296"),
+            ],
+            "ERR tensor shape is too large",
+        ),
+        (
+            vec![b("AI.TENSORSET"), b("t"), b("FLOAT"), b("-1")],
+            "ERR invalid or negative value found in tensor shape",
+        ),
+        (
+            vec![b("AI.TENSORSET"), b("t"), b("FLOAT"), b("0")],
+            "ERR invalid or negative value found in tensor shape",
+        ),
+        (
+            vec![b("AI.TENSORSET"), b("t"), b("COMPLEX"), b("1")],
+            "ERR invalid data type",
+        ),
+        (
+            vec![
+                b("AI.TENSORSET"),
+                b("t"),
+                b("INT8"),
+                b("2"),
+                b("VALUES"),
+                b("1"),
+            ],
+            "ERR wrong number of values was given in 'AI.TENSORSET' command",
+        ),
+        (
+            vec![
+                b("AI.TENSORSET"),
+                b("t"),
+                b("BOOL"),
+                b("1"),
+                b("VALUES"),
+                b("3"),
+            ],
+            "ERR BOOL tensor elements must be 0 or 1",
+        ),
+        (
+            vec![b("AI.TENSORSET"), b("sentinel"), b("FLOAT"), b("1")],
+            "WRONGTYPE",
+        ),
+        (
+            vec![b("AI.TENSORGET"), b("nokey")],
+            "ERR tensor key is empty or in a different shard",
+        ),
+        (
+            vec![b("AI.TENSORGET"), b("good"), b("BLOB"), b("VALUES")],
+            "ERR both BLOB and VALUES specified",
+        ),
+        (
+            vec![
+                b("AI.MODELSTORE"),
+                b("m"),
+                b("ONNX"),
+                b("CPU"),
+                b("BLOB"),
+                b("this is not a model"),
+            ],
+            "ERR ",
+        ),
+        (
+            vec![
+                b("AI.MODELSTORE"),
+                b("m"),
+                b("ONNX"),
+                b("CPU"),
+                b("BLOB"),
+                b("\x08\x07\x12"),
+            ],
+            "ERR ",
+        ),
+        (
+            vec![
+                b("AI.MODELSTORE"),
+                b("m"),
+                b("CAFFE"),
+                b("CPU"),
+                b("BLOB"),
+                b("x"),
+            ],
+            "ERR unsupported backend",
+        ),
+        (
+            vec![
+                b("AI.MODELEXECUTE"),
+                b("nomodel"),
+                b("INPUTS"),
+                b("1"),
+                b("a"),
+                b("OUTPUTS"),
+                b("1"),
+                b("b"),
+            ],
+            "ERR model key is empty",
+        ),
+        (
+            vec![
+                b("AI.MODELEXECUTE"),
+                b("good"),
+                b("INPUTS"),
+                b("1"),
+                b("a"),
+                b("OUTPUTS"),
+                b("1"),
+                b("b"),
+            ],
+            "WRONGTYPE",
+        ),
+        (
+            vec![
+                b("AI.SCRIPTRUN"),
+                b("noscript"),
+                b("f"),
+                b("INPUTS"),
+                b("a"),
+                b("OUTPUTS"),
+                b("b"),
+            ],
+            "ERR script key is empty",
+        ),
+        (
+            vec![b("AI.CONFIG"), b("MODEL_CHUNK_SIZE"), b("-5")],
+            "ERR MODEL_CHUNK_SIZE: invalid chunk size",
+        ),
+        (
+            vec![b("AI.CONFIG"), b("FROB")],
+            "ERR unsupported subcommand",
+        ),
+        (
+            vec![b("AI.INFO"), b("good")],
+            "ERR cannot find run info for key",
+        ),
+    ];
+    let mut huge_chunks: Vec<&[u8]> =
+        vec![b("AI.MODELSTORE"), b("m"), b("ONNX"), b("CPU"), b("BLOB")];
+    huge_chunks.extend(std::iter::repeat_n(b("x").as_ref(), 20000));
+    for (args, expect) in cases
+        .iter()
+        .map(|(a, e)| (a.as_slice(), *e))
+        .chain([(huge_chunks.as_slice(), "ERR ")])
+    {
+        let e = err_text(cmd(&mut con, args));
+        assert!(
+            e.starts_with(expect),
+            "{:?}: got `{e}`, expected `{expect}...`",
+            String::from_utf8_lossy(args[0])
+        );
+        assert_eq!(
+            redis::cmd("PING").query::<String>(&mut con).unwrap(),
+            "PONG"
+        );
+    }
+    assert_eq!(
+        redis::cmd("GET")
+            .arg("sentinel")
+            .query::<String>(&mut con)
+            .unwrap(),
+        "still here"
+    );
+    assert_eq!(
+        array(cmd(&mut con, &[b("AI.TENSORGET"), b("good"), b("VALUES")]).unwrap()).len(),
+        1
+    );
+    orc.stop().unwrap();
+}
+
+fn store_linear(con: &mut redis::Connection, key: &str) {
+    let blob = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    let r = cmd(
+        con,
+        &[
+            b("AI.MODELSTORE"),
+            key.as_bytes(),
+            b("ONNX"),
+            b("CPU"),
+            b("TAG"),
+            b("v1"),
+            b("BLOB"),
+            &blob,
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, Value::Okay);
+}
+
+#[test]
+fn onnx_models_store_run_and_report() {
+    let state = State::new();
+    let orc = start(&state, "onnx", 1, &["THREADS_PER_QUEUE", "2"]);
+    let mut con = connect(&orc.addresses()[0]);
+    // SmartRedis asks for the chunk size first: an integer.
+    assert_eq!(
+        cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("MODEL_CHUNK_SIZE")]).unwrap(),
+        Value::Int(511 * 1024 * 1024)
+    );
+    store_linear(&mut con, "lin");
+    let meta = array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap());
+    assert_eq!(meta.len(), 16);
+    assert_eq!(bulk(&meta[1]), b"ONNX");
+    assert_eq!(bulk(&meta[5]), b"v1");
+    assert_eq!(
+        meta[11],
+        Value::Array(vec![Value::BulkString(b"X".to_vec())])
+    );
+    // Y = X W + B with W = [[1,2],[3,4],[5,6]], B = [0.5,-1].
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("2"),
+            b("3"),
+            b("BLOB"),
+            &f32_bytes(&[1., 0., 0., 0., 1., 1.]),
+        ],
+    )
+    .unwrap();
+    let r = cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("y"),
+            b("TIMEOUT"),
+            b("60000"),
+        ],
+    );
+    assert_eq!(r.unwrap(), Value::Okay);
+    let y = array(cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("META"), b("BLOB")]).unwrap());
+    assert_eq!(y[3], Value::Array(vec![Value::Int(2), Value::Int(2)]));
+    assert_eq!(f32_from(&bulk(&y[5])), [1.5, 1.0, 8.5, 9.0]);
+    // Any batch size works with the same model.
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x5"),
+            b("FLOAT"),
+            b("5"),
+            b("3"),
+            b("BLOB"),
+            &f32_bytes(&[1.0; 15]),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELRUN"),
+            b("lin"),
+            b("INPUTS"),
+            b("x5"),
+            b("OUTPUTS"),
+            b("y5"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("y5"), b("BLOB")]).unwrap()
+        ))[..2],
+        [9.5, 11.0]
+    );
+    // A scikit-learn export (unnamed batch dimension).
+    let lr = std::fs::read(data_file("models/skl_linreg.onnx")).unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("lr"),
+            b("ONNX"),
+            b("CPU"),
+            b("BLOB"),
+            &lr,
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("f"),
+            b("FLOAT"),
+            b("1"),
+            b("4"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+            b("3"),
+            b("4"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lr"),
+            b("INPUTS"),
+            b("1"),
+            b("f"),
+            b("OUTPUTS"),
+            b("1"),
+            b("g"),
+        ],
+    )
+    .unwrap();
+    let g = f32_from(&bulk(
+        &cmd(&mut con, &[b("AI.TENSORGET"), b("g"), b("BLOB")]).unwrap(),
+    ));
+    assert!((g[0] - 10.75).abs() < 1e-3, "{g:?}");
+    // Two inputs, two outputs.
+    let two = std::fs::read(data_file("models/two_in_two_out.onnx")).unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("two"),
+            b("ONNX"),
+            b("CPU"),
+            b("BLOB"),
+            &two,
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("a"),
+            b("FLOAT"),
+            b("2"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("b"),
+            b("FLOAT"),
+            b("2"),
+            b("VALUES"),
+            b("3"),
+            b("4"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("two"),
+            b("INPUTS"),
+            b("2"),
+            b("a"),
+            b("b"),
+            b("OUTPUTS"),
+            b("2"),
+            b("s"),
+            b("p"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("p"), b("BLOB")]).unwrap()
+        )),
+        [3.0, 8.0]
+    );
+    // Errors of execution: counts, shapes, TIMEOUT syntax.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("two"),
+            b("INPUTS"),
+            b("1"),
+            b("a"),
+            b("OUTPUTS"),
+            b("2"),
+            b("s"),
+            b("p"),
+        ],
+    ));
+    assert_eq!(
+        e,
+        "Number of keys given as INPUTS here does not match model definition"
+    );
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("a"),
+            b("OUTPUTS"),
+            b("1"),
+            b("z"),
+        ],
+    ));
+    assert!(e.starts_with("ERR "), "a shape error from the runtime: {e}");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("y"),
+            b("TIMEOUT"),
+        ],
+    ));
+    assert_eq!(e, "ERR No value provided for TIMEOUT");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("y"),
+            b("FAST"),
+        ],
+    ));
+    assert_eq!(e, "Invalid argument: FAST");
+    // AI.INFO counts calls and errors; RESETSTAT clears them.
+    let info = array(cmd(&mut con, &[b("AI.INFO"), b("lin")]).unwrap());
+    assert_eq!(info.len(), 18);
+    assert_eq!(info[15], Value::Int(3), "calls");
+    assert_eq!(info[17], Value::Int(1), "errors");
+    assert_eq!(info[13], Value::Int(7), "samples: 2 + 5");
+    assert_eq!(
+        cmd(&mut con, &[b("AI.INFO"), b("lin"), b("RESETSTAT")]).unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        array(cmd(&mut con, &[b("AI.INFO"), b("lin")]).unwrap())[15],
+        Value::Int(0)
+    );
+    // MODELGET BLOB comes back chunked when the chunk size is small.
+    cmd(&mut con, &[b("AI.CONFIG"), b("MODEL_CHUNK_SIZE"), b("50")]).unwrap();
+    let chunks = array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("BLOB")]).unwrap());
+    let joined: Vec<u8> = chunks.iter().flat_map(bulk).collect();
+    assert_eq!(
+        joined,
+        std::fs::read(data_file("models/linear.onnx")).unwrap()
+    );
+    assert!(chunks.len() > 1);
+    let scan = array(cmd(&mut con, &[b("AI._MODELSCAN")]).unwrap());
+    assert_eq!(scan.len(), 3);
+    assert_eq!(
+        cmd(&mut con, &[b("AI.MODELDEL"), b("lin")]).unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        err_text(cmd(&mut con, &[b("AI.MODELDEL"), b("lin")])),
+        "ERR model key is empty"
+    );
+    // Execution is refused inside MULTI.
+    let r: redis::RedisResult<Vec<Value>> = redis::pipe()
+        .atomic()
+        .cmd("AI.MODELEXECUTE")
+        .arg("two")
+        .arg("INPUTS")
+        .arg(2)
+        .arg("a")
+        .arg("b")
+        .arg("OUTPUTS")
+        .arg(2)
+        .arg("s")
+        .arg("p")
+        .query(&mut con);
+    let text = format!("{r:?}");
+    assert!(
+        text.contains("Cannot run RedisAI command within a transaction or a LUA script"),
+        "{text}"
+    );
+    orc.stop().unwrap();
+}
+
+#[test]
+fn backends_that_are_missing_or_incompatible_are_named() {
+    let state = State::new();
+    let orc = start(&state, "backends", 1, &[]);
+    let mut con = connect(&orc.addresses()[0]);
+    // No TORCH backend is built yet: the error names the file it looked for.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTSET"),
+            b("s"),
+            b("CPU"),
+            b("SOURCE"),
+            b("def f(a):\n    return a\n"),
+        ],
+    ));
+    assert!(
+        e.contains("Could not load backend TORCH") && e.contains("liborc_ai_backend_torch.so"),
+        "{e}"
+    );
+    let wrong = plugin_file("orc_fixture_ai_backend_wrong_abi");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.CONFIG"),
+            b("LOADBACKEND"),
+            b("TORCH"),
+            wrong.to_str().unwrap().as_bytes(),
+        ],
+    ));
+    assert!(e.contains("backend ABI version 999"), "{e}");
+    let not_plugin = plugin_file("orc_fixture_not_plugin");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.CONFIG"),
+            b("LOADBACKEND"),
+            b("TF"),
+            not_plugin.to_str().unwrap().as_bytes(),
+        ],
+    ));
+    assert!(e.contains("not an orc-ai backend plugin"), "{e}");
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut con).unwrap(),
+        "PONG"
+    );
+    orc.stop().unwrap();
+    // A backend that cannot be preloaded makes the module (and the shard) refuse to start.
+    let mut s = ai_settings("nobackend", 1, &["BACKENDSPATH", "/nonexistent", "ONNX"]);
+    s.startup_timeout_secs = 10.0;
+    let err = launch(&static_host(), &state, s).unwrap_err().to_string();
+    assert!(err.contains("exited while starting"), "{err}");
+}
+
+#[test]
+fn tensors_and_models_survive_restarts_and_aof_rewrites() {
+    let state = State::new();
+    let mut s = ai_settings("persist", 1, &[]);
+    s.redis.checkpoints = Some(orc_core::Checkpoints {
+        every_secs: 900,
+        min_changes: 1,
+    });
+    let orc = launch(&static_host(), &state, s.clone()).unwrap();
+    let mut con = connect(&orc.addresses()[0]);
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("1"),
+            b("1"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("s"),
+            b("STRING"),
+            b("2"),
+            b("VALUES"),
+            b("a"),
+            b("bc"),
+        ],
+    )
+    .unwrap();
+    store_linear(&mut con, "lin");
+    orc.stop().unwrap(); // SHUTDOWN SAVE
+    let orc = launch(&static_host(), &state, s.clone()).unwrap();
+    let mut con = connect(&orc.addresses()[0]);
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("y"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
+        )),
+        [9.5, 11.0]
+    );
+    assert_eq!(
+        array(cmd(&mut con, &[b("AI.TENSORGET"), b("s"), b("VALUES")]).unwrap())
+            .iter()
+            .map(bulk)
+            .collect::<Vec<_>>(),
+        [b"a".to_vec(), b"bc".to_vec()]
+    );
+    assert_eq!(
+        bulk(&array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap())[5]),
+        b"v1"
+    );
+    orc.stop().unwrap();
+
+    // AOF without an RDB preamble: the rewrite emits AI.TENSORSET / AI.MODELSTORE commands.
+    let mut s = ai_settings("aof", 1, &[]);
+    s.redis.extra.insert("appendonly".into(), "yes".into());
+    s.redis
+        .extra
+        .insert("aof-use-rdb-preamble".into(), "no".into());
+    let orc = launch(&static_host(), &state, s.clone()).unwrap();
+    let mut con = connect(&orc.addresses()[0]);
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("1"),
+            b("1"),
+        ],
+    )
+    .unwrap();
+    store_linear(&mut con, "lin");
+    redis::cmd("BGREWRITEAOF")
+        .query::<String>(&mut con)
+        .unwrap();
+    assert!(wait_for(std::time::Duration::from_secs(10), || {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut con)
+            .unwrap();
+        info.contains("aof_rewrite_in_progress:0") && info.contains("aof_last_bgrewrite_status:ok")
+    }));
+    let aof_dir = orc.record().dir.join("aof_0-aof");
+    let base: Vec<u8> = std::fs::read_dir(&aof_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".base."))
+        .flat_map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    let text = String::from_utf8_lossy(&base);
+    assert!(
+        text.contains("AI.TENSORSET") && text.contains("AI.MODELSTORE"),
+        "the AOF base holds the commands"
+    );
+    orc.stop().unwrap();
+    let orc = launch(&static_host(), &state, s).unwrap();
+    let mut con = connect(&orc.addresses()[0]);
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("y"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
+        )),
+        [9.5, 11.0]
+    );
+    orc.stop().unwrap();
+}
+
+#[test]
+fn cluster_shards_route_ai_commands_by_slot() {
+    let state = State::new();
+    let orc = start(&state, "aicluster", 3, &[]);
+    let addrs = orc.addresses();
+    // Every AI command with keys goes to the shard owning the slot (MOVED elsewhere).
+    for key in ["tensor_a", "{m}.model", "zz"] {
+        let mut accepted = 0;
+        for a in &addrs {
+            let mut con = connect(a);
+            match cmd(
+                &mut con,
+                &[
+                    b("AI.TENSORSET"),
+                    key.as_bytes(),
+                    b("FLOAT"),
+                    b("1"),
+                    b("VALUES"),
+                    b("1"),
+                ],
+            ) {
+                Ok(_) => accepted += 1,
+                Err(e) => assert_eq!(e.code(), Some("MOVED"), "{e}"),
+            }
+        }
+        assert_eq!(accepted, 1, "{key}");
+    }
+    // A model run with keys in one slot works on its shard; keys across slots are refused.
+    let owner = addrs
+        .iter()
+        .find(|a| {
+            let mut con = connect(a);
+            redis::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(orc_client::hash_slot(b"{m}") as i64)
+                .query::<i64>(&mut con)
+                .is_ok()
+                && cmd(&mut con, &[b("AI.TENSORGET"), b("{m}.model")]).is_ok()
+        })
+        .unwrap()
+        .clone();
+    let mut con = connect(&owner);
+    store_linear(&mut con, "{m}.lin");
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("{m}.x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+            b("3"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("{m}.lin"),
+            b("INPUTS"),
+            b("1"),
+            b("{m}.x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("{m}.y"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("{m}.y"), b("BLOB")]).unwrap()
+        )),
+        [22.5, 27.0]
+    );
+    let e = cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("{m}.lin"),
+            b("INPUTS"),
+            b("1"),
+            b("{m}.x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("other_y"),
+        ],
+    )
+    .unwrap_err();
+    assert!(matches!(e.code(), Some("CROSSSLOT") | Some("MOVED")), "{e}");
+    orc.stop().unwrap();
+}
