@@ -334,14 +334,13 @@ fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
     {
         h.modules = modules.iter().filter_map(module_name).collect();
     }
-    if h.modules.iter().any(|m| m.starts_with("ai ")) {
-        if let Ok(b) = redis::cmd("AI.CONFIG")
+    if h.modules.iter().any(|m| m.starts_with("ai "))
+        && let Ok(b) = redis::cmd("AI.CONFIG")
             .arg("GET")
             .arg("BACKENDS")
             .query::<Vec<String>>(&mut con)
-        {
-            h.ai_backends = b;
-        }
+    {
+        h.ai_backends = b;
     }
     if clustered {
         if let Ok(v) = cluster::view(shard) {
