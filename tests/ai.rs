@@ -408,7 +408,7 @@ fn bad_input_gets_errors_and_the_server_keeps_its_data() {
     ];
     let mut huge_chunks: Vec<&[u8]> =
         vec![b("AI.MODELSTORE"), b("m"), b("ONNX"), b("CPU"), b("BLOB")];
-    huge_chunks.extend(std::iter::repeat_n(b("x").as_ref(), 20000));
+    huge_chunks.extend(std::iter::repeat_n(b("x"), 20000));
     for (args, expect) in cases
         .iter()
         .map(|(a, e)| (a.as_slice(), *e))
