@@ -251,3 +251,28 @@ pub fn f32_from(b: &[u8]) -> Vec<f32> {
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect()
 }
+
+/// The Python with the real SmartRedis client (`$ORC_PYTHON`, else the venv that
+/// `scripts/ensure-deps` makes).
+pub fn smartredis_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORC_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var_os("ORC_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            cache.join("orc/venv")
+        });
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run ./scripts/ensure-deps (it installs smartredis==0.6.1)",
+        py.display()
+    );
+    py
+}

@@ -25,6 +25,32 @@ pub(crate) fn typed<T>(r: Result<T, RedisError>) -> Result<T, RedisError> {
     })
 }
 
+/// A key name as a Redis string: any bytes, NUL included (SmartRedis shard prefixes
+/// such as `{\x00\x00}` contain NULs).
+pub(crate) fn key_string(ctx: &Context, k: &[u8]) -> RedisString {
+    RedisString::create_from_slice(ctx.ctx, k)
+}
+
+/// Wrap a command handler so that a panic (a bug) answers with an error instead of
+/// aborting the server.
+pub fn guarded(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    f: fn(&Context, Vec<RedisString>) -> RedisResult,
+) -> RedisResult {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args))).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        redis_module::logging::log_warning(&format!("orc-ai: a command panicked (bug): {msg}"));
+        Err(RedisError::String(format!(
+            "ERR orc-ai internal error (the server keeps running): {msg}"
+        )))
+    })
+}
+
 fn e(r: Reply) -> RedisError {
     RedisError::String(r.0)
 }
@@ -241,7 +267,7 @@ pub fn scriptdel(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 fn fetch_inputs(ctx: &Context, keys: &[&[u8]]) -> Result<Vec<Tensor>, RedisError> {
     keys.iter()
         .map(|k| {
-            let key = ctx.open_key(&ctx.create_string(k.to_vec()));
+            let key = ctx.open_key(&key_string(ctx, k));
             typed(key.get_value::<Tensor>(&TENSOR_TYPE))?
                 .cloned()
                 .ok_or(RedisError::Str(
@@ -254,7 +280,7 @@ fn fetch_inputs(ctx: &Context, keys: &[&[u8]]) -> Result<Vec<Tensor>, RedisError
 fn check_outputs(ctx: &Context, keys: &[&[u8]]) -> Result<(), RedisError> {
     for k in keys {
         typed(
-            ctx.open_key(&ctx.create_string(k.to_vec()))
+            ctx.open_key(&key_string(ctx, k))
                 .get_value::<Tensor>(&TENSOR_TYPE),
         )?;
     }

@@ -108,38 +108,30 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
             continue;
         }
         let started = Instant::now();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&work, &inputs)))
-            .unwrap_or_else(|_| Err("ERR the run panicked".to_string()));
-        let elapsed = started.elapsed();
-        let reply = match result {
-            Ok(tensors) if tensors.len() != outputs.len() && !outputs.is_empty() => {
-                Err(RedisError::String(format!(
+        let script = matches!(work, Work::Script { .. });
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let result = run(&work, &inputs);
+            let elapsed = started.elapsed();
+            let reply = match result {
+                Ok(tensors) if tensors.len() != outputs.len() && !outputs.is_empty() => Err(RedisError::String(format!(
                     "ERR {} did not generate the expected number of outputs (got {}, expected {})",
-                    if matches!(work, Work::Model(_)) {
-                        "Model"
-                    } else {
-                        "Function"
-                    },
+                    if script { "Function" } else { "Model" },
                     tensors.len(),
                     outputs.len()
-                )))
+                ))),
+                Ok(tensors) => {
+                    record(&key, elapsed, tensors.first().and_then(|t| t.shape.first().copied()), false, script);
+                    let g = tctx.lock();
+                    write_outputs(&g, &outputs, tensors)
+                }
+                Err(e) => Err(RedisError::String(e)),
+            };
+            if reply.is_err() {
+                record(&key, elapsed, None, true, script);
             }
-            Ok(tensors) => {
-                record(
-                    &key,
-                    elapsed,
-                    tensors.first().and_then(|t| t.shape.first().copied()),
-                    false,
-                    matches!(work, Work::Script { .. }),
-                );
-                let g = tctx.lock();
-                write_outputs(&g, &outputs, tensors)
-            }
-            Err(e) => Err(RedisError::String(e)),
-        };
-        if reply.is_err() {
-            record(&key, elapsed, None, true, false);
-        }
+            reply
+        }))
+        .unwrap_or_else(|_| Err(RedisError::Str("ERR orc-ai internal error while running (the server keeps running)")));
         tctx.reply(reply);
     }
 }
@@ -182,7 +174,7 @@ fn write_outputs(
     tensors: Vec<Tensor>,
 ) -> RedisResult {
     for (k, t) in keys.iter().zip(tensors) {
-        let key = ctx.create_string(k.clone());
+        let key = crate::commands::key_string(ctx, k);
         let w = ctx.open_key_writable(&key);
         crate::commands::typed(w.get_value::<Tensor>(&TENSOR_TYPE))?; // WRONGTYPE for another type
         let args = tensorset_args(&t);

@@ -163,7 +163,9 @@ unsafe extern "C" fn tensor_load(rdb: *mut raw::RedisModuleIO, encver: c_int) ->
         ));
         return null_mut();
     }
-    match tensor_read(rdb) {
+    match std::panic::catch_unwind(|| tensor_read(rdb))
+        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()))
+    {
         Ok(t) => Box::into_raw(Box::new(t)).cast(),
         Err(e) => {
             log_warning(&format!("orc-ai: unreadable tensor in RDB: {e}"));
@@ -320,7 +322,9 @@ unsafe extern "C" fn model_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> 
         ));
         return null_mut();
     }
-    match model_read(rdb) {
+    match std::panic::catch_unwind(|| model_read(rdb))
+        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()))
+    {
         Ok(m) => Box::into_raw(Box::new(ModelValue(Arc::new(m)))).cast(),
         Err(e) => {
             log_warning(&format!(
@@ -420,7 +424,9 @@ unsafe extern "C" fn script_load(rdb: *mut raw::RedisModuleIO, encver: c_int) ->
         ));
         return null_mut();
     }
-    match script_read(rdb) {
+    match std::panic::catch_unwind(|| script_read(rdb))
+        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()))
+    {
         Ok(s) => Box::into_raw(Box::new(ScriptValue(Arc::new(s)))).cast(),
         Err(e) => {
             log_warning(&format!(
