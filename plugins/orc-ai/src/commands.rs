@@ -44,7 +44,7 @@ pub fn guarded(
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        redis_module::logging::log_warning(&format!("orc-ai: a command panicked (bug): {msg}"));
+        redis_module::logging::log_warning(format!("orc-ai: a command panicked (bug): {msg}"));
         Err(RedisError::String(format!(
             "ERR orc-ai internal error (the server keeps running): {msg}"
         )))
