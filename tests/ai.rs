@@ -771,11 +771,294 @@ fn onnx_models_store_run_and_report() {
 }
 
 #[test]
+fn torchscript_models_and_scripts() {
+    let state = State::new();
+    let orc = start(&state, "torch", 1, &["TORCH", "INTRA_OP_PARALLELISM", "1"]);
+    let mut con = connect(&orc.addresses()[0]);
+    let two = std::fs::read(data_file("models/two_out.pt")).unwrap();
+    assert_eq!(
+        cmd(
+            &mut con,
+            &[
+                b("AI.MODELSTORE"),
+                b("two"),
+                b("TORCH"),
+                b("CPU"),
+                b("BLOB"),
+                &two
+            ]
+        )
+        .unwrap(),
+        Value::Okay
+    );
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("a"),
+            b("FLOAT"),
+            b("2"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("b"),
+            b("FLOAT"),
+            b("2"),
+            b("VALUES"),
+            b("3"),
+            b("4"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("two"),
+            b("INPUTS"),
+            b("2"),
+            b("a"),
+            b("b"),
+            b("OUTPUTS"),
+            b("2"),
+            b("s"),
+            b("p"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("s"), b("BLOB")]).unwrap()
+        )),
+        [4.0, 6.0]
+    );
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("p"), b("BLOB")]).unwrap()
+        )),
+        [3.0, 8.0]
+    );
+    // A model returning two tensors cannot fill one output.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("two"),
+            b("INPUTS"),
+            b("2"),
+            b("a"),
+            b("b"),
+            b("OUTPUTS"),
+            b("1"),
+            b("s"),
+        ],
+    ));
+    assert!(
+        e.contains("did not generate the expected number of outputs"),
+        "{e}"
+    );
+    // Entry-point scripts get (tensors, keys, args).
+    let src = std::fs::read(data_file("scripts/ops.py")).unwrap();
+    let r = cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTSTORE"),
+            b("ops"),
+            b("CPU"),
+            b("TAG"),
+            b("t1"),
+            b("ENTRY_POINTS"),
+            b("3"),
+            b("scale"),
+            b("sum_all"),
+            b("split_halves"),
+            b("SOURCE"),
+            &src,
+        ],
+    );
+    assert_eq!(r.unwrap(), Value::Okay);
+    cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTEXECUTE"),
+            b("ops"),
+            b("scale"),
+            b("INPUTS"),
+            b("1"),
+            b("a"),
+            b("ARGS"),
+            b("1"),
+            b("10"),
+            b("OUTPUTS"),
+            b("1"),
+            b("o"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("o"), b("BLOB")]).unwrap()
+        )),
+        [10.0, 20.0]
+    );
+    cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTEXECUTE"),
+            b("ops"),
+            b("sum_all"),
+            b("KEYS"),
+            b("1"),
+            b("a"),
+            b("INPUTS"),
+            b("3"),
+            b("a"),
+            b("b"),
+            b("o"),
+            b("OUTPUTS"),
+            b("1"),
+            b("t"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("t"), b("BLOB")]).unwrap()
+        )),
+        [14.0, 26.0]
+    );
+    let meta = array(cmd(&mut con, &[b("AI.SCRIPTGET"), b("ops"), b("META")]).unwrap());
+    assert_eq!(bulk(&meta[4]), b"Entry Points");
+    assert_eq!(
+        meta[5],
+        Value::Array(
+            ["scale", "sum_all", "split_halves"]
+                .iter()
+                .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+                .collect()
+        )
+    );
+    // Script errors: compile errors, bad entry points, missing functions, run-time failures.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTSET"),
+            b("bad"),
+            b("CPU"),
+            b("SOURCE"),
+            b("def f(a:\n  return"),
+        ],
+    ));
+    assert!(!e.is_empty());
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTSTORE"),
+            b("ep"),
+            b("CPU"),
+            b("ENTRY_POINTS"),
+            b("1"),
+            b("nosuch"),
+            b("SOURCE"),
+            &src,
+        ],
+    ));
+    assert_eq!(e, "Function nosuch does not exist in the given script.");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTEXECUTE"),
+            b("ops"),
+            b("nosuch"),
+            b("INPUTS"),
+            b("1"),
+            b("a"),
+            b("OUTPUTS"),
+            b("1"),
+            b("z"),
+        ],
+    ));
+    assert!(e.contains("Function nosuch does not exist"), "{e}");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTEXECUTE"),
+            b("ops"),
+            b("scale"),
+            b("INPUTS"),
+            b("1"),
+            b("a"),
+            b("ARGS"),
+            b("1"),
+            b("abc"),
+            b("OUTPUTS"),
+            b("1"),
+            b("z"),
+        ],
+    ));
+    assert!(e.starts_with("ERR "), "a script that raises: {e}");
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTEXECUTE"),
+            b("ops"),
+            b("scale"),
+            b("ARGS"),
+            b("1"),
+            b("2"),
+        ],
+    ));
+    assert_eq!(
+        e,
+        "ERR KEYS or INPUTS scope must be provided first for AI.SCRIPTEXECUTE command"
+    );
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("g"),
+            b("TORCH"),
+            b("GPU:0"),
+            b("BLOB"),
+            &two,
+        ],
+    ));
+    assert!(e.contains("without CUDA support"), "{e}");
+    // Scripts persist.
+    redis::cmd("SAVE").query::<String>(&mut con).unwrap();
+    redis::cmd("DEL").arg("o").query::<i64>(&mut con).unwrap();
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut con).unwrap(),
+        "PONG"
+    );
+    let info = array(cmd(&mut con, &[b("AI.INFO"), b("ops")]).unwrap());
+    assert_eq!(bulk(&info[3]), b"SCRIPT");
+    assert_eq!(info[13], Value::Int(-1));
+    orc.stop().unwrap();
+}
+
+#[test]
 fn backends_that_are_missing_or_incompatible_are_named() {
     let state = State::new();
     let orc = start(&state, "backends", 1, &[]);
     let mut con = connect(&orc.addresses()[0]);
-    // No TORCH backend is built yet: the error names the file it looked for.
+    // A backend that is not on BACKENDSPATH: the error names the file it looked for.
+    cmd(
+        &mut con,
+        &[
+            b("AI.CONFIG"),
+            b("BACKENDSPATH"),
+            b("/nonexistent/backends"),
+        ],
+    )
+    .unwrap();
     let e = err_text(cmd(
         &mut con,
         &[
@@ -787,8 +1070,13 @@ fn backends_that_are_missing_or_incompatible_are_named() {
         ],
     ));
     assert!(
-        e.contains("Could not load backend TORCH") && e.contains("liborc_ai_backend_torch.so"),
+        e.contains("Could not load backend TORCH")
+            && e.contains("/nonexistent/backends/liborc_ai_backend_torch.so"),
         "{e}"
+    );
+    assert_eq!(
+        cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("BACKENDSPATH")]).unwrap(),
+        Value::BulkString(b"/nonexistent/backends".to_vec())
     );
     let wrong = plugin_file("orc_fixture_ai_backend_wrong_abi");
     let e = err_text(cmd(

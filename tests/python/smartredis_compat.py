@@ -100,16 +100,30 @@ check(all(i["backend"] == "ONNX" and i["type"] == "MODEL" for i in info), "get_a
 client.delete_model("lin2")
 check(not client.model_exists("lin2"), "delete_model")
 
-# Scripts need the TORCH backend.
-if os.environ.get("ORC_TEST_TORCH") == "1":
-    def double(a):
-        return a * 2
+# TorchScript: a model, a script from source, a function, run with the deprecated
+# AI.SCRIPTSET / AI.SCRIPTRUN that SmartRedis sends.
+client.set_model_from_file("torch_lin", os.path.join(DATA, "models", "lin.pt"), "TORCH", device="CPU")
+client.run_model("torch_lin", inputs=["x"], outputs=["ty"])
+check(np.allclose(client.get_tensor("ty"), np.array([[1.5, 1.0], [8.5, 9.0]], dtype=np.float32)), "torch run_model")
 
-    client.set_function("dbl", double)
-    client.put_tensor("s_in", np.array([1.0, 2.0], dtype=np.float32))
-    client.run_script("dbl", "double", ["s_in"], ["s_out"])
-    check(np.array_equal(client.get_tensor("s_out"), np.array([2.0, 4.0], dtype=np.float32)), "run_script")
-    check("def double" in client.get_script("dbl"), "get_script")
+
+def double(a):
+    return a * 2
+
+
+client.set_function("dbl", double)
+client.put_tensor("s_in", np.array([1.0, 2.0], dtype=np.float32))
+client.run_script("dbl", "double", ["s_in"], ["s_out"])
+check(np.array_equal(client.get_tensor("s_out"), np.array([2.0, 4.0], dtype=np.float32)), "run_script with a function")
+check("def double" in client.get_script("dbl"), "get_script")
+client.set_script("pair", "def add_pair(a, b):\n    return a + b, a * b\n")
+client.run_script("pair", "add_pair", ["s_in", "s_out"], ["sum", "prod"])
+check(np.array_equal(client.get_tensor("prod"), np.array([2.0, 8.0], dtype=np.float32)), "run_script with two outputs")
+client.set_script_from_file("ops_legacy", os.path.join(DATA, "scripts", "legacy.py"))
+client.run_script("ops_legacy", "sum_list", ["s_in", "s_out", "prod"], ["total"])
+check(np.array_equal(client.get_tensor("total"), np.array([5.0, 14.0], dtype=np.float32)), "List[Tensor] parameter")
+client.delete_script("pair")
+check(not client.model_exists("pair"), "delete_script")
 
 # Admin calls.
 conf = client.config_get("maxclients", addresses[0])

@@ -1,0 +1,248 @@
+// A narrow C interface over libtorch for the orc-ai TORCH backend: load TorchScript
+// modules from memory, compile TorchScript source, run either with plain tensors.
+// Every entry point catches C++ exceptions and returns them as a malloc'd message.
+#include <torch/script.h>
+#include <torch/csrc/jit/api/compilation_unit.h>
+#include <torch/jit.h>
+#include <torch/version.h>
+#include <ATen/Parallel.h>
+
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern "C" {
+
+typedef struct {
+    int32_t code;
+    int32_t bits;
+    int64_t ndim;
+    const int64_t* shape;
+    const uint8_t* data;
+    size_t len;
+} orc_tin;
+
+typedef void (*orc_tout_cb)(void* ctx, int32_t code, int32_t bits, int64_t ndim, const int64_t* shape,
+                            const uint8_t* data, size_t len);
+}
+
+namespace {
+
+char* dup(const std::string& s) {
+    char* p = static_cast<char*>(std::malloc(s.size() + 1));
+    if (p) std::memcpy(p, s.c_str(), s.size() + 1);
+    return p;
+}
+
+std::string message(const std::exception& e) {
+    if (auto c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+    return e.what();
+}
+
+at::ScalarType scalar_type(int32_t code, int32_t bits) {
+    switch (code * 1000 + bits) {
+        case 2032: return at::kFloat;
+        case 2064: return at::kDouble;
+        case 8: return at::kChar;
+        case 16: return at::kShort;
+        case 32: return at::kInt;
+        case 64: return at::kLong;
+        case 1008: return at::kByte;
+        case 6008: return at::kBool;
+        default: throw std::runtime_error("tensor type not supported by the TORCH backend (code " +
+                                          std::to_string(code) + ", bits " + std::to_string(bits) + ")");
+    }
+}
+
+void type_code(at::ScalarType t, int32_t* code, int32_t* bits) {
+    switch (t) {
+        case at::kFloat: *code = 2; *bits = 32; return;
+        case at::kDouble: *code = 2; *bits = 64; return;
+        case at::kChar: *code = 0; *bits = 8; return;
+        case at::kShort: *code = 0; *bits = 16; return;
+        case at::kInt: *code = 0; *bits = 32; return;
+        case at::kLong: *code = 0; *bits = 64; return;
+        case at::kByte: *code = 1; *bits = 8; return;
+        case at::kBool: *code = 6; *bits = 8; return;
+        default: throw std::runtime_error(std::string("the result has a tensor type RedisAI clients cannot store: ") +
+                                          c10::toString(t));
+    }
+}
+
+at::Tensor to_tensor(const orc_tin& in) {
+    if (in.code == 1 && in.bits == 16) {
+        // libtorch 1.13 has no uint16: widen to int32.
+        std::vector<int64_t> shape(in.shape, in.shape + in.ndim);
+        auto t = at::empty(shape, at::kInt);
+        auto* dst = t.data_ptr<int32_t>();
+        const uint16_t* src = reinterpret_cast<const uint16_t*>(in.data);
+        for (size_t i = 0; i < in.len / 2; ++i) dst[i] = src[i];
+        return t;
+    }
+    std::vector<int64_t> shape(in.shape, in.shape + in.ndim);
+    auto t = at::empty(shape, scalar_type(in.code, in.bits));
+    if (static_cast<size_t>(t.nbytes()) != in.len) throw std::runtime_error("tensor data does not match its shape");
+    std::memcpy(t.data_ptr(), in.data, in.len);
+    return t;
+}
+
+void emit(const at::Tensor& t0, orc_tout_cb cb, void* ctx) {
+    auto t = t0.detach().to(at::kCPU).contiguous();
+    int32_t code, bits;
+    type_code(t.scalar_type(), &code, &bits);
+    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    cb(ctx, code, bits, static_cast<int64_t>(shape.size()), shape.data(),
+       static_cast<const uint8_t*>(t.data_ptr()), t.nbytes());
+}
+
+void emit_all(const c10::IValue& v, orc_tout_cb cb, void* ctx) {
+    if (v.isTensor()) {
+        emit(v.toTensor(), cb, ctx);
+    } else if (v.isTuple()) {
+        for (auto& e : v.toTupleRef().elements()) emit_all(e, cb, ctx);
+    } else if (v.isTensorList()) {
+        for (const at::Tensor& t : v.toTensorVector()) emit(t, cb, ctx);
+    } else if (v.isList()) {
+        for (const auto& e : v.toListRef()) emit_all(e, cb, ctx);
+    } else if (v.isNone()) {
+        // no outputs
+    } else {
+        throw std::runtime_error("the function returned something that is not a tensor, a list or a tuple of tensors");
+    }
+}
+
+std::vector<at::Tensor> tensors(const orc_tin* ins, size_t n) {
+    std::vector<at::Tensor> v;
+    for (size_t i = 0; i < n; ++i) v.push_back(to_tensor(ins[i]));
+    return v;
+}
+
+struct Script {
+    std::shared_ptr<torch::jit::CompilationUnit> cu;
+};
+
+}  // namespace
+
+extern "C" {
+
+void orc_torch_free_str(char* s) { std::free(s); }
+
+const char* orc_torch_version() { return TORCH_VERSION; }
+
+void orc_torch_set_threads(int32_t intra, int32_t inter) {
+    try {
+        if (intra > 0) at::set_num_threads(intra);
+        if (inter > 0) at::set_num_interop_threads(inter);
+    } catch (...) {
+        // interop threads can be set once per process; later calls are ignored
+    }
+}
+
+char* orc_torch_model_load(const uint8_t* blob, size_t len, void** out) {
+    try {
+        std::istringstream in(std::string(reinterpret_cast<const char*>(blob), len));
+        auto m = new torch::jit::Module(torch::jit::load(in, at::kCPU));
+        m->eval();
+        *out = m;
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    }
+}
+
+void orc_torch_model_free(void* m) { delete static_cast<torch::jit::Module*>(m); }
+
+char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, orc_tout_cb cb, void* ctx) {
+    try {
+        c10::InferenceMode guard;
+        std::vector<c10::IValue> args;
+        for (auto& t : tensors(ins, n)) args.emplace_back(t);
+        auto out = static_cast<torch::jit::Module*>(m)->forward(args);
+        emit_all(out, cb, ctx);
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    }
+}
+
+char* orc_torch_script_compile(const char* src, void** out) {
+    try {
+        auto s = new Script{torch::jit::compile(std::string(src))};
+        *out = s;
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    }
+}
+
+void orc_torch_script_free(void* s) { delete static_cast<Script*>(s); }
+
+// Check that `name` exists; with `entry_point`, that its signature is
+// (tensors: List[Tensor], keys: List[str], args: List[str]).
+char* orc_torch_script_check(void* s, const char* name, int32_t entry_point) {
+    try {
+        auto cu = static_cast<Script*>(s)->cu;
+        auto* f = cu->find_function(name);
+        if (!f) return dup(std::string("Function ") + name + " does not exist in the given script.");
+        if (!entry_point) return nullptr;
+        const auto& schema = f->getSchema();
+        if (schema.arguments().size() != 3)
+            return dup(std::string("Wrong number of inputs in function ") + name + ". Expected 3 but was " +
+                       std::to_string(schema.arguments().size()));
+        auto tl = c10::ListType::ofTensors();
+        auto sl = c10::ListType::ofStrings();
+        const auto& a = schema.arguments();
+        if (!a[0].type()->isSubtypeOf(*tl) || !a[1].type()->isSubtypeOf(*sl) || !a[2].type()->isSubtypeOf(*sl))
+            return dup(std::string("Wrong inputs type in function ") + name +
+                       ". Expected signature similar to: def " + name +
+                       "(tensors: List[Tensor], keys: List[str], args: List[str])");
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    }
+}
+
+char* orc_torch_script_run(void* s, const char* name, const orc_tin* ins, size_t n, const char** keys, size_t nk,
+                           const char** args, size_t na, int32_t entry_point, orc_tout_cb cb, void* ctx) {
+    try {
+        c10::InferenceMode guard;
+        auto cu = static_cast<Script*>(s)->cu;
+        auto* f = cu->find_function(name);
+        if (!f) return dup(std::string("Function ") + name + " does not exist in the given script.");
+        auto ts = tensors(ins, n);
+        std::vector<c10::IValue> stack;
+        if (entry_point) {
+            c10::List<at::Tensor> tl;
+            for (auto& t : ts) tl.push_back(t);
+            c10::List<std::string> kl, al;
+            for (size_t i = 0; i < nk; ++i) kl.push_back(keys[i]);
+            for (size_t i = 0; i < na; ++i) al.push_back(args[i]);
+            stack = {tl, kl, al};
+        } else {
+            // Legacy call (scripts from SCRIPTSET): inputs positionally; a List[Tensor]
+            // parameter takes the remaining inputs.
+            const auto& params = f->getSchema().arguments();
+            size_t next = 0;
+            for (size_t p = 0; p < params.size() && next <= ts.size(); ++p) {
+                if (params[p].type()->isSubtypeOf(*c10::ListType::ofTensors())) {
+                    c10::List<at::Tensor> rest;
+                    for (; next < ts.size(); ++next) rest.push_back(ts[next]);
+                    stack.emplace_back(rest);
+                } else if (next < ts.size()) {
+                    stack.emplace_back(ts[next++]);
+                }
+            }
+            if (next < ts.size())
+                return dup(std::string("Wrong number of inputs provided to function ") + name + ": " +
+                           std::to_string(ts.size()) + " given");
+        }
+        auto out = (*f)(stack);
+        emit_all(out, cb, ctx);
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    }
+}
+
+}  // extern "C"
