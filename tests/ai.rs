@@ -1045,6 +1045,216 @@ fn torchscript_models_and_scripts() {
 }
 
 #[test]
+fn tensorflow_frozen_graphs_and_tflite_models() {
+    let state = State::new();
+    let orc = start(&state, "tftfl", 1, &[]);
+    let mut con = connect(&orc.addresses()[0]);
+    let graph = std::fs::read(data_file("models/graph.pb")).unwrap();
+    // TF needs the node names.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("tf"),
+            b("TF"),
+            b("CPU"),
+            b("BLOB"),
+            &graph,
+        ],
+    ));
+    assert_eq!(e, "ERR INPUTS not specified for TF");
+    let store = |con: &mut redis::Connection, input: &str| {
+        cmd(
+            con,
+            &[
+                b("AI.MODELSTORE"),
+                b("tf"),
+                b("TF"),
+                b("CPU"),
+                b("INPUTS"),
+                b("2"),
+                b("a"),
+                input.as_bytes(),
+                b("OUTPUTS"),
+                b("1"),
+                b("mul"),
+                b("BLOB"),
+                &graph,
+            ],
+        )
+    };
+    assert_eq!(
+        err_text(store(&mut con, "x")),
+        "ERR Input node named \"x\" not found in TF graph."
+    );
+    assert_eq!(store(&mut con, "b").unwrap(), Value::Okay);
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("a"),
+            b("FLOAT"),
+            b("2"),
+            b("VALUES"),
+            b("2"),
+            b("3"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("b"),
+            b("FLOAT"),
+            b("2"),
+            b("VALUES"),
+            b("4"),
+            b("5"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("tf"),
+            b("INPUTS"),
+            b("2"),
+            b("a"),
+            b("b"),
+            b("OUTPUTS"),
+            b("1"),
+            b("c"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("c"), b("BLOB")]).unwrap()
+        )),
+        [8.0, 15.0]
+    );
+    let meta = array(cmd(&mut con, &[b("AI.MODELGET"), b("tf"), b("META")]).unwrap());
+    assert_eq!(
+        meta[13],
+        Value::Array(vec![Value::BulkString(b"mul".to_vec())])
+    );
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("bad"),
+            b("TF"),
+            b("CPU"),
+            b("INPUTS"),
+            b("1"),
+            b("a"),
+            b("OUTPUTS"),
+            b("1"),
+            b("m"),
+            b("BLOB"),
+            b("\x01garbage"),
+        ],
+    ));
+    assert!(e.contains("Invalid GraphDef"), "{e}");
+    // TFLite: out = x + y; other batch sizes re-type the declared shapes.
+    let tfl = std::fs::read(data_file("models/add.tflite")).unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("tfl"),
+            b("TFLITE"),
+            b("CPU"),
+            b("BLOB"),
+            &tfl,
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("3"),
+            b("2"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+            b("3"),
+            b("4"),
+            b("5"),
+            b("6"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("y"),
+            b("FLOAT"),
+            b("3"),
+            b("2"),
+            b("VALUES"),
+            b("1"),
+            b("1"),
+            b("1"),
+            b("1"),
+            b("1"),
+            b("1"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("tfl"),
+            b("INPUTS"),
+            b("2"),
+            b("x"),
+            b("y"),
+            b("OUTPUTS"),
+            b("1"),
+            b("o"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("o"), b("BLOB")]).unwrap()
+        )),
+        [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    );
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("tflg"),
+            b("TFLITE"),
+            b("GPU"),
+            b("BLOB"),
+            &tfl,
+        ],
+    ));
+    assert!(e.contains("CPU only"), "{e}");
+    let backends = array(cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("BACKENDS")]).unwrap());
+    let names: Vec<String> = backends
+        .iter()
+        .map(|v| String::from_utf8(bulk(v)).unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("TF tract-tensorflow"))
+            && names.iter().any(|n| n.starts_with("TFLITE ")),
+        "{names:?}"
+    );
+    orc.stop().unwrap();
+}
+
+#[test]
 fn backends_that_are_missing_or_incompatible_are_named() {
     let state = State::new();
     let orc = start(&state, "backends", 1, &[]);

@@ -1,0 +1,235 @@
+//! Shared tract glue for the orc-ai backends built on [tract](https://github.com/sonos/tract)
+//! (ONNX, TFLITE, TF): tensor conversion across the backend ABI and [`TractModel`], a
+//! model whose optimised plan is built for each distinct set of input types and shapes
+//! it meets and then kept, so one stored model serves any batch size.
+//!
+//! ```
+//! use orc_ai_tract::{from_tract, to_tract};
+//! use orc_ai_backend_abi::TensorAbi;
+//! let t = TensorAbi::new(2, 32, vec![2], [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect());
+//! let back = from_tract(&to_tract(&t)?)?;
+//! assert_eq!(back, t);
+//! # Ok::<(), String>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use abi_stable::std_types::{RResult, RString, RVec};
+use orc_ai_backend_abi::{BackendModel, TensorAbi, guard};
+use tract_core::prelude::*;
+
+/// An optimised, runnable plan.
+pub type Plan = Arc<TypedRunnableModel>;
+
+/// Input types and shapes a plan was built for.
+pub type ShapeKey = Vec<(DatumType, Vec<usize>)>;
+
+/// Builds a plan for concrete input types and shapes.
+pub type PlanBuilder = Box<dyn Fn(&ShapeKey) -> TractResult<Plan> + Send + Sync>;
+
+/// The tract type for a DLPack code and bit width.
+pub fn datum_type(code: u8, bits: u8) -> Result<DatumType, String> {
+    Ok(match (code, bits) {
+        (2, 32) => DatumType::F32,
+        (2, 64) => DatumType::F64,
+        (0, 8) => DatumType::I8,
+        (0, 16) => DatumType::I16,
+        (0, 32) => DatumType::I32,
+        (0, 64) => DatumType::I64,
+        (1, 8) => DatumType::U8,
+        (1, 16) => DatumType::U16,
+        (6, 8) => DatumType::Bool,
+        (7, 8) => DatumType::String,
+        _ => return Err(format!("unsupported tensor type code {code} bits {bits}")),
+    })
+}
+
+fn abi_type(dt: DatumType) -> Result<(u8, u8), String> {
+    Ok(match dt {
+        DatumType::F32 => (2, 32),
+        DatumType::F64 => (2, 64),
+        DatumType::I8 => (0, 8),
+        DatumType::I16 => (0, 16),
+        DatumType::I32 => (0, 32),
+        DatumType::I64 => (0, 64),
+        DatumType::U8 => (1, 8),
+        DatumType::U16 => (1, 16),
+        DatumType::Bool => (6, 8),
+        DatumType::String => (7, 8),
+        other => {
+            return Err(format!(
+                "the model produced a {other:?} tensor, which RedisAI clients cannot store"
+            ));
+        }
+    })
+}
+
+/// A tensor from the backend ABI as a tract tensor.
+pub fn to_tract(t: &TensorAbi) -> Result<Tensor, String> {
+    let dt = datum_type(t.code, t.bits)?;
+    let shape: Vec<usize> = t
+        .shape
+        .iter()
+        .map(|d| usize::try_from(*d).map_err(|_| "negative dimension".to_string()))
+        .collect::<Result<_, _>>()?;
+    if dt == DatumType::String {
+        let mut items: Vec<String> = t
+            .data
+            .split(|b| *b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        items.pop();
+        return tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&shape), items)
+            .map(|a| a.into_tensor())
+            .map_err(|e| e.to_string());
+    }
+    let expected = shape.iter().product::<usize>() * dt.size_of();
+    if expected != t.data.len() {
+        return Err(format!(
+            "tensor data has {} bytes, its shape needs {expected}",
+            t.data.len()
+        ));
+    }
+    // SAFETY: the length matches shape and type (checked above); from_raw_dt copies the
+    // bytes into an aligned buffer.
+    unsafe { Tensor::from_raw_dt(dt, &shape, &t.data) }.map_err(|e| e.to_string())
+}
+
+/// A tract tensor as a backend ABI tensor.
+pub fn from_tract(t: &Tensor) -> Result<TensorAbi, String> {
+    let t = if t.datum_type() == DatumType::TDim {
+        t.cast_to_dt(DatumType::I64)
+            .map_err(|e| e.to_string())?
+            .into_owned()
+    } else {
+        t.clone()
+    };
+    let (code, bits) = abi_type(t.datum_type())?;
+    let shape: Vec<i64> = t.shape().iter().map(|d| *d as i64).collect();
+    let data = if t.datum_type() == DatumType::String {
+        let view = t
+            .to_plain_array_view::<String>()
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for s in view.iter() {
+            out.extend_from_slice(s.as_bytes());
+            out.push(0);
+        }
+        out
+    } else {
+        t.as_bytes().to_vec()
+    };
+    Ok(TensorAbi::new(code, bits, shape, data))
+}
+
+/// A model run by tract.
+pub struct TractModel {
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    build: PlanBuilder,
+    plans: Mutex<HashMap<ShapeKey, Plan>>,
+}
+
+impl TractModel {
+    /// A model with these input and output names, whose plans `build` makes.
+    pub fn new(inputs: Vec<String>, outputs: Vec<String>, build: PlanBuilder) -> Self {
+        Self {
+            inputs,
+            outputs,
+            build,
+            plans: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn plan(&self, inputs: &[Tensor]) -> Result<Plan, String> {
+        let key: ShapeKey = inputs
+            .iter()
+            .map(|t| (t.datum_type(), t.shape().to_vec()))
+            .collect();
+        if let Some(p) = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        let plan = (self.build)(&key).map_err(|e| format!("{e:#}"))?;
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if plans.len() >= 64 {
+            plans.clear(); // bound the cache when shapes keep changing
+        }
+        plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    /// Run with plain tensors.
+    pub fn run_tensors(&self, inputs: &[TensorAbi]) -> Result<Vec<TensorAbi>, String> {
+        if inputs.len() != self.inputs.len() {
+            return Err(format!(
+                "Expected {} inputs but got {}",
+                self.inputs.len(),
+                inputs.len()
+            ));
+        }
+        let tensors: Vec<Tensor> = inputs.iter().map(to_tract).collect::<Result<_, _>>()?;
+        let plan = self.plan(&tensors)?;
+        let out = plan
+            .run(tensors.into_iter().map(|t| t.into_tvalue()).collect())
+            .map_err(|e| format!("{e:#}"))?;
+        out.iter().map(|t| from_tract(t)).collect()
+    }
+}
+
+impl BackendModel for TractModel {
+    fn inputs(&self) -> RVec<RString> {
+        self.inputs
+            .iter()
+            .map(|s| RString::from(s.as_str()))
+            .collect()
+    }
+    fn outputs(&self) -> RVec<RString> {
+        self.outputs
+            .iter()
+            .map(|s| RString::from(s.as_str()))
+            .collect()
+    }
+    fn run(&self, inputs: RVec<TensorAbi>) -> RResult<RVec<TensorAbi>, RString> {
+        guard(|| self.run_tensors(&inputs).map(RVec::from))
+            .map_err(RString::from)
+            .into()
+    }
+}
+
+/// Refuse devices other than the CPU (tract runs on the CPU only).
+pub fn cpu_only(backend: &str, device: &str) -> Result<(), String> {
+    if device.to_ascii_uppercase().starts_with("CPU") {
+        Ok(())
+    } else {
+        Err(format!(
+            "GPU requested ({device}) but the {backend} backend (tract) runs on the CPU only; store the model with device CPU"
+        ))
+    }
+}
+
+/// Input and output node names of a graph.
+pub fn io_names<F, O>(model: &Graph<F, O>) -> TractResult<(Vec<String>, Vec<String>)>
+where
+    F: Fact + Clone + 'static,
+    O: std::fmt::Debug + std::fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + 'static,
+{
+    let names = |outlets: &[OutletId]| {
+        outlets
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect()
+    };
+    Ok((
+        names(model.input_outlets()?),
+        names(model.output_outlets()?),
+    ))
+}
