@@ -590,6 +590,62 @@ fn onnx_models_store_run_and_report() {
         &cmd(&mut con, &[b("AI.TENSORGET"), b("g"), b("BLOB")]).unwrap(),
     ));
     assert!((g[0] - 10.75).abs() < 1e-3, "{g:?}");
+    // A scikit-learn random forest (TreeEnsembleRegressor) matches scikit-learn's predictions.
+    let rf = std::fs::read(data_file("models/skl_rfreg.onnx")).unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("rf"),
+            b("ONNX"),
+            b("CPU"),
+            b("BLOB"),
+            &rf,
+        ],
+    )
+    .unwrap();
+    let expected = std::fs::read_to_string(data_file("models/skl_rfreg_expected.txt")).unwrap();
+    let rows: Vec<Vec<f32>> = expected
+        .lines()
+        .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+        .collect();
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("rx"),
+            b("FLOAT"),
+            b("5"),
+            b("4"),
+            b("BLOB"),
+            &f32_bytes(&rows[0]),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("rf"),
+            b("INPUTS"),
+            b("1"),
+            b("rx"),
+            b("OUTPUTS"),
+            b("1"),
+            b("ry"),
+        ],
+    )
+    .unwrap();
+    let ry = f32_from(&bulk(
+        &cmd(&mut con, &[b("AI.TENSORGET"), b("ry"), b("BLOB")]).unwrap(),
+    ));
+    assert_eq!(ry.len(), 5);
+    for (g, e) in ry.iter().zip(&rows[1]) {
+        assert!(
+            (g - e).abs() < 1e-4,
+            "forest: got {g}, scikit-learn says {e}"
+        );
+    }
     // Two inputs, two outputs.
     let two = std::fs::read(data_file("models/two_in_two_out.onnx")).unwrap();
     cmd(
@@ -739,7 +795,7 @@ fn onnx_models_store_run_and_report() {
     );
     assert!(chunks.len() > 1);
     let scan = array(cmd(&mut con, &[b("AI._MODELSCAN")]).unwrap());
-    assert_eq!(scan.len(), 3);
+    assert_eq!(scan.len(), 4);
     assert_eq!(
         cmd(&mut con, &[b("AI.MODELDEL"), b("lin")]).unwrap(),
         Value::Okay

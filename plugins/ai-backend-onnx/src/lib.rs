@@ -4,7 +4,8 @@
 //! A model is parsed once when stored; an optimised plan is built for each distinct set
 //! of input types and shapes it is run with (see [`orc_ai_tract::TractModel`]), so one
 //! model serves any batch size, including scikit-learn exports whose batch dimension is
-//! unnamed.
+//! unnamed. scikit-learn's `TreeEnsembleRegressor`, which tract lacks, is rewritten into
+//! operators tract runs (see `tree_regressor.rs`).
 //!
 //! ```
 //! assert_eq!(orc_ai_backend_abi::BACKEND_ABI_VERSION, 1);
@@ -24,9 +25,16 @@ use orc_ai_backend_abi::{
 use orc_ai_tract::{TractModel, cpu_only, io_names};
 use tract_onnx::prelude::*;
 
+mod tree_regressor;
+
 fn load(blob: &[u8]) -> Result<TractModel, String> {
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut &blob[..])
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx
+        .proto_model_for_read(&mut &blob[..])
+        .map_err(|e| format!("{e:#}"))?;
+    tree_regressor::rewrite(&mut proto)?;
+    let model = onnx
+        .model_for_proto_model(&proto)
         .map_err(|e| format!("{e:#}"))?;
     let (inputs, outputs) = io_names(&model).map_err(|e| format!("{e:#}"))?;
     Ok(TractModel::new(
