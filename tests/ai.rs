@@ -1311,6 +1311,99 @@ fn tensorflow_frozen_graphs_and_tflite_models() {
 }
 
 #[test]
+fn requests_are_batched_across_clients() {
+    let state = State::new();
+    let orc = start(&state, "batch", 1, &["THREADS_PER_QUEUE", "1"]);
+    let addr = orc.addresses()[0].clone();
+    let mut con = connect(&addr);
+    let blob = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    let r = cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("lin"),
+            b("ONNX"),
+            b("CPU"),
+            b("BATCHSIZE"),
+            b("4"),
+            b("MINBATCHSIZE"),
+            b("3"),
+            b("MINBATCHTIMEOUT"),
+            b("1500"),
+            b("BLOB"),
+            &blob,
+        ],
+    );
+    assert_eq!(r.unwrap(), Value::Okay);
+    let meta = array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap());
+    assert_eq!(
+        (meta[7].clone(), meta[9].clone(), meta[15].clone()),
+        (Value::Int(4), Value::Int(3), Value::Int(1500))
+    );
+    let run = move |i: usize| {
+        let mut con = connect(&addr);
+        let x = format!("x{i}");
+        let y = format!("y{i}");
+        cmd(
+            &mut con,
+            &[
+                b("AI.TENSORSET"),
+                x.as_bytes(),
+                b("FLOAT"),
+                b("1"),
+                b("3"),
+                b("BLOB"),
+                &f32_bytes(&[i as f32, 0.0, 0.0]),
+            ],
+        )
+        .unwrap();
+        let began = std::time::Instant::now();
+        let r = cmd(
+            &mut con,
+            &[
+                b("AI.MODELEXECUTE"),
+                b("lin"),
+                b("INPUTS"),
+                b("1"),
+                x.as_bytes(),
+                b("OUTPUTS"),
+                b("1"),
+                y.as_bytes(),
+            ],
+        );
+        assert_eq!(r.unwrap(), Value::Okay);
+        let out = f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), y.as_bytes(), b("BLOB")]).unwrap(),
+        ));
+        (out, began.elapsed())
+    };
+    // Alone, a request waits for MINBATCHSIZE until MINBATCHTIMEOUT passes, then runs.
+    let run = std::sync::Arc::new(run);
+    let (out, waited) = run(1);
+    assert_eq!(out, [1.5, 1.0]);
+    assert!(
+        waited >= std::time::Duration::from_millis(1400),
+        "ran after {waited:?}"
+    );
+    // Three clients at once fill the minimum batch: one run, each gets its own rows back.
+    let handles: Vec<_> = (2..5)
+        .map(|i| {
+            let run = run.clone();
+            std::thread::spawn(move || (i, run(i)))
+        })
+        .collect();
+    for h in handles {
+        let (i, (out, waited)) = h.join().unwrap();
+        assert_eq!(out, [i as f32 + 0.5, 2.0 * i as f32 - 1.0], "request {i}");
+        assert!(
+            waited < std::time::Duration::from_millis(1400),
+            "request {i} waited {waited:?}: not batched"
+        );
+    }
+    orc.stop().unwrap();
+}
+
+#[test]
 fn backends_that_are_missing_or_incompatible_are_named() {
     let state = State::new();
     let orc = start(&state, "backends", 1, &[]);

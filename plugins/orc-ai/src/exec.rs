@@ -1,12 +1,14 @@
 //! Off-main-thread execution: one queue per device, `THREADS_PER_QUEUE` workers each, and
 //! blocked clients answered from the worker through a thread-safe context.
+//!
+//! Models stored with `BATCHSIZE` have compatible queued requests (same model, inputs of
+//! the same types and shapes apart from dim 0) concatenated along dim 0, run once and split
+//! again; `MINBATCHSIZE` holds a batch back until it is big enough or `MINBATCHTIMEOUT`
+//! (from the first request's arrival) has passed. `TIMEOUT` bounds the wait in the queue.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex, OnceLock,
-        mpsc::{Receiver, Sender, channel},
-    },
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Condvar, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -16,7 +18,7 @@ use redis_module::{BlockedClient, RedisError, RedisResult, RedisValue, ThreadSaf
 use crate::{
     objects::{ModelValue, ScriptValue, from_abi, to_abi},
     state::{lock, state},
-    tensor::Tensor,
+    tensor::{DType, Tensor},
     types::{TENSOR_TYPE, tensorset_args},
 };
 
@@ -55,7 +57,14 @@ pub struct Job {
     pub client: BlockedClient,
 }
 
-type Queues = Mutex<HashMap<String, Sender<Job>>>;
+/// One device queue: jobs in arrival order, and a condition variable for its workers.
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<VecDeque<Job>>,
+    ready: Condvar,
+}
+
+type Queues = Mutex<HashMap<String, Arc<Queue>>>;
 
 fn queues() -> &'static Queues {
     static Q: OnceLock<Queues> = OnceLock::new();
@@ -65,75 +74,238 @@ fn queues() -> &'static Queues {
 /// Queue `job` on the queue of `device` (created with its workers on first use).
 pub fn submit(device: &str, job: Job) {
     let name = device.to_ascii_uppercase();
-    let mut q = lock(queues());
-    let tx = q.entry(name.clone()).or_insert_with(|| {
-        let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let threads = lock(&state().config).threads_per_queue.max(1);
-        for i in 0..threads {
-            let rx = rx.clone();
-            let _ = std::thread::Builder::new()
-                .name(format!("orc-ai-{name}-{i}"))
-                .spawn(move || worker(rx));
+    let queue = lock(queues())
+        .entry(name.clone())
+        .or_insert_with(|| {
+            let q = Arc::new(Queue::default());
+            let threads = lock(&state().config).threads_per_queue.max(1);
+            for i in 0..threads {
+                let q = q.clone();
+                let _ = std::thread::Builder::new()
+                    .name(format!("orc-ai-{name}-{i}"))
+                    .spawn(move || worker(&q));
+            }
+            q
+        })
+        .clone();
+    lock(&queue.jobs).push_back(job);
+    queue.ready.notify_one();
+}
+
+/// The batch dimension of a request: dim 0, shared by all inputs (strings never batch).
+fn batch_size(job: &Job) -> Option<u64> {
+    let first = job.inputs.first()?;
+    let n = *first.shape.first()?;
+    let ok = job
+        .inputs
+        .iter()
+        .all(|t| t.dtype != DType::String && t.shape.first() == Some(&n));
+    ok.then_some(n as u64)
+}
+
+/// Requests that can run in one batch: the same stored model, and inputs of the same
+/// types and shapes apart from dim 0.
+fn compatible(a: &Job, b: &Job) -> bool {
+    let (Work::Model(ma), Work::Model(mb)) = (&a.work, &b.work) else {
+        return false;
+    };
+    Arc::ptr_eq(&ma.0, &mb.0)
+        && batch_size(b).is_some()
+        && a.inputs.len() == b.inputs.len()
+        && a.inputs
+            .iter()
+            .zip(&b.inputs)
+            .all(|(x, y)| x.dtype == y.dtype && x.shape[1..] == y.shape[1..])
+}
+
+/// Take the next batch from the queue (waiting for work), following BATCHSIZE,
+/// MINBATCHSIZE and MINBATCHTIMEOUT of the model at the front.
+fn next_batch(queue: &Queue) -> Vec<Job> {
+    let mut q = lock(&queue.jobs);
+    loop {
+        while q.is_empty() {
+            q = queue.ready.wait(q).unwrap_or_else(|p| p.into_inner());
         }
-        tx
-    });
-    if let Err(e) = tx.send(job) {
-        // Every worker is gone (they never exit); answer rather than leave the client hanging.
-        let job = e.0;
-        ThreadSafeContext::with_blocked_client(job.client).reply(Err(RedisError::Str(
-            "ERR the execution queue is not running",
-        )));
+        let Some(first) = q.pop_front() else { continue };
+        let (bs, min, min_timeout) = match &first.work {
+            Work::Model(m) => (
+                m.0.meta.batch_size,
+                m.0.meta.min_batch_size,
+                m.0.meta.min_batch_timeout,
+            ),
+            Work::Script { .. } => (0, 0, 0),
+        };
+        let Some(mut total) = batch_size(&first).filter(|n| bs > 0 && *n < bs) else {
+            return vec![first];
+        };
+        let mut batch = vec![first];
+        let mut i = 0;
+        while i < q.len() && total < bs {
+            if compatible(&batch[0], &q[i]) {
+                let job = q.remove(i).expect("index checked");
+                total += batch_size(&job).unwrap_or(0);
+                batch.push(job);
+            } else {
+                i += 1;
+            }
+        }
+        let waited = batch[0].queued.elapsed();
+        let may_wait = min_timeout == 0 || waited < Duration::from_millis(min_timeout);
+        if min > 0 && total < min && may_wait {
+            // Not enough yet: put the requests back in order and wait for more.
+            for job in batch.into_iter().rev() {
+                q.push_front(job);
+            }
+            q = queue
+                .ready
+                .wait_timeout(q, Duration::from_millis(1))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            continue;
+        }
+        return batch;
     }
 }
 
-fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
+fn worker(queue: &Queue) {
     loop {
-        let job = match lock(&rx).recv() {
-            Ok(j) => j,
-            Err(_) => return,
-        };
-        let Job {
-            key,
-            work,
-            inputs,
-            outputs,
-            timeout,
-            queued,
-            client,
-        } = job;
-        let tctx = ThreadSafeContext::with_blocked_client(client);
-        if timeout.is_some_and(|t| queued.elapsed() > t) {
-            tctx.reply(Ok(RedisValue::SimpleStringStatic("TIMEDOUT")));
+        let batch = next_batch(queue);
+        // Requests whose TIMEOUT passed while queued are answered without running.
+        let (late, batch): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|j| j.timeout.is_some_and(|t| j.queued.elapsed() > t));
+        for job in late {
+            ThreadSafeContext::with_blocked_client(job.client)
+                .reply(Ok(RedisValue::SimpleStringStatic("TIMEDOUT")));
+        }
+        if batch.is_empty() {
             continue;
         }
         let started = Instant::now();
-        let script = matches!(work, Work::Script { .. });
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let result = run(&work, &inputs);
-            let elapsed = started.elapsed();
-            let reply = match result {
-                Ok(tensors) if tensors.len() != outputs.len() && !outputs.is_empty() => Err(RedisError::String(format!(
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(&batch)))
+            .unwrap_or_else(|_| {
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(
+                            "ERR orc-ai internal error while running (the server keeps running)"
+                                .to_string(),
+                        )
+                    })
+                    .collect()
+            });
+        let elapsed = started.elapsed();
+        for (job, result) in batch.into_iter().zip(results) {
+            finish(job, result, elapsed);
+        }
+    }
+}
+
+/// Run one request, or several concatenated along dim 0 and split again.
+fn run_batch(batch: &[Job]) -> Vec<Result<Vec<Tensor>, String>> {
+    if batch.len() == 1 {
+        return vec![run(&batch[0].work, &batch[0].inputs)];
+    }
+    let sizes: Vec<u64> = batch.iter().map(|j| batch_size(j).unwrap_or(0)).collect();
+    let total: u64 = sizes.iter().sum();
+    let inputs: Vec<Tensor> = (0..batch[0].inputs.len())
+        .map(|k| {
+            let first = &batch[0].inputs[k];
+            let mut shape = first.shape.clone();
+            shape[0] = total as i64;
+            Tensor {
+                dtype: first.dtype,
+                shape,
+                data: batch
+                    .iter()
+                    .flat_map(|j| j.inputs[k].data.iter().copied())
+                    .collect(),
+            }
+        })
+        .collect();
+    let outputs = match run(&batch[0].work, &inputs) {
+        Ok(o) => o,
+        Err(e) => return batch.iter().map(|_| Err(e.clone())).collect(),
+    };
+    if outputs
+        .iter()
+        .any(|t| t.dtype == DType::String || t.shape.first().copied() != Some(total as i64))
+    {
+        return batch
+            .iter()
+            .map(|_| Err("ERR Model did not generate the expected batch size".to_string()))
+            .collect();
+    }
+    let mut offset = 0u64;
+    sizes
+        .iter()
+        .map(|n| {
+            let part = outputs
+                .iter()
+                .map(|t| {
+                    let row = t.data.len() as u64 / total;
+                    let mut shape = t.shape.clone();
+                    shape[0] = *n as i64;
+                    let data =
+                        t.data[(offset * row) as usize..((offset + n) * row) as usize].to_vec();
+                    Tensor {
+                        dtype: t.dtype,
+                        shape,
+                        data,
+                    }
+                })
+                .collect();
+            offset += n;
+            Ok(part)
+        })
+        .collect()
+}
+
+/// Write the outputs of one request and answer its client.
+fn finish(job: Job, result: Result<Vec<Tensor>, String>, elapsed: Duration) {
+    let Job {
+        key,
+        work,
+        outputs,
+        client,
+        ..
+    } = job;
+    let script = matches!(work, Work::Script { .. });
+    let tctx = ThreadSafeContext::with_blocked_client(client);
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let reply = match result {
+            Ok(tensors) if tensors.len() != outputs.len() && !outputs.is_empty() => {
+                Err(RedisError::String(format!(
                     "ERR {} did not generate the expected number of outputs (got {}, expected {})",
                     if script { "Function" } else { "Model" },
                     tensors.len(),
                     outputs.len()
-                ))),
-                Ok(tensors) => {
-                    record(&key, elapsed, tensors.first().and_then(|t| t.shape.first().copied()), false, script);
-                    let g = tctx.lock();
-                    write_outputs(&g, &outputs, tensors)
-                }
-                Err(e) => Err(RedisError::String(e)),
-            };
-            if reply.is_err() {
-                record(&key, elapsed, None, true, script);
+                )))
             }
-            reply
-        }))
-        .unwrap_or_else(|_| Err(RedisError::Str("ERR orc-ai internal error while running (the server keeps running)")));
-        tctx.reply(reply);
-    }
+            Ok(tensors) => {
+                record(
+                    &key,
+                    elapsed,
+                    tensors.first().and_then(|t| t.shape.first().copied()),
+                    false,
+                    script,
+                );
+                let g = tctx.lock();
+                write_outputs(&g, &outputs, tensors)
+            }
+            Err(e) => Err(RedisError::String(e)),
+        };
+        if reply.is_err() {
+            record(&key, elapsed, None, true, script);
+        }
+        reply
+    }))
+    .unwrap_or_else(|_| {
+        Err(RedisError::Str(
+            "ERR orc-ai internal error while writing results (the server keeps running)",
+        ))
+    });
+    tctx.reply(reply);
 }
 
 fn run(work: &Work, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
