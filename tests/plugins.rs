@@ -254,12 +254,26 @@ fn orc_plugins_lists_sources_and_refusals() {
         "{t}"
     );
 
+    // Without orc-ai next to it, `orc db start` says where it looked and what to do.
+    let empty_ai = tempfile::tempdir().unwrap();
+    let lonely_ai = empty_ai.path().join("orc");
+    std::fs::copy(orc_bin(), &lonely_ai).unwrap();
+    let out = std::process::Command::new(&lonely_ai)
+        .args(["db", "start", "--port", "0"])
+        .env("ORC_STATE_DIR", state.path())
+        .env_remove("ORC_AI_MODULE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("the orc-ai module was not found") && e.contains("--no-ai"), "{e}");
+
     // With plugins missing, `orc db start` explains where it looked.
     let empty = tempfile::tempdir().unwrap();
     let lonely = empty.path().join("orc");
     std::fs::copy(orc_bin(), &lonely).unwrap();
     let out = std::process::Command::new(&lonely)
-        .args(["db", "start", "--port", "0"])
+        .args(["db", "start", "--port", "0", "--no-ai"])
         .env("ORC_STATE_DIR", state.path())
         .env_remove("ORC_PLUGIN_PATH")
         .output()
