@@ -266,7 +266,10 @@ fn orc_plugins_lists_sources_and_refusals() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let e = text(&out.stderr);
-    assert!(e.contains("the orc-ai module was not found") && e.contains("--no-ai"), "{e}");
+    assert!(
+        e.contains("the orc-ai module was not found") && e.contains("--no-ai"),
+        "{e}"
+    );
 
     // With plugins missing, `orc db start` explains where it looked.
     let empty = tempfile::tempdir().unwrap();
