@@ -1404,6 +1404,205 @@ fn requests_are_batched_across_clients() {
 }
 
 #[test]
+fn dags_run_several_operations_and_persist_only_what_is_asked() {
+    let state = State::new();
+    let orc = start(&state, "dag", 1, &[]);
+    let mut con = connect(&orc.addresses()[0]);
+    store_linear(&mut con, "lin");
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+            b("3"),
+        ],
+    )
+    .unwrap();
+    let dag = |con: &mut redis::Connection, words: &str| {
+        let a: Vec<&[u8]> = words.split(' ').map(str::as_bytes).collect();
+        cmd(con, &a)
+    };
+    let r = array(
+        dag(
+            &mut con,
+            "AI.DAGEXECUTE LOAD 1 x PERSIST 1 y2 |> AI.TENSORSET a FLOAT 1 3 VALUES 1 0 0 |> AI.MODELEXECUTE lin INPUTS 1 a OUTPUTS 1 y \
+             |> AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y2 |> AI.TENSORGET y BLOB |> AI.TENSORGET nope META",
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.len(), 5);
+    assert_eq!(r[0], Value::Okay);
+    assert_eq!(f32_from(&bulk(&r[3])), [1.5, 1.0]);
+    assert_eq!(r[4], Value::SimpleString("NA".into()));
+    // Only the PERSIST name reaches the keyspace.
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("y2"), b("BLOB")]).unwrap()
+        )),
+        [22.5, 27.0]
+    );
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("y")
+            .arg("a")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        0
+    );
+    // A failing operation gives an error element and NA for the rest; nothing persists.
+    // (req_command keeps error elements inside the array; query() turns them into an Err.)
+    let words = "AI.DAGEXECUTE LOAD 1 x PERSIST 1 q |> AI.TENSORSET bad FLOAT 1 2 VALUES 1 2 |> AI.MODELEXECUTE lin INPUTS 1 bad OUTPUTS 1 q |> AI.TENSORGET q VALUES";
+    let mut c = redis::cmd("AI.DAGEXECUTE");
+    for w in words.split(' ').skip(1) {
+        c.arg(w);
+    }
+    let r = array(redis::ConnectionLike::req_command(&mut con, &c).unwrap());
+    assert_eq!(r[0], Value::Okay);
+    assert!(matches!(r[1], Value::ServerError(_)), "{:?}", r[1]);
+    assert_eq!(r[2], Value::SimpleString("NA".into()));
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("q")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        0
+    );
+    // The read-only form, and parse errors with RedisAI's texts.
+    let r = array(dag(&mut con, "AI.DAGEXECUTE_RO LOAD 1 x |> AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 z |> AI.TENSORGET z BLOB").unwrap());
+    assert_eq!(f32_from(&bulk(&r[1])), [22.5, 27.0]);
+    for (words, expect) in [
+        (
+            "AI.DAGEXECUTE_RO PERSIST 1 x |> AI.TENSORGET x",
+            "ERR PERSIST cannot be specified in a read-only DAG",
+        ),
+        (
+            "AI.DAGEXECUTE LOAD 1 x |> AI.MODELEXECUTE lin INPUTS 1 missing OUTPUTS 1 q",
+            "ERR INPUT key cannot be found in DAG",
+        ),
+        (
+            "AI.DAGEXECUTE |> AI.TENSORGET x VALUES |> AI.TENSORGET x VALUES",
+            "ERR AI.DAGEXECUTE and AI.DAGEXECUTE_RO commands must contain at least one out of ROUTING, LOAD, PERSIST keywords",
+        ),
+        (
+            "AI.DAGEXECUTE LOAD 1 x FOO |> AI.TENSORGET x",
+            "ERR Invalid DAG command. Unexpected argument:  FOO",
+        ),
+        (
+            "AI.DAGEXECUTE LOAD 1 x PERSIST 1 zz |> AI.TENSORGET x",
+            "ERR PERSIST key cannot be found in DAG",
+        ),
+        (
+            "AI.DAGEXECUTE LOAD 1 x |> AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y TIMEOUT 5",
+            "ERR TIMEOUT not allowed within a DAG command",
+        ),
+        (
+            "AI.DAGEXECUTE LOAD 1 x |> AI.MODELRUN lin INPUTS x OUTPUTS y",
+            "Deprecated AI.MODELRUN cannot be used in AI.DAGEXECUTE command",
+        ),
+        (
+            "AI.DAGEXECUTE LOAD 1 x |> SET a b",
+            "Unsupported command within DAG",
+        ),
+        (
+            "AI.DAGEXECUTE_RO LOAD 1 x |> AI.SCRIPTEXECUTE s f INPUTS 1 x",
+            "ERR AI.SCRIPTEXECUTE command cannot be specified in a read-only DAG",
+        ),
+    ] {
+        assert_eq!(err_text(dag(&mut con, words)), expect, "{words}");
+    }
+    orc.stop().unwrap();
+}
+
+#[test]
+fn replicas_receive_tensors_models_and_run_outputs() {
+    let state = State::new();
+    let primary = start(&state, "primary", 1, &[]);
+    let replica = start(&state, "replica", 1, &[]);
+    let (p, r) = (
+        primary.addresses()[0].clone(),
+        replica.addresses()[0].clone(),
+    );
+    let mut rc = connect(&r);
+    let (host, port) = p.split_once(':').unwrap();
+    redis::cmd("REPLICAOF")
+        .arg(host)
+        .arg(port)
+        .query::<String>(&mut rc)
+        .unwrap();
+    assert!(wait_for(std::time::Duration::from_secs(10), || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut rc)
+            .unwrap();
+        info.contains("master_link_status:up")
+    }));
+    let mut pc = connect(&p);
+    store_linear(&mut pc, "lin");
+    cmd(
+        &mut pc,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("0"),
+            b("0"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut pc,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("lin"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("y"),
+        ],
+    )
+    .unwrap();
+    redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query::<i64>(&mut pc)
+        .unwrap();
+    assert!(wait_for(std::time::Duration::from_secs(5), || cmd(
+        &mut rc,
+        &[b("AI.TENSORGET"), b("y"), b("BLOB")]
+    )
+    .is_ok()));
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut rc, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
+        )),
+        [1.5, 1.0]
+    );
+    assert_eq!(
+        bulk(&array(cmd(&mut rc, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap())[1]),
+        b"ONNX"
+    );
+    redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query::<String>(&mut rc)
+        .unwrap();
+    replica.stop().unwrap();
+    primary.stop().unwrap();
+}
+
+#[test]
 fn backends_that_are_missing_or_incompatible_are_named() {
     let state = State::new();
     let orc = start(&state, "backends", 1, &[]);

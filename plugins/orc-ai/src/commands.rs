@@ -95,7 +95,8 @@ pub fn tensorset(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ok()
 }
 
-fn tensor_reply(t: &Tensor, f: tensor::GetFormat) -> RedisValue {
+/// The reply of `AI.TENSORGET` for `t` in format `f`.
+pub(crate) fn tensor_reply(t: &Tensor, f: tensor::GetFormat) -> RedisValue {
     let values = || {
         RedisValue::Array(
             t.values()
@@ -824,4 +825,74 @@ pub fn modelscan(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// `AI._SCRIPTSCAN`
 pub fn scriptscan(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     scan(&args, Kind::Script)
+}
+
+// ---- DAGs ----
+
+struct Keys<'a>(&'a Context);
+
+impl crate::dag::Keyspace for Keys<'_> {
+    fn tensor(&self, key: &[u8]) -> Result<Tensor, Reply> {
+        let k = self.0.open_key(&key_string(self.0, key));
+        match typed(k.get_value::<Tensor>(&TENSOR_TYPE)) {
+            Ok(Some(t)) => Ok(t.clone()),
+            Ok(None) => Err(Reply::new(
+                "ERR tensor key is empty or in a different shard",
+            )),
+            Err(_) => Err(Reply::new(
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            )),
+        }
+    }
+    fn model(&self, key: &[u8]) -> Result<ModelValue, Reply> {
+        get_model(self.0, &key_string(self.0, key)).map_err(|e| Reply(err_string(e)))
+    }
+    fn script(&self, key: &[u8]) -> Result<ScriptValue, Reply> {
+        get_script(self.0, &key_string(self.0, key)).map_err(|e| Reply(err_string(e)))
+    }
+}
+
+fn err_string(e: RedisError) -> String {
+    match e {
+        RedisError::WrongType => {
+            "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+        }
+        RedisError::Str(s) => s.into(),
+        RedisError::String(s) => s,
+        RedisError::WrongArity => "ERR wrong number of arguments".into(),
+    }
+}
+
+fn dag(ctx: &Context, args: Vec<RedisString>, read_only: bool) -> RedisResult {
+    let a = bytes(&args);
+    if ctx.is_keys_position_request() {
+        return mark_keys(ctx, crate::dag::key_positions(&a));
+    }
+    no_transactions(ctx)?;
+    let d = crate::dag::parse(&a[1..], read_only, &Keys(ctx)).map_err(e)?;
+    let device = d.device.clone();
+    let timeout = d.timeout_ms.map(Duration::from_millis);
+    submit(
+        &device,
+        Job {
+            key: Vec::new(),
+            work: Work::Dag(Box::new(d)),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            timeout,
+            queued: Instant::now(),
+            client: ctx.block_client(),
+        },
+    );
+    Ok(RedisValue::NoReply)
+}
+
+/// `AI.DAGEXECUTE [LOAD n k...] [PERSIST n k...] [ROUTING k] [TIMEOUT ms] |> op ...`
+pub fn dagexecute(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    dag(ctx, args, false)
+}
+
+/// `AI.DAGEXECUTE_RO [LOAD n k...] [ROUTING k] [TIMEOUT ms] |> op ...`
+pub fn dagexecute_ro(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    dag(ctx, args, true)
 }

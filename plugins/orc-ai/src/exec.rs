@@ -26,6 +26,8 @@ use crate::{
 pub enum Work {
     /// A model with its inputs.
     Model(ModelValue),
+    /// A DAG of operations (answered as a whole; see [`crate::dag`]).
+    Dag(Box<crate::dag::Dag>),
     /// A script function with inputs, keys and args.
     Script {
         /// The script.
@@ -133,7 +135,7 @@ fn next_batch(queue: &Queue) -> Vec<Job> {
                 m.0.meta.min_batch_size,
                 m.0.meta.min_batch_timeout,
             ),
-            Work::Script { .. } => (0, 0, 0),
+            Work::Script { .. } | Work::Dag(_) => (0, 0, 0),
         };
         let Some(mut total) = batch_size(&first).filter(|n| bs > 0 && *n < bs) else {
             return vec![first];
@@ -179,6 +181,12 @@ fn worker(queue: &Queue) {
                 .reply(Ok(RedisValue::SimpleStringStatic("TIMEDOUT")));
         }
         if batch.is_empty() {
+            continue;
+        }
+        if matches!(batch[0].work, Work::Dag(_)) {
+            for job in batch {
+                run_dag_job(job);
+            }
             continue;
         }
         let started = Instant::now();
@@ -311,6 +319,7 @@ fn finish(job: Job, result: Result<Vec<Tensor>, String>, elapsed: Duration) {
 fn run(work: &Work, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
     let ins: RVec<_> = inputs.iter().map(to_abi).collect();
     let out = match work {
+        Work::Dag(_) => return Err("ERR a DAG cannot run as a single operation".into()),
         Work::Model(m) => m.0.handle.run(ins),
         Work::Script {
             script,
@@ -369,4 +378,143 @@ fn record(key: &[u8], elapsed: Duration, samples: Option<i64>, error: bool, scri
             s.samples += samples.unwrap_or(0).max(0) as u64;
         }
     }
+}
+
+/// Run a DAG's operations in order on DAG-local tensors, then (all succeeded) persist,
+/// and answer with one element per operation.
+fn run_dag_job(job: Job) {
+    let Job { work, client, .. } = job;
+    let Work::Dag(dag) = work else { return };
+    let tctx = ThreadSafeContext::with_blocked_client(client);
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let crate::dag::Dag {
+            mut tensors,
+            ops,
+            persist,
+            ..
+        } = *dag;
+        let mut replies = Vec::with_capacity(ops.len());
+        let mut failed = false;
+        for op in &ops {
+            if failed {
+                replies.push(RedisValue::SimpleStringStatic("NA"));
+                continue;
+            }
+            let step: Result<RedisValue, String> = match op {
+                crate::dag::Op::Set => Ok(RedisValue::SimpleStringStatic("OK")),
+                crate::dag::Op::Get { name, format } => Ok(match tensors.get(name) {
+                    Some(t) => crate::commands::tensor_reply(t, *format),
+                    None => RedisValue::SimpleStringStatic("NA"),
+                }),
+                crate::dag::Op::Model {
+                    model,
+                    key,
+                    inputs,
+                    outputs,
+                } => {
+                    let ins: Vec<Tensor> = inputs
+                        .iter()
+                        .filter_map(|n| tensors.get(n).cloned())
+                        .collect();
+                    let started = Instant::now();
+                    let r = run(&Work::Model(model.clone()), &ins).and_then(|outs| {
+                        if outs.len() == outputs.len() {
+                            Ok(outs)
+                        } else {
+                            Err("ERR Model did not generate the expected number of outputs".into())
+                        }
+                    });
+                    record(
+                        key,
+                        started.elapsed(),
+                        r.as_ref()
+                            .ok()
+                            .and_then(|o| o.first())
+                            .and_then(|t| t.shape.first().copied()),
+                        r.is_err(),
+                        false,
+                    );
+                    r.map(|outs| {
+                        tensors.extend(outputs.iter().cloned().zip(outs));
+                        RedisValue::SimpleStringStatic("OK")
+                    })
+                }
+                crate::dag::Op::Script {
+                    script,
+                    key,
+                    function,
+                    keys,
+                    args,
+                    inputs,
+                    outputs,
+                } => {
+                    let ins: Vec<Tensor> = inputs
+                        .iter()
+                        .filter_map(|n| tensors.get(n).cloned())
+                        .collect();
+                    let started = Instant::now();
+                    let work = Work::Script {
+                        script: script.clone(),
+                        function: function.clone(),
+                        keys: keys.clone(),
+                        args: args.clone(),
+                    };
+                    let r = run(&work, &ins).and_then(|outs| {
+                        if outputs.is_empty() || outs.len() == outputs.len() {
+                            Ok(outs)
+                        } else {
+                            Err(format!(
+                                "ERR Function returned unexpected number of outputs - {function}"
+                            ))
+                        }
+                    });
+                    record(key, started.elapsed(), None, r.is_err(), true);
+                    r.map(|outs| {
+                        tensors.extend(outputs.iter().cloned().zip(outs));
+                        RedisValue::SimpleStringStatic("OK")
+                    })
+                }
+            };
+            match step {
+                Ok(v) => replies.push(v),
+                Err(e) => {
+                    failed = true;
+                    replies.push(RedisValue::StaticError(static_error(e)));
+                }
+            }
+        }
+        if !failed && !persist.is_empty() {
+            let g = tctx.lock();
+            let outs: Vec<Tensor> = persist
+                .iter()
+                .filter_map(|p| tensors.get(p).cloned())
+                .collect();
+            write_outputs(&g, &persist, outs)?;
+        }
+        Ok(RedisValue::Array(replies))
+    }))
+    .unwrap_or_else(|_| {
+        Err(RedisError::Str(
+            "ERR orc-ai internal error while running a DAG (the server keeps running)",
+        ))
+    });
+    tctx.reply(reply);
+}
+
+/// Error elements inside an array reply must be `&'static str` in redis-module; messages are
+/// interned (bounded: past 1024 distinct messages a generic one is used and the detail
+/// goes to the server log).
+fn static_error(msg: String) -> &'static str {
+    static SEEN: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let mut seen = lock(SEEN.get_or_init(Default::default));
+    if let Some(s) = seen.get(msg.as_str()) {
+        return s;
+    }
+    if seen.len() >= 1024 {
+        redis_module::logging::log_warning(format!("orc-ai DAG operation failed: {msg}"));
+        return "ERR the operation failed (details in the server log)";
+    }
+    let s: &'static str = Box::leak(msg.into_boxed_str());
+    seen.insert(s);
+    s
 }

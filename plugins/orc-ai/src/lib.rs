@@ -24,6 +24,7 @@ pub mod args;
 pub mod backends;
 pub mod commands;
 pub mod config;
+pub mod dag;
 pub mod exec;
 pub mod model;
 pub mod objects;
@@ -91,6 +92,8 @@ mod module {
             ["ai.scriptdel", |c: &Context, a: Vec<RedisString>| guarded(c, a, scriptdel), "write", 1, 1, 1, ""],
             ["ai.scriptexecute", |c: &Context, a: Vec<RedisString>| guarded(c, a, scriptexecute), "write deny-oom getkeys-api", 1, 1, 1, ""],
             ["ai.scriptrun", |c: &Context, a: Vec<RedisString>| guarded(c, a, scriptrun), "write deny-oom getkeys-api", 1, 1, 1, ""],
+            ["ai.dagexecute", |c: &Context, a: Vec<RedisString>| guarded(c, a, dagexecute), "write deny-oom getkeys-api", 1, 1, 1, ""],
+            ["ai.dagexecute_ro", |c: &Context, a: Vec<RedisString>| guarded(c, a, dagexecute_ro), "readonly getkeys-api", 1, 1, 1, ""],
             ["ai.info", |c: &Context, a: Vec<RedisString>| guarded(c, a, info), "readonly", 1, 1, 1, ""],
             ["ai.config", |c: &Context, a: Vec<RedisString>| guarded(c, a, config), "write", 0, 0, 0, ""],
             ["ai._modelscan", |c: &Context, a: Vec<RedisString>| guarded(c, a, modelscan), "readonly", 0, 0, 0, ""],
