@@ -1912,3 +1912,227 @@ fn cluster_shards_route_ai_commands_by_slot() {
     assert!(matches!(e.code(), Some("CROSSSLOT") | Some("MOVED")), "{e}");
     orc.stop().unwrap();
 }
+
+#[test]
+fn scripts_survive_restarts_and_aof_rewrites_too() {
+    let state = State::new();
+    for aof in [false, true] {
+        let mut s = ai_settings(if aof { "saof" } else { "srdb" }, 1, &[]);
+        if aof {
+            s.redis.extra.insert("appendonly".into(), "yes".into());
+            s.redis
+                .extra
+                .insert("aof-use-rdb-preamble".into(), "no".into());
+        } else {
+            s.redis.checkpoints = Some(orc_core::Checkpoints {
+                every_secs: 900,
+                min_changes: 1,
+            });
+        }
+        let orc = launch(&static_host(), &state, s.clone()).unwrap();
+        let mut con = connect(&orc.addresses()[0]);
+        let src = std::fs::read(data_file("scripts/ops.py")).unwrap();
+        cmd(
+            &mut con,
+            &[
+                b("AI.SCRIPTSTORE"),
+                b("ops"),
+                b("CPU"),
+                b("ENTRY_POINTS"),
+                b("1"),
+                b("scale"),
+                b("SOURCE"),
+                &src,
+            ],
+        )
+        .unwrap();
+        cmd(
+            &mut con,
+            &[
+                b("AI.SCRIPTSET"),
+                b("leg"),
+                b("CPU"),
+                b("SOURCE"),
+                b("def double(a):\n    return a * 2\n"),
+            ],
+        )
+        .unwrap();
+        cmd(
+            &mut con,
+            &[
+                b("AI.TENSORSET"),
+                b("a"),
+                b("FLOAT"),
+                b("2"),
+                b("VALUES"),
+                b("1"),
+                b("2"),
+            ],
+        )
+        .unwrap();
+        if aof {
+            redis::cmd("BGREWRITEAOF")
+                .query::<String>(&mut con)
+                .unwrap();
+            assert!(wait_for(std::time::Duration::from_secs(10), || {
+                let info: String = redis::cmd("INFO")
+                    .arg("persistence")
+                    .query(&mut con)
+                    .unwrap();
+                info.contains("aof_rewrite_in_progress:0")
+                    && info.contains("aof_last_bgrewrite_status:ok")
+            }));
+        }
+        orc.stop().unwrap();
+        let orc = launch(&static_host(), &state, s).unwrap();
+        let mut con = connect(&orc.addresses()[0]);
+        cmd(
+            &mut con,
+            &[
+                b("AI.SCRIPTEXECUTE"),
+                b("ops"),
+                b("scale"),
+                b("INPUTS"),
+                b("1"),
+                b("a"),
+                b("ARGS"),
+                b("1"),
+                b("3"),
+                b("OUTPUTS"),
+                b("1"),
+                b("o"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            f32_from(&bulk(
+                &cmd(&mut con, &[b("AI.TENSORGET"), b("o"), b("BLOB")]).unwrap()
+            )),
+            [3.0, 6.0],
+            "aof={aof}"
+        );
+        cmd(
+            &mut con,
+            &[
+                b("AI.SCRIPTRUN"),
+                b("leg"),
+                b("double"),
+                b("INPUTS"),
+                b("a"),
+                b("OUTPUTS"),
+                b("d"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            f32_from(&bulk(
+                &cmd(&mut con, &[b("AI.TENSORGET"), b("d"), b("BLOB")]).unwrap()
+            )),
+            [2.0, 4.0],
+            "aof={aof}"
+        );
+        orc.stop().unwrap();
+    }
+}
+
+#[test]
+fn timeout_bounds_the_wait_in_the_queue_and_truncated_models_are_refused() {
+    let state = State::new();
+    let orc = start(&state, "timeout", 1, &["THREADS_PER_QUEUE", "1"]);
+    let addr = orc.addresses()[0].clone();
+    let mut con = connect(&addr);
+    let blob = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    // A truncated model is an error, and the server carries on.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("cut"),
+            b("ONNX"),
+            b("CPU"),
+            b("BLOB"),
+            &blob[..blob.len() / 2],
+        ],
+    ));
+    assert!(e.starts_with("ERR "), "{e}");
+    // `held` waits up to 1 s for a second request (MINBATCHSIZE 2) and holds the only worker.
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELSTORE"),
+            b("held"),
+            b("ONNX"),
+            b("CPU"),
+            b("BATCHSIZE"),
+            b("4"),
+            b("MINBATCHSIZE"),
+            b("2"),
+            b("MINBATCHTIMEOUT"),
+            b("1000"),
+            b("BLOB"),
+            &blob,
+        ],
+    )
+    .unwrap();
+    store_linear(&mut con, "free");
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("2"),
+            b("3"),
+        ],
+    )
+    .unwrap();
+    let a2 = addr.clone();
+    let holder = std::thread::spawn(move || {
+        let mut c = connect(&a2);
+        cmd(
+            &mut c,
+            &[
+                b("AI.MODELEXECUTE"),
+                b("held"),
+                b("INPUTS"),
+                b("1"),
+                b("x"),
+                b("OUTPUTS"),
+                b("1"),
+                b("y"),
+            ],
+        )
+        .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let r = cmd(
+        &mut con,
+        &[
+            b("AI.MODELEXECUTE"),
+            b("free"),
+            b("INPUTS"),
+            b("1"),
+            b("x"),
+            b("OUTPUTS"),
+            b("1"),
+            b("z"),
+            b("TIMEOUT"),
+            b("50"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, Value::SimpleString("TIMEDOUT".into()));
+    assert_eq!(holder.join().unwrap(), Value::Okay);
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("z")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        0
+    );
+    orc.stop().unwrap();
+}

@@ -26,6 +26,8 @@ pub mod commands;
 pub mod config;
 pub mod dag;
 pub mod exec;
+#[cfg(test)]
+mod fuzz;
 pub mod model;
 pub mod objects;
 pub mod script;
