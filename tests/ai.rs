@@ -2136,3 +2136,133 @@ fn timeout_bounds_the_wait_in_the_queue_and_truncated_models_are_refused() {
     );
     orc.stop().unwrap();
 }
+
+#[test]
+fn deprecated_and_admin_commands() {
+    let state = State::new();
+    let orc = start(&state, "admin", 1, &["BACKENDSPATH", "/nonexistent"]);
+    let mut con = connect(&orc.addresses()[0]);
+    // Backends load from an explicit path when BACKENDSPATH has none.
+    let onnx = plugin_file("orc_ai_backend_onnx");
+    let r = cmd(
+        &mut con,
+        &[
+            b("AI.CONFIG"),
+            b("LOADBACKEND"),
+            b("ONNX"),
+            onnx.to_str().unwrap().as_bytes(),
+        ],
+    );
+    assert_eq!(r.unwrap(), Value::Okay);
+    let torch = plugin_file("orc_ai_backend_torch");
+    cmd(
+        &mut con,
+        &[
+            b("AI.CONFIG"),
+            b("LOADBACKEND"),
+            b("TORCH"),
+            torch.to_str().unwrap().as_bytes(),
+        ],
+    )
+    .unwrap();
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b("AI.CONFIG"),
+            b("LOADBACKEND"),
+            b("ONNX"),
+            b("/elsewhere/liborc_ai_backend_onnx.so"),
+        ],
+    ));
+    assert!(e.contains("already loaded"), "{e}");
+    // AI.MODELSET (deprecated form) and AI.MODELRUN.
+    let blob = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    assert_eq!(
+        cmd(
+            &mut con,
+            &[
+                b("AI.MODELSET"),
+                b("m"),
+                b("ONNX"),
+                b("CPU"),
+                b("TAG"),
+                b("old"),
+                b("BLOB"),
+                &blob
+            ]
+        )
+        .unwrap(),
+        Value::Okay
+    );
+    cmd(
+        &mut con,
+        &[
+            b("AI.TENSORSET"),
+            b("x"),
+            b("FLOAT"),
+            b("1"),
+            b("3"),
+            b("VALUES"),
+            b("1"),
+            b("0"),
+            b("0"),
+        ],
+    )
+    .unwrap();
+    cmd(
+        &mut con,
+        &[
+            b("AI.MODELRUN"),
+            b("m"),
+            b("TIMEOUT"),
+            b("5000"),
+            b("INPUTS"),
+            b("x"),
+            b("OUTPUTS"),
+            b("y"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        f32_from(&bulk(
+            &cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
+        )),
+        [1.5, 1.0]
+    );
+    // Scripts: _SCRIPTSCAN lists key and tag; SCRIPTDEL removes.
+    cmd(
+        &mut con,
+        &[
+            b("AI.SCRIPTSET"),
+            b("s1"),
+            b("CPU"),
+            b("TAG"),
+            b("t9"),
+            b("SOURCE"),
+            b("def f(a):\n    return a\n"),
+        ],
+    )
+    .unwrap();
+    let scan = array(cmd(&mut con, &[b("AI._SCRIPTSCAN")]).unwrap());
+    assert_eq!(
+        scan,
+        vec![Value::Array(vec![
+            Value::BulkString(b"s1".to_vec()),
+            Value::BulkString(b"t9".to_vec())
+        ])]
+    );
+    assert_eq!(
+        err_text(cmd(&mut con, &[b("AI._SCRIPTSCAN"), b("extra")])),
+        "ERR wrong number of arguments for 'ai._scriptscan' command"
+    );
+    assert_eq!(
+        cmd(&mut con, &[b("AI.SCRIPTDEL"), b("s1")]).unwrap(),
+        Value::Okay
+    );
+    assert!(array(cmd(&mut con, &[b("AI._SCRIPTSCAN")]).unwrap()).is_empty());
+    assert_eq!(
+        cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("NOSUCH")]).unwrap(),
+        Value::Nil
+    );
+    orc.stop().unwrap();
+}
