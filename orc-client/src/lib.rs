@@ -1,50 +1,61 @@
-//! The SmartRedis-compatible client for orc (**early skeleton**).
+//! **orc-client**: the SmartRedis client for Rust. Simulations and ML code stream tensors,
+//! datasets and aggregation lists into an orc (or any RedisAI-compatible) database, and run
+//! models and scripts next to the data.
 //!
-//! What exists today is the routing rule every SmartRedis client shares: a key's Redis
-//! Cluster hash slot, CRC16 (XMODEM) of the key, or of its `{hash tag}` when it has a
-//! non-empty one, modulo 16384. Tensors, datasets, models and scripts follow.
+//! It is byte-compatible with SmartRedis on the wire and in the database (key names and hash
+//! tags, dataset metadata encoding, the `.COMPLETE` mark, list entries, per-shard model and
+//! script copies, temporary keys for cluster runs), so data written by either client is read
+//! by the other. Where SmartRedis is weak it does better: the slot map is refreshed on MOVED,
+//! MOVED and ASK are followed, transient failures are retried within the configured timeouts,
+//! multi-chunk models come back intact, and multi-GPU copies use the documented range.
+//!
+//! * [`Client`] — the API; [`Config`] — from the SmartRedis environment or a builder;
+//! * [`Tensor`], [`TensorType`], [`MemoryLayout`] — the 8 SmartRedis types, row- and
+//!   column-major (Fortran) layouts; [`DataSet`] — tensors plus metadata;
+//! * [`hash_slot`] — CRC16 routing, computed in the client.
+//!
+//! Crate features: `tokio` ([`AsyncClient`], the same client on a blocking thread pool),
+//! `ndarray` (conversions).
+//!
+//! ```no_run
+//! use orc_client::{Client, DataSet, MemoryLayout, ModelOptions, Tensor};
+//!
+//! let mut client = Client::from_env()?; // SSDB / SR_DB_TYPE, as `orc run` sets them
+//! client.put_tensor_slice("u", &[1.0f32, 2.0, 3.0, 4.0], &[2, 2], MemoryLayout::RowMajor)?;
+//! let mut ds = DataSet::new("step_1")?;
+//! ds.add_tensor("u", client.get_tensor("u")?)?;
+//! ds.add_meta_scalar("time", 0.5f64)?;
+//! client.put_dataset(&ds)?;
+//! client.append_to_list("steps", &ds)?;
+//! client.set_model_from_file("m", "model.onnx".as_ref(), "ONNX", &ModelOptions::cpu())?;
+//! client.run_model("m", &["u"], &["v"])?;
+//! let v: Tensor = client.get_tensor("v")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Routing works without a server:
 //!
 //! ```
-//! use orc_client::hash_slot;
-//! assert_eq!(hash_slot(b"123456789"), 12739);
-//! // Keys with the same hash tag always land on the same shard.
-//! assert_eq!(hash_slot(b"{sim.0}.tensor_a"), hash_slot(b"{sim.0}.tensor_b"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! assert_eq!(orc_client::hash_slot(b"{sim.0}.a"), orc_client::hash_slot(b"{sim.0}.b"));
 //! ```
 #![deny(missing_docs)]
 
-/// Number of hash slots in a Redis Cluster.
-pub const SLOTS: u16 = 16384;
+#[cfg(feature = "tokio")]
+mod async_client;
+mod client;
+mod config;
+mod dataset;
+mod error;
+mod slot;
+mod tensor;
+mod transport;
 
-/// The part of `key` that is hashed: the first `{...}` with something inside, else the key.
-pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|b| *b == b'{')
-        && let Some(len) = key[open + 1..].iter().position(|b| *b == b'}')
-        && len > 0
-    {
-        return &key[open + 1..open + 1 + len];
-    }
-    key
-}
-
-/// The Redis Cluster hash slot of `key`.
-pub fn hash_slot(key: &[u8]) -> u16 {
-    crc16::State::<crc16::XMODEM>::calculate(hash_tag(key)) % SLOTS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_tags_follow_the_redis_rules() {
-        assert_eq!(hash_tag(b"{user1000}.following"), b"user1000");
-        assert_eq!(hash_tag(b"foo{}{bar}"), b"foo{}{bar}");
-        assert_eq!(hash_tag(b"foo{{bar}}zap"), b"{bar");
-        assert_eq!(hash_tag(b"foo{bar}{zap}"), b"bar");
-        assert_eq!(hash_tag(b"no-tag"), b"no-tag");
-        // Values from the Redis Cluster specification / `CLUSTER KEYSLOT`.
-        assert_eq!(hash_slot(b"foo"), 12182);
-        assert_eq!(hash_slot(b"bar"), 5061);
-    }
-}
+#[cfg(feature = "tokio")]
+pub use async_client::AsyncClient;
+pub use client::{Client, ModelOptions};
+pub use config::{Config, parse_ssdb};
+pub use dataset::{DataSet, MetaScalar, MetaType};
+pub use error::{Error, Result};
+pub use slot::{SLOTS, crc16, hash_slot, hash_tag, shard_prefix};
+pub use tensor::{Element, MemoryLayout, Tensor, TensorType};
+pub use transport::Shard;

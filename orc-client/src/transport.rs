@@ -1,0 +1,467 @@
+//! Connections, cluster routing and retries, shared by every client call.
+//!
+//! Unlike SmartRedis (which reads the slot map once and turns MOVED into an error), the
+//! slot map is refreshed whenever a shard answers MOVED, MOVED and ASK are followed, and
+//! TRYAGAIN, CLUSTERDOWN, LOADING and lost connections are retried every
+//! `command_interval` until `command_timeout` passes. A resharded cluster, or a shard that
+//! goes away and comes back, does not break a running client.
+
+use std::time::{Duration, Instant};
+
+use redis::{Cmd, ConnectionLike, Pipeline, Value};
+
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    slot::hash_slot,
+};
+
+/// Most redirections followed for one command.
+const MAX_REDIRECTS: usize = 16;
+
+struct Node {
+    addr: String,
+    con: Option<redis::Connection>,
+}
+
+/// A shard of the database as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// `host:port`.
+    pub address: String,
+    /// Its lowest hash slot (0 for a standalone server).
+    pub lowest_slot: u16,
+}
+
+pub(crate) struct Transport {
+    pub(crate) cfg: Config,
+    nodes: Vec<Node>,
+    /// `(first, last, node)` slot ranges, sorted; empty for a standalone server.
+    slots: Vec<(u16, u16, usize)>,
+}
+
+enum Failure {
+    Moved(String),
+    Ask(String),
+    Retry(String),
+    Fatal(redis::RedisError),
+}
+
+fn classify(e: redis::RedisError) -> Failure {
+    if let Some((addr, _)) = e.redirect_node() {
+        let addr = addr.to_string();
+        return if e.code() == Some("ASK") {
+            Failure::Ask(addr)
+        } else {
+            Failure::Moved(addr)
+        };
+    }
+    if matches!(
+        e.code(),
+        Some("TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "BUSY")
+    ) || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+    {
+        return Failure::Retry(e.to_string());
+    }
+    Failure::Fatal(e)
+}
+
+fn server_error(command: &str, e: &redis::RedisError) -> Error {
+    let message = match (e.code(), e.detail()) {
+        (Some(c), Some(d)) => format!("{c} {d}"),
+        _ => e.to_string(),
+    };
+    if message.contains("unknown command 'AI.") || message.contains("unknown command `AI.") {
+        return Error::ModuleMissing {
+            command: command.into(),
+            message,
+        };
+    }
+    Error::Server {
+        command: command.into(),
+        message,
+    }
+}
+
+impl Transport {
+    /// Connect, retrying every `connect_interval` until `connect_timeout`.
+    pub(crate) fn connect(cfg: Config) -> Result<Self> {
+        let deadline = Instant::now() + cfg.connect_timeout;
+        let mut t = Transport {
+            nodes: Vec::new(),
+            slots: Vec::new(),
+            cfg,
+        };
+        loop {
+            match t.discover() {
+                Ok(()) => return Ok(t),
+                Err(e @ Error::Config(_)) => return Err(e),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(Error::Connection {
+                        addresses: t.cfg.addresses.join(","),
+                        seconds: t.cfg.connect_timeout.as_secs(),
+                        message: e.to_string(),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!("connecting: {e}; retrying");
+                    std::thread::sleep(t.cfg.connect_interval);
+                }
+            }
+        }
+    }
+
+    fn open(&self, addr: &str) -> Result<redis::Connection> {
+        let auth = match (&self.cfg.username, &self.cfg.password) {
+            (Some(u), Some(p)) => format!("{u}:{p}@"),
+            (None, Some(p)) => format!(":{p}@"),
+            _ => String::new(),
+        };
+        let url = match addr.strip_prefix("unix://") {
+            Some(path) => format!("redis+unix://{path}"),
+            None => format!("redis://{auth}{addr}/"),
+        };
+        let client =
+            redis::Client::open(url).map_err(|e| Error::Config(format!("address {addr}: {e}")))?;
+        let timeout = self.cfg.connect_interval.max(Duration::from_millis(200));
+        let con = client
+            .get_connection_with_timeout(timeout)
+            .map_err(|e| Error::Server {
+                command: format!("connect {addr}"),
+                message: e.to_string(),
+            })?;
+        con.set_read_timeout(self.cfg.socket_timeout).ok();
+        con.set_write_timeout(self.cfg.socket_timeout).ok();
+        Ok(con)
+    }
+
+    /// Find the nodes (and, for a cluster, the slot map).
+    fn discover(&mut self) -> Result<()> {
+        if !self.cfg.clustered {
+            let addr = self.cfg.addresses[0].clone();
+            let mut con = self.open(&addr)?;
+            let pong: String = redis::cmd("PING")
+                .query(&mut con)
+                .map_err(|e| server_error("PING", &e))?;
+            if pong != "PONG" {
+                return Err(Error::Protocol {
+                    command: "PING".into(),
+                    message: pong,
+                });
+            }
+            self.nodes = vec![Node {
+                addr,
+                con: Some(con),
+            }];
+            self.slots.clear();
+            return Ok(());
+        }
+        let mut last = None;
+        for addr in self.cfg.addresses.clone() {
+            match self
+                .open(&addr)
+                .and_then(|mut con| self.read_slots(&mut con))
+            {
+                Ok(()) => return Ok(()),
+                Err(e @ Error::Config(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config("no address to connect to".into())))
+    }
+
+    fn read_slots(&mut self, con: &mut redis::Connection) -> Result<()> {
+        let v: Value = redis::cmd("CLUSTER").arg("SLOTS").query(con).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("cluster support disabled") {
+                Error::Config(format!(
+                    "SR_DB_TYPE=Clustered, but {} is not a Redis Cluster ({msg}); set SR_DB_TYPE=Standalone",
+                    self.cfg.addresses.join(",")
+                ))
+            } else {
+                server_error("CLUSTER SLOTS", &e)
+            }
+        })?;
+        let Value::Array(ranges) = v else {
+            return Err(Error::Protocol {
+                command: "CLUSTER SLOTS".into(),
+                message: format!("{v:?}"),
+            });
+        };
+        let mut slots = Vec::new();
+        let mut addrs: Vec<String> = self.nodes.iter().map(|n| n.addr.clone()).collect();
+        for r in ranges {
+            let Value::Array(r) = r else { continue };
+            let (Some(Value::Int(a)), Some(Value::Int(b)), Some(Value::Array(master))) =
+                (r.first(), r.get(1), r.get(2))
+            else {
+                continue;
+            };
+            let host = match master.first() {
+                Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
+                Some(Value::SimpleString(h)) => h.clone(),
+                _ => continue,
+            };
+            let Some(Value::Int(port)) = master.get(1) else {
+                continue;
+            };
+            let addr = format!("{host}:{port}");
+            let idx = match addrs.iter().position(|x| *x == addr) {
+                Some(i) => i,
+                None => {
+                    addrs.push(addr);
+                    addrs.len() - 1
+                }
+            };
+            slots.push((*a as u16, *b as u16, idx));
+        }
+        if slots.is_empty() {
+            return Err(Error::Protocol {
+                command: "CLUSTER SLOTS".into(),
+                message: "no slots are served".into(),
+            });
+        }
+        slots.sort();
+        // Keep open connections to nodes we already knew.
+        let mut old: Vec<Node> = std::mem::take(&mut self.nodes);
+        self.nodes = addrs
+            .into_iter()
+            .map(|addr| {
+                let con = old
+                    .iter_mut()
+                    .find(|n| n.addr == addr)
+                    .and_then(|n| n.con.take());
+                Node { addr, con }
+            })
+            .collect();
+        self.slots = slots;
+        Ok(())
+    }
+
+    /// Re-read the slot map from the first node that answers.
+    fn refresh(&mut self) {
+        let addrs: Vec<String> = self.nodes.iter().map(|n| n.addr.clone()).collect();
+        for addr in addrs {
+            let Some(i) = self.nodes.iter().position(|n| n.addr == addr) else {
+                continue;
+            };
+            let mut con = match self.nodes[i].con.take() {
+                Some(c) => c,
+                None => match self.open(&addr) {
+                    Ok(c) => c,
+                    Err(_) => continue,
+                },
+            };
+            let ok = self.read_slots(&mut con).is_ok();
+            if let Some(n) = self.nodes.iter_mut().find(|n| n.addr == addr) {
+                n.con = Some(con);
+            }
+            if ok {
+                return;
+            }
+        }
+    }
+
+    fn conn(&mut self, i: usize) -> Result<&mut redis::Connection> {
+        if self.nodes[i].con.is_none() {
+            let c = self.open(&self.nodes[i].addr.clone())?;
+            self.nodes[i].con = Some(c);
+        }
+        Ok(self.nodes[i].con.as_mut().expect("just set"))
+    }
+
+    fn index_of(&mut self, addr: &str) -> usize {
+        if let Some(i) = self.nodes.iter().position(|n| n.addr == addr) {
+            return i;
+        }
+        self.nodes.push(Node {
+            addr: addr.to_string(),
+            con: None,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Whether the database is a cluster.
+    pub(crate) fn clustered(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
+    /// The node serving `key`.
+    pub(crate) fn node_for_key(&self, key: &[u8]) -> usize {
+        self.node_for_slot(hash_slot(key))
+    }
+
+    fn node_for_slot(&self, slot: u16) -> usize {
+        self.slots
+            .iter()
+            .find(|(a, b, _)| *a <= slot && slot <= *b)
+            .map(|(_, _, n)| *n)
+            .unwrap_or(0)
+    }
+
+    /// The masters, each with its lowest slot, in slot order.
+    pub(crate) fn shards(&self) -> Vec<Shard> {
+        if self.slots.is_empty() {
+            return self
+                .nodes
+                .iter()
+                .take(1)
+                .map(|n| Shard {
+                    address: n.addr.clone(),
+                    lowest_slot: 0,
+                })
+                .collect();
+        }
+        let mut seen: Vec<usize> = Vec::new();
+        let mut out = Vec::new();
+        for (a, _, n) in &self.slots {
+            if !seen.contains(n) {
+                seen.push(*n);
+                out.push(Shard {
+                    address: self.nodes[*n].addr.clone(),
+                    lowest_slot: *a,
+                });
+            }
+        }
+        out
+    }
+
+    /// Run `cmd` on the node that owns `key` (or the first node), following redirections
+    /// and retrying transient failures until the command timeout.
+    pub(crate) fn run(&mut self, key: Option<&[u8]>, cmd: &Cmd, name: &str) -> Result<Value> {
+        let target = key.map(|k| self.node_for_key(k)).unwrap_or(0);
+        self.run_routed(
+            target,
+            key,
+            |con| con.req_command(cmd).and_then(Value::extract_error),
+            name,
+        )
+    }
+
+    /// Run `cmd` on the node with address `addr` (no redirection is followed).
+    pub(crate) fn run_on(&mut self, addr: &str, cmd: &Cmd, name: &str) -> Result<Value> {
+        let target = self.index_of(addr);
+        self.run_routed(
+            target,
+            None,
+            |con| con.req_command(cmd).and_then(Value::extract_error),
+            name,
+        )
+    }
+
+    /// Send `pipe` to the node owning `key` as one round trip; the replies, errors included.
+    pub(crate) fn pipeline(
+        &mut self,
+        key: &[u8],
+        pipe: &Pipeline,
+        name: &str,
+    ) -> Result<Vec<Value>> {
+        let target = self.node_for_key(key);
+        let count = pipe.len();
+        let v = self.run_routed(
+            target,
+            Some(key),
+            |con| {
+                con.req_packed_commands(&pipe.get_packed_pipeline(), 0, count)
+                    .map(Value::Array)
+            },
+            name,
+        )?;
+        match v {
+            Value::Array(items) => {
+                // A MOVED inside a pipeline means the whole pipeline went to the wrong node.
+                if let Some(Value::ServerError(e)) = items
+                    .iter()
+                    .find(|i| matches!(i, Value::ServerError(e) if e.code() == "MOVED"))
+                {
+                    tracing::debug!("pipeline redirected: {e:?}");
+                    self.refresh();
+                    let target = self.node_for_key(key);
+                    let con = self.conn(target)?;
+                    return con
+                        .req_packed_commands(&pipe.get_packed_pipeline(), 0, count)
+                        .map_err(|e| server_error(name, &e));
+                }
+                Ok(items)
+            }
+            other => Err(Error::Protocol {
+                command: name.into(),
+                message: format!("{other:?}"),
+            }),
+        }
+    }
+
+    fn run_routed(
+        &mut self,
+        mut target: usize,
+        key: Option<&[u8]>,
+        f: impl Fn(&mut redis::Connection) -> redis::RedisResult<Value>,
+        name: &str,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + self.cfg.command_timeout;
+        let mut asking = false;
+        let mut redirects = 0;
+        loop {
+            let result = self.conn(target).and_then(|con| {
+                if asking {
+                    redis::cmd("ASKING")
+                        .query::<()>(con)
+                        .map_err(|e| server_error("ASKING", &e))?;
+                }
+                Ok(f(con))
+            });
+            let err = match result {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => e,
+                Err(e) => {
+                    // Could not even connect: treat as transient.
+                    redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        e.to_string(),
+                    ))
+                }
+            };
+            asking = false;
+            match classify(err) {
+                Failure::Fatal(e) => return Err(server_error(name, &e)),
+                Failure::Moved(addr) | Failure::Ask(addr) if redirects >= MAX_REDIRECTS => {
+                    return Err(Error::Server {
+                        command: name.into(),
+                        message: format!("too many redirections (last to {addr})"),
+                    });
+                }
+                Failure::Moved(addr) => {
+                    redirects += 1;
+                    self.refresh();
+                    target = self.index_of(&addr);
+                }
+                Failure::Ask(addr) => {
+                    redirects += 1;
+                    target = self.index_of(&addr);
+                    asking = true;
+                }
+                Failure::Retry(msg) => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Timeout {
+                            command: name.into(),
+                            seconds: self.cfg.command_timeout.as_secs(),
+                            message: msg,
+                        });
+                    }
+                    tracing::debug!(command = name, "transient failure: {msg}; retrying");
+                    self.nodes[target].con = None;
+                    std::thread::sleep(self.cfg.command_interval);
+                    if self.clustered() {
+                        self.refresh();
+                        if let Some(k) = key {
+                            target = self.node_for_key(k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
