@@ -108,12 +108,15 @@ fn a_client_keeps_working_while_slots_move() {
     orc.stop().unwrap();
 }
 
-/// Shuts down a process started outside the orchestrator, even when the test fails.
-struct Restarted(String);
+/// Shuts down (and reaps) a shard restarted outside the orchestrator, even when the test fails.
+struct Restarted(String, std::process::Child);
 
 impl Drop for Restarted {
     fn drop(&mut self) {
-        let _ = redis_cmd::<()>(&self.0, &["SHUTDOWN", "NOSAVE"]);
+        if redis_cmd::<()>(&self.0, &["SHUTDOWN", "NOSAVE"]).is_err() {
+            let _ = self.1.kill();
+        }
+        let _ = self.1.wait();
     }
 }
 
@@ -138,19 +141,19 @@ fn a_client_rides_out_a_shard_restart() {
     let addr = addrs[victim].clone();
     let restarter = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(800));
-        std::process::Command::new(exe)
+        let child = std::process::Command::new(exe)
             .arg(&conf)
             .current_dir(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        addr
+        Restarted(addr, child)
     });
     // The write waits out the outage (retries within the command timeout) and lands.
     c.put_tensor_slice("{rs}.after", &[2.0f64], &[1], MemoryLayout::RowMajor)
         .unwrap();
-    let _guard = Restarted(restarter.join().unwrap());
+    let _guard = restarter.join().unwrap();
     assert_eq!(
         c.get_tensor("{rs}.after")
             .unwrap()
