@@ -144,7 +144,7 @@ fn parse_tensor(name: &str, v: Value) -> Result<Tensor> {
         command: format!("AI.TENSORGET {name}"),
         message: m.into(),
     };
-    let Value::Array(items) = v else {
+    let Value::Array(mut items) = v else {
         return Err(bad("not an array"));
     };
     if items.len() < 6 {
@@ -165,7 +165,11 @@ fn parse_tensor(name: &str, v: Value) -> Result<Tensor> {
             }
         })
         .collect();
-    let data = bytes(&items[5]).ok_or_else(|| bad("no blob"))?;
+    // Move the blob out of the reply instead of copying it.
+    let data = match std::mem::replace(&mut items[5], Value::Nil) {
+        Value::BulkString(b) => b,
+        other => bytes(&other).ok_or_else(|| bad("no blob"))?,
+    };
     if element_count(&dims).map(|n| n * dtype.size()).ok() != Some(data.len()) {
         return Err(bad("the blob does not match the shape"));
     }
@@ -369,8 +373,7 @@ impl Client {
 
     fn put_tensor_key(&mut self, key: &[u8], t: &Tensor) -> Result<()> {
         element_count(&t.dims)?;
-        self.run(key, &Self::tensorset(key, t), "AI.TENSORSET")?;
-        Ok(())
+        self.put_raw(key, t.dtype, &t.dims, &t.data)
     }
 
     fn get_tensor_key(&mut self, key: &[u8], name: &str) -> Result<Tensor> {
@@ -405,7 +408,45 @@ impl Client {
         dims: &[usize],
         layout: MemoryLayout,
     ) -> Result<()> {
-        self.put_tensor(name, &Tensor::from_slice(values, dims, layout)?)
+        if layout == MemoryLayout::ColumnMajor {
+            return self.put_tensor(name, &Tensor::from_slice(values, dims, layout)?);
+        }
+        check(name, "tensor")?;
+        let n = element_count(dims)?;
+        if values.len() != n {
+            return Err(Error::invalid(format!(
+                "{} values do not fill dimensions {dims:?} ({n} elements)",
+                values.len()
+            )));
+        }
+        // Row-major data goes to the wire straight from the caller's slice, packed once.
+        let key = self.tensor_key(name, true);
+        #[cfg(target_endian = "little")]
+        // SAFETY: as in `tensor::as_le_bytes`: plain values, no padding, little-endian layout.
+        let raw = unsafe {
+            std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+        };
+        #[cfg(not(target_endian = "little"))]
+        let owned = crate::tensor::as_le_bytes(values);
+        #[cfg(not(target_endian = "little"))]
+        let raw = owned.as_slice();
+        self.put_raw(&key, T::TYPE, dims, raw)
+    }
+
+    fn put_raw(
+        &mut self,
+        key: &[u8],
+        dtype: TensorType,
+        dims: &[usize],
+        data: &[u8],
+    ) -> Result<()> {
+        let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
+        let mut args: Vec<&[u8]> = vec![b"AI.TENSORSET", key, dtype.wire_name().as_bytes()];
+        args.extend(dims.iter().map(|d| d.as_bytes()));
+        args.push(b"BLOB");
+        args.push(data);
+        self.t.run_args(key, &args, "AI.TENSORSET")?;
+        Ok(())
     }
 
     /// Read a tensor.

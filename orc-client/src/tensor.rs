@@ -102,6 +102,48 @@ element!(i64, Int64);
 element!(u8, Uint8);
 element!(u16, Uint16);
 
+/// The little-endian bytes of `values` (one copy; on little-endian machines a plain memcpy).
+pub(crate) fn as_le_bytes<T: Element>(values: &[T]) -> Vec<u8> {
+    #[cfg(target_endian = "little")]
+    {
+        let len = std::mem::size_of_val(values);
+        // SAFETY: every Element is a plain integer or float with no padding and no invalid
+        // bit patterns, laid out exactly as its little-endian bytes on this target.
+        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), len) }.to_vec()
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        let mut data = Vec::with_capacity(values.len() * T::TYPE.size());
+        for v in values {
+            v.write(&mut data);
+        }
+        data
+    }
+}
+
+/// Values from little-endian bytes (a memcpy on little-endian machines).
+fn from_le_bytes<T: Element>(data: &[u8]) -> Vec<T> {
+    let n = data.len() / T::TYPE.size();
+    #[cfg(target_endian = "little")]
+    {
+        let mut out = vec![T::default(); n];
+        // SAFETY: `out` holds exactly `n * size` bytes of plain values; any byte pattern is a
+        // valid value of every Element type.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                out.as_mut_ptr().cast::<u8>(),
+                n * T::TYPE.size(),
+            )
+        };
+        out
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        data.chunks_exact(T::TYPE.size()).map(T::read).collect()
+    }
+}
+
 /// How a flat buffer holds a multi-dimensional tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MemoryLayout {
@@ -186,10 +228,7 @@ impl Tensor {
                 values.len()
             )));
         }
-        let mut data = Vec::with_capacity(n * T::TYPE.size());
-        for v in values {
-            v.write(&mut data);
-        }
+        let mut data = as_le_bytes(values);
         if layout == MemoryLayout::ColumnMajor {
             data = reorder(&data, dims, T::TYPE.size(), true);
         }
@@ -215,7 +254,7 @@ impl Tensor {
                 std::borrow::Cow::Owned(reorder(&self.data, &self.dims, T::TYPE.size(), false))
             }
         };
-        Ok(data.chunks_exact(T::TYPE.size()).map(T::read).collect())
+        Ok(from_le_bytes(&data))
     }
 
     /// Copy the values into `out` (SmartRedis's `unpack_tensor`), checking type, dimensions

@@ -341,6 +341,30 @@ impl Transport {
         )
     }
 
+    /// Run a command given as its arguments, packed into RESP in one buffer (one copy of
+    /// large payloads instead of two), on the node owning `key`.
+    pub(crate) fn run_args(&mut self, key: &[u8], args: &[&[u8]], name: &str) -> Result<Value> {
+        let mut len = 16 + args.len() * 16;
+        len += args.iter().map(|a| a.len()).sum::<usize>();
+        let mut packed = Vec::with_capacity(len);
+        packed.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            packed.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            packed.extend_from_slice(a);
+            packed.extend_from_slice(b"\r\n");
+        }
+        let target = self.node_for_key(key);
+        self.run_routed(
+            target,
+            Some(key),
+            |con| {
+                con.req_packed_command(&packed)
+                    .and_then(Value::extract_error)
+            },
+            name,
+        )
+    }
+
     /// Run `cmd` on the node with address `addr` (no redirection is followed).
     pub(crate) fn run_on(&mut self, addr: &str, cmd: &Cmd, name: &str) -> Result<Value> {
         let target = self.index_of(addr);

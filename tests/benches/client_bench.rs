@@ -1,0 +1,156 @@
+//! put + get throughput of 1 KiB, 1 MiB and 16 MiB tensors with 1 and 16 concurrent
+//! clients, side by side in one run: orc-client, the SmartRedis Python client, and plain
+//! `SET`/`GET` of the same bytes with `redis-benchmark` (the server and loopback limit).
+//!
+//! Run (release): `cargo build --release --workspace` then
+//! `cargo bench -p orc-tests --bench client_bench`. Writes `target/client_bench.csv` and
+//! prints a Markdown table for `docs/benchmarks.md`; `docs/plot_client_bench.py` draws the plot.
+
+use std::{
+    process::Command,
+    sync::{Arc, Barrier},
+    time::{Duration, Instant},
+};
+
+use orc_client::{Client, Config, MemoryLayout};
+use orc_tests::*;
+
+const SIZES: [(usize, &str); 3] = [(1024, "1 KiB"), (1 << 20, "1 MiB"), (16 << 20, "16 MiB")];
+const CLIENTS: [usize; 2] = [1, 16];
+
+/// Pairs per client: enough for a stable figure, bounded for the 2-core machine.
+fn pairs(size: usize, clients: usize) -> usize {
+    let per_client_bytes = (256usize << 20) / clients;
+    (per_client_bytes / size).clamp(4, 2000)
+}
+
+fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let (addr, barrier) = (addr.to_string(), barrier.clone());
+            std::thread::spawn(move || {
+                let cfg = Config::new(&[addr.as_str()], false)
+                    .expect("config")
+                    .command_timeout(Duration::from_secs(600));
+                let mut c = Client::new(cfg).expect("connect");
+                let data = vec![0u8; size];
+                let name = format!("oc_{i}");
+                c.put_tensor_slice(&name, &data, &[size], MemoryLayout::RowMajor)
+                    .expect("warm up");
+                barrier.wait();
+                let t = Instant::now();
+                for _ in 0..n {
+                    c.put_tensor_slice(&name, &data, &[size], MemoryLayout::RowMajor)
+                        .expect("put");
+                    let back = c.get_tensor(&name).expect("get");
+                    assert_eq!(back.data.len(), size);
+                }
+                t.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    barrier.wait();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .fold(0.0, f64::max)
+}
+
+fn smartredis(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/bench_smartredis.py");
+    let out = Command::new(smartredis_python())
+        .arg(script)
+        .args([size.to_string(), clients.to_string(), n.to_string()])
+        .env("SSDB", addr)
+        .env("SR_DB_TYPE", "Standalone")
+        .env("SR_LOG_LEVEL", "quiet")
+        .output()
+        .expect("python");
+    text(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("smartredis bench failed: {}", text(&out.stderr)))
+}
+
+/// Seconds for `n` SET+GET pairs per client from redis-benchmark's requests per second.
+fn redis_benchmark(port: u16, size: usize, clients: usize, n: usize) -> f64 {
+    let total = n * clients;
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            "set,get",
+            "-d",
+            &size.to_string(),
+            "-c",
+            &clients.to_string(),
+            "-n",
+            &total.to_string(),
+            "-q",
+        ])
+        .output()
+        .expect("redis-benchmark");
+    let t = text(&out.stdout).replace('\r', "\n");
+    let rps = |verb: &str| -> f64 {
+        t.lines()
+            .filter(|l| l.starts_with(verb))
+            .filter_map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .last()
+            .unwrap_or_else(|| panic!("no {verb} figure in: {t}"))
+    };
+    // Each client does n SETs and n GETs; the rates are for all clients together.
+    (total as f64 / rps("SET:")) + (total as f64 / rps("GET:"))
+}
+
+fn main() {
+    let state = State::new();
+    let mut s = ai_settings("bench", 1, &[]);
+    s.redis.proto_max_bulk_len = Some("1gb".into());
+    let orc = launch(&static_host(), &state, s).expect("orchestrator");
+    let addr = orc.addresses()[0].clone();
+    let port: u16 = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let mut rows = Vec::new();
+    println!(
+        "| tensor | clients | orc-client (MiB/s) | SmartRedis Python (MiB/s) | redis-benchmark SET+GET (MiB/s) | orc-client / SmartRedis | orc-client / redis-benchmark |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (size, label) in SIZES {
+        for clients in CLIENTS {
+            let n = pairs(size, clients);
+            let bytes = (2 * size * n * clients) as f64 / (1 << 20) as f64;
+            let oc = bytes / orc_client(&addr, size, clients, n);
+            let sr = bytes / smartredis(&addr, size, clients, n);
+            let rb = bytes / redis_benchmark(port, size, clients, n);
+            println!(
+                "| {label} | {clients} | {oc:.1} | {sr:.1} | {rb:.1} | {:.2} | {:.2} |",
+                oc / sr,
+                oc / rb
+            );
+            rows.push(format!("{size},{clients},{n},{oc:.3},{sr:.3},{rb:.3}"));
+            redis_cmd::<()>(&addr, &["FLUSHALL"]).expect("flush");
+        }
+    }
+    let csv = target_dir().join("../client_bench.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "size,clients,pairs,orc_client_mibs,smartredis_mibs,redis_benchmark_mibs\n{}\n",
+            rows.join("\n")
+        ),
+    )
+    .expect("csv");
+    println!(
+        "\n(MiB/s of tensor payload moved by put+get pairs; csv: {})",
+        csv.display()
+    );
+    orc.stop().expect("stop");
+}
