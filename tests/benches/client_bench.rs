@@ -100,7 +100,7 @@ fn redis_benchmark(port: u16, size: usize, clients: usize, n: usize) -> f64 {
         t.lines()
             .filter(|l| l.starts_with(verb))
             .filter_map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no {verb} figure in: {t}"))
     };
     // Each client does n SETs and n GETs; the rates are for all clients together.
