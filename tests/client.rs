@@ -398,3 +398,109 @@ fn bad_configurations_and_servers_give_clear_errors() {
     assert!(!c.poll_dataset("half", 5, 2).unwrap());
     orc.stop().unwrap();
 }
+
+/// Shuts down and reaps a `redis-server` the test started itself.
+struct Server(String, std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("redis-cli")
+            .args(["-u", &self.0, "SHUTDOWN", "NOSAVE"])
+            .output();
+        let _ = self.1.kill();
+        let _ = self.1.wait();
+    }
+}
+
+#[test]
+fn password_protected_databases() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--requirepass",
+            "s3cret",
+        ])
+        .arg("--loadmodule")
+        .arg(plugin_file("orc_ai"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(format!("redis://:s3cret@127.0.0.1:{port}"), child);
+    let addr = format!("127.0.0.1:{port}");
+    assert!(wait_for(Duration::from_secs(5), || listening(&addr)));
+    let quick = |cfg: Config| {
+        cfg.connect_timeout(Duration::from_millis(500))
+            .intervals(Duration::from_millis(100), Duration::from_millis(100))
+    };
+    // Without the password: a clear connection error.
+    let e = Client::new(quick(Config::new(&[addr.as_str()], false).unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("NOAUTH") || e.contains("Authentication"), "{e}");
+    let mut c = Client::new(quick(
+        Config::new(&[addr.as_str()], false)
+            .unwrap()
+            .password("s3cret", None),
+    ))
+    .unwrap();
+    c.put_tensor_slice("t", &[1u16, 2], &[2], MemoryLayout::RowMajor)
+        .unwrap();
+    assert_eq!(
+        c.get_tensor("t")
+            .unwrap()
+            .to_vec::<u16>(MemoryLayout::RowMajor)
+            .unwrap(),
+        [1, 2]
+    );
+    // From the environment too.
+    let vars = [
+        ("SSDB", addr.clone()),
+        ("SR_DB_TYPE", "Standalone".into()),
+        ("SR_PASSWORD", "s3cret".into()),
+    ];
+    let cfg = Config::from_lookup("", move |k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    assert!(Client::new(cfg).unwrap().tensor_exists("t").unwrap());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_async_client_shares_the_sync_protocol() {
+    let state = State::new();
+    let orc = launch(&static_host(), &state, ai_settings("async", 3, &[])).unwrap();
+    let addrs = orc.addresses();
+    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let client = orc_client::AsyncClient::new(Config::new(&a, true).unwrap())
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move {
+                c.call(move |c| {
+                    c.put_tensor_slice(&format!("a{i}"), &[i as f64], &[1], MemoryLayout::RowMajor)
+                })
+                .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+    let t = client.call(|c| c.get_tensor("a3")).await.unwrap();
+    assert_eq!(t.to_vec::<f64>(MemoryLayout::RowMajor).unwrap(), [3.0]);
+    orc.stop().unwrap();
+}

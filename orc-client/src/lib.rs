@@ -46,6 +46,7 @@ mod client;
 mod config;
 mod dataset;
 mod error;
+pub mod logging;
 mod slot;
 mod tensor;
 mod transport;

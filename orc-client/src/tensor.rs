@@ -320,6 +320,19 @@ mod nd {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn ndarray_round_trip_in_any_memory_order() {
+        let a = ndarray::Array2::from_shape_vec((2, 3), vec![1i16, 2, 3, 4, 5, 6]).unwrap();
+        let t = Tensor::from_ndarray(&a.t()).unwrap(); // a transposed view, column order in memory
+        assert_eq!(t.dims, [3, 2]);
+        assert_eq!(
+            t.to_vec::<i16>(MemoryLayout::RowMajor).unwrap(),
+            [1, 4, 2, 5, 3, 6]
+        );
+        assert_eq!(t.to_ndarray::<i16>().unwrap(), a.t().into_dyn());
+    }
+
     #[test]
     fn fortran_order_is_transposed_both_ways() {
         // [[1,2,3],[4,5,6]] given column-major is 1,4,2,5,3,6.
