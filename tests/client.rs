@@ -504,3 +504,132 @@ async fn the_async_client_shares_the_sync_protocol() {
     assert_eq!(t.to_vec::<f64>(MemoryLayout::RowMajor).unwrap(), [3.0]);
     orc.stop().unwrap();
 }
+
+fn start_server(args: &[&str], dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--save", ""])
+        .args(args)
+        .arg("--loadmodule")
+        .arg(plugin_file("orc_ai"))
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn unix_socket_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("orc.sock");
+    let child = start_server(
+        &[
+            "--port",
+            "0",
+            "--unixsocket",
+            sock.to_str().unwrap(),
+            "--unixsocketperm",
+            "700",
+        ],
+        dir.path(),
+    );
+    let _server = Server(format!("redis+unix://{}", sock.display()), child);
+    assert!(wait_for(Duration::from_secs(5), || sock.exists()));
+    let ssdb = format!("unix://{}", sock.display());
+    let vars = [("SSDB", ssdb), ("SR_DB_TYPE", "Standalone".to_string())];
+    let cfg = Config::from_lookup("", move |k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let mut c = Client::new(cfg).unwrap();
+    c.put_tensor_slice("u", &[7i64], &[1], MemoryLayout::RowMajor)
+        .unwrap();
+    assert_eq!(
+        c.get_tensor("u")
+            .unwrap()
+            .to_vec::<i64>(MemoryLayout::RowMajor)
+            .unwrap(),
+        [7]
+    );
+    let _ = std::process::Command::new("redis-cli")
+        .args(["-s", sock.to_str().unwrap(), "SHUTDOWN", "NOSAVE"])
+        .output();
+}
+
+#[test]
+fn tls_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=orc-test-ca",
+    );
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+    );
+    sh(
+        "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile ext.cnf",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let child = start_server(
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port,
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.crt",
+            "--tls-auth-clients",
+            "no",
+        ],
+        d,
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Server(format!("rediss://{addr}"), child);
+    assert!(wait_for(Duration::from_secs(5), || listening(&addr)));
+    let quick = |cfg: Config| {
+        cfg.connect_timeout(Duration::from_millis(500))
+            .intervals(Duration::from_millis(100), Duration::from_millis(100))
+    };
+    // Plain TCP against a TLS port fails clearly.
+    assert!(matches!(
+        Client::new(quick(Config::new(&[addr.as_str()], false).unwrap())),
+        Err(Error::Connection { .. })
+    ));
+    let mut c = Client::new(quick(
+        Config::new(&[addr.as_str()], false)
+            .unwrap()
+            .tls(Some(&d.join("ca.crt"))),
+    ))
+    .unwrap();
+    c.put_tensor_slice("secure", &[1.5f32; 1024], &[32, 32], MemoryLayout::RowMajor)
+        .unwrap();
+    assert_eq!(c.get_tensor("secure").unwrap().dims, [32, 32]);
+    let _ = std::process::Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            d.join("ca.crt").to_str().unwrap(),
+            "-p",
+            &port,
+            "SHUTDOWN",
+            "NOSAVE",
+        ])
+        .output();
+}

@@ -33,6 +33,10 @@ pub struct Config {
     pub password: Option<String>,
     /// User (`SR_USERNAME`), for ACL deployments.
     pub username: Option<String>,
+    /// Connect with TLS (`SR_TLS=1`; needs the `tls` feature).
+    pub tls: bool,
+    /// A PEM file of CA certificates to trust instead of the system store (`SR_TLS_CA_FILE`).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -50,6 +54,8 @@ impl Default for Config {
             keys_in: Vec::new(),
             password: None,
             username: None,
+            tls: false,
+            tls_ca_file: None,
         }
     }
 }
@@ -166,6 +172,11 @@ impl Config {
             .unwrap_or_default();
         c.password = var("SR_PASSWORD").filter(|s| !s.is_empty());
         c.username = var("SR_USERNAME").filter(|s| !s.is_empty());
+        c.tls = var("SR_TLS")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        c.tls_ca_file = var("SR_TLS_CA_FILE")
+            .filter(|s| !s.is_empty())
+            .map(Into::into);
         Ok(c)
     }
 
@@ -194,6 +205,13 @@ impl Config {
     pub fn intervals(mut self, connect: Duration, command: Duration) -> Self {
         self.connect_interval = connect;
         self.command_interval = command;
+        self
+    }
+
+    /// Connect with TLS, trusting the CA certificates in `ca_file` (PEM) when given.
+    pub fn tls(mut self, ca_file: Option<&std::path::Path>) -> Self {
+        self.tls = true;
+        self.tls_ca_file = ca_file.map(Into::into);
         self
     }
 

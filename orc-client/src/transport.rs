@@ -120,12 +120,12 @@ impl Transport {
             (None, Some(p)) => format!(":{p}@"),
             _ => String::new(),
         };
+        let scheme = if self.cfg.tls { "rediss" } else { "redis" };
         let url = match addr.strip_prefix("unix://") {
             Some(path) => format!("redis+unix://{path}"),
-            None => format!("redis://{auth}{addr}/"),
+            None => format!("{scheme}://{auth}{addr}/"),
         };
-        let client =
-            redis::Client::open(url).map_err(|e| Error::Config(format!("address {addr}: {e}")))?;
+        let client = self.client(url, addr)?;
         let timeout = self.cfg.connect_interval.max(Duration::from_millis(200));
         let con = client
             .get_connection_with_timeout(timeout)
@@ -136,6 +136,38 @@ impl Transport {
         con.set_read_timeout(self.cfg.socket_timeout).ok();
         con.set_write_timeout(self.cfg.socket_timeout).ok();
         Ok(con)
+    }
+
+    #[cfg(feature = "tls")]
+    fn client(&self, url: String, addr: &str) -> Result<redis::Client> {
+        let bad = |e: String| Error::Config(format!("address {addr}: {e}"));
+        if self.cfg.tls {
+            // rustls needs one process-wide crypto provider; ring is ours (already set is fine).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        match (&self.cfg.tls, &self.cfg.tls_ca_file) {
+            (true, Some(ca)) => {
+                let root =
+                    std::fs::read(ca).map_err(|e| bad(format!("reading {}: {e}", ca.display())))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root),
+                };
+                redis::Client::build_with_tls(url, certs).map_err(|e| bad(e.to_string()))
+            }
+            _ => redis::Client::open(url).map_err(|e| bad(e.to_string())),
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn client(&self, url: String, addr: &str) -> Result<redis::Client> {
+        if self.cfg.tls {
+            return Err(Error::Config(
+                "TLS was asked for (SR_TLS), but orc-client was built without its `tls` feature"
+                    .into(),
+            ));
+        }
+        redis::Client::open(url).map_err(|e| Error::Config(format!("address {addr}: {e}")))
     }
 
     /// Find the nodes (and, for a cluster, the slot map).
