@@ -89,10 +89,50 @@ pub fn tensorset(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let key = ctx.open_key_writable(&args[1]);
     typed(key.get_value::<Tensor>(&TENSOR_TYPE))?; // WRONGTYPE before parsing, as RedisAI
     let a = bytes(&args[2..]);
-    let t = Tensor::from_args(&a).map_err(|x| RedisError::String(x.0))?;
+    // A large BLOB is kept as the argument Redis already holds (retained), not copied.
+    let keep = |i: usize| -> Option<tensor::Data> {
+        let s = args.get(2 + i)?;
+        if s.as_slice().len() < tensor::KEEP_EXTERNAL_FROM {
+            return None;
+        }
+        // SAFETY: retaining a live argument string; released in `Retained::drop`.
+        unsafe {
+            redis_module::raw::RedisModule_RetainString.expect("API")(std::ptr::null_mut(), s.inner)
+        };
+        Some(tensor::Data::External(Box::new(Retained(s.inner))))
+    };
+    let t = Tensor::from_args_keeping(&a, &keep).map_err(|x| RedisError::String(x.0))?;
     typed(key.set_value(&TENSOR_TYPE, t))?;
     ctx.replicate_verbatim();
     ok()
+}
+
+/// A Redis string kept alive (reference-counted by Redis) as a tensor's bytes.
+struct Retained(*mut redis_module::raw::RedisModuleString);
+
+// SAFETY: the string is never modified while retained (its reference count is above one),
+// and it is only read; it is released on the main thread, where values are freed.
+unsafe impl Send for Retained {}
+unsafe impl Sync for Retained {}
+
+impl tensor::ExternalBytes for Retained {
+    fn bytes(&self) -> &[u8] {
+        let mut len = 0usize;
+        // SAFETY: a retained, live string; the pointer is valid for `len` bytes while it lives.
+        unsafe {
+            let p = redis_module::raw::RedisModule_StringPtrLen.expect("API")(self.0, &mut len);
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+}
+
+impl Drop for Retained {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference taken in `tensorset`.
+        unsafe {
+            redis_module::raw::RedisModule_FreeString.expect("API")(std::ptr::null_mut(), self.0)
+        };
+    }
 }
 
 /// The reply of `AI.TENSORGET` for `t` in format `f`.
@@ -113,7 +153,7 @@ pub(crate) fn tensor_reply(t: &Tensor, f: tensor::GetFormat) -> RedisValue {
         return if f.values {
             values()
         } else {
-            RedisValue::StringBuffer(t.data.clone())
+            RedisValue::StringBuffer(t.data.to_vec())
         };
     }
     let mut out = vec![
@@ -124,7 +164,7 @@ pub(crate) fn tensor_reply(t: &Tensor, f: tensor::GetFormat) -> RedisValue {
     ];
     if f.blob {
         out.push(bulk("blob"));
-        out.push(RedisValue::StringBuffer(t.data.clone()));
+        out.push(RedisValue::StringBuffer(t.data.to_vec()));
     } else if f.values {
         out.push(bulk("values"));
         out.push(values());

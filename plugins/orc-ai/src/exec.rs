@@ -227,7 +227,8 @@ fn run_batch(batch: &[Job]) -> Vec<Result<Vec<Tensor>, String>> {
                 data: batch
                     .iter()
                     .flat_map(|j| j.inputs[k].data.iter().copied())
-                    .collect(),
+                    .collect::<Vec<u8>>()
+                    .into(),
             }
         })
         .collect();
@@ -259,7 +260,7 @@ fn run_batch(batch: &[Job]) -> Vec<Result<Vec<Tensor>, String>> {
                     Tensor {
                         dtype: t.dtype,
                         shape,
-                        data,
+                        data: data.into(),
                     }
                 })
                 .collect();

@@ -95,7 +95,7 @@ impl dag::Keyspace for NoKeys {
             Ok(Tensor {
                 dtype: crate::tensor::DType::Float,
                 shape: vec![1],
-                data: vec![0; 4],
+                data: vec![0; 4].into(),
             })
         } else {
             Err(Reply::new(

@@ -111,7 +111,7 @@ pub fn build_script(meta: ScriptMeta) -> Result<Script, Reply> {
 /// A tensor as the backend ABI carries it.
 pub fn to_abi(t: &Tensor) -> TensorAbi {
     let (code, bits) = t.dtype.dlpack();
-    TensorAbi::new(code as u8, bits as u8, t.shape.clone(), t.data.clone())
+    TensorAbi::new(code as u8, bits as u8, t.shape.clone(), t.data.to_vec())
 }
 
 /// A tensor from a backend, checked before it is stored.
@@ -138,5 +138,9 @@ pub fn from_abi(t: TensorAbi) -> Result<Tensor, Reply> {
             "ERR the backend returned a tensor whose data does not match its shape",
         ));
     }
-    Ok(Tensor { dtype, shape, data })
+    Ok(Tensor {
+        dtype,
+        shape,
+        data: data.into(),
+    })
 }

@@ -104,6 +104,68 @@ impl fmt::Display for DType {
     }
 }
 
+/// Bytes kept by something else (a retained Redis string); read-only.
+pub trait ExternalBytes: Send + Sync {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+/// A tensor's bytes: owned, or an argument buffer kept as it was received (no copy).
+pub enum Data {
+    /// Owned bytes.
+    Owned(Vec<u8>),
+    /// Bytes held elsewhere.
+    External(Box<dyn ExternalBytes>),
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Owned(v) => v,
+            Data::External(e) => e.bytes(),
+        }
+    }
+}
+
+impl Clone for Data {
+    /// A clone owns its bytes.
+    fn clone(&self) -> Self {
+        Data::Owned(self.to_vec())
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Data({} bytes)", self.len())
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(v: Vec<u8>) -> Self {
+        Data::Owned(v)
+    }
+}
+
+impl Data {
+    /// Bytes of heap memory held for this data.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Data::Owned(v) => v.capacity(),
+            Data::External(e) => e.bytes().len(),
+        }
+    }
+}
+
+/// Blobs at least this large are kept as received instead of being copied.
+pub const KEEP_EXTERNAL_FROM: usize = 64 * 1024;
+
 /// A tensor: type, shape and row-major data (strings: each element followed by NUL).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -112,7 +174,7 @@ pub struct Tensor {
     /// Dimensions (empty for a scalar).
     pub shape: Vec<i64>,
     /// Row-major bytes, little-endian.
-    pub data: Vec<u8>,
+    pub data: Data,
 }
 
 /// A tensor error, with RedisAI's message.
@@ -157,11 +219,20 @@ impl Tensor {
 
     /// Bytes of memory this tensor holds, header included (for `MEMORY USAGE`).
     pub fn mem_usage(&self) -> usize {
-        std::mem::size_of::<Tensor>() + self.data.capacity() + self.shape.capacity() * 8
+        std::mem::size_of::<Tensor>() + self.data.heap_size() + self.shape.capacity() * 8
     }
 
     /// Parse `AI.TENSORSET` arguments after the key: `<type> <dim>... [BLOB b | VALUES v...]`.
     pub fn from_args(args: &[&[u8]]) -> Result<Tensor, TensorError> {
+        Self::from_args_keeping(args, &|_| None)
+    }
+
+    /// As [`Tensor::from_args`]; a valid BLOB (argument index given) may be kept by `keep`
+    /// instead of copied.
+    pub fn from_args_keeping(
+        args: &[&[u8]],
+        keep: &dyn Fn(usize) -> Option<Data>,
+    ) -> Result<Tensor, TensorError> {
         let (first, rest) = args
             .split_first()
             .ok_or_else(|| err("ERR wrong number of arguments for 'AI.TENSORSET' command"))?;
@@ -202,7 +273,7 @@ impl Tensor {
                     )));
                 }
                 // Strings: n empty strings, each just its terminator.
-                vec![0u8; bytes as usize]
+                Data::Owned(vec![0u8; bytes as usize])
             }
             DataKind::Blob => {
                 let [blob] = data_args else {
@@ -211,7 +282,7 @@ impl Tensor {
                     ));
                 };
                 check_blob(dtype, n, blob)?;
-                blob.to_vec()
+                keep(1 + i).unwrap_or_else(|| Data::Owned(blob.to_vec()))
             }
             DataKind::Values => {
                 if data_args.len() as u64 != n {
@@ -219,7 +290,7 @@ impl Tensor {
                         "ERR wrong number of values was given in 'AI.TENSORSET' command",
                     ));
                 }
-                values_to_bytes(dtype, data_args)?
+                Data::Owned(values_to_bytes(dtype, data_args)?)
             }
         };
         Ok(Tensor { dtype, shape, data })
@@ -227,14 +298,14 @@ impl Tensor {
 
     /// The string elements of a STRING tensor.
     pub fn strings(&self) -> Vec<&[u8]> {
-        let mut v: Vec<&[u8]> = self.data.split(|b| *b == 0).collect();
+        let mut v: Vec<&[u8]> = self.data[..].split(|b| *b == 0).collect();
         v.pop(); // after the last terminator
         v
     }
 
     /// `AI.TENSORGET ... VALUES` elements.
     pub fn values(&self) -> Vec<Value> {
-        let d = &self.data;
+        let d: &[u8] = &self.data;
         macro_rules! each {
             ($t:ty, $n:expr, $wrap:expr) => {
                 d.chunks_exact($n)
@@ -430,7 +501,7 @@ mod tests {
         let t = set(&["float", "2", "VALUES", "1.5", "-2"]).unwrap();
         assert_eq!(
             t.data,
-            [1.5f32.to_le_bytes(), (-2f32).to_le_bytes()].concat()
+            Data::Owned([1.5f32.to_le_bytes(), (-2f32).to_le_bytes()].concat())
         );
         assert_eq!(t.values(), vec![Value::Float(1.5), Value::Float(-2.0)]);
         // Negative integers are accepted (a deliberate difference from RedisAI).
@@ -518,7 +589,7 @@ mod tests {
     #[test]
     fn string_tensors() {
         let t = set(&["STRING", "2", "VALUES", "ab", "c\0"]).unwrap();
-        assert_eq!(t.data, b"ab\0c\0");
+        assert_eq!(&t.data[..], b"ab\0c\0");
         assert_eq!(t.strings(), vec![&b"ab"[..], &b"c"[..]]);
         assert_eq!(
             set(&["STRING", "1", "VALUES", "a\0b"]).unwrap_err().0,

@@ -153,7 +153,11 @@ fn tensor_read(rdb: *mut raw::RedisModuleIO) -> Result<Tensor, String> {
             raw::load_unsigned(rdb).map_err(e)?;
         }
     }
-    Ok(Tensor { dtype, shape, data })
+    Ok(Tensor {
+        dtype,
+        shape,
+        data: data.into(),
+    })
 }
 
 unsafe extern "C" fn tensor_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
@@ -222,7 +226,7 @@ pub fn tensorset_args(t: &Tensor) -> Vec<Vec<u8>> {
     let mut a = vec![t.dtype.name().as_bytes().to_vec()];
     a.extend(t.shape.iter().map(|d| d.to_string().into_bytes()));
     a.push(b"BLOB".to_vec());
-    a.push(t.data.clone());
+    a.push(t.data.to_vec());
     a
 }
 
