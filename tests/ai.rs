@@ -2055,7 +2055,7 @@ fn timeout_bounds_the_wait_in_the_queue_and_truncated_models_are_refused() {
         ],
     ));
     assert!(e.starts_with("ERR "), "{e}");
-    // `held` waits up to 1 s for a second request (MINBATCHSIZE 2) and holds the only worker.
+    // `held` waits up to 3 s for a second request (MINBATCHSIZE 2) and holds the only worker.
     cmd(
         &mut con,
         &[
@@ -2068,7 +2068,7 @@ fn timeout_bounds_the_wait_in_the_queue_and_truncated_models_are_refused() {
             b("MINBATCHSIZE"),
             b("2"),
             b("MINBATCHTIMEOUT"),
-            b("1000"),
+            b("3000"),
             b("BLOB"),
             &blob,
         ],
@@ -2108,7 +2108,7 @@ fn timeout_bounds_the_wait_in_the_queue_and_truncated_models_are_refused() {
         )
         .unwrap()
     });
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let r = cmd(
         &mut con,
         &[
