@@ -1,8 +1,8 @@
 //! The LSF launcher for [orc](orc_core): LSF (bsub, bjobs, bkill; jsrun, jslist, jskill in an allocation).
 //!
-//! **Status: skeleton.** The type, its name and its registration exist so that the rest of
-//! orc can be built and tested against them; every operation answers with a clear
-//! "not implemented yet" error until the launcher lands.
+//! **Status: parsers done, launcher not yet.** [`parse`] reads `bsub`, `bjobs`, `jslist` output and maps
+//! the scheduler's states (tested on captured output); the launcher's operations still
+//! answer with a clear "not implemented yet" error.
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -13,6 +13,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+
+pub mod parse;
 
 use orc_core::{
     Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,

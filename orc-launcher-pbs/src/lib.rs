@@ -1,8 +1,8 @@
 //! The PBS launcher for [orc](orc_core): PBS Pro (qsub, qstat, qdel; aprun, mpiexec in an allocation).
 //!
-//! **Status: skeleton.** The type, its name and its registration exist so that the rest of
-//! orc can be built and tested against them; every operation answers with a clear
-//! "not implemented yet" error until the launcher lands.
+//! **Status: parsers done, launcher not yet.** [`parse`] reads `qsub`, `qstat` (table and
+//! `-f -F json`) and `$PBS_NODEFILE` output and maps PBS states (tested on captured output);
+//! the launcher's operations still answer with a clear "not implemented yet" error.
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -13,6 +13,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+
+pub mod parse;
 
 use orc_core::{
     Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,

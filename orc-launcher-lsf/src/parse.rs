@@ -1,0 +1,160 @@
+//! Parsers for LSF (`bsub`, `bjobs`) and `jsrun`/`jslist` output, and their state tables
+//! (tested on captured output).
+
+use orc_core::{JobStatus, StepStatus};
+
+/// The job id from `bsub` output (`Job <12345> is submitted to queue <debug>.`), or the error
+/// block LSF printed between dashed rulers (`** ...` lines).
+pub fn bsub_job_id(stdout: &str) -> Result<String, String> {
+    for l in stdout.lines() {
+        if let Some(rest) = l.trim().strip_prefix("Job <")
+            && let Some((id, _)) = rest.split_once('>')
+            && id.chars().all(|c| c.is_ascii_digit())
+        {
+            return Ok(id.to_string());
+        }
+    }
+    let errors: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("**"))
+        .map(|l| l.trim_matches('*').trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    Err(if errors.is_empty() {
+        "LSF run error".to_string()
+    } else {
+        errors.join(" ")
+    })
+}
+
+/// `(status, exit code)` of jsrun step `id` from `jslist` output (the table of steps).
+pub fn jslist_status(stdout: &str, id: &str) -> Option<(String, Option<i32>)> {
+    stdout.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 7 && f[0] == id).then(|| (f[6].to_string(), f[5].parse().ok()))
+    })
+}
+
+/// The newest (highest) step id in `jslist` output.
+pub fn jslist_max_id(stdout: &str) -> Option<u64> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .max()
+}
+
+/// The state of job `id` from `bjobs -a <ids>` output (third column).
+pub fn bjobs_state(stdout: &str, id: &str) -> Option<String> {
+    stdout.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 3 && f[0] == id).then(|| f[2].to_string())
+    })
+}
+
+/// Hosts from a `bjobs -w` EXEC_HOST field (`batch3:a01n02:a01n03`), launch node first,
+/// duplicates removed, order kept.
+pub fn exec_hosts(field: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in field.split(':').filter(|h| !h.is_empty()) {
+        let h = h.split('*').next_back().unwrap_or(h).to_string();
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// Our status for a batch job state.
+pub fn batch_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
+    let s = match state {
+        "RUN" => JobStatus::Running,
+        "PEND" | "WAIT" => JobStatus::Queued,
+        "PSUSP" | "USUSP" | "SSUSP" => JobStatus::Paused,
+        "DONE" => JobStatus::Completed,
+        "EXIT" => JobStatus::Failed,
+        "ZOMBI" | "UNKWN" => JobStatus::Failed,
+        _ => return None,
+    };
+    Some(StepStatus {
+        status: s,
+        native_state: Some(state.into()),
+        exit_code: exit,
+        detail: None,
+    })
+}
+
+/// Our status for a jsrun step (the return code decides Complete/Killed steps).
+pub fn step_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
+    let s = match state {
+        "Running" => JobStatus::Running,
+        "Queued" => JobStatus::Queued,
+        "Complete" if exit.unwrap_or(0) == 0 => JobStatus::Completed,
+        "Complete" => JobStatus::Failed,
+        "Killed" => JobStatus::Cancelled,
+        _ => return None,
+    };
+    Some(StepStatus {
+        status: s,
+        native_state: Some(state.into()),
+        exit_code: exit,
+        detail: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_samples() {
+        // Captured output from SmartSim's LSF parser tests (shared/reference/smartsim.md §4.4).
+        let jslist = "ID   ID       nrs    per RS    per RS    status         status\n===============================================================================\n    3    0         1         1         0         1       Complete\n    2    0         3   various   various       137         Killed\n    1    1         4   various   various         0        Running\n";
+        assert_eq!(
+            jslist_status(jslist, "1"),
+            Some(("Running".into(), Some(0)))
+        );
+        assert_eq!(
+            jslist_status(jslist, "2"),
+            Some(("Killed".into(), Some(137)))
+        );
+        assert_eq!(jslist_max_id(jslist), Some(3));
+        assert_eq!(
+            bsub_job_id("Job <12345> is submitted to queue <debug>.\n").unwrap(),
+            "12345"
+        );
+        let olcf = "------------------------------------------------------------\n** Project not specified. Please specify a project with -P. **\n------------------------------------------------------------\n";
+        assert_eq!(
+            bsub_job_id(olcf).unwrap_err(),
+            "Project not specified. Please specify a project with -P."
+        );
+        assert_eq!(bsub_job_id("").unwrap_err(), "LSF run error");
+        let bjobs = "JOBID   USER    STAT  QUEUE      FROM_HOST   EXEC_HOST   JOB_NAME   SUBMIT_TIME\n12345   user    RUN   batch      login1      batch3      orc        Nov 29 12:00\n";
+        assert_eq!(bjobs_state(bjobs, "12345").as_deref(), Some("RUN"));
+        assert_eq!(
+            exec_hosts("batch3:a01n02:a01n03:a01n02"),
+            ["batch3", "a01n02", "a01n03"]
+        );
+    }
+
+    #[test]
+    fn state_tables() {
+        assert_eq!(
+            batch_status("EXIT", Some(1)).unwrap().status,
+            JobStatus::Failed
+        );
+        assert_eq!(
+            batch_status("PEND", None).unwrap().status,
+            JobStatus::Queued
+        );
+        assert_eq!(
+            step_status("Complete", Some(1)).unwrap().status,
+            JobStatus::Failed
+        );
+        assert_eq!(
+            step_status("Complete", Some(0)).unwrap().status,
+            JobStatus::Completed
+        );
+        assert!(batch_status("???", None).is_none());
+    }
+}
