@@ -25,10 +25,10 @@ pub fn salloc_job_id(stderr: &str) -> Result<String, String> {
         if let Some(e) = l.strip_prefix("salloc: error: ") {
             return Err(e.trim().to_string());
         }
-        if let Some(e) = l.strip_prefix("salloc: ") {
-            if e.starts_with("unrecognized option") || e.starts_with("invalid") {
-                return Err(e.to_string());
-            }
+        if let Some(e) = l.strip_prefix("salloc: ")
+            && (e.starts_with("unrecognized option") || e.starts_with("invalid"))
+        {
+            return Err(e.to_string());
         }
     }
     Err(format!("salloc printed no allocation: {}", stderr.trim()))
