@@ -1,23 +1,37 @@
-//! The Slurm launcher for [orc](orc_core): Slurm (sbatch, srun, salloc, squeue, sacct, scancel).
+//! The Slurm launcher for [orc](orc_core).
 //!
-//! **Status: parsers done, launcher not yet.** [`parse`] reads `sbatch`, `salloc`, `sacct`,
-//! `sstat` and `scontrol` output and maps Slurm states (tested on captured output); the
-//! launcher's operations still answer with a clear "not implemented yet" error.
+//! Steps run with `srun --overlap` inside an allocation: the one this process runs in
+//! (`$SLURM_JOB_ID`), or one made with `salloc --no-shell` (see [`allocate`]). A step id is
+//! Slurm's own `<job>.<step>`, so any later process can watch it (`scontrol show step`) and
+//! cancel it (`scancel`). While the launching process lives it also knows each step's exit
+//! code from its `srun`. Works without accounting (no `sacct` needed); [`parse`] holds the
+//! output parsers and the state table, tested on captured output.
+//!
+//! Not yet: batch jobs (`sbatch`, one job holding every shard).
 //!
 //! ```
 //! use orc_core::Launcher;
 //! let l = orc_launcher_slurm::SlurmLauncher::new();
 //! assert_eq!(l.name(), "slurm");
-//! let err = l.allocation().unwrap_err().to_string();
-//! assert!(err.contains("not implemented yet"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
 pub mod parse;
 
+use std::{
+    collections::HashMap,
+    os::unix::process::CommandExt,
+    process::{Child, Command, Stdio},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
 use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
 };
 
@@ -28,26 +42,181 @@ pub const NAME: &str = "slurm";
 pub const PLUGIN: StaticPlugin = StaticPlugin {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    description: "Slurm (sbatch, srun, salloc, squeue, sacct, scancel) (not implemented yet)",
+    description: "Slurm: srun steps in an allocation, squeue/scontrol, scancel",
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(SlurmLauncher::new())),
 };
 orc_core::register_plugin!(PLUGIN);
 
+/// How long a launched step may take to appear in `squeue`.
+const STEP_APPEAR: Duration = Duration::from_secs(30);
+
 /// Launches steps through Slurm.
 #[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct SlurmLauncher;
+pub struct SlurmLauncher {
+    children: Mutex<HashMap<String, Child>>,
+    counter: AtomicU64,
+}
 
-impl SlurmLauncher {
-    /// A new launcher.
-    pub fn new() -> Self {
-        Self
+fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: cmd.into(),
+                    searched: " on PATH".into(),
+                    hint: "run orc on a Slurm login or compute node (slurm-client installed)"
+                        .into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not run {cmd}: {e}"))
+            }
+        })
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim().to_string()
+}
+
+/// The job id of the allocation this process runs in.
+pub fn current_job() -> Option<String> {
+    ["SLURM_JOB_ID", "SLURM_JOBID"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// Hosts of job `job` (`scontrol show job`, expanded with `scontrol show hostnames`).
+pub fn job_hosts(job: &str) -> Result<Vec<String>> {
+    let out = run("scontrol", &["show", "job", job])?;
+    if !out.status.success() {
+        return Err(Error::launcher(
+            NAME,
+            format!("scontrol show job {job}: {}", text(&out.stderr)),
+        ));
+    }
+    let info = text(&out.stdout);
+    let list = info
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("NodeList="))
+        .filter(|l| *l != "(null)")
+        .ok_or_else(|| {
+            Error::launcher(
+                NAME,
+                format!(
+                    "job {job} has no nodes yet (state: {:?})",
+                    parse::scontrol_job_status(&info).map(|s| s.0)
+                ),
+            )
+        })?;
+    let out = run("scontrol", &["show", "hostnames", list])?;
+    Ok(text(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|h| !h.is_empty())
+        .collect())
+}
+
+/// Get an allocation of `nodes` nodes (`salloc --no-shell`) and return its job id.
+pub fn allocate(nodes: u32, name: &str, extra: &[&str]) -> Result<String> {
+    let n = nodes.to_string();
+    let mut args = vec!["--no-shell", "-N", &n, "-J", name];
+    args.extend_from_slice(extra);
+    let out = run("salloc", &args)?;
+    parse::salloc_job_id(&String::from_utf8_lossy(&out.stderr))
+        .map_err(|e| Error::launcher(NAME, format!("salloc refused: {e}")))
+}
+
+/// Release an allocation (`scancel`).
+pub fn release(job: &str) -> Result<()> {
+    let out = run("scancel", &[job])?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::launcher(
+            NAME,
+            format!("scancel {job}: {}", text(&out.stderr)),
+        ))
     }
 }
 
-fn todo(what: &str) -> Error {
-    Error::not_implemented(format!("the slurm launcher's {what}"))
+impl SlurmLauncher {
+    /// A launcher for steps in the current allocation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn job(&self) -> Result<String> {
+        current_job().ok_or_else(|| {
+            Error::launcher(
+                NAME,
+                "not inside a Slurm allocation: start orc inside one (`salloc -N <nodes>`), or set SLURM_JOB_ID to an allocation you own",
+            )
+        })
+    }
+
+    fn status_one(&self, id: &StepId) -> Result<StepStatus> {
+        if !id.0.contains('.') {
+            return Err(Error::launcher(
+                NAME,
+                format!("`{id}` is not a Slurm step id (<job>.<step>)"),
+            ));
+        }
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(child) = children.get_mut(&id.0)
+            && let Ok(Some(exit)) = child.try_wait()
+        {
+            let code = exit.code();
+            let s = if code == Some(0) {
+                JobStatus::Completed
+            } else {
+                JobStatus::Failed
+            };
+            return Ok(StepStatus {
+                status: s,
+                native_state: Some("srun exited".into()),
+                exit_code: code,
+                detail: None,
+            });
+        }
+        drop(children);
+        let out = run("scontrol", &["show", "step", &id.0])?;
+        let info = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success()
+            && let Some(state) = info
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("State="))
+        {
+            return parse::status(state, None).ok_or_else(|| {
+                Error::launcher(
+                    NAME,
+                    format!("step {id} is in state {state}, which orc does not know"),
+                )
+            });
+        }
+        let gone = |t: &str| {
+            t.contains("not found")
+                || t.contains("Invalid job step")
+                || t.contains("Invalid job id")
+        };
+        if gone(&info) || gone(&err) {
+            // The step has left Slurm's tables: it ended.
+            return Ok(StepStatus {
+                status: JobStatus::Completed,
+                native_state: Some("gone".into()),
+                exit_code: None,
+                detail: Some("the step has ended; its exit code is unknown to this process".into()),
+            });
+        }
+        Err(Error::launcher(
+            NAME,
+            format!("scontrol show step {id}: {}", err.trim()),
+        ))
+    }
 }
 
 impl Launcher for SlurmLauncher {
@@ -55,19 +224,167 @@ impl Launcher for SlurmLauncher {
         NAME
     }
 
-    fn launch(&self, _step: &LaunchStep) -> Result<StepId> {
-        Err(todo("launch"))
+    fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        let job = self.job()?;
+        // Step names are unique, so the step can be found again.
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{}-{n}", step.name, std::process::id());
+        let mut cmd = Command::new("srun");
+        cmd.args([
+            "-v",
+            "--jobid",
+            &job,
+            "--nodes",
+            "1",
+            "--ntasks",
+            "1",
+            "--overlap",
+            "--job-name",
+            &name,
+        ])
+        .arg(format!("--output={}", step.stdout.display()))
+        .arg(format!("--error={}", step.stderr.display()))
+        .arg(format!("--chdir={}", step.cwd.display()));
+        if let Some(h) = step.run.hosts.first() {
+            cmd.arg(format!("--nodelist={h}"));
+        }
+        if let Some(c) = step.run.cpus_per_task {
+            cmd.arg(format!("--cpus-per-task={c}"));
+        }
+        for (k, v) in &step.run.extra {
+            match v {
+                Some(v) => cmd.arg(format!("--{k}={v}")),
+                None => cmd.arg(format!("--{k}")),
+            };
+        }
+        cmd.arg(&step.exe)
+            .args(&step.args)
+            .envs(&step.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: "srun".into(),
+                    searched: " on PATH".into(),
+                    hint: "install slurm-client".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not start srun: {e}"))
+            }
+        })?;
+        // `srun -v` names the step it launches ("launching StepId=<job>.<step> ..."); a
+        // thread reads its stderr, so the pipe never fills, and keeps the last lines for errors.
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::launcher(NAME, "srun has no stderr"))?;
+        let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<String, String>>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tail: Vec<String> = Vec::new();
+            let mut sent = false;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(|l| l.ok())
+            {
+                if !sent && let Some(id) = parse::srun_step_id(&line) {
+                    let _ = tx.send(Ok(id));
+                    sent = true;
+                } else if !line.contains("srun: ") || line.contains("error") {
+                    tail.push(line);
+                    if tail.len() > 20 {
+                        tail.remove(0);
+                    }
+                }
+            }
+            if !sent {
+                let _ = tx.send(Err(tail.join("\n")));
+            }
+        });
+        match rx.recv_timeout(STEP_APPEAR) {
+            Ok(Ok(id)) => {
+                tracing::debug!(step = %id, name = %name, "srun step started");
+                self.children
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone(), child);
+                Ok(StepId(id))
+            }
+            Ok(Err(tail)) => {
+                let exit = child.wait().map(|e| e.to_string()).unwrap_or_default();
+                Err(Error::launcher(
+                    NAME,
+                    format!(
+                        "srun exited ({exit}) before its step started: {}",
+                        tail.trim()
+                    ),
+                ))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(Error::launcher(
+                    NAME,
+                    format!(
+                        "step {name} did not start within {} s",
+                        STEP_APPEAR.as_secs()
+                    ),
+                ))
+            }
+        }
     }
 
-    fn status(&self, _ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        Err(todo("status"))
+    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
+        ids.iter().map(|id| self.status_one(id)).collect()
     }
 
-    fn cancel(&self, _id: &StepId) -> Result<StepStatus> {
-        Err(todo("cancel"))
+    fn cancel(&self, id: &StepId) -> Result<StepStatus> {
+        let s = self.status_one(id)?;
+        if s.status.is_terminal() {
+            return Ok(s);
+        }
+        let out = run("scancel", &[&id.0])?;
+        if !out.status.success() {
+            return Err(Error::launcher(
+                NAME,
+                format!("scancel {id}: {}", text(&out.stderr)),
+            ));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.status_one(id)?;
+            if s.status.is_terminal() {
+                if let Some(mut c) = self
+                    .children
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id.0)
+                {
+                    let _ = c.wait();
+                }
+                return Ok(StepStatus {
+                    status: JobStatus::Cancelled,
+                    ..s
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::launcher(
+                    NAME,
+                    format!("step {id} was still running 30 s after scancel"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn allocation(&self) -> Result<Allocation> {
-        Err(todo("allocation detection"))
+        let job = self.job()?;
+        Ok(Allocation {
+            hosts: job_hosts(&job)?,
+            id: Some(job),
+        })
     }
 }

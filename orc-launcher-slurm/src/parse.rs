@@ -13,6 +13,13 @@ pub fn sbatch_job_id(stdout: &str) -> Option<String> {
     .then(|| id.to_string())
 }
 
+/// The step id from a `srun -v` line `srun: launching StepId=<job>.<step> on host ...`.
+pub fn srun_step_id(line: &str) -> Option<String> {
+    let rest = line.split("launching StepId=").nth(1)?;
+    let id = rest.split_whitespace().next()?.trim_end_matches(',');
+    id.contains('.').then(|| id.to_string())
+}
+
 /// The allocation granted by `salloc --no-shell` (from its stderr), or the error it printed.
 pub fn salloc_job_id(stderr: &str) -> Result<String, String> {
     for line in stderr.lines() {

@@ -100,12 +100,24 @@ pub(crate) fn place(
             ShardSpec {
                 index,
                 name: name(index),
-                bind: vec![host.clone()],
+                bind: vec![resolve(&host)],
                 host,
                 port,
             }
         })
         .collect())
+}
+
+/// The IPv4 address of `host` (shards bind to it and advertise it), or the name itself
+/// when it does not resolve here.
+fn resolve(host: &str) -> String {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.find(|a| a.is_ipv4()))
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| host.to_string())
 }
 
 #[cfg(test)]

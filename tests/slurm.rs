@@ -1,0 +1,192 @@
+//! The Slurm launcher on a real single-node Slurm (started by `scripts/slurm up`, which
+//! `scripts/test` runs): a 3-shard orchestrator inside an allocation, an application step
+//! that stores and reads data through it, cancellation, exit codes, and a clean stop.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use orc_core::{JobStatus, LaunchStep, Launcher, StepId};
+use orc_launcher_slurm::{SlurmLauncher, allocate, release};
+use orc_tests::*;
+
+/// An allocation released when the test ends, however it ends.
+struct Alloc(String);
+
+impl Alloc {
+    fn new() -> Alloc {
+        Alloc(allocate(1, "orc-test", &[]).expect("salloc: is Slurm up? run `scripts/slurm up`"))
+    }
+}
+
+impl Drop for Alloc {
+    fn drop(&mut self) {
+        let _ = release(&self.0);
+    }
+}
+
+fn wait_terminal(l: &SlurmLauncher, id: &StepId) -> orc_core::StepStatus {
+    let mut last = None;
+    assert!(wait_for(Duration::from_secs(30), || {
+        let s = l.status(std::slice::from_ref(id)).unwrap().remove(0);
+        let done = s.status.is_terminal();
+        last = Some(s);
+        done
+    }));
+    last.unwrap()
+}
+
+fn steps_of(job: &str) -> String {
+    let out = std::process::Command::new("squeue")
+        .args(["--steps", "--jobs", job, "--noheader", "--format", "%i %j"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+}
+
+#[test]
+fn a_three_shard_orchestrator_inside_an_allocation() {
+    let alloc = Alloc::new();
+    let state = State::new();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--launcher",
+            "slurm",
+            "--shards",
+            "3",
+            "--port",
+            "0",
+            "--json",
+        ])
+        .env("SLURM_JOB_ID", &alloc.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["launcher"], "slurm");
+    let steps: Vec<String> = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.starts_with(&format!("{}.", alloc.0))),
+        "{steps:?}"
+    );
+    assert_eq!(steps_of(&alloc.0).lines().count(), 3);
+    let st = state.orc(&["db", "status"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+    assert!(
+        text(&st.stdout).contains("launcher: RUNNING"),
+        "{}",
+        text(&st.stdout)
+    );
+
+    // An application step in the same allocation stores and reads data through the database.
+    let l = SlurmLauncher::new();
+    let orc =
+        orc_core::Orchestrator::connect(&static_host(), state.path(), "orchestrator").unwrap();
+    let mut app = LaunchStep::new(
+        "app",
+        target_dir().join("examples/simulation"),
+        state.path(),
+    )
+    .args(["3"]);
+    for (k, val) in orc.client_env() {
+        app = app.env(k, val);
+    }
+    let id = temp_env_job(&alloc.0, || l.launch(&app)).unwrap();
+    let done = wait_terminal(&l, &id);
+    assert_eq!(
+        (done.status, done.exit_code),
+        (JobStatus::Completed, Some(0)),
+        "{done}: {}",
+        std::fs::read_to_string(&app.stderr).unwrap_or_default()
+    );
+    assert!(
+        std::fs::read_to_string(&app.stdout)
+            .unwrap()
+            .contains("step 2")
+    );
+    let addrs = orc.addresses();
+    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
+    assert_eq!(c.get_list_length("sim_steps").unwrap(), 3);
+
+    // Stop: every shard shut down, no step left in the allocation.
+    let out = state.orc(&["db", "stop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        wait_for(Duration::from_secs(10), || steps_of(&alloc.0)
+            .trim()
+            .is_empty()),
+        "{}",
+        steps_of(&alloc.0)
+    );
+    for a in &addrs {
+        assert!(!listening(a));
+    }
+}
+
+/// Run `f` with `SLURM_JOB_ID` set for this process (the launcher reads it).
+fn temp_env_job<T>(job: &str, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: guarded by LOCK; the tests in this binary read the variable only inside it.
+    unsafe { std::env::set_var("SLURM_JOB_ID", job) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("SLURM_JOB_ID") };
+    r
+}
+
+#[test]
+fn exit_codes_cancellation_and_errors() {
+    let alloc = Alloc::new();
+    let dir = tempfile::tempdir().unwrap();
+    let l = SlurmLauncher::new();
+    let failing = LaunchStep::new("fails", "sh", dir.path()).args(["-c", "echo oops >&2; exit 7"]);
+    let id = temp_env_job(&alloc.0, || l.launch(&failing)).unwrap();
+    let s = wait_terminal(&l, &id);
+    assert_eq!((s.status, s.exit_code), (JobStatus::Failed, Some(7)), "{s}");
+    assert_eq!(
+        std::fs::read_to_string(&failing.stderr).unwrap().trim(),
+        "oops"
+    );
+    let sleeper = LaunchStep::new("sleeps", "sleep", dir.path()).args(["120"]);
+    let id = temp_env_job(&alloc.0, || l.launch(&sleeper)).unwrap();
+    assert_eq!(
+        l.status(std::slice::from_ref(&id)).unwrap()[0].status,
+        JobStatus::Running
+    );
+    // Another process (a fresh launcher) sees it and cancels it.
+    let other = SlurmLauncher::new();
+    assert_eq!(
+        other.status(std::slice::from_ref(&id)).unwrap()[0]
+            .native_state
+            .as_deref(),
+        Some("RUNNING")
+    );
+    assert_eq!(other.cancel(&id).unwrap().status, JobStatus::Cancelled);
+    assert!(
+        other.cancel(&id).unwrap().status.is_terminal(),
+        "cancelling an ended step is fine"
+    );
+    // Outside an allocation, and with bad step ids: clear errors.
+    let e = temp_env_job("", || SlurmLauncher::new().allocation())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not inside a Slurm allocation"), "{e}");
+    assert!(l.status(&[StepId("nonsense".into())]).is_err());
+    // A job that does not exist.
+    let e = temp_env_job("999999", || {
+        l.launch(&LaunchStep::new("x", "true", dir.path()))
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("srun exited"), "{e}");
+}
