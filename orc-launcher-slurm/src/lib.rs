@@ -204,6 +204,34 @@ impl SlurmLauncher {
                 || t.contains("Invalid job id")
         };
         if gone(&info) || gone(&err) {
+            // Our own srun exits moments after its step leaves Slurm's tables: wait for it,
+            // so the exit code is known.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Some(child) = self
+                .children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&id.0)
+            {
+                if let Ok(Some(exit)) = child.try_wait() {
+                    let code = exit.code();
+                    let s = if code == Some(0) {
+                        JobStatus::Completed
+                    } else {
+                        JobStatus::Failed
+                    };
+                    return Ok(StepStatus {
+                        status: s,
+                        native_state: Some("srun exited".into()),
+                        exit_code: code,
+                        detail: None,
+                    });
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             // The step has left Slurm's tables: it ended.
             return Ok(StepStatus {
                 status: JobStatus::Completed,
