@@ -56,7 +56,7 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
             "--shards",
             "3",
             "--port",
-            "0",
+            &free_port_range(3).to_string(),
             "--json",
         ])
         .env("SLURM_JOB_ID", &alloc.0)
@@ -189,4 +189,141 @@ fn exit_codes_cancellation_and_errors() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("srun exited"), "{e}");
+}
+
+/// Cancels the batch jobs of one database when the test ends, however it ends.
+struct BatchJobs(&'static str);
+
+impl Drop for BatchJobs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scancel")
+            .args(["--name", self.0])
+            .output();
+    }
+}
+
+fn job_line(job: &str) -> String {
+    let out = std::process::Command::new("squeue")
+        .args(["--jobs", job, "--noheader", "--format", "%i %j %T"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+}
+
+#[test]
+fn a_three_shard_orchestrator_as_a_batch_job() {
+    let _guard = BatchJobs("orc-batchdb");
+    let state = State::new();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--db",
+            "batchdb",
+            "--launcher",
+            "slurm",
+            "--batch",
+            "--nodes",
+            "1",
+            "--walltime",
+            "10",
+            "--shards",
+            "3",
+            "--port",
+            &free_port_range(3).to_string(),
+            "--json",
+        ])
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps: Vec<String> = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    // Every shard is a step of one job, which Slurm runs under our name and time limit.
+    let job = steps[0].split('.').next().unwrap().to_string();
+    assert!(
+        steps.iter().all(|s| s.starts_with(&format!("{job}."))),
+        "{steps:?}"
+    );
+    assert_eq!(
+        job_line(&job).trim(),
+        format!("{job} orc-batchdb RUNNING"),
+        "the batch job"
+    );
+    // The job's own `batch` step holds the nodes; the shards are the other three.
+    let shard_steps = steps_of(&job)
+        .lines()
+        .filter(|l| l.contains("batchdb_"))
+        .count();
+    assert_eq!(shard_steps, 3, "{}", steps_of(&job));
+
+    // A verified cluster that holds data.
+    let orc = orc_core::Orchestrator::connect(&static_host(), state.path(), "batchdb").unwrap();
+    assert_eq!(
+        orc.record().batch_job.as_ref().map(|j| j.0.as_str()),
+        Some(job.as_str())
+    );
+    let addrs = orc.addresses();
+    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
+    use orc_client::MemoryLayout::RowMajor;
+    for i in 0..20 {
+        c.put_tensor_slice(&format!("t{i}"), &[i as f32, 1.0], &[2], RowMajor)
+            .unwrap();
+    }
+    for i in 0..20 {
+        let t = c.get_tensor(&format!("t{i}")).unwrap();
+        assert_eq!(t.to_vec::<f32>(RowMajor).unwrap(), [i as f32, 1.0]);
+    }
+    let st = state.orc(&["db", "status", "--db", "batchdb"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+
+    // Stop: no shard, no step and no job left.
+    let out = state.orc(&["db", "stop", "--db", "batchdb"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        wait_for(Duration::from_secs(10), || job_line(&job).trim().is_empty()),
+        "{}",
+        job_line(&job)
+    );
+    for a in &addrs {
+        assert!(!listening(a));
+    }
+}
+
+#[test]
+fn a_batch_job_slurm_refuses() {
+    let _guard = BatchJobs("orc-refused");
+    let state = State::new();
+    let out = state.orc(&[
+        "db",
+        "start",
+        "--db",
+        "refused",
+        "--launcher",
+        "slurm",
+        "--batch",
+        "--queue",
+        "no-such-partition",
+        "--port",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("sbatch refused the job"), "{err}");
+    assert!(err.to_lowercase().contains("partition"), "{err}");
+    // Nothing is left to stop.
+    let st = state.orc(&["db", "status", "--db", "refused"]);
+    assert_eq!(st.status.code(), Some(3), "{}", text(&st.stdout));
 }

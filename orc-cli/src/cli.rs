@@ -120,6 +120,33 @@ pub(crate) struct StartArgs {
     /// Launcher plugin.
     #[arg(long, short, default_value = "local")]
     pub(crate) launcher: String,
+    /// Submit a batch job of its own that holds every shard (workload-manager launchers),
+    /// instead of running inside the current allocation.
+    #[arg(long)]
+    pub(crate) batch: bool,
+    /// Batch: number of nodes (default: one per shard).
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub(crate) nodes: Option<u32>,
+    /// Batch: walltime in minutes.
+    #[arg(long, value_name = "MINUTES", requires = "batch")]
+    pub(crate) walltime: Option<u64>,
+    /// Batch: account (project) to charge.
+    #[arg(long, requires = "batch")]
+    pub(crate) account: Option<String>,
+    /// Batch: queue (Slurm partition).
+    #[arg(long, requires = "batch")]
+    pub(crate) queue: Option<String>,
+    /// Batch: another scheduler directive, NAME or NAME=VALUE (repeatable).
+    #[arg(long = "batch-arg", value_name = "NAME[=VALUE]", requires = "batch")]
+    pub(crate) batch_args: Vec<String>,
+    /// Batch: seconds to wait for the job to leave the queue before cancelling it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        requires = "batch"
+    )]
+    pub(crate) queue_timeout: u64,
     /// Deployment style (standalone, cluster); default: standalone for 1 shard, else cluster.
     #[arg(long, short)]
     pub(crate) deployment: Option<String>,

@@ -12,8 +12,8 @@ use std::{
 
 use anyhow::Context;
 use orc_core::{
-    Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings, Progress,
-    ShardStop, settings::parse_memory,
+    BatchSettings, Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings,
+    Progress, ShardStop, settings::parse_memory,
 };
 use serde_json::json;
 
@@ -79,6 +79,22 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.interfaces = a.interface.clone();
     s.hosts = a.hosts.clone();
     s.launcher = a.launcher.clone();
+    if a.batch {
+        let mut b = BatchSettings::default();
+        b.nodes = Some(a.nodes.unwrap_or(a.shards as u32));
+        b.walltime_secs = a.walltime.map(|m| m * 60);
+        b.account = a.account.clone();
+        b.queue = a.queue.clone();
+        b.queue_timeout_secs = Some(a.queue_timeout);
+        for d in &a.batch_args {
+            let (k, v) = match d.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (d.as_str(), None),
+            };
+            b.extra.insert(k.trim_start_matches('-').to_string(), v);
+        }
+        s.batch = Some(b);
+    }
     s.deployment = a.deployment.clone();
     s.server_exe = a.redis_server.clone();
     s.dir = a.dir.clone();

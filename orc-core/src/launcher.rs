@@ -29,6 +29,28 @@ pub trait Launcher: Send + Sync {
     /// The allocation this process runs in (or the local machine), with its hosts.
     fn allocation(&self) -> Result<Allocation>;
 
+    /// Get an allocation as a batch job of its own (`sbatch`, `qsub`, ...) named `name`,
+    /// wait until it runs, and return it with its hosts. Steps then run inside it when
+    /// their [`RunSettings::allocation`](crate::RunSettings::allocation) names it.
+    /// Launchers without batch jobs refuse.
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let _ = (batch, name);
+        Err(Error::launcher(
+            self.name(),
+            "batch mode is not supported by this launcher; run inside an allocation instead",
+        ))
+    }
+
+    /// End an allocation made by [`Launcher::allocate`], and every step still in it.
+    /// Releasing one that already ended is not an error.
+    fn release(&self, allocation: &str) -> Result<()> {
+        let _ = allocation;
+        Err(Error::launcher(
+            self.name(),
+            "batch mode is not supported by this launcher",
+        ))
+    }
+
     /// Submit `steps` together as one batch job. Launchers without batch support refuse.
     fn launch_batch(&self, batch: &BatchSettings, steps: &[LaunchStep]) -> Result<StepId> {
         let _ = (batch, steps);

@@ -31,6 +31,9 @@ pub struct RunSettings {
     pub hosts: Vec<String>,
     /// Extra launcher arguments (`--name value`, or a flag when the value is `None`).
     pub extra: BTreeMap<String, Option<String>>,
+    /// The allocation (batch job) to run in; `None` is the one this process runs in.
+    #[serde(default)]
+    pub allocation: Option<String>,
 }
 
 /// How a batch job is requested from a workload manager.
@@ -47,6 +50,9 @@ pub struct BatchSettings {
     pub queue: Option<String>,
     /// Extra scheduler directives.
     pub extra: BTreeMap<String, Option<String>>,
+    /// How long to wait for the job to leave the queue, in seconds; `None` waits forever.
+    #[serde(default)]
+    pub queue_timeout_secs: Option<u64>,
 }
 
 /// One thing to run: a command with its environment, directory, output files and settings.

@@ -7,7 +7,9 @@
 //! code from its `srun`. Works without accounting (no `sacct` needed); [`parse`] holds the
 //! output parsers and the state table, tested on captured output.
 //!
-//! Not yet: batch jobs (`sbatch`, one job holding every shard).
+//! Batch mode ([`Launcher::allocate`]): `sbatch --parsable` submits a generated script
+//! ([`batch::script`]) whose job holds the nodes; the shards join it as steps and
+//! [`Launcher::release`] cancels it.
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -17,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod parse;
 
 use std::{
@@ -31,7 +34,7 @@ use std::{
 };
 
 use orc_core::{
-    Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
 };
 
@@ -47,6 +50,9 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     factory: Factory::Launcher(|| Box::new(SlurmLauncher::new())),
 };
 orc_core::register_plugin!(PLUGIN);
+
+/// How long `scancel` of a batch job may take to end it.
+const JOB_END: Duration = Duration::from_secs(60);
 
 /// How long a launched step may take to appear in `squeue`.
 const STEP_APPEAR: Duration = Duration::from_secs(30);
@@ -140,6 +146,120 @@ pub fn release(job: &str) -> Result<()> {
             NAME,
             format!("scancel {job}: {}", text(&out.stderr)),
         ))
+    }
+}
+
+/// Submit a batch script on stdin (`sbatch --parsable`) and return the job id.
+fn submit(script: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("sbatch")
+        .arg("--parsable")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: "sbatch".into(),
+                    searched: " on PATH".into(),
+                    hint: "run orc on a Slurm login node (slurm-client installed)".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not run sbatch: {e}"))
+            }
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).map_err(|e| {
+            Error::launcher(NAME, format!("writing the batch script to sbatch: {e}"))
+        })?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::launcher(NAME, format!("waiting for sbatch: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match parse::sbatch_job_id(&stdout) {
+        Some(id) if out.status.success() => Ok(id),
+        _ => Err(Error::launcher(
+            NAME,
+            format!(
+                "sbatch refused the job ({}): {}",
+                out.status,
+                text(&out.stderr).trim_start_matches("sbatch: ")
+            ),
+        )),
+    }
+}
+
+/// The state of job `job` from `scontrol show job`; `None` once Slurm has forgotten it.
+fn job_state(job: &str) -> Result<Option<StepStatus>> {
+    let out = run("scontrol", &["show", "job", job])?;
+    let info = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        if err.contains("Invalid job id") || err.contains("not found") {
+            return Ok(None);
+        }
+        return Err(Error::launcher(
+            NAME,
+            format!("scontrol show job {job}: {}", err.trim()),
+        ));
+    }
+    let (state, exit) = parse::scontrol_job_status(&info).ok_or_else(|| {
+        Error::launcher(
+            NAME,
+            format!(
+                "scontrol show job {job} printed no JobState: {}",
+                info.trim()
+            ),
+        )
+    })?;
+    parse::status(&state, exit).map(Some).ok_or_else(|| {
+        Error::launcher(
+            NAME,
+            format!("job {job} is in state {state}, which orc does not know"),
+        )
+    })
+}
+
+/// Wait while job `job` is queued (at most `limit`); an error if it ends instead of running.
+fn wait_running(job: &str, limit: Option<Duration>) -> Result<()> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    let mut last_note = Instant::now();
+    loop {
+        match job_state(job)? {
+            Some(s) if s.status == JobStatus::Running => return Ok(()),
+            Some(s) if s.status.is_terminal() => {
+                return Err(Error::launcher(
+                    NAME,
+                    format!("batch job {job} ended before it ran ({s})"),
+                ));
+            }
+            None => {
+                return Err(Error::launcher(
+                    NAME,
+                    format!("batch job {job} vanished from Slurm before it ran"),
+                ));
+            }
+            Some(s) if limit.is_some_and(|l| started.elapsed() >= l) => {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "batch job {job} to leave the queue (still {}; raise the queue timeout)",
+                        s.native_state.unwrap_or_default()
+                    ),
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            Some(s) => {
+                if last_note.elapsed() >= Duration::from_secs(30) {
+                    tracing::info!(job, state = ?s.native_state, "batch job still waiting");
+                    last_note = Instant::now();
+                }
+            }
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -253,7 +373,10 @@ impl Launcher for SlurmLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
-        let job = self.job()?;
+        let job = match &step.run.allocation {
+            Some(j) => j.clone(),
+            None => self.job()?,
+        };
         // Step names are unique, so the step can be found again.
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{}-{n}", step.name, std::process::id());
@@ -405,6 +528,57 @@ impl Launcher for SlurmLauncher {
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let nodes = batch.nodes.unwrap_or(1).max(1);
+        let script = batch::script(batch, name, nodes);
+        let job = submit(&script)?;
+        tracing::info!(job = %job, nodes, "batch job submitted; waiting for it to run");
+        match wait_running(&job, batch.queue_timeout_secs.map(Duration::from_secs)) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = release(&job);
+                return Err(e);
+            }
+        }
+        let hosts = match job_hosts(&job) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = release(&job);
+                return Err(e);
+            }
+        };
+        Ok(Allocation {
+            hosts,
+            id: Some(job),
+        })
+    }
+
+    fn release(&self, allocation: &str) -> Result<()> {
+        match job_state(allocation)? {
+            None => return Ok(()),
+            Some(s) if s.status.is_terminal() => return Ok(()),
+            Some(_) => release(allocation)?,
+        }
+        let deadline = Instant::now() + JOB_END;
+        loop {
+            match job_state(allocation)? {
+                None => return Ok(()),
+                Some(s) if s.status.is_terminal() => return Ok(()),
+                Some(s) if Instant::now() >= deadline => {
+                    return Err(Error::launcher(
+                        NAME,
+                        format!(
+                            "batch job {allocation} still {} {} s after scancel",
+                            s.native_state.unwrap_or_default(),
+                            JOB_END.as_secs()
+                        ),
+                    ));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
     }
 

@@ -277,3 +277,30 @@ pub fn smartredis_python() -> PathBuf {
     );
     py
 }
+
+/// A first port `p` such that `p..p + n` and their cluster bus ports (`+ 10000`) are free on
+/// loopback: workload-manager launchers give shards on one host consecutive ports and
+/// cannot pick free ones on a remote node, so tests on a single-node scheduler choose.
+pub fn free_port_range(n: u16) -> u16 {
+    use std::net::TcpListener;
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    for i in 0..1000u64 {
+        let base = 20000
+            + ((seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(i * 7919))
+                % 20000) as u16;
+        let free = (0..n).all(|k| {
+            TcpListener::bind(("127.0.0.1", base + k)).is_ok()
+                && TcpListener::bind(("127.0.0.1", base + k + 10000)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports on loopback");
+}

@@ -178,19 +178,51 @@ impl Orchestrator {
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let dir = dir.canonicalize().unwrap_or(dir);
 
-        let alloc = launcher.allocation()?;
-        let shards = placement::place(&settings, &alloc, deployment.clustered())?;
-        let steps = deployment.plan(&PlanRequest {
-            settings: settings.clone(),
-            shards: shards.clone(),
-            dir: dir.clone(),
-        })?;
-        if steps.len() != shards.len() {
-            return Err(Error::Plugin {
-                plugin: deployment.name().into(),
-                method: "plan".into(),
-                message: format!("planned {} steps for {} shards", steps.len(), shards.len()),
+        // Batch mode: one job of our own holds every shard.
+        let (alloc, batch_job) = match &settings.batch {
+            Some(b) => {
+                let name = format!("orc-{}", settings.db_identifier);
+                let alloc = launcher.allocate(b, &name)?;
+                let job = alloc.id.clone().map(StepId);
+                (alloc, job)
+            }
+            None => (launcher.allocation()?, None),
+        };
+        let planned =
+            placement::place(&settings, &alloc, deployment.clustered()).and_then(|shards| {
+                let steps = deployment.plan(&PlanRequest {
+                    settings: settings.clone(),
+                    shards: shards.clone(),
+                    dir: dir.clone(),
+                })?;
+                if steps.len() != shards.len() {
+                    return Err(Error::Plugin {
+                        plugin: deployment.name().into(),
+                        method: "plan".into(),
+                        message: format!(
+                            "planned {} steps for {} shards",
+                            steps.len(),
+                            shards.len()
+                        ),
+                    });
+                }
+                Ok((shards, steps))
             });
+        let (shards, mut steps) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(job) = &batch_job
+                    && let Err(r) = launcher.release(&job.0)
+                {
+                    tracing::warn!("releasing batch job {job}: {r}");
+                }
+                return Err(e);
+            }
+        };
+        if let Some(job) = &batch_job {
+            for step in &mut steps {
+                step.run.allocation = Some(job.0.clone());
+            }
         }
 
         let mut orc = Orchestrator {
@@ -203,7 +235,7 @@ impl Orchestrator {
                 settings,
                 dir,
                 shards: Vec::new(),
-                batch_job: None,
+                batch_job,
                 started_at: 0,
                 launched_by_pid: std::process::id(),
                 ready: false,
@@ -535,6 +567,15 @@ impl Orchestrator {
     }
 
     fn teardown(&self, save: bool) -> Result<Vec<ShardStop>> {
+        let report = self.teardown_shards(save);
+        // The batch job goes last, whatever happened to the shards: it ends them all.
+        if let Some(job) = &self.record.batch_job {
+            self.launcher.release(&job.0)?;
+        }
+        report
+    }
+
+    fn teardown_shards(&self, save: bool) -> Result<Vec<ShardStop>> {
         let shards = &self.record.shards;
         let ids: Vec<StepId> = shards.iter().map(|s| s.step.clone()).collect();
         let before = self.launcher.status(&ids)?;

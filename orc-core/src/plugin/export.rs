@@ -20,7 +20,7 @@ use orc_plugin_abi::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    protocol::{self, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
+    protocol::{self, AllocateRequest, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
     registry::{Factory, StaticPlugin},
 };
 use crate::{
@@ -69,6 +69,11 @@ pub fn serve_launcher(l: &dyn Launcher, method: &str, payload: &str) -> Result<S
             let r: BatchRequest = decode(method, payload)?;
             encode(&l.launch_batch(&r.batch, &r.steps)?)
         }
+        m::ALLOCATE => {
+            let r: AllocateRequest = decode(method, payload)?;
+            encode(&l.allocate(&r.batch, &r.name)?)
+        }
+        m::RELEASE => encode(&l.release(&decode::<String>(method, payload)?)?),
         _ => Err(unknown(method)),
     }
 }

@@ -18,6 +18,8 @@ pub(crate) mod launcher {
     pub(crate) const CANCEL: &str = "cancel";
     pub(crate) const ALLOCATION: &str = "allocation";
     pub(crate) const LAUNCH_BATCH: &str = "launch_batch";
+    pub(crate) const ALLOCATE: &str = "allocate";
+    pub(crate) const RELEASE: &str = "release";
 }
 
 /// Deployment calls.
@@ -36,6 +38,12 @@ pub(crate) mod deployment {
 pub(crate) struct BatchRequest {
     pub(crate) batch: BatchSettings,
     pub(crate) steps: Vec<LaunchStep>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AllocateRequest {
+    pub(crate) batch: BatchSettings,
+    pub(crate) name: String,
 }
 
 #[derive(Serialize, Deserialize)]

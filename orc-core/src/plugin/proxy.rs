@@ -8,7 +8,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
     dynamic::LoadedLib,
-    protocol::{self, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
+    protocol::{self, AllocateRequest, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
 };
 use crate::{
     deployment::{DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress},
@@ -96,6 +96,16 @@ impl Launcher for LauncherProxy {
             steps: steps.to_vec(),
         };
         self.0.call(protocol::launcher::LAUNCH_BATCH, &req)
+    }
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let req = AllocateRequest {
+            batch: batch.clone(),
+            name: name.into(),
+        };
+        self.0.call(protocol::launcher::ALLOCATE, &req)
+    }
+    fn release(&self, allocation: &str) -> Result<()> {
+        self.0.call(protocol::launcher::RELEASE, &allocation)
     }
 }
 
