@@ -47,6 +47,24 @@ fn steps_of(job: &str) -> String {
 fn a_three_shard_orchestrator_inside_an_allocation() {
     let alloc = Alloc::new();
     let state = State::new();
+    // One shard per node unless told otherwise: a one-node allocation cannot hold three.
+    let out = state
+        .orc_cmd(&["db", "start", "--launcher", "slurm", "--shards", "3"])
+        .env("SLURM_JOB_ID", &alloc.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("3 shards need 3 host(s) at 1 shard(s) per host, but the allocation has 1")
+            && err.contains("--shards-per-host 3"),
+        "{err}"
+    );
+    assert!(
+        steps_of(&alloc.0).trim().is_empty(),
+        "{}",
+        steps_of(&alloc.0)
+    );
     let out = state
         .orc_cmd(&[
             "db",
@@ -54,6 +72,8 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
             "--launcher",
             "slurm",
             "--shards",
+            "3",
+            "--shards-per-host",
             "3",
             "--port",
             &free_port_range(3).to_string(),
@@ -228,6 +248,8 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
             "--walltime",
             "10",
             "--shards",
+            "3",
+            "--shards-per-host",
             "3",
             "--port",
             &free_port_range(3).to_string(),

@@ -120,11 +120,14 @@ pub(crate) struct StartArgs {
     /// Launcher plugin.
     #[arg(long, short, default_value = "local")]
     pub(crate) launcher: String,
+    /// Under a workload manager, the most shards one host may run (on consecutive ports).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) shards_per_host: usize,
     /// Submit a batch job of its own that holds every shard (workload-manager launchers),
     /// instead of running inside the current allocation.
     #[arg(long)]
     pub(crate) batch: bool,
-    /// Batch: number of nodes (default: one per shard).
+    /// Batch: number of nodes (default: shards / shards per host).
     #[arg(long, value_name = "N", requires = "batch")]
     pub(crate) nodes: Option<u32>,
     /// Batch: walltime in minutes.

@@ -79,9 +79,13 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.interfaces = a.interface.clone();
     s.hosts = a.hosts.clone();
     s.launcher = a.launcher.clone();
+    s.shards_per_host = a.shards_per_host;
     if a.batch {
         let mut b = BatchSettings::default();
-        b.nodes = Some(a.nodes.unwrap_or(a.shards as u32));
+        b.nodes = Some(
+            a.nodes
+                .unwrap_or(a.shards.div_ceil(a.shards_per_host.max(1)) as u32),
+        );
         b.walltime_secs = a.walltime.map(|m| m * 60);
         b.account = a.account.clone();
         b.queue = a.queue.clone();

@@ -29,6 +29,9 @@ pub struct OrchestratorSettings {
     pub hosts: Vec<String>,
     /// Launcher name (`local`, `slurm`, ...).
     pub launcher: String,
+    /// Under a workload manager, the most shards one host may run (on consecutive ports);
+    /// fewer hosts than `shards / shards_per_host` is an error. 1 by default.
+    pub shards_per_host: usize,
     /// Deployment style (`standalone`, `cluster`); `None` picks standalone for one shard
     /// and cluster for more.
     pub deployment: Option<String>,
@@ -57,6 +60,7 @@ impl Default for OrchestratorSettings {
             interfaces: vec!["lo".into()],
             hosts: Vec::new(),
             launcher: "local".into(),
+            shards_per_host: 1,
             deployment: None,
             redis: RedisConfig::default(),
             module: None,
@@ -92,6 +96,9 @@ impl OrchestratorSettings {
         validate_identifier(&self.db_identifier)?;
         if self.shards == 0 {
             return Err(Error::config("the shard count must be at least 1"));
+        }
+        if self.shards_per_host == 0 {
+            return Err(Error::config("shards per host must be at least 1"));
         }
         if self.port != 0 && usize::from(self.port) + self.shards - 1 > usize::from(u16::MAX) {
             return Err(Error::config(format!(

@@ -16,7 +16,7 @@ use crate::{
 /// addresses of the chosen interfaces, on consecutive ports (or free ones for port 0),
 /// and every port is checked before anything starts. Under a workload manager shards go
 /// round-robin over the hosts, one per host first; a host that gets several shards
-/// gives them consecutive ports.
+/// (at most `shards_per_host`) gives them consecutive ports.
 ///
 /// Cluster shards also need their bus port (`port + 10000`), which is checked too.
 pub(crate) fn place(
@@ -87,6 +87,21 @@ pub(crate) fn place(
         return Err(Error::config(
             "the launcher reported no hosts to place shards on",
         ));
+    }
+    let per_host = settings.shards_per_host.max(1);
+    if hosts.len() * per_host < n {
+        return Err(Error::config(format!(
+            "{n} shards need {} host(s) at {per_host} shard(s) per host, but {} {} ({}): get more nodes, or allow several shards per host (--shards-per-host {})",
+            n.div_ceil(per_host),
+            if settings.hosts.is_empty() {
+                "the allocation has"
+            } else {
+                "--hosts names"
+            },
+            hosts.len(),
+            hosts.join(","),
+            n.div_ceil(hosts.len()),
+        )));
     }
     let base = if settings.port == 0 {
         6379
@@ -182,7 +197,19 @@ mod tests {
 
     #[test]
     fn allocation_hosts_get_one_shard_each_first() {
-        let s = OrchestratorSettings::with_shards(5);
+        let mut s = OrchestratorSettings::with_shards(5);
+        let alloc = Allocation {
+            id: Some("42".into()),
+            hosts: vec!["n1".into(), "n2".into(), "n3".into()],
+        };
+        let err = place(&s, &alloc, true).unwrap_err().to_string();
+        assert!(
+            err.contains("5 shards need 5 host(s) at 1 shard(s) per host")
+                && err.contains("the allocation has 3 (n1,n2,n3)")
+                && err.contains("--shards-per-host 2"),
+            "{err}"
+        );
+        s.shards_per_host = 2;
         let alloc = Allocation {
             id: Some("42".into()),
             hosts: vec!["n1".into(), "n2".into(), "n3".into()],
