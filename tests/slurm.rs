@@ -69,8 +69,9 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
         .orc_cmd(&[
             "db",
             "start",
+            // Inside an allocation `auto` is Slurm.
             "--launcher",
-            "slurm",
+            "auto",
             "--shards",
             "3",
             "--shards-per-host",

@@ -117,7 +117,8 @@ pub(crate) struct StartArgs {
     /// Hosts to place shards on (comma-separated; workload-manager launchers).
     #[arg(long, value_delimiter = ',')]
     pub(crate) hosts: Vec<String>,
-    /// Launcher plugin.
+    /// Launcher plugin: local, slurm, pbs, lsf, cobalt, one from a site plugin, or auto (the
+    /// allocation orc runs in; with --batch, the scheduler found on PATH; else local).
     #[arg(long, short, default_value = "local")]
     pub(crate) launcher: String,
     /// Under a workload manager, the most shards one host may run (on consecutive ports).

@@ -78,7 +78,11 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.port = a.port;
     s.interfaces = a.interface.clone();
     s.hosts = a.hosts.clone();
-    s.launcher = a.launcher.clone();
+    s.launcher = if a.launcher == orc_core::launcher::AUTO {
+        orc_core::launcher::detect(a.batch).to_string()
+    } else {
+        a.launcher.clone()
+    };
     s.shards_per_host = a.shards_per_host;
     if a.batch {
         let mut b = BatchSettings::default();

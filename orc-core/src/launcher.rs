@@ -60,3 +60,72 @@ pub trait Launcher: Send + Sync {
         ))
     }
 }
+
+/// The launcher name `auto` stands for.
+pub const AUTO: &str = "auto";
+
+/// The launcher to use when the user asked for [`AUTO`]: the workload manager whose
+/// allocation this process runs in (`SLURM_JOB_ID`, `PBS_JOBID`, `LSB_JOBID`,
+/// `COBALT_JOBID`); for a batch launch outside any allocation, the first workload manager
+/// whose submit command is on `PATH`; else `local`.
+pub fn detect(batch: bool) -> &'static str {
+    detect_with(
+        batch,
+        |k| std::env::var_os(k).is_some_and(|v| !v.is_empty()),
+        |exe| {
+            std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(exe).is_file()))
+        },
+    )
+}
+
+fn detect_with(
+    batch: bool,
+    env_set: impl Fn(&str) -> bool,
+    on_path: impl Fn(&str) -> bool,
+) -> &'static str {
+    const ALLOCATIONS: [(&str, &str); 5] = [
+        ("SLURM_JOB_ID", "slurm"),
+        ("SLURM_JOBID", "slurm"),
+        ("PBS_JOBID", "pbs"),
+        ("LSB_JOBID", "lsf"),
+        ("COBALT_JOBID", "cobalt"),
+    ];
+    if let Some((_, l)) = ALLOCATIONS.iter().find(|(k, _)| env_set(k)) {
+        return l;
+    }
+    // Cobalt's qsub comes with cqsub; PBS's does not.
+    const SUBMITTERS: [(&str, &str); 4] = [
+        ("sbatch", "slurm"),
+        ("bsub", "lsf"),
+        ("cqsub", "cobalt"),
+        ("qsub", "pbs"),
+    ];
+    if batch && let Some((_, l)) = SUBMITTERS.iter().find(|(exe, _)| on_path(exe)) {
+        return l;
+    }
+    "local"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect_with;
+
+    #[test]
+    fn auto_detection() {
+        let none = |_: &str| false;
+        assert_eq!(detect_with(false, none, none), "local");
+        assert_eq!(detect_with(true, none, none), "local");
+        assert_eq!(detect_with(false, |k| k == "PBS_JOBID", none), "pbs");
+        assert_eq!(detect_with(true, |k| k == "LSB_JOBID", |_| true), "lsf");
+        assert_eq!(detect_with(false, |k| k == "SLURM_JOB_ID", none), "slurm");
+        // Outside an allocation only a batch launch goes to the scheduler.
+        assert_eq!(detect_with(false, none, |e| e == "sbatch"), "local");
+        assert_eq!(detect_with(true, none, |e| e == "sbatch"), "slurm");
+        assert_eq!(detect_with(true, none, |e| e == "qsub"), "pbs");
+        assert_eq!(
+            detect_with(true, none, |e| e == "qsub" || e == "cqsub"),
+            "cobalt"
+        );
+    }
+}

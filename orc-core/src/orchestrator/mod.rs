@@ -152,6 +152,11 @@ impl Orchestrator {
         settings: OrchestratorSettings,
         opts: LaunchOptions<'_>,
     ) -> Result<Self> {
+        let mut settings = settings;
+        if settings.launcher == crate::launcher::AUTO {
+            settings.launcher = crate::launcher::detect(settings.batch.is_some()).into();
+            tracing::info!(launcher = %settings.launcher, "launcher chosen by `auto`");
+        }
         settings.validate()?;
         let record_path = record::record_path(&opts.state_dir, &settings.db_identifier);
         if record_path.exists() {
