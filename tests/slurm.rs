@@ -350,3 +350,49 @@ fn a_batch_job_slurm_refuses() {
     let st = state.orc(&["db", "status", "--db", "refused"]);
     assert_eq!(st.status.code(), Some(3), "{}", text(&st.stdout));
 }
+
+#[test]
+fn a_batch_job_whose_shards_die_is_cancelled() {
+    let _guard = BatchJobs("orc-dies");
+    let state = State::new();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--db",
+            "dies",
+            "--launcher",
+            "slurm",
+            "--batch",
+            "--port",
+            &free_port_range(1).to_string(),
+            "--redis-config",
+            "no-such-directive=1",
+        ])
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("exited while starting"), "{err}");
+    assert!(err.contains("no-such-directive"), "{err}");
+    // The job that held the shard is gone with it, and nothing is left to stop.
+    let out = std::process::Command::new("squeue")
+        .args(["--name", "orc-dies", "--noheader"])
+        .output()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let o = std::process::Command::new("squeue")
+                .args(["--name", "orc-dies", "--noheader"])
+                .output()
+                .unwrap();
+            text(&o.stdout).trim().is_empty()
+        }),
+        "{}",
+        text(&out.stdout)
+    );
+    let st = state.orc(&["db", "status", "--db", "dies"]);
+    assert_eq!(st.status.code(), Some(3), "{}", text(&st.stdout));
+}
