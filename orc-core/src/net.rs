@@ -127,6 +127,13 @@ pub fn free_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// Cluster ports recently handed out by [`free_cluster_ports`] in this process.
+static HANDED_OUT: std::sync::Mutex<Vec<(u16, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How long a handed-out port is kept from other callers in this process.
+const HANDED_OUT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// How far above a Redis port its cluster bus port is.
 pub const CLUSTER_BUS_OFFSET: u16 = 10000;
 
@@ -145,8 +152,14 @@ pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
         ^ (u64::from(std::process::id()) << 32)
         | 1;
     let mut ports = Vec::new();
+    // Ports handed out in this process stay taken for a while: a caller launching in
+    // another thread has not bound them yet, so the check below cannot see them.
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    handed.retain(|(_, at)| at.elapsed() < HANDED_OUT_FOR);
     for _ in 0..count * 200 + 1000 {
         if ports.len() == count {
+            let now = std::time::Instant::now();
+            handed.extend(ports.iter().map(|p| (*p, now)));
             return Ok(ports);
         }
         x ^= x << 13;
@@ -154,6 +167,7 @@ pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
         x ^= x << 17;
         let port = 10000 + (x % 10000) as u16; // 10000..=19999
         if !ports.contains(&port)
+            && !handed.iter().any(|(p, _)| *p == port)
             && ips
                 .iter()
                 .all(|ip| port_is_free(*ip, port) && port_is_free(*ip, port + CLUSTER_BUS_OFFSET))
@@ -185,6 +199,22 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_callers_never_share_cluster_ports() {
+        let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let picks: Vec<Vec<u16>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| free_cluster_ports(&lo, 50).expect("ports")))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u16> = picks.concat();
+        all.sort_unstable();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(all.len(), n, "a port was handed out twice");
+    }
 
     #[test]
     fn loopback_resolves_and_unknown_interfaces_are_refused() {
