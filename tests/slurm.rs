@@ -312,6 +312,41 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
     let st = state.orc(&["db", "status", "--db", "batchdb"]);
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
 
+    // A status command that prints garbage, or fails, is reported as such: never "completed".
+    for (what, script) in [
+        ("garbage", "#!/bin/sh\necho 'garbage out'\n"),
+        (
+            "failure",
+            "#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller' >&2\nexit 1\n",
+        ),
+    ] {
+        let bin = state.path().join(format!("fake-{what}"));
+        std::fs::create_dir_all(&bin).unwrap();
+        let exe = bin.join("scontrol");
+        std::fs::write(&exe, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let st = state
+            .orc_cmd(&["db", "status", "--db", "batchdb"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        let out = text(&st.stdout);
+        assert_eq!(st.status.code(), Some(4), "{what}: {out}");
+        assert!(
+            out.contains("process unknown (launcher `slurm`: scontrol show step"),
+            "{what}: {out}"
+        );
+        assert!(!out.to_lowercase().contains("completed"), "{what}: {out}");
+        let said = if what == "garbage" {
+            "unexpected output: garbage out"
+        } else {
+            "Unable to contact slurm controller"
+        };
+        assert!(out.contains(said), "{what}: {out}");
+    }
+
     // Stop: no shard, no step and no job left.
     let out = state.orc(&["db", "stop", "--db", "batchdb"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -394,5 +429,58 @@ fn a_batch_job_whose_shards_die_is_cancelled() {
         text(&out.stdout)
     );
     let st = state.orc(&["db", "status", "--db", "dies"]);
+    assert_eq!(st.status.code(), Some(3), "{}", text(&st.stdout));
+}
+
+#[test]
+fn a_batch_job_that_ended_under_orc_still_stops_cleanly() {
+    let _guard = BatchJobs("orc-ended");
+    let state = State::new();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--db",
+            "ended",
+            "--launcher",
+            "slurm",
+            "--batch",
+            "--port",
+            &free_port_range(1).to_string(),
+            "--json",
+        ])
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step = v["shards"][0]["step"].as_str().unwrap().to_string();
+    let job = step.split('.').next().unwrap().to_string();
+    let addr = v["addresses"][0].as_str().unwrap().to_string();
+
+    // The job ends under orc's feet (walltime, an admin's scancel).
+    let out = std::process::Command::new("scancel")
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(wait_for(Duration::from_secs(15), || job_line(&job)
+        .trim()
+        .is_empty()));
+    assert!(wait_for(Duration::from_secs(5), || !listening(&addr)));
+    let st = state.orc(&["db", "status", "--db", "ended"]);
+    assert_eq!(st.status.code(), Some(4), "{}", text(&st.stdout));
+    assert!(text(&st.stdout).contains("DOWN"), "{}", text(&st.stdout));
+
+    // Stopping it is no error: the shard and the job are reported gone, the record removed.
+    let out = state.orc(&["db", "stop", "--db", "ended"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("already gone"),
+        "{}",
+        text(&out.stdout)
+    );
+    let st = state.orc(&["db", "status", "--db", "ended"]);
     assert_eq!(st.status.code(), Some(3), "{}", text(&st.stdout));
 }

@@ -360,9 +360,14 @@ impl SlurmLauncher {
                 detail: Some("the step has ended; its exit code is unknown to this process".into()),
             });
         }
+        let said = if err.trim().is_empty() {
+            format!("unexpected output: {}", info.trim())
+        } else {
+            err.trim().to_string()
+        };
         Err(Error::launcher(
             NAME,
-            format!("scontrol show step {id}: {}", err.trim()),
+            format!("scontrol show step {id}: {said}"),
         ))
     }
 }
