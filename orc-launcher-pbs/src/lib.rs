@@ -1,15 +1,18 @@
-//! The PBS launcher for [orc](orc_core): PBS Pro (qsub, qstat, qdel; aprun, mpiexec in an allocation).
+//! The PBS launcher for [orc](orc_core): PBS Pro, steps with PALS `mpiexec` inside a job.
 //!
-//! **Status: parsers done, launcher not yet.** [`parse`] reads `qsub`, `qstat` (table and
-//! `-f -F json`) and `$PBS_NODEFILE` output and maps PBS states (tested on captured output);
-//! the launcher's operations still answer with a clear "not implemented yet" error.
+//! Inside a PBS job (`$PBS_JOBID`, hosts from `$PBS_NODEFILE`) every step runs as
+//! `mpiexec -n 1 --hosts <host> <command>`, watched and cancelled as a process on the
+//! node that runs orc (PBS has no step ids of its own; the step id is the `mpiexec`
+//! process's `<pid>@<start time>`, see [`orc_launcher_local`]). [`parse`] reads `qsub`,
+//! `qstat` (table and `-f -F json`) and `$PBS_NODEFILE` output and maps PBS states, tested
+//! on captured output.
+//!
+//! Not yet: batch jobs (`qsub`) and `aprun`.
 //!
 //! ```
 //! use orc_core::Launcher;
 //! let l = orc_launcher_pbs::PBSLauncher::new();
 //! assert_eq!(l.name(), "pbs");
-//! let err = l.allocation().unwrap_err().to_string();
-//! assert!(err.contains("not implemented yet"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
@@ -20,6 +23,7 @@ use orc_core::{
     Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
 };
+use orc_launcher_local::LocalLauncher;
 
 /// The launcher's name.
 pub const NAME: &str = "pbs";
@@ -28,7 +32,7 @@ pub const NAME: &str = "pbs";
 pub const PLUGIN: StaticPlugin = StaticPlugin {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    description: "PBS Pro (qsub, qstat, qdel; aprun, mpiexec in an allocation) (not implemented yet)",
+    description: "PBS Pro: mpiexec (PALS) steps inside a job",
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(PBSLauncher::new())),
 };
@@ -36,18 +40,43 @@ orc_core::register_plugin!(PLUGIN);
 
 /// Launches steps through PBS.
 #[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct PBSLauncher;
+pub struct PBSLauncher {
+    procs: LocalLauncher,
+}
 
-impl PBSLauncher {
-    /// A new launcher.
-    pub fn new() -> Self {
-        Self
+/// The id of the PBS job this process runs in.
+pub fn current_job() -> Option<String> {
+    std::env::var("PBS_JOBID").ok().filter(|v| !v.is_empty())
+}
+
+fn outside() -> Error {
+    Error::launcher(
+        NAME,
+        "not inside a PBS job ($PBS_JOBID is unset): start orc inside one (`qsub -I`, or from a job script)",
+    )
+}
+
+/// Errors from the process layer name this launcher.
+fn ours(e: Error) -> Error {
+    match e {
+        Error::Launcher { message, .. } => Error::launcher(NAME, message),
+        Error::ExecutableNotFound { name, searched, .. } if name == "mpiexec" => {
+            Error::ExecutableNotFound {
+                name,
+                searched,
+                hint: "run orc inside a PBS job on a system with PALS (module load cray-pals)"
+                    .into(),
+            }
+        }
+        e => e,
     }
 }
 
-fn todo(what: &str) -> Error {
-    Error::not_implemented(format!("the pbs launcher's {what}"))
+impl PBSLauncher {
+    /// A launcher for steps in the current PBS job.
+    pub fn new() -> Self {
+        Self::default()
+    }
 }
 
 impl Launcher for PBSLauncher {
@@ -55,19 +84,61 @@ impl Launcher for PBSLauncher {
         NAME
     }
 
-    fn launch(&self, _step: &LaunchStep) -> Result<StepId> {
-        Err(todo("launch"))
+    fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        if step.run.allocation.is_none()
+            && current_job().is_none()
+            && !step.env.contains_key("PBS_JOBID")
+        {
+            return Err(outside());
+        }
+        let mut wrapped = step.clone();
+        wrapped.exe = "mpiexec".into();
+        let n = step.run.tasks.unwrap_or(1).to_string();
+        let mut args = vec!["-n".to_string(), n];
+        if !step.run.hosts.is_empty() {
+            args.extend(["--hosts".into(), step.run.hosts.join(",")]);
+        }
+        if let Some(c) = step.run.cpus_per_task {
+            args.extend(["--depth".into(), c.to_string()]);
+        }
+        for (k, v) in &step.run.extra {
+            args.push(format!("--{k}"));
+            args.extend(v.clone());
+        }
+        args.push(step.exe.display().to_string());
+        args.extend(step.args.iter().cloned());
+        wrapped.args = args;
+        self.procs.launch(&wrapped).map_err(ours)
     }
 
-    fn status(&self, _ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        Err(todo("status"))
+    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
+        self.procs.status(ids).map_err(ours)
     }
 
-    fn cancel(&self, _id: &StepId) -> Result<StepStatus> {
-        Err(todo("cancel"))
+    fn cancel(&self, id: &StepId) -> Result<StepStatus> {
+        self.procs.cancel(id).map_err(ours)
     }
 
     fn allocation(&self) -> Result<Allocation> {
-        Err(todo("allocation detection"))
+        let job = current_job().ok_or_else(outside)?;
+        let file = std::env::var("PBS_NODEFILE").map_err(|_| {
+            Error::launcher(
+                NAME,
+                format!("inside PBS job {job} but $PBS_NODEFILE is unset"),
+            )
+        })?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::io(format!("reading $PBS_NODEFILE {file}"), e))?;
+        let hosts = parse::nodefile_hosts(&text);
+        if hosts.is_empty() {
+            return Err(Error::launcher(
+                NAME,
+                format!("$PBS_NODEFILE {file} lists no hosts"),
+            ));
+        }
+        Ok(Allocation {
+            hosts,
+            id: Some(job),
+        })
     }
 }
