@@ -484,3 +484,23 @@ fn a_batch_job_that_ended_under_orc_still_stops_cleanly() {
     let st = state.orc(&["db", "status", "--db", "ended"]);
     assert_eq!(st.status.code(), Some(3), "{}", text(&st.stdout));
 }
+
+#[test]
+fn the_slurm_plugin_passes_the_launcher_conformance_suite() {
+    let alloc = Alloc::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = orc_core::plugin::PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_slurm"))
+        .unwrap();
+    let l = host.launcher("slurm").unwrap();
+    let job = alloc.0.clone();
+    let place = move |mut s: LaunchStep| {
+        s.run.allocation = Some(job.clone());
+        s
+    };
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &place,
+    });
+}

@@ -9,6 +9,8 @@
 //! ```
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+pub mod conformance;
+
 // Linked so that their `inventory` registrations exist in the test binaries.
 use orc_db_redis as _;
 use orc_launcher_local as _;

@@ -1,0 +1,56 @@
+//! The launcher conformance suite (`orc_tests::conformance`) on the local launcher, linked
+//! and loaded as a dynamic plugin (through the plugin ABI), and on the PBS launcher's
+//! plugin inside a simulated PBS job. The Slurm launcher runs it in `slurm.rs`.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use orc_core::{LaunchStep, plugin::PluginHost};
+use orc_tests::{conformance, plugin_file};
+
+#[test]
+fn local_launcher_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run(&conformance::Target {
+        launcher: &orc_launcher_local::LocalLauncher::new(),
+        dir: dir.path(),
+        place: &|s| s,
+    });
+}
+
+#[test]
+fn local_launcher_as_a_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_local"))
+        .unwrap();
+    let l = host.launcher("local").unwrap();
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &|s| s,
+    });
+}
+
+#[test]
+fn pbs_launcher_as_a_plugin_inside_a_simulated_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodefile = dir.path().join("nodefile");
+    std::fs::write(&nodefile, format!("{}\n", orc_core::net::hostname())).unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_pbs"))
+        .unwrap();
+    let l = host.launcher("pbs").unwrap();
+    let place = |s: LaunchStep| {
+        s.env("PBS_JOBID", "77.sim-pbs")
+            .env("PBS_NODEFILE", nodefile.display().to_string())
+            .env("PATH", &path)
+    };
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &place,
+    });
+}

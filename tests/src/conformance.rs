@@ -1,0 +1,142 @@
+//! One conformance suite for every launcher: launch, status, exit codes, output files,
+//! environment, cancellation (also of an ended step) and bad step ids. Each launcher's test
+//! calls [`run`] with a way to put a step where that launcher runs it (an allocation, a
+//! job's environment).
+
+use std::{path::Path, time::Duration};
+
+use orc_core::{JobStatus, LaunchStep, Launcher, StepId, StepStatus};
+
+use crate::wait_for;
+
+/// Where the suite runs: the launcher, a scratch directory, and how a step is placed.
+pub struct Target<'a> {
+    /// The launcher under test.
+    pub launcher: &'a dyn Launcher,
+    /// A directory for the steps' working directory and output files.
+    pub dir: &'a Path,
+    /// Puts a step inside the launcher's allocation or job.
+    pub place: &'a dyn Fn(LaunchStep) -> LaunchStep,
+}
+
+impl Target<'_> {
+    fn step(&self, name: &str, script: &str) -> LaunchStep {
+        (self.place)(LaunchStep::new(name, "sh", self.dir).args(["-c", script]))
+    }
+
+    fn status(&self, id: &StepId) -> StepStatus {
+        self.launcher
+            .status(std::slice::from_ref(id))
+            .unwrap_or_else(|e| panic!("{}: status of {id}: {e}", self.launcher.name()))
+            .remove(0)
+    }
+
+    fn finish(&self, id: &StepId) -> StepStatus {
+        let mut last = None;
+        let done = wait_for(Duration::from_secs(60), || {
+            let s = self.status(id);
+            let t = s.status.is_terminal();
+            last = Some(s);
+            t
+        });
+        let last = last.expect("a status");
+        assert!(done, "{}: step {id} still {last}", self.launcher.name());
+        last
+    }
+}
+
+/// Run every check against `t`.
+pub fn run(t: &Target<'_>) {
+    let name = t.launcher.name().to_string();
+
+    // Exit codes, both ways, with the native state kept.
+    let ok = t.step("ok", "echo out; echo err >&2");
+    let id = t.launcher.launch(&ok).unwrap();
+    let s = t.finish(&id);
+    assert_eq!(
+        (s.status, s.exit_code),
+        (JobStatus::Completed, Some(0)),
+        "{name}: {s}"
+    );
+    assert!(s.native_state.is_some(), "{name}: no native state in {s}");
+    // Output files.
+    assert_eq!(
+        std::fs::read_to_string(&ok.stdout).unwrap(),
+        "out\n",
+        "{name}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ok.stderr).unwrap(),
+        "err\n",
+        "{name}"
+    );
+
+    let id = t.launcher.launch(&t.step("fails", "exit 7")).unwrap();
+    let s = t.finish(&id);
+    assert_eq!(
+        (s.status, s.exit_code),
+        (JobStatus::Failed, Some(7)),
+        "{name}: {s}"
+    );
+
+    // The step's environment and working directory.
+    let env = t
+        .step("env", "echo \"$ORC_CONFORMANCE\" \"$(pwd)\"")
+        .env("ORC_CONFORMANCE", "x y");
+    let id = t.launcher.launch(&env).unwrap();
+    assert_eq!(t.finish(&id).status, JobStatus::Completed, "{name}");
+    let dir = t.dir.canonicalize().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&env.stdout).unwrap(),
+        format!("x y {}\n", dir.display()),
+        "{name}"
+    );
+
+    // Several steps at once, watched together, in order.
+    let ids: Vec<StepId> = [0, 3, 0]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            t.launcher
+                .launch(&t.step(&format!("many{i}"), &format!("sleep 0.2; exit {c}")))
+                .unwrap()
+        })
+        .collect();
+    assert!(wait_for(Duration::from_secs(60), || t
+        .launcher
+        .status(&ids)
+        .unwrap()
+        .iter()
+        .all(|s| s.status.is_terminal())));
+    let codes: Vec<Option<i32>> = t
+        .launcher
+        .status(&ids)
+        .unwrap()
+        .iter()
+        .map(|s| s.exit_code)
+        .collect();
+    assert_eq!(codes, [Some(0), Some(3), Some(0)], "{name}");
+
+    // Cancellation of a running step, then of the same step again.
+    let id = t.launcher.launch(&t.step("sleeps", "sleep 120")).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || t.status(&id).status
+            == JobStatus::Running),
+        "{name}: {}",
+        t.status(&id)
+    );
+    let s = t.launcher.cancel(&id).unwrap();
+    assert_eq!(s.status, JobStatus::Cancelled, "{name}: {s}");
+    assert!(t.status(&id).status.is_terminal(), "{name}");
+    assert!(
+        t.launcher.cancel(&id).unwrap().status.is_terminal(),
+        "{name}: cancelling an ended step is no error"
+    );
+
+    // A step id that is not one of this launcher's is an error, never "completed".
+    let bad = StepId("not a step id".into());
+    match t.launcher.status(std::slice::from_ref(&bad)) {
+        Err(_) => {}
+        Ok(s) => panic!("{name}: status of a bogus id: {}", s[0]),
+    }
+}
