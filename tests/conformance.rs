@@ -1,6 +1,7 @@
 //! The launcher conformance suite (`orc_tests::conformance`) on the local launcher, linked
-//! and loaded as a dynamic plugin (through the plugin ABI), and on the PBS launcher's
-//! plugin inside a simulated PBS job. The Slurm launcher runs it in `slurm.rs`.
+//! and loaded as a dynamic plugin (through the plugin ABI), and on the PBS and Cobalt
+//! launchers' plugins inside jobs of the scheduler simulator (`tests/sim`). The Slurm
+//! launcher runs it in `slurm.rs`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -46,6 +47,28 @@ fn pbs_launcher_as_a_plugin_inside_a_simulated_job() {
     let place = |s: LaunchStep| {
         s.env("PBS_JOBID", "77.sim-pbs")
             .env("PBS_NODEFILE", nodefile.display().to_string())
+            .env("PATH", &path)
+    };
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &place,
+    });
+}
+
+#[test]
+fn cobalt_launcher_as_a_plugin_inside_a_simulated_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_cobalt"))
+        .unwrap();
+    let l = host.launcher("cobalt").unwrap();
+    let place = |mut s: LaunchStep| {
+        s.run.hosts = vec!["nid03825".into()];
+        s.env("COBALT_JOBID", "507998")
+            .env("COBALT_PARTNAME", "3824-3827")
             .env("PATH", &path)
     };
     conformance::run(&conformance::Target {

@@ -46,9 +46,43 @@ pub fn status(state: &str) -> Option<StepStatus> {
     })
 }
 
+/// Host names (`nid03824`) of a `$COBALT_PARTNAME` node list (`3824-3827,4000`); `None`
+/// for anything else.
+pub fn partname_hosts(part: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for item in part.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (a, b) = item.split_once('-').unwrap_or((item, item));
+        let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        if b < a || b - a > 100_000 {
+            return None;
+        }
+        out.extend((a..=b).map(|n| format!("nid{n:05}")));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The node id `aprun -L` takes for a host name (`nid03824` → `3824`).
+pub fn nid(host: &str) -> Option<u32> {
+    host.strip_prefix("nid")?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_lists() {
+        assert_eq!(
+            partname_hosts("3824-3826,4000").unwrap(),
+            ["nid03824", "nid03825", "nid03826", "nid04000"]
+        );
+        assert_eq!(partname_hosts("12").unwrap(), ["nid00012"]);
+        assert_eq!(partname_hosts(""), None);
+        assert_eq!(partname_hosts("5-3"), None);
+        assert_eq!(partname_hosts("nid1"), None);
+        assert_eq!(nid("nid03824"), Some(3824));
+        assert_eq!(nid("login1"), None);
+    }
 
     #[test]
     fn captured_samples() {

@@ -84,6 +84,19 @@ fn parse_id(id: &StepId) -> Result<(u32, u64)> {
 }
 
 /// Find `exe` the way a shell would: paths with a `/` as they are, names on `PATH`.
+/// `step` run through a parallel launch command: `exe args... <step's command>`, with the
+/// step's environment, directory and output files. Workload-manager launchers whose steps
+/// are processes on the launching node (PALS `mpiexec` in a PBS job, `aprun` in a Cobalt
+/// job) launch the result with a [`LocalLauncher`].
+pub fn wrap(step: &LaunchStep, exe: &str, args: Vec<String>) -> LaunchStep {
+    let mut wrapped = step.clone();
+    wrapped.exe = exe.into();
+    wrapped.args = args;
+    wrapped.args.push(step.exe.display().to_string());
+    wrapped.args.extend(step.args.iter().cloned());
+    wrapped
+}
+
 fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
     if exe.components().count() > 1 || exe.is_absolute() {
         if exe.is_file() {

@@ -91,8 +91,6 @@ impl Launcher for PBSLauncher {
         {
             return Err(outside());
         }
-        let mut wrapped = step.clone();
-        wrapped.exe = "mpiexec".into();
         let n = step.run.tasks.unwrap_or(1).to_string();
         let mut args = vec!["-n".to_string(), n];
         if !step.run.hosts.is_empty() {
@@ -105,10 +103,9 @@ impl Launcher for PBSLauncher {
             args.push(format!("--{k}"));
             args.extend(v.clone());
         }
-        args.push(step.exe.display().to_string());
-        args.extend(step.args.iter().cloned());
-        wrapped.args = args;
-        self.procs.launch(&wrapped).map_err(ours)
+        self.procs
+            .launch(&orc_launcher_local::wrap(step, "mpiexec", args))
+            .map_err(ours)
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {

@@ -13,6 +13,7 @@ pub mod conformance;
 
 // Linked so that their `inventory` registrations exist in the test binaries.
 use orc_db_redis as _;
+use orc_launcher_cobalt as _;
 use orc_launcher_local as _;
 use orc_launcher_pbs as _;
 use orc_launcher_slurm as _;

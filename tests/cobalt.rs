@@ -1,0 +1,63 @@
+//! The Cobalt launcher's errors, against the scheduler simulator's `aprun` (`tests/sim`;
+//! Cobalt cannot run here). The conformance suite runs it in `conformance.rs`.
+#![allow(clippy::unwrap_used)]
+
+use std::{path::Path, time::Duration};
+
+use orc_core::{JobStatus, LaunchStep, Launcher};
+use orc_launcher_cobalt::CobaltLauncher;
+use orc_tests::wait_for;
+
+#[test]
+fn steps_outside_the_job_or_its_nodes_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let l = CobaltLauncher::new();
+    let in_job = |name: &str| {
+        LaunchStep::new(name, "true", dir.path())
+            .env("COBALT_JOBID", "507998")
+            .env("COBALT_PARTNAME", "3824-3827")
+            .env("PATH", &path)
+    };
+
+    // A node of another job: aprun refuses and the step fails with its message.
+    let mut other = in_job("other");
+    other.run.hosts = vec!["nid04000".into()];
+    let id = l.launch(&other).unwrap();
+    let mut last = None;
+    assert!(wait_for(Duration::from_secs(30), || {
+        let s = l.status(std::slice::from_ref(&id)).unwrap().remove(0);
+        let t = s.status.is_terminal();
+        last = Some(s);
+        t
+    }));
+    assert_eq!(last.unwrap().status, JobStatus::Failed);
+    assert!(
+        std::fs::read_to_string(&other.stderr)
+            .unwrap()
+            .contains("node 4000 is not in job 507998")
+    );
+
+    // A host that is not a Cray node name.
+    let mut login = in_job("login");
+    login.run.hosts = vec!["login1".into()];
+    let err = l.launch(&login).unwrap_err().to_string();
+    assert!(err.contains("aprun takes Cray node names"), "{err}");
+
+    // No aprun on PATH.
+    let err = l
+        .launch(&in_job("noaprun").env("PATH", "/usr/bin:/bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("aprun") && err.contains("ALPS"), "{err}");
+
+    // Outside any Cobalt job.
+    let err = l
+        .launch(&LaunchStep::new("outside", "true", dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not inside a Cobalt job"), "{err}");
+    let err = l.allocation().unwrap_err().to_string();
+    assert!(err.contains("not inside a Cobalt job"), "{err}");
+}
