@@ -1,5 +1,5 @@
 //! The launcher conformance suite (`orc_tests::conformance`) on the local launcher, linked
-//! and loaded as a dynamic plugin (through the plugin ABI), and on the PBS and Cobalt
+//! and loaded as a dynamic plugin (through the plugin ABI), and on the PBS, Cobalt and LSF
 //! launchers' plugins inside jobs of the scheduler simulator (`tests/sim`). The Slurm
 //! launcher runs it in `slurm.rs`.
 #![allow(clippy::unwrap_used)]
@@ -76,4 +76,38 @@ fn cobalt_launcher_as_a_plugin_inside_a_simulated_job() {
         dir: dir.path(),
         place: &place,
     });
+}
+
+fn lsf_suite(placed: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_lsf"))
+        .unwrap();
+    let l = host.launcher("lsf").unwrap();
+    let me = orc_core::net::hostname();
+    let place = |mut s: LaunchStep| {
+        if placed {
+            s.run.hosts = vec![me.clone()];
+        }
+        s.env("LSB_JOBID", "12345")
+            .env("LSB_MCPU_HOSTS", format!("batch1 1 {me} 42"))
+            .env("PATH", &path)
+    };
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &place,
+    });
+}
+
+#[test]
+fn lsf_launcher_as_a_plugin_inside_a_simulated_job() {
+    lsf_suite(false);
+}
+
+#[test]
+fn lsf_launcher_placing_steps_with_erf_files() {
+    lsf_suite(true);
 }

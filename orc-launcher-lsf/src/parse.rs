@@ -102,9 +102,65 @@ pub fn step_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
     })
 }
 
+/// Hosts from `$LSB_MCPU_HOSTS` (`batch1 1 a01n02 42 a01n03 42`: host, slots, ...), launch
+/// node first, duplicates removed, order kept; `None` when the list is malformed.
+pub fn mcpu_hosts(text: &str) -> Option<Vec<String>> {
+    let f: Vec<&str> = text.split_whitespace().collect();
+    if f.is_empty() || f.len() % 2 != 0 {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for pair in f.chunks(2) {
+        pair[1].parse::<u32>().ok()?;
+        if !out.iter().any(|h| h == pair[0]) {
+            out.push(pair[0].to_string());
+        }
+    }
+    Some(out)
+}
+
+/// A `jsrun --erf_input` file that runs `command` once on each of the hosts at `hosts`
+/// (indices into the job's host list, 0 being the launch node), `cpus` cores per rank.
+/// Every host gets its rank: SmartSim 0.8's ERF dropped the first one.
+pub fn erf(command: &str, hosts: &[usize], cpus: u32) -> String {
+    let mut s = String::from("launch_distribution : packed\n");
+    s.push_str(&format!("app 0 : {command}\n"));
+    let last = cpus.max(1) - 1;
+    for (rank, h) in hosts.iter().enumerate() {
+        s.push_str(&format!(
+            "rank: {rank}: {{ host: {h}; cpu: {{0-{last}}} }} : app 0\n"
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mcpu_host_lists() {
+        assert_eq!(
+            mcpu_hosts("batch1 1 a01n02 42 a01n03 42").unwrap(),
+            ["batch1", "a01n02", "a01n03"]
+        );
+        assert_eq!(mcpu_hosts("h1 4 h1 4").unwrap(), ["h1"]);
+        assert_eq!(mcpu_hosts("batch1 1 a01n02"), None);
+        assert_eq!(mcpu_hosts("a b"), None);
+        assert_eq!(mcpu_hosts(""), None);
+    }
+
+    #[test]
+    fn erf_files_give_every_host_a_rank() {
+        let e = erf("redis-server /d/a.conf", &[1, 2, 3], 2);
+        assert_eq!(
+            e,
+            "launch_distribution : packed\napp 0 : redis-server /d/a.conf\n\
+             rank: 0: { host: 1; cpu: {0-1} } : app 0\n\
+             rank: 1: { host: 2; cpu: {0-1} } : app 0\n\
+             rank: 2: { host: 3; cpu: {0-1} } : app 0\n"
+        );
+    }
 
     #[test]
     fn captured_samples() {

@@ -15,6 +15,7 @@ pub mod conformance;
 use orc_db_redis as _;
 use orc_launcher_cobalt as _;
 use orc_launcher_local as _;
+use orc_launcher_lsf as _;
 use orc_launcher_pbs as _;
 use orc_launcher_slurm as _;
 

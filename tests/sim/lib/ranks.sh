@@ -9,7 +9,7 @@ run_ranks() {
     local pids=() r p c rc=0
     trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
     for ((r = 0; r < n; r++)); do
-        PALS_RANKID=$r ALPS_APP_PE=$r PMI_RANK=$r PMI_SIZE=$n "$@" &
+        PALS_RANKID=$r ALPS_APP_PE=$r JSM_NAMESPACE_RANK=$r PMI_RANK=$r PMI_SIZE=$n "$@" &
         pids+=($!)
     done
     for p in "${pids[@]}"; do

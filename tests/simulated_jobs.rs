@@ -1,8 +1,8 @@
-//! The PBS launcher inside a PBS job, against orc's scheduler simulator (`tests/sim`:
-//! PALS `mpiexec` on a one-node "cluster"; PBS itself cannot run here): a 3-shard
-//! orchestrator started with `--launcher auto`, an application step that stores data
-//! through it, exit codes, cancellation, and the errors for a missing `mpiexec`, a host
-//! outside the job and a process outside any job.
+//! Orchestrators inside PBS and LSF jobs, against orc's scheduler simulator (`tests/sim`:
+//! PALS `mpiexec` and `jsrun` on a one-node "cluster"; neither scheduler can run here): a
+//! 3-shard orchestrator started with `--launcher auto`, an application step that stores
+//! data through it, and the PBS launcher's exit codes, cancellation and errors for a
+//! missing `mpiexec`, a host outside the job and a process outside any job.
 #![allow(clippy::unwrap_used)]
 
 use std::{path::Path, time::Duration};
@@ -170,4 +170,68 @@ fn exit_codes_cancellation_and_errors() {
     assert!(err.contains("not inside a PBS job"), "{err}");
     let err = l.allocation().unwrap_err().to_string();
     assert!(err.contains("not inside a PBS job"), "{err}");
+}
+
+/// The same inside a simulated LSF job: shards placed with ERF files by `jsrun` on the
+/// compute host (the launch node `batch1` gets none).
+#[test]
+fn a_three_shard_orchestrator_inside_an_lsf_job() {
+    let state = State::new();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let env = [
+        ("LSB_JOBID".to_string(), "12345".to_string()),
+        (
+            "LSB_MCPU_HOSTS".into(),
+            format!("batch1 1 {} 42", orc_core::net::hostname()),
+        ),
+        (
+            "PATH".into(),
+            format!("{}:{}", sim.display(), std::env::var("PATH").unwrap()),
+        ),
+    ];
+    let orc_in_job = |args: &[&str]| {
+        let mut c = state.orc_cmd(args);
+        c.envs(env.iter().map(|(k, v)| (k, v)))
+            .env_remove("SLURM_JOB_ID")
+            .env_remove("SLURM_JOBID")
+            .env_remove("PBS_JOBID");
+        c.output().unwrap()
+    };
+    let out = orc_in_job(&[
+        "db",
+        "start",
+        "--launcher",
+        "auto",
+        "--shards",
+        "3",
+        "--shards-per-host",
+        "3",
+        "--port",
+        &free_port_range(3).to_string(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["launcher"], "lsf", "inside an LSF job `auto` is LSF");
+    let dir = v["dir"].as_str().unwrap();
+    let erf = std::fs::read_to_string(Path::new(dir).join("orchestrator_0.erf")).unwrap();
+    assert!(erf.contains("rank: 0: { host: 1;"), "{erf}");
+    let st = orc_in_job(&["db", "status"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+    let addrs: Vec<String> = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
+    c.put_tensor_slice("t", &[1.5f64], &[1], orc_client::MemoryLayout::RowMajor)
+        .unwrap();
+    assert!(c.tensor_exists("t").unwrap());
+    let out = orc_in_job(&["db", "stop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for a in &addrs {
+        assert!(!listening(a), "{a}");
+    }
 }

@@ -1,0 +1,129 @@
+//! The Cobalt and LSF launchers' errors, against the scheduler simulator's `aprun` and
+//! `jsrun` (`tests/sim`; neither scheduler can run here). The conformance suite runs both
+//! in `conformance.rs`.
+#![allow(clippy::unwrap_used)]
+
+use std::{path::Path, time::Duration};
+
+use orc_core::{JobStatus, LaunchStep, Launcher};
+use orc_launcher_cobalt::CobaltLauncher;
+use orc_launcher_lsf::LSFLauncher;
+use orc_tests::wait_for;
+
+#[test]
+fn cobalt_steps_outside_the_job_or_its_nodes_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let l = CobaltLauncher::new();
+    let in_job = |name: &str| {
+        LaunchStep::new(name, "true", dir.path())
+            .env("COBALT_JOBID", "507998")
+            .env("COBALT_PARTNAME", "3824-3827")
+            .env("PATH", &path)
+    };
+
+    // A node of another job: aprun refuses and the step fails with its message.
+    let mut other = in_job("other");
+    other.run.hosts = vec!["nid04000".into()];
+    let id = l.launch(&other).unwrap();
+    let mut last = None;
+    assert!(wait_for(Duration::from_secs(30), || {
+        let s = l.status(std::slice::from_ref(&id)).unwrap().remove(0);
+        let t = s.status.is_terminal();
+        last = Some(s);
+        t
+    }));
+    assert_eq!(last.unwrap().status, JobStatus::Failed);
+    assert!(
+        std::fs::read_to_string(&other.stderr)
+            .unwrap()
+            .contains("node 4000 is not in job 507998")
+    );
+
+    // A host that is not a Cray node name.
+    let mut login = in_job("login");
+    login.run.hosts = vec!["login1".into()];
+    let err = l.launch(&login).unwrap_err().to_string();
+    assert!(err.contains("aprun takes Cray node names"), "{err}");
+
+    // No aprun on PATH.
+    let err = l
+        .launch(&in_job("noaprun").env("PATH", "/usr/bin:/bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("aprun") && err.contains("ALPS"), "{err}");
+
+    // Outside any Cobalt job.
+    let err = l
+        .launch(&LaunchStep::new("outside", "true", dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not inside a Cobalt job"), "{err}");
+    let err = l.allocation().unwrap_err().to_string();
+    assert!(err.contains("not inside a Cobalt job"), "{err}");
+}
+
+#[test]
+fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let l = LSFLauncher::new();
+    let me = orc_core::net::hostname();
+    let in_job = |name: &str| {
+        LaunchStep::new(name, "true", dir.path())
+            .env("LSB_JOBID", "12345")
+            .env("LSB_MCPU_HOSTS", format!("batch1 1 {me} 42"))
+            .env("PATH", &path)
+    };
+
+    // A host of another job.
+    let mut other = in_job("other");
+    other.run.hosts = vec!["elsewhere".into()];
+    let err = l.launch(&other).unwrap_err().to_string();
+    assert!(
+        err.contains("host `elsewhere` is not part of this job (batch1"),
+        "{err}"
+    );
+
+    // The launch node is no compute host: jsrun refuses the ERF, the step fails with it.
+    let mut launch_node = in_job("launchnode");
+    launch_node.run.hosts = vec!["batch1".into()];
+    let id = l.launch(&launch_node).unwrap();
+    let mut last = None;
+    assert!(wait_for(Duration::from_secs(30), || {
+        let s = l.status(std::slice::from_ref(&id)).unwrap().remove(0);
+        let t = s.status.is_terminal();
+        last = Some(s);
+        t
+    }));
+    assert_eq!(last.unwrap().status, JobStatus::Failed);
+    assert!(
+        std::fs::read_to_string(&launch_node.stderr)
+            .unwrap()
+            .contains("not a compute host of job 12345")
+    );
+    // Every placed rank is in the resource file (SmartSim 0.8 dropped the first).
+    let erf = std::fs::read_to_string(dir.path().join("launchnode.erf")).unwrap();
+    assert!(erf.contains("app 0 : true\n"), "{erf}");
+    assert!(erf.contains("rank: 0: { host: 0;"), "{erf}");
+
+    // A malformed host list, no jsrun on PATH, and outside any job.
+    let mut bad = in_job("bad").env("LSB_MCPU_HOSTS", "batch1 1 node");
+    bad.run.hosts = vec!["node".into()];
+    let err = l.launch(&bad).unwrap_err().to_string();
+    assert!(err.contains("not a list of host and slot pairs"), "{err}");
+    let err = l
+        .launch(&in_job("nojsrun").env("PATH", "/usr/bin:/bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jsrun") && err.contains("IBM CSM"), "{err}");
+    let err = l
+        .launch(&LaunchStep::new("outside", "true", dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not inside an LSF job"), "{err}");
+    let err = l.allocation().unwrap_err().to_string();
+    assert!(err.contains("not inside an LSF job"), "{err}");
+}
