@@ -106,7 +106,7 @@ pub fn step_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
 /// node first, duplicates removed, order kept; `None` when the list is malformed.
 pub fn mcpu_hosts(text: &str) -> Option<Vec<String>> {
     let f: Vec<&str> = text.split_whitespace().collect();
-    if f.is_empty() || f.len() % 2 != 0 {
+    if f.is_empty() || !f.len().is_multiple_of(2) {
         return None;
     }
     let mut out: Vec<String> = Vec::new();
