@@ -164,10 +164,13 @@ fn exit_codes_cancellation_and_errors() {
     let err = l.launch(&no_mpiexec).unwrap_err().to_string();
     assert!(err.contains("mpiexec") && err.contains("PALS"), "{err}");
 
-    // Outside any PBS job.
-    let outside = LaunchStep::new("outside", "true", state.path());
+    // Outside any PBS job a step becomes a batch job: here no qsub is on PATH.
+    let outside = LaunchStep::new("outside", "true", state.path()).env("PATH", "/usr/bin:/bin");
     let err = l.launch(&outside).unwrap_err().to_string();
-    assert!(err.contains("not inside a PBS job"), "{err}");
+    assert!(
+        err.contains("qsub") && err.contains("PBS login node"),
+        "{err}"
+    );
     let err = l.allocation().unwrap_err().to_string();
     assert!(err.contains("not inside a PBS job"), "{err}");
 }

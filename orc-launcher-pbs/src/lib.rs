@@ -7,7 +7,12 @@
 //! `qstat` (table and `-f -F json`) and `$PBS_NODEFILE` output and maps PBS states, tested
 //! on captured output.
 //!
-//! Not yet: batch jobs (`qsub`) and `aprun`.
+//! Outside a job a step is submitted as a batch job of its own: `qsub` of a generated
+//! script ([`batch_script`]) that runs the step with `mpiexec`; its id is the PBS job id,
+//! watched with `qstat -f -F json -x` (a job PBS no longer knows is an error, never
+//! "completed") and cancelled with `qdel`.
+//!
+//! Not yet: an orchestrator as one batch job (`--batch`), `aprun`.
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -19,8 +24,13 @@
 
 pub mod parse;
 
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
 use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
 };
 use orc_launcher_local::LocalLauncher;
@@ -32,7 +42,7 @@ pub const NAME: &str = "pbs";
 pub const PLUGIN: StaticPlugin = StaticPlugin {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    description: "PBS Pro: mpiexec (PALS) steps inside a job",
+    description: "PBS Pro: mpiexec (PALS) steps inside a job, qsub jobs outside",
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(PBSLauncher::new())),
 };
@@ -72,6 +82,134 @@ fn ours(e: Error) -> Error {
     }
 }
 
+/// Whether `id` is an `mpiexec` process (`<pid>@<start>`) rather than a PBS job id.
+fn is_process(id: &StepId) -> bool {
+    id.0.contains('@')
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: cmd.into(),
+                    searched: " on PATH".into(),
+                    hint: "run orc on a PBS login node (PBS Pro client commands installed)".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not run {cmd}: {e}"))
+            }
+        })
+}
+
+/// A word for a bash script, single-quoted.
+fn quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
+/// The `qsub` script that runs `step` as a batch job of its own, with `mpiexec`.
+pub fn batch_script(step: &LaunchStep) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#PBS -N {}\n", step.name));
+    s.push_str(&format!("#PBS -o {}\n", step.stdout.display()));
+    s.push_str(&format!("#PBS -e {}\n", step.stderr.display()));
+    let tasks = step.run.tasks.unwrap_or(1);
+    if let Some(n) = step.run.nodes {
+        let cpus = step.run.cpus_per_task.unwrap_or(1);
+        s.push_str(&format!("#PBS -l select={n}:ncpus={cpus}\n"));
+    }
+    for (k, v) in &step.run.extra {
+        match v {
+            Some(v) => s.push_str(&format!("#PBS -{k} {v}\n")),
+            None => s.push_str(&format!("#PBS -{k}\n")),
+        }
+    }
+    s.push_str(&format!(
+        "cd {} || exit 1\n",
+        quote(&step.cwd.display().to_string())
+    ));
+    for (k, v) in &step.env {
+        s.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    s.push_str(&format!(
+        "exec mpiexec -n {tasks} {}",
+        quote(&step.exe.display().to_string())
+    ));
+    for a in &step.args {
+        s.push(' ');
+        s.push_str(&quote(a));
+    }
+    s.push('\n');
+    s
+}
+
+/// Submit `step` as a batch job (`qsub`); its id is the job id.
+fn submit(step: &LaunchStep) -> Result<StepId> {
+    std::fs::create_dir_all(&step.cwd)
+        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
+    let file = step.cwd.join(format!("{}.pbs.sh", step.name));
+    std::fs::write(&file, batch_script(step))
+        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    let out = Command::new("qsub")
+        .arg(&file)
+        .current_dir(&step.cwd)
+        .envs(step.env.get("PATH").map(|p| ("PATH", p)))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: "qsub".into(),
+                    searched: " on PATH".into(),
+                    hint: "run orc on a PBS login node, or inside a job".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not run qsub: {e}"))
+            }
+        })?;
+    let id = parse::qsub_job_id(
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    )
+    .map_err(|e| Error::launcher(NAME, format!("qsub refused the job: {e}")))?;
+    tracing::debug!(job = %id, step = %step.name, "submitted");
+    Ok(StepId(id))
+}
+
+/// The status of batch job `id` (`qstat -f -F json -x`, history included).
+fn job_status(id: &str) -> Result<StepStatus> {
+    let out = run("qstat", &["-f", "-F", "json", "-x", id])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let doc = parse::clean_json(&text);
+    match doc.as_ref().and_then(|d| parse::qstat_json_status(d, id)) {
+        Some((state, exit)) => parse::status(&state, exit).ok_or_else(|| {
+            Error::launcher(
+                NAME,
+                format!("job {id} is in state {state}, which orc does not know"),
+            )
+        }),
+        None if err.contains("Unknown Job Id") => Err(Error::launcher(
+            NAME,
+            format!("PBS does not know job {id} (finished without job history, or not a job id)"),
+        )),
+        None => Err(Error::launcher(
+            NAME,
+            format!(
+                "qstat -f -F json -x {id} gave no state for it: {}",
+                if err.trim().is_empty() {
+                    text.trim()
+                } else {
+                    err.trim()
+                }
+            ),
+        )),
+    }
+}
+
 impl PBSLauncher {
     /// A launcher for steps in the current PBS job.
     pub fn new() -> Self {
@@ -89,7 +227,7 @@ impl Launcher for PBSLauncher {
             && current_job().is_none()
             && !step.env.contains_key("PBS_JOBID")
         {
-            return Err(outside());
+            return submit(step);
         }
         let n = step.run.tasks.unwrap_or(1).to_string();
         let mut args = vec!["-n".to_string(), n];
@@ -109,11 +247,51 @@ impl Launcher for PBSLauncher {
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        self.procs.status(ids).map_err(ours)
+        ids.iter()
+            .map(|id| {
+                if is_process(id) {
+                    Ok(self
+                        .procs
+                        .status(std::slice::from_ref(id))
+                        .map_err(ours)?
+                        .remove(0))
+                } else {
+                    job_status(&id.0)
+                }
+            })
+            .collect()
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        self.procs.cancel(id).map_err(ours)
+        if is_process(id) {
+            return self.procs.cancel(id).map_err(ours);
+        }
+        let s = job_status(&id.0)?;
+        if s.status.is_terminal() {
+            return Ok(s);
+        }
+        let out = run("qdel", &[&id.0])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !err.contains("finished") {
+            return Err(Error::launcher(NAME, format!("qdel {id}: {}", err.trim())));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = job_status(&id.0)?;
+            if s.status.is_terminal() {
+                return Ok(StepStatus {
+                    status: JobStatus::Cancelled,
+                    ..s
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::launcher(
+                    NAME,
+                    format!("job {id} still {s} 60 s after qdel"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -1,0 +1,201 @@
+"""orc's PBS Pro batch simulator: qsub, qstat and qdel on a one-node "cluster".
+
+Jobs really run: qsub starts the script with bash in its own session, with the variables
+PBS sets (PBS_JOBID, PBS_NODEFILE, PBS_O_WORKDIR, PBS_JOBNAME), its output going to the
+-o/-e files. A small supervisor process waits for it and records the exit status, so any
+later qstat sees the job as R or F with Exit_status, as PBS with job history does. Answers
+follow PBS Pro's formats: `qsub` prints `<seq>.<server>`, `qstat -f -F json` prints the
+JSON document, unknown ids give `qstat: Unknown Job Id <id>` and exit 153, and `qdel` of a
+running job ends it with Exit_status 271 (256 + SIGTERM).
+"""
+import fcntl
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+SERVER = "sim"
+SPOOL = os.environ.get("ORC_SIM_SPOOL") or f"/tmp/orc-sim-{os.getuid()}/pbs"
+
+
+def _path(job_id, name):
+    return os.path.join(SPOOL, job_id, name)
+
+
+def _load(job_id):
+    try:
+        with open(_path(job_id, "job.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _save(job_id, job):
+    tmp = _path(job_id, "job.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(job, f)
+    os.replace(tmp, _path(job_id, "job.json"))
+
+
+def _next_id():
+    os.makedirs(SPOOL, exist_ok=True)
+    with open(os.path.join(SPOOL, "seq"), "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        n = int(f.read().strip() or "0") + 1
+        f.seek(0)
+        f.truncate()
+        f.write(str(n))
+    return f"{n}.{SERVER}"
+
+
+def _directives(script):
+    opts = {}
+    for line in script.splitlines():
+        if not line.startswith("#PBS"):
+            continue
+        words = line[4:].split(None, 1)
+        if len(words) == 2 and words[0].startswith("-"):
+            opts.setdefault(words[0], []).append(words[1].strip())
+    return opts
+
+
+def qsub(argv):
+    args = [a for a in argv if not a.startswith("-")]
+    if not args:
+        script = sys.stdin.read()
+    else:
+        try:
+            with open(args[0]) as f:
+                script = f.read()
+        except OSError:
+            print(f"qsub: script file:: No such file or directory", file=sys.stderr)
+            return 2
+    opts = _directives(script)
+    if "-q" in opts and opts["-q"][-1] != "workq":
+        print("qsub: Unknown queue", file=sys.stderr)
+        return 170
+    job_id = _next_id()
+    os.makedirs(os.path.join(SPOOL, job_id))
+    name = opts.get("-N", ["STDIN"])[-1]
+    cwd = os.getcwd()
+    seq = job_id.split(".")[0]
+    out = opts.get("-o", [os.path.join(cwd, f"{name}.o{seq}")])[-1]
+    err = opts.get("-e", [os.path.join(cwd, f"{name}.e{seq}")])[-1]
+    with open(_path(job_id, "script"), "w") as f:
+        f.write(script)
+    nodefile = _path(job_id, "nodefile")
+    with open(nodefile, "w") as f:
+        f.write(socket.gethostname().split(".")[0] + "\n")
+    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err}
+    _save(job_id, job)
+    if os.fork() == 0:  # the supervisor: detached from qsub and its caller
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        # Let go of the caller's pipes, so `$(qsub ...)` returns at once.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        _supervise(job_id, job, cwd, nodefile)
+        os._exit(0)
+    os.wait()
+    print(job_id)
+    return 0
+
+
+def _supervise(job_id, job, cwd, nodefile):
+    env = dict(os.environ, PBS_JOBID=job_id, PBS_NODEFILE=nodefile, PBS_O_WORKDIR=cwd,
+               PBS_JOBNAME=job["name"], PBS_ENVIRONMENT="PBS_BATCH")
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    err = os.open(job["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    pid = os.fork()
+    if pid == 0:
+        os.setpgid(0, 0)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.chdir(os.path.expanduser("~"))
+        os.execvpe("bash", ["bash", _path(job_id, "script")], env)
+    for fd in (null, out, err):
+        os.close(fd)
+    job.update(state="R", pid=pid, start=time.time())
+    _save(job_id, job)
+    _, status = os.waitpid(pid, 0)
+    job = _load(job_id) or job
+    if os.WIFSIGNALED(status):
+        code = 256 + os.WTERMSIG(status)
+    else:
+        code = os.WEXITSTATUS(status)
+    if job.get("exit") is None:
+        job["exit"] = code
+    job["state"] = "F"
+    _save(job_id, job)
+
+
+def _unknown(cmd, job_id):
+    print(f"{cmd}: Unknown Job Id {job_id}", file=sys.stderr)
+    return 153
+
+
+def qstat(argv):
+    ids = [a for a in argv if not a.startswith("-") and a != "json"]
+    history = "-x" in argv
+    full_json = "-f" in argv and "json" in argv
+    jobs, rc = {}, 0
+    for job_id in ids:
+        job = _load(job_id)
+        if job is None or (job["state"] == "F" and not history):
+            rc = _unknown("qstat", job_id)
+            continue
+        entry = {"Job_Name": job["name"], "job_state": job["state"], "queue": "workq",
+                 "Output_Path": f"{SERVER}:{job['out']}", "Error_Path": f"{SERVER}:{job['err']}"}
+        if job["state"] in ("R", "F"):
+            host = socket.gethostname().split(".")[0]
+            entry["exec_host"] = f"{host}/0"
+            entry["exec_vnode"] = f"({host}:ncpus=1)"
+        if job["state"] == "F":
+            entry["Exit_status"] = job["exit"]
+        jobs[job_id] = entry
+    if full_json:
+        doc = {"timestamp": int(time.time()), "pbs_version": "2022.1.1", "pbs_server": SERVER}
+        if jobs:
+            doc["Jobs"] = jobs
+        print(json.dumps(doc, indent=4))
+    else:
+        if jobs:
+            print("Job id            Name             User              Time Use S Queue")
+            print("----------------  ---------------- ----------------  -------- - -----")
+        user = os.environ.get("USER", "root")
+        for job_id, e in jobs.items():
+            print(f"{job_id:<17} {e['Job_Name'][:16]:<16} {user[:16]:<16}  00:00:00 {e['job_state']} workq")
+    return rc
+
+
+def qdel(argv):
+    rc = 0
+    for job_id in [a for a in argv if not a.startswith("-")]:
+        job = _load(job_id)
+        if job is None:
+            rc = _unknown("qdel", job_id)
+            continue
+        if job["state"] == "F":
+            print(f"qdel: Job has finished {job_id}", file=sys.stderr)
+            rc = 35
+            continue
+        job["exit"] = 256 + signal.SIGTERM
+        _save(job_id, job)
+        if job.get("pid"):
+            try:
+                os.killpg(job["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    return rc
+
+
+def main():
+    cmd = os.path.basename(sys.argv[0])
+    sys.exit({"qsub": qsub, "qstat": qstat, "qdel": qdel}[cmd](sys.argv[1:]))
