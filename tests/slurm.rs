@@ -120,7 +120,7 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
     for (k, val) in orc.client_env() {
         app = app.env(k, val);
     }
-    let id = temp_env_job(&alloc.0, || l.launch(&app)).unwrap();
+    let id = l.launch(&in_alloc(app.clone(), &alloc.0)).unwrap();
     let done = wait_terminal(&l, &id);
     assert_eq!(
         (done.status, done.exit_code),
@@ -153,16 +153,10 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
     }
 }
 
-/// Run `f` with `SLURM_JOB_ID` set for this process (the launcher reads it).
-fn temp_env_job<T>(job: &str, f: impl FnOnce() -> T) -> T {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    // SAFETY: guarded by LOCK; the tests in this binary read the variable only inside it.
-    unsafe { std::env::set_var("SLURM_JOB_ID", job) };
-    let r = f();
-    // SAFETY: as above.
-    unsafe { std::env::remove_var("SLURM_JOB_ID") };
-    r
+/// `step` placed in allocation `job`.
+fn in_alloc(mut step: LaunchStep, job: &str) -> LaunchStep {
+    step.run.allocation = Some(job.into());
+    step
 }
 
 #[test]
@@ -171,7 +165,7 @@ fn exit_codes_cancellation_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let l = SlurmLauncher::new();
     let failing = LaunchStep::new("fails", "sh", dir.path()).args(["-c", "echo oops >&2; exit 7"]);
-    let id = temp_env_job(&alloc.0, || l.launch(&failing)).unwrap();
+    let id = l.launch(&in_alloc(failing.clone(), &alloc.0)).unwrap();
     let s = wait_terminal(&l, &id);
     assert_eq!((s.status, s.exit_code), (JobStatus::Failed, Some(7)), "{s}");
     assert_eq!(
@@ -179,7 +173,7 @@ fn exit_codes_cancellation_and_errors() {
         "oops"
     );
     let sleeper = LaunchStep::new("sleeps", "sleep", dir.path()).args(["120"]);
-    let id = temp_env_job(&alloc.0, || l.launch(&sleeper)).unwrap();
+    let id = l.launch(&in_alloc(sleeper, &alloc.0)).unwrap();
     assert_eq!(
         l.status(std::slice::from_ref(&id)).unwrap()[0].status,
         JobStatus::Running
@@ -198,17 +192,17 @@ fn exit_codes_cancellation_and_errors() {
         "cancelling an ended step is fine"
     );
     // Outside an allocation, and with bad step ids: clear errors.
-    let e = temp_env_job("", || SlurmLauncher::new().allocation())
-        .unwrap_err()
-        .to_string();
+    let e = SlurmLauncher::new().allocation().unwrap_err().to_string();
     assert!(e.contains("not inside a Slurm allocation"), "{e}");
     assert!(l.status(&[StepId("nonsense".into())]).is_err());
     // A job that does not exist.
-    let e = temp_env_job("999999", || {
-        l.launch(&LaunchStep::new("x", "true", dir.path()))
-    })
-    .unwrap_err()
-    .to_string();
+    let e = l
+        .launch(&in_alloc(
+            LaunchStep::new("x", "true", dir.path()),
+            "999999",
+        ))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("srun exited"), "{e}");
 }
 
@@ -503,4 +497,26 @@ fn the_slurm_plugin_passes_the_launcher_conformance_suite() {
         dir: dir.path(),
         place: &place,
     });
+}
+
+#[test]
+fn steps_outside_an_allocation_pass_the_conformance_suite_as_batch_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = orc_core::plugin::PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_slurm"))
+        .unwrap();
+    let l = host.launcher("slurm").unwrap();
+    // The test process is in no allocation, so every step is an sbatch job of its own.
+    assert!(orc_launcher_slurm::current_job().is_none());
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &|s| s,
+    });
+    // A job Slurm never had is an error, never "completed".
+    let e = l
+        .status(&[StepId("999999".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Slurm no longer knows job 999999"), "{e}");
 }

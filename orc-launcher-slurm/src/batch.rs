@@ -1,6 +1,57 @@
-//! Batch jobs: the `sbatch` script that holds an allocation for an orchestrator's shards.
+//! Batch jobs: the `sbatch` script that holds an allocation for an orchestrator's shards,
+//! and the one that runs a single step as a job of its own.
 
-use orc_core::BatchSettings;
+use orc_core::{BatchSettings, LaunchStep};
+
+/// A word for a bash script, single-quoted.
+fn quote(w: &str) -> String {
+    format!("'{}'", w.replace('\'', r"'\''"))
+}
+
+/// The batch script that runs `step` as a job of its own: its resources as `#SBATCH`
+/// directives, its environment exported, and its command run directly (with `srun` when it
+/// asks for several tasks or nodes).
+pub fn step_script(step: &LaunchStep) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    let mut directive = |k: &str, v: &str| s.push_str(&format!("#SBATCH --{k}={v}\n"));
+    directive("job-name", &step.name);
+    directive("output", &step.stdout.display().to_string());
+    directive("error", &step.stderr.display().to_string());
+    directive("chdir", &step.cwd.display().to_string());
+    if let Some(n) = step.run.nodes {
+        directive("nodes", &n.to_string());
+    }
+    if let Some(n) = step.run.tasks {
+        directive("ntasks", &n.to_string());
+    }
+    if let Some(n) = step.run.tasks_per_node {
+        directive("ntasks-per-node", &n.to_string());
+    }
+    if let Some(n) = step.run.cpus_per_task {
+        directive("cpus-per-task", &n.to_string());
+    }
+    if !step.run.hosts.is_empty() {
+        directive("nodelist", &step.run.hosts.join(","));
+    }
+    for (k, v) in &step.run.extra {
+        match v {
+            Some(v) => s.push_str(&format!("#SBATCH --{k}={v}\n")),
+            None => s.push_str(&format!("#SBATCH --{k}\n")),
+        }
+    }
+    for (k, v) in &step.env {
+        s.push_str(&format!("export {k}={}\n", quote(v)));
+    }
+    let parallel = step.run.tasks.is_some_and(|t| t > 1) || step.run.nodes.is_some_and(|n| n > 1);
+    s.push_str(if parallel { "exec srun " } else { "exec " });
+    s.push_str(&quote(&step.exe.display().to_string()));
+    for a in &step.args {
+        s.push(' ');
+        s.push_str(&quote(a));
+    }
+    s.push('\n');
+    s
+}
 
 /// Slurm's `--time` form (`D-HH:MM:SS`) of a walltime in seconds.
 pub fn walltime(secs: u64) -> String {
@@ -50,6 +101,25 @@ pub fn script(batch: &BatchSettings, name: &str, nodes: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_scripts() {
+        let mut step = LaunchStep::new("app", "/bin/echo", "/work")
+            .args(["it's", "two words"])
+            .env("X", "a b");
+        let s = step_script(&step);
+        for line in [
+            "#SBATCH --job-name=app",
+            "#SBATCH --output=/work/app.out",
+            "#SBATCH --chdir=/work",
+            "export X='a b'",
+            r"exec '/bin/echo' 'it'\''s' 'two words'",
+        ] {
+            assert!(s.lines().any(|l| l == line), "{line} missing from\n{s}");
+        }
+        step.run.tasks = Some(4);
+        assert!(step_script(&step).contains("\nexec srun '/bin/echo'"));
+    }
 
     #[test]
     fn walltimes() {

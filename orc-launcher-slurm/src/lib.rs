@@ -7,6 +7,9 @@
 //! code from its `srun`. Works without accounting (no `sacct` needed); [`parse`] holds the
 //! output parsers and the state table, tested on captured output.
 //!
+//! Outside any allocation a step is submitted as a batch job of its own
+//! ([`batch::step_script`]); its id is the job id, watched with `scontrol show job`.
+//!
 //! Batch mode ([`Launcher::allocate`]): `sbatch --parsable` submits a generated script
 //! ([`batch::script`]) whose job holds the nodes; the shards join it as steps and
 //! [`Launcher::release`] cancels it.
@@ -280,10 +283,20 @@ impl SlurmLauncher {
 
     fn status_one(&self, id: &StepId) -> Result<StepStatus> {
         if !id.0.contains('.') {
-            return Err(Error::launcher(
-                NAME,
-                format!("`{id}` is not a Slurm step id (<job>.<step>)"),
-            ));
+            if id.0.is_empty() || !id.0.chars().all(|c| c.is_ascii_digit() || c == '_') {
+                return Err(Error::launcher(
+                    NAME,
+                    format!("`{id}` is not a Slurm job or step id (<job> or <job>.<step>)"),
+                ));
+            }
+            return job_state(&id.0)?.ok_or_else(|| {
+                Error::launcher(
+                    NAME,
+                    format!(
+                        "Slurm no longer knows job {id} (it ended more than MinJobAge ago, or never existed)"
+                    ),
+                )
+            });
         }
         let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(child) = children.get_mut(&id.0)
@@ -378,9 +391,17 @@ impl Launcher for SlurmLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
-        let job = match &step.run.allocation {
-            Some(j) => j.clone(),
-            None => self.job()?,
+        let job = match (&step.run.allocation, current_job()) {
+            (Some(j), _) => j.clone(),
+            (None, Some(j)) => j,
+            // Outside any allocation a step is a batch job of its own.
+            (None, None) => {
+                std::fs::create_dir_all(&step.cwd)
+                    .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
+                let id = submit(&batch::step_script(step))?;
+                tracing::debug!(job = %id, step = %step.name, "submitted");
+                return Ok(StepId(id));
+            }
         };
         // Step names are unique, so the step can be found again.
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
