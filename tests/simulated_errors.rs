@@ -3,12 +3,12 @@
 //! in `conformance.rs`.
 #![allow(clippy::unwrap_used)]
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use orc_core::{JobStatus, LaunchStep, Launcher};
 use orc_launcher_cobalt::CobaltLauncher;
 use orc_launcher_lsf::LSFLauncher;
-use orc_tests::wait_for;
+use orc_tests::wait_terminal;
 
 #[test]
 fn cobalt_steps_outside_the_job_or_its_nodes_are_refused_clearly() {
@@ -27,14 +27,7 @@ fn cobalt_steps_outside_the_job_or_its_nodes_are_refused_clearly() {
     let mut other = in_job("other");
     other.run.hosts = vec!["nid04000".into()];
     let id = l.launch(&other).unwrap();
-    let mut last = None;
-    assert!(wait_for(Duration::from_secs(30), || {
-        let s = l.status(std::slice::from_ref(&id)).unwrap().remove(0);
-        let t = s.status.is_terminal();
-        last = Some(s);
-        t
-    }));
-    assert_eq!(last.unwrap().status, JobStatus::Failed);
+    assert_eq!(wait_terminal(&l, &id).status, JobStatus::Failed);
     assert!(
         std::fs::read_to_string(&other.stderr)
             .unwrap()
@@ -91,14 +84,7 @@ fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
     let mut launch_node = in_job("launchnode");
     launch_node.run.hosts = vec!["batch1".into()];
     let id = l.launch(&launch_node).unwrap();
-    let mut last = None;
-    assert!(wait_for(Duration::from_secs(30), || {
-        let s = l.status(std::slice::from_ref(&id)).unwrap().remove(0);
-        let t = s.status.is_terminal();
-        last = Some(s);
-        t
-    }));
-    assert_eq!(last.unwrap().status, JobStatus::Failed);
+    assert_eq!(wait_terminal(&l, &id).status, JobStatus::Failed);
     assert!(
         std::fs::read_to_string(&launch_node.stderr)
             .unwrap()

@@ -5,9 +5,9 @@
 //! missing `mpiexec`, a host outside the job and a process outside any job.
 #![allow(clippy::unwrap_used)]
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
-use orc_core::{JobStatus, LaunchStep, Launcher, StepId};
+use orc_core::{JobStatus, LaunchStep, Launcher};
 use orc_launcher_pbs::PBSLauncher;
 use orc_tests::*;
 
@@ -33,17 +33,6 @@ fn in_job(mut step: LaunchStep, env: &[(String, String)]) -> LaunchStep {
         step = step.env(k, v);
     }
     step
-}
-
-fn wait_terminal(l: &PBSLauncher, id: &StepId) -> orc_core::StepStatus {
-    let mut last = None;
-    assert!(wait_for(Duration::from_secs(30), || {
-        let s = l.status(std::slice::from_ref(id)).unwrap().remove(0);
-        let done = s.status.is_terminal();
-        last = Some(s);
-        done
-    }));
-    last.unwrap()
 }
 
 #[test]

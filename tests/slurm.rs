@@ -24,17 +24,6 @@ impl Drop for Alloc {
     }
 }
 
-fn wait_terminal(l: &SlurmLauncher, id: &StepId) -> orc_core::StepStatus {
-    let mut last = None;
-    assert!(wait_for(Duration::from_secs(30), || {
-        let s = l.status(std::slice::from_ref(id)).unwrap().remove(0);
-        let done = s.status.is_terminal();
-        last = Some(s);
-        done
-    }));
-    last.unwrap()
-}
-
 fn steps_of(job: &str) -> String {
     let out = std::process::Command::new("squeue")
         .args(["--steps", "--jobs", job, "--noheader", "--format", "%i %j"])

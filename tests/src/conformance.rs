@@ -32,16 +32,7 @@ impl Target<'_> {
     }
 
     fn finish(&self, id: &StepId) -> StepStatus {
-        let mut last = None;
-        let done = wait_for(Duration::from_secs(60), || {
-            let s = self.status(id);
-            let t = s.status.is_terminal();
-            last = Some(s);
-            t
-        });
-        let last = last.expect("a status");
-        assert!(done, "{}: step {id} still {last}", self.launcher.name());
-        last
+        crate::wait_terminal(self.launcher, id)
     }
 }
 

@@ -309,3 +309,20 @@ pub fn free_port_range(n: u16) -> u16 {
     }
     panic!("no {n} consecutive free ports on loopback");
 }
+
+/// Wait (up to 60 s) until step `id` has ended, and return its final status.
+pub fn wait_terminal(l: &dyn orc_core::Launcher, id: &orc_core::StepId) -> orc_core::StepStatus {
+    let mut last = None;
+    let done = wait_for(Duration::from_secs(60), || {
+        let s = l
+            .status(std::slice::from_ref(id))
+            .unwrap_or_else(|e| panic!("{}: status of {id}: {e}", l.name()))
+            .remove(0);
+        let t = s.status.is_terminal();
+        last = Some(s);
+        t
+    });
+    let last = last.expect("a status");
+    assert!(done, "{}: step {id} still {last}", l.name());
+    last
+}
