@@ -105,11 +105,15 @@ fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("jsrun") && err.contains("IBM CSM"), "{err}");
+    // Outside any job a step becomes a batch job: here no bsub is on PATH.
     let err = l
-        .launch(&LaunchStep::new("outside", "true", dir.path()))
+        .launch(&LaunchStep::new("outside", "true", dir.path()).env("PATH", "/usr/bin:/bin"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not inside an LSF job"), "{err}");
+    assert!(
+        err.contains("bsub") && err.contains("LSF login node"),
+        "{err}"
+    );
     let err = l.allocation().unwrap_err().to_string();
     assert!(err.contains("not inside an LSF job"), "{err}");
 }

@@ -9,7 +9,12 @@
 //! is no `jslist` step-id race. [`parse`] reads `bsub`, `bjobs` and `jslist` output and
 //! maps LSF's states, tested on captured output.
 //!
-//! Not yet: batch jobs (`bsub`).
+//! Outside a job a step is submitted as a batch job of its own: `bsub` of a generated
+//! script ([`batch_script`]) that runs the step with `jsrun`; its id is the LSF job id,
+//! watched with `bjobs -o "jobid stat exit_code"` (a job LSF does not know is an error,
+//! never "completed") and cancelled with `bkill`.
+//!
+//! Not yet: an orchestrator as one batch job (`--batch`).
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -21,8 +26,13 @@
 
 pub mod parse;
 
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
 use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
 };
 use orc_launcher_local::LocalLauncher;
@@ -34,7 +44,7 @@ pub const NAME: &str = "lsf";
 pub const PLUGIN: StaticPlugin = StaticPlugin {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    description: "LSF: jsrun steps (ERF placement) inside a job",
+    description: "LSF: jsrun steps (ERF placement) inside a job, bsub jobs outside",
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(LSFLauncher::new())),
 };
@@ -104,6 +114,144 @@ fn word(w: &str) -> String {
     }
 }
 
+/// Whether `id` is a `jsrun` process (`<pid>@<start>`) rather than an LSF job id.
+fn is_process(id: &StepId) -> bool {
+    id.0.contains('@')
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: cmd.into(),
+                    searched: " on PATH".into(),
+                    hint: "run orc on an LSF login node (LSF client commands installed)".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not run {cmd}: {e}"))
+            }
+        })
+}
+
+/// The `bsub` script that runs `step` as a batch job of its own, with `jsrun`.
+pub fn batch_script(step: &LaunchStep) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#BSUB -J {}\n", step.name));
+    s.push_str(&format!("#BSUB -o {}\n", step.stdout.display()));
+    s.push_str(&format!("#BSUB -e {}\n", step.stderr.display()));
+    if let Some(n) = step.run.nodes {
+        s.push_str(&format!("#BSUB -nnodes {n}\n"));
+    }
+    for (k, v) in &step.run.extra {
+        match v {
+            Some(v) => s.push_str(&format!("#BSUB -{k} {v}\n")),
+            None => s.push_str(&format!("#BSUB -{k}\n")),
+        }
+    }
+    s.push_str(&format!(
+        "cd {} || exit 1\n",
+        word(&step.cwd.display().to_string())
+    ));
+    for (k, v) in &step.env {
+        s.push_str(&format!("export {k}={}\n", word(v)));
+    }
+    let tasks = step.run.tasks.unwrap_or(1);
+    let cpus = step.run.cpus_per_task.unwrap_or(1);
+    s.push_str(&format!(
+        "exec jsrun -n {tasks} -a 1 -c {cpus} {}",
+        word(&step.exe.display().to_string())
+    ));
+    for a in &step.args {
+        s.push(' ');
+        s.push_str(&word(a));
+    }
+    s.push('\n');
+    s
+}
+
+/// Submit `step` as a batch job (`bsub`); its id is the job id.
+fn submit(step: &LaunchStep) -> Result<StepId> {
+    std::fs::create_dir_all(&step.cwd)
+        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
+    let file = step.cwd.join(format!("{}.lsf.sh", step.name));
+    std::fs::write(&file, batch_script(step))
+        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    let out = Command::new("bsub")
+        .arg(&file)
+        .current_dir(&step.cwd)
+        .envs(step.env.get("PATH").map(|p| ("PATH", p)))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: "bsub".into(),
+                    searched: " on PATH".into(),
+                    hint: "run orc on an LSF login node, or inside a job".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not run bsub: {e}"))
+            }
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match parse::bsub_job_id(&stdout) {
+        Ok(id) if out.status.success() => Ok(StepId(id)),
+        Ok(_) | Err(_) if !stderr.trim().is_empty() => Err(Error::launcher(
+            NAME,
+            format!("bsub refused the job: {}", stderr.trim()),
+        )),
+        Ok(_) => Err(Error::launcher(
+            NAME,
+            format!("bsub failed ({})", out.status),
+        )),
+        Err(e) => Err(Error::launcher(NAME, format!("bsub refused the job: {e}"))),
+    }
+}
+
+/// The status of batch job `id` (`bjobs -noheader -o "jobid stat exit_code"`).
+fn job_status(id: &str) -> Result<StepStatus> {
+    let out = run("bjobs", &["-noheader", "-o", "jobid stat exit_code", id])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    match parse::bjobs_fields(&text, id) {
+        // DONE means exit code 0, which bjobs shows as `-`.
+        Some((state, exit)) => parse::batch_status(
+            &state,
+            if state == "DONE" {
+                exit.or(Some(0))
+            } else {
+                exit
+            },
+        )
+        .ok_or_else(|| {
+            Error::launcher(
+                NAME,
+                format!("job {id} is in state {state}, which orc does not know"),
+            )
+        }),
+        None if err.contains("not found") => Err(Error::launcher(
+            NAME,
+            format!("LSF does not know job {id} (cleaned from its history, or not a job id)"),
+        )),
+        None => Err(Error::launcher(
+            NAME,
+            format!(
+                "bjobs gave no state for job {id}: {}",
+                if err.trim().is_empty() {
+                    text.trim()
+                } else {
+                    err.trim()
+                }
+            ),
+        )),
+    }
+}
+
 impl LSFLauncher {
     /// A launcher for steps in the current LSF job.
     pub fn new() -> Self {
@@ -118,7 +266,7 @@ impl Launcher for LSFLauncher {
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
         if var(Some(step), "LSB_JOBID").is_none() {
-            return Err(outside());
+            return submit(step);
         }
         let cpus = step.run.cpus_per_task.unwrap_or(1);
         let wrapped = if step.run.hosts.is_empty() {
@@ -165,11 +313,51 @@ impl Launcher for LSFLauncher {
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        self.procs.status(ids).map_err(ours)
+        ids.iter()
+            .map(|id| {
+                if is_process(id) {
+                    Ok(self
+                        .procs
+                        .status(std::slice::from_ref(id))
+                        .map_err(ours)?
+                        .remove(0))
+                } else {
+                    job_status(&id.0)
+                }
+            })
+            .collect()
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        self.procs.cancel(id).map_err(ours)
+        if is_process(id) {
+            return self.procs.cancel(id).map_err(ours);
+        }
+        let s = job_status(&id.0)?;
+        if s.status.is_terminal() {
+            return Ok(s);
+        }
+        let out = run("bkill", &[&id.0])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !err.contains("already finished") {
+            return Err(Error::launcher(NAME, format!("bkill {id}: {}", err.trim())));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = job_status(&id.0)?;
+            if s.status.is_terminal() {
+                return Ok(StepStatus {
+                    status: JobStatus::Cancelled,
+                    ..s
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::launcher(
+                    NAME,
+                    format!("job {id} still {s} 60 s after bkill"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn allocation(&self) -> Result<Allocation> {

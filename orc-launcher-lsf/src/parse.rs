@@ -102,6 +102,16 @@ pub fn step_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
     })
 }
 
+/// `(state, exit code)` of job `id` from `bjobs -noheader -o "jobid stat exit_code"`
+/// output (`12345 EXIT 7`; the exit code is `-` when there is none).
+pub fn bjobs_fields(stdout: &str, id: &str) -> Option<(String, Option<i32>)> {
+    stdout.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 2 && f[0] == id)
+            .then(|| (f[1].to_string(), f.get(2).and_then(|c| c.parse().ok())))
+    })
+}
+
 /// Hosts from `$LSB_MCPU_HOSTS` (`batch1 1 a01n02 42 a01n03 42`: host, slots, ...), launch
 /// node first, duplicates removed, order kept; `None` when the list is malformed.
 pub fn mcpu_hosts(text: &str) -> Option<Vec<String>> {
@@ -137,6 +147,15 @@ pub fn erf(command: &str, hosts: &[usize], cpus: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bjobs_output_format() {
+        let out = "12345 EXIT 7\n12346 DONE -\n12347 RUN -\n";
+        assert_eq!(bjobs_fields(out, "12345"), Some(("EXIT".into(), Some(7))));
+        assert_eq!(bjobs_fields(out, "12346"), Some(("DONE".into(), None)));
+        assert_eq!(bjobs_fields(out, "1234"), None);
+        assert_eq!(bjobs_fields("Job <1> is not found", "1"), None);
+    }
 
     #[test]
     fn mcpu_host_lists() {

@@ -1,12 +1,16 @@
-"""orc's PBS Pro batch simulator: qsub, qstat and qdel on a one-node "cluster".
+"""orc's batch scheduler simulator on a one-node "cluster": PBS Pro (qsub, qstat, qdel)
+and LSF (bsub, bjobs, bkill).
 
-Jobs really run: qsub starts the script with bash in its own session, with the variables
-PBS sets (PBS_JOBID, PBS_NODEFILE, PBS_O_WORKDIR, PBS_JOBNAME), its output going to the
--o/-e files. A small supervisor process waits for it and records the exit status, so any
-later qstat sees the job as R or F with Exit_status, as PBS with job history does. Answers
-follow PBS Pro's formats: `qsub` prints `<seq>.<server>`, `qstat -f -F json` prints the
-JSON document, unknown ids give `qstat: Unknown Job Id <id>` and exit 153, and `qdel` of a
-running job ends it with Exit_status 271 (256 + SIGTERM).
+Jobs really run: the submit command starts the script with bash in its own session, with
+the variables the scheduler sets (PBS_JOBID, PBS_NODEFILE, ...; LSB_JOBID,
+LSB_MCPU_HOSTS, ...), its output going to the -o/-e files. A small supervisor process
+waits for it and records the exit status, so any later query sees the job as running or
+finished with its exit status. Answers follow the real tools' formats: `qsub` prints
+`<seq>.<server>`, `qstat -f -F json` prints the JSON document, unknown ids give
+`qstat: Unknown Job Id <id>` (exit 153), `qdel` of a running job ends it with
+Exit_status 271 (256 + SIGTERM); `bsub` prints `Job <id> is submitted to queue <normal>.`,
+`bjobs -noheader -o "jobid stat exit_code"` prints `id STAT code` (`-` when none),
+unknown ids give `Job <id> is not found`, `bkill` prints `Job <id> is being terminated`.
 """
 import fcntl
 import json
@@ -17,7 +21,7 @@ import sys
 import time
 
 SERVER = "sim"
-SPOOL = os.environ.get("ORC_SIM_SPOOL") or f"/tmp/orc-sim-{os.getuid()}/pbs"
+SPOOL = os.environ.get("ORC_SIM_SPOOL") or f"/tmp/orc-sim-{os.getuid()}"
 
 
 def _path(job_id, name):
@@ -39,7 +43,7 @@ def _save(job_id, job):
     os.replace(tmp, _path(job_id, "job.json"))
 
 
-def _next_id():
+def _next_id(suffix=f".{SERVER}"):
     os.makedirs(SPOOL, exist_ok=True)
     with open(os.path.join(SPOOL, "seq"), "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -48,15 +52,15 @@ def _next_id():
         f.seek(0)
         f.truncate()
         f.write(str(n))
-    return f"{n}.{SERVER}"
+    return f"{n}{suffix}"
 
 
-def _directives(script):
+def _directives(script, prefix="#PBS"):
     opts = {}
     for line in script.splitlines():
-        if not line.startswith("#PBS"):
+        if not line.startswith(prefix):
             continue
-        words = line[4:].split(None, 1)
+        words = line[len(prefix):].split(None, 1)
         if len(words) == 2 and words[0].startswith("-"):
             opts.setdefault(words[0], []).append(words[1].strip())
     return opts
@@ -91,7 +95,16 @@ def qsub(argv):
         f.write(socket.gethostname().split(".")[0] + "\n")
     job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err}
     _save(job_id, job)
-    if os.fork() == 0:  # the supervisor: detached from qsub and its caller
+    env = dict(os.environ, PBS_JOBID=job_id, PBS_NODEFILE=nodefile, PBS_O_WORKDIR=cwd,
+               PBS_JOBNAME=name, PBS_ENVIRONMENT="PBS_BATCH")
+    _start(job_id, job, env)
+    print(job_id)
+    return 0
+
+
+def _start(job_id, job, env):
+    """Run the job's script under a detached supervisor; returns once it is started."""
+    if os.fork() == 0:  # the supervisor: detached from the submitter and its caller
         os.setsid()
         if os.fork() != 0:
             os._exit(0)
@@ -99,19 +112,18 @@ def qsub(argv):
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        _supervise(job_id, job, cwd, nodefile)
+        _supervise(job_id, job, env)
         os._exit(0)
     os.wait()
-    print(job_id)
-    return 0
 
 
-def _supervise(job_id, job, cwd, nodefile):
-    env = dict(os.environ, PBS_JOBID=job_id, PBS_NODEFILE=nodefile, PBS_O_WORKDIR=cwd,
-               PBS_JOBNAME=job["name"], PBS_ENVIRONMENT="PBS_BATCH")
+def _supervise(job_id, job, env):
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    err = os.open(job["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    if job["err"] == job["out"]:
+        err = os.dup(out)
+    else:
+        err = os.open(job["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     pid = os.fork()
     if pid == 0:
         os.setpgid(0, 0)
@@ -196,6 +208,83 @@ def qdel(argv):
     return rc
 
 
+def bsub(argv):
+    args = [a for a in argv if not a.startswith("-")]
+    if not args:
+        script = sys.stdin.read()
+    else:
+        try:
+            with open(args[0]) as f:
+                script = f.read()
+        except OSError:
+            print(f"{args[0]}: No such file or directory. Job not submitted.", file=sys.stderr)
+            return 255
+    opts = _directives(script, "#BSUB")
+    queue = opts.get("-q", ["normal"])[-1]
+    if queue != "normal":
+        print(f"{queue}: No such queue. Job not submitted.", file=sys.stderr)
+        return 255
+    job_id = _next_id("")
+    os.makedirs(os.path.join(SPOOL, job_id))
+    name = opts.get("-J", ["NONAME"])[-1]
+    cwd = os.getcwd()
+    out = opts.get("-o", [os.path.join(cwd, f"{name}.{job_id}.out")])[-1]
+    err = opts.get("-e", [out])[-1]
+    with open(_path(job_id, "script"), "w") as f:
+        f.write(script)
+    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err}
+    _save(job_id, job)
+    host = socket.gethostname().split(".")[0]
+    env = dict(os.environ, LSB_JOBID=job_id, LSB_JOBNAME=name, LS_SUBCWD=cwd,
+               LSB_MCPU_HOSTS=f"batch1 1 {host} 42", LSB_HOSTS=f"batch1 {host}")
+    _start(job_id, job, env)
+    print(f"Job <{job_id}> is submitted to queue <{queue}>.")
+    return 0
+
+
+def bjobs(argv):
+    ids = [a for a in argv if a.isdigit()]
+    rc = 0
+    for job_id in ids:
+        job = _load(job_id)
+        if job is None:
+            print(f"Job <{job_id}> is not found", file=sys.stderr)
+            rc = 255
+            continue
+        if job["state"] == "F":
+            stat = "DONE" if job["exit"] == 0 else "EXIT"
+            code = "-" if job["exit"] == 0 else str(job["exit"])
+        else:
+            stat, code = ("PEND" if job["state"] == "Q" else "RUN"), "-"
+        print(f"{job_id} {stat} {code}")
+    return rc
+
+
+def bkill(argv):
+    rc = 0
+    for job_id in [a for a in argv if a.isdigit()]:
+        job = _load(job_id)
+        if job is None:
+            print(f"Job <{job_id}>: No matching job found", file=sys.stderr)
+            rc = 255
+            continue
+        if job["state"] == "F":
+            print(f"Job <{job_id}>: Job has already finished", file=sys.stderr)
+            rc = 255
+            continue
+        job["exit"] = 128 + signal.SIGTERM
+        _save(job_id, job)
+        if job.get("pid"):
+            try:
+                os.killpg(job["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        print(f"Job <{job_id}> is being terminated")
+    return rc
+
+
 def main():
     cmd = os.path.basename(sys.argv[0])
-    sys.exit({"qsub": qsub, "qstat": qstat, "qdel": qdel}[cmd](sys.argv[1:]))
+    commands = {"qsub": qsub, "qstat": qstat, "qdel": qdel,
+                "bsub": bsub, "bjobs": bjobs, "bkill": bkill}
+    sys.exit(commands[cmd](sys.argv[1:]))

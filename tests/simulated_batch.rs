@@ -1,0 +1,78 @@
+//! Batch jobs against the scheduler simulator's PBS (`qsub`/`qstat`/`qdel`) and LSF
+//! (`bsub`/`bjobs`/`bkill`) commands (`tests/sim`; neither scheduler can run here): every
+//! step submitted outside a job passes the launcher conformance suite as a job of its own;
+//! a submission the scheduler refuses, and a job id it does not know, are clear errors.
+//!
+//! The launchers run their status and cancel commands from this process's `PATH`, so this
+//! binary puts the simulator on it first; it holds this one test only.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use orc_core::{LaunchStep, StepId, plugin::PluginHost};
+use orc_tests::{conformance, plugin_file};
+
+fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file(plugin)).unwrap();
+    let l = host.launcher(name).unwrap();
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &|s| s,
+    });
+    // Every step was a job of its own, with its generated script.
+    let scripts = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".sh")
+        })
+        .count();
+    assert!(scripts >= 7, "{name}: {scripts} job scripts");
+
+    // A queue the scheduler does not have: its words surface.
+    let mut s = LaunchStep::new("badq", "true", dir.path());
+    s.run.extra.insert("q".into(), Some(bad_queue.into()));
+    let err = l.launch(&s).unwrap_err().to_string();
+    assert!(err.contains(refused), "{name}: {err}");
+
+    // A job the scheduler does not know is an error, never "completed".
+    let err = l
+        .status(&[StepId(unknown.0.into())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(unknown.1), "{name}: {err}");
+}
+
+#[test]
+fn pbs_and_lsf_batch_jobs() {
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let spool = tempfile::tempdir().unwrap();
+    // SAFETY: the only test in this binary; nothing else runs while the variables change.
+    unsafe {
+        std::env::set_var("PATH", &path);
+        std::env::set_var("ORC_SIM_SPOOL", spool.path());
+        std::env::remove_var("PBS_JOBID");
+        std::env::remove_var("LSB_JOBID");
+    }
+    suite(
+        "orc_plugin_launcher_pbs",
+        "pbs",
+        "nosuchqueue",
+        "qsub refused the job: Unknown queue",
+        ("999999.sim", "PBS does not know job 999999.sim"),
+    );
+    suite(
+        "orc_plugin_launcher_lsf",
+        "lsf",
+        "nosuchqueue",
+        "bsub refused the job: nosuchqueue: No such queue. Job not submitted.",
+        ("999999", "LSF does not know job 999999"),
+    );
+}
