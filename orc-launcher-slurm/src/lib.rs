@@ -48,7 +48,7 @@ pub const NAME: &str = "slurm";
 pub const PLUGIN: StaticPlugin = StaticPlugin {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    description: "Slurm: srun steps in an allocation, squeue/scontrol, scancel",
+    description: "Slurm: srun steps in an allocation, sbatch jobs, --batch orchestrators; scontrol, scancel",
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(SlurmLauncher::new())),
 };
