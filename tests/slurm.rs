@@ -214,19 +214,27 @@ fn job_line(job: &str) -> String {
     text(&out.stdout)
 }
 
+/// `orc db start --db <db> --launcher slurm --batch <extra>`, from outside any allocation.
+fn start_batch(state: &State, db: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["db", "start", "--db", db, "--launcher", "slurm", "--batch"];
+    args.extend_from_slice(extra);
+    state
+        .orc_cmd(&args)
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_three_shard_orchestrator_as_a_batch_job() {
     let _guard = BatchJobs("orc-batchdb");
     let state = State::new();
-    let out = state
-        .orc_cmd(&[
-            "db",
-            "start",
-            "--db",
-            "batchdb",
-            "--launcher",
-            "slurm",
-            "--batch",
+    let port = free_port_range(3).to_string();
+    let out = start_batch(
+        &state,
+        "batchdb",
+        &[
             "--nodes",
             "1",
             "--walltime",
@@ -236,13 +244,10 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
             "--shards-per-host",
             "3",
             "--port",
-            &free_port_range(3).to_string(),
+            &port,
             "--json",
-        ])
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("SLURM_JOBID")
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.status.success(),
         "{}{}",
@@ -347,19 +352,11 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
 fn a_batch_job_slurm_refuses() {
     let _guard = BatchJobs("orc-refused");
     let state = State::new();
-    let out = state.orc(&[
-        "db",
-        "start",
-        "--db",
+    let out = start_batch(
+        &state,
         "refused",
-        "--launcher",
-        "slurm",
-        "--batch",
-        "--queue",
-        "no-such-partition",
-        "--port",
-        "0",
-    ]);
+        &["--queue", "no-such-partition", "--port", "0"],
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("sbatch refused the job"), "{err}");
@@ -373,24 +370,12 @@ fn a_batch_job_slurm_refuses() {
 fn a_batch_job_whose_shards_die_is_cancelled() {
     let _guard = BatchJobs("orc-dies");
     let state = State::new();
-    let out = state
-        .orc_cmd(&[
-            "db",
-            "start",
-            "--db",
-            "dies",
-            "--launcher",
-            "slurm",
-            "--batch",
-            "--port",
-            &free_port_range(1).to_string(),
-            "--redis-config",
-            "no-such-directive=1",
-        ])
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("SLURM_JOBID")
-        .output()
-        .unwrap();
+    let port = free_port_range(1).to_string();
+    let out = start_batch(
+        &state,
+        "dies",
+        &["--port", &port, "--redis-config", "no-such-directive=1"],
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("exited while starting"), "{err}");
@@ -419,23 +404,8 @@ fn a_batch_job_whose_shards_die_is_cancelled() {
 fn a_batch_job_that_ended_under_orc_still_stops_cleanly() {
     let _guard = BatchJobs("orc-ended");
     let state = State::new();
-    let out = state
-        .orc_cmd(&[
-            "db",
-            "start",
-            "--db",
-            "ended",
-            "--launcher",
-            "slurm",
-            "--batch",
-            "--port",
-            &free_port_range(1).to_string(),
-            "--json",
-        ])
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("SLURM_JOBID")
-        .output()
-        .unwrap();
+    let port = free_port_range(1).to_string();
+    let out = start_batch(&state, "ended", &["--port", &port, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let step = v["shards"][0]["step"].as_str().unwrap().to_string();

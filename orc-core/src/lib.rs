@@ -59,6 +59,7 @@ pub mod record;
 pub mod settings;
 pub mod status;
 pub mod step;
+pub mod tools;
 
 pub use deployment::{
     DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress, ShardHealth, ShardSpec,

@@ -57,17 +57,12 @@ fn outside() -> Error {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    match e {
-        Error::Launcher { message, .. } => Error::launcher(NAME, message),
-        Error::ExecutableNotFound { name, searched, .. } if name == "aprun" => {
-            Error::ExecutableNotFound {
-                name,
-                searched,
-                hint: "run orc inside a Cobalt job on a Cray system (aprun comes with ALPS)".into(),
-            }
-        }
-        e => e,
-    }
+    orc_launcher_local::attribute(
+        e,
+        NAME,
+        "aprun",
+        "run orc inside a Cobalt job on a Cray system (aprun comes with ALPS)",
+    )
 }
 
 impl CobaltLauncher {

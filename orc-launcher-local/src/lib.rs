@@ -97,6 +97,22 @@ pub fn wrap(step: &LaunchStep, exe: &str, args: Vec<String>) -> LaunchStep {
     wrapped
 }
 
+/// An error from a [`LocalLauncher`] running `tool` steps for the launcher `launcher`:
+/// launcher errors name `launcher`, and a missing `tool` gets `hint`.
+pub fn attribute(e: Error, launcher: &str, tool: &str, hint: &str) -> Error {
+    match e {
+        Error::Launcher { message, .. } => Error::launcher(launcher, message),
+        Error::ExecutableNotFound { name, searched, .. } if name == tool => {
+            Error::ExecutableNotFound {
+                name,
+                searched,
+                hint: hint.into(),
+            }
+        }
+        e => e,
+    }
+}
+
 fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
     if exe.components().count() > 1 || exe.is_absolute() {
         if exe.is_file() {

@@ -26,14 +26,12 @@
 
 pub mod parse;
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
+    tools,
 };
 use orc_launcher_local::LocalLauncher;
 
@@ -50,6 +48,9 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
 };
 orc_core::register_plugin!(PLUGIN);
 
+/// How long a cancelled batch job may take to end.
+const CANCEL_LIMIT: Duration = Duration::from_secs(60);
+
 /// Launches steps through LSF.
 #[derive(Debug, Default)]
 pub struct LSFLauncher {
@@ -65,17 +66,12 @@ fn outside() -> Error {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    match e {
-        Error::Launcher { message, .. } => Error::launcher(NAME, message),
-        Error::ExecutableNotFound { name, searched, .. } if name == "jsrun" => {
-            Error::ExecutableNotFound {
-                name,
-                searched,
-                hint: "run orc inside an LSF job on a system with IBM CSM (jsrun)".into(),
-            }
-        }
-        e => e,
-    }
+    orc_launcher_local::attribute(
+        e,
+        NAME,
+        "jsrun",
+        "run orc inside an LSF job on a system with IBM CSM (jsrun)",
+    )
 }
 
 /// A variable from the step's environment, else from this process's.
@@ -120,21 +116,11 @@ fn is_process(id: &StepId) -> bool {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
-    Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::ExecutableNotFound {
-                    name: cmd.into(),
-                    searched: " on PATH".into(),
-                    hint: "run orc on an LSF login node (LSF client commands installed)".into(),
-                }
-            } else {
-                Error::launcher(NAME, format!("could not run {cmd}: {e}"))
-            }
-        })
+    tools::output(
+        NAME,
+        Command::new(cmd).args(args),
+        "run orc on an LSF login node (LSF client commands installed)",
+    )
 }
 
 /// The `bsub` script that runs `step` as a batch job of its own, with `jsrun`.
@@ -180,23 +166,15 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
     let file = step.cwd.join(format!("{}.lsf.sh", step.name));
     std::fs::write(&file, batch_script(step))
         .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    let out = Command::new("bsub")
-        .arg(&file)
-        .current_dir(&step.cwd)
-        .envs(step.env.get("PATH").map(|p| ("PATH", p)))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::ExecutableNotFound {
-                    name: "bsub".into(),
-                    searched: " on PATH".into(),
-                    hint: "run orc on an LSF login node, or inside a job".into(),
-                }
-            } else {
-                Error::launcher(NAME, format!("could not run bsub: {e}"))
-            }
-        })?;
+    let out = tools::output(
+        NAME,
+        Command::new("bsub")
+            .arg(&file)
+            .current_dir(&step.cwd)
+            .envs(step.env.get("PATH").map(|p| ("PATH", p))),
+        "run orc on an LSF login node, or inside a job",
+    )?;
+
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     match parse::bsub_job_id(&stdout) {
@@ -341,23 +319,9 @@ impl Launcher for LSFLauncher {
         if !out.status.success() && !err.contains("already finished") {
             return Err(Error::launcher(NAME, format!("bkill {id}: {}", err.trim())));
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = job_status(&id.0)?;
-            if s.status.is_terminal() {
-                return Ok(StepStatus {
-                    status: JobStatus::Cancelled,
-                    ..s
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::launcher(
-                    NAME,
-                    format!("job {id} still {s} 60 s after bkill"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        tools::wait_cancelled(NAME, &format!("job {id} after bkill"), CANCEL_LIMIT, || {
+            job_status(&id.0)
+        })
     }
 
     fn allocation(&self) -> Result<Allocation> {

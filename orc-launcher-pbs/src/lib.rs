@@ -24,14 +24,12 @@
 
 pub mod parse;
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
+    tools,
 };
 use orc_launcher_local::LocalLauncher;
 
@@ -47,6 +45,9 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     factory: Factory::Launcher(|| Box::new(PBSLauncher::new())),
 };
 orc_core::register_plugin!(PLUGIN);
+
+/// How long a cancelled batch job may take to end.
+const CANCEL_LIMIT: Duration = Duration::from_secs(60);
 
 /// Launches steps through PBS.
 #[derive(Debug, Default)]
@@ -68,18 +69,12 @@ fn outside() -> Error {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    match e {
-        Error::Launcher { message, .. } => Error::launcher(NAME, message),
-        Error::ExecutableNotFound { name, searched, .. } if name == "mpiexec" => {
-            Error::ExecutableNotFound {
-                name,
-                searched,
-                hint: "run orc inside a PBS job on a system with PALS (module load cray-pals)"
-                    .into(),
-            }
-        }
-        e => e,
-    }
+    orc_launcher_local::attribute(
+        e,
+        NAME,
+        "mpiexec",
+        "run orc inside a PBS job on a system with PALS (module load cray-pals)",
+    )
 }
 
 /// Whether `id` is an `mpiexec` process (`<pid>@<start>`) rather than a PBS job id.
@@ -88,21 +83,11 @@ fn is_process(id: &StepId) -> bool {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
-    Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::ExecutableNotFound {
-                    name: cmd.into(),
-                    searched: " on PATH".into(),
-                    hint: "run orc on a PBS login node (PBS Pro client commands installed)".into(),
-                }
-            } else {
-                Error::launcher(NAME, format!("could not run {cmd}: {e}"))
-            }
-        })
+    tools::output(
+        NAME,
+        Command::new(cmd).args(args),
+        "run orc on a PBS login node (PBS Pro client commands installed)",
+    )
 }
 
 /// A word for a bash script, single-quoted.
@@ -153,23 +138,15 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
     let file = step.cwd.join(format!("{}.pbs.sh", step.name));
     std::fs::write(&file, batch_script(step))
         .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    let out = Command::new("qsub")
-        .arg(&file)
-        .current_dir(&step.cwd)
-        .envs(step.env.get("PATH").map(|p| ("PATH", p)))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::ExecutableNotFound {
-                    name: "qsub".into(),
-                    searched: " on PATH".into(),
-                    hint: "run orc on a PBS login node, or inside a job".into(),
-                }
-            } else {
-                Error::launcher(NAME, format!("could not run qsub: {e}"))
-            }
-        })?;
+    let out = tools::output(
+        NAME,
+        Command::new("qsub")
+            .arg(&file)
+            .current_dir(&step.cwd)
+            .envs(step.env.get("PATH").map(|p| ("PATH", p))),
+        "run orc on a PBS login node, or inside a job",
+    )?;
+
     let id = parse::qsub_job_id(
         &String::from_utf8_lossy(&out.stdout),
         &String::from_utf8_lossy(&out.stderr),
@@ -275,23 +252,9 @@ impl Launcher for PBSLauncher {
         if !out.status.success() && !err.contains("finished") {
             return Err(Error::launcher(NAME, format!("qdel {id}: {}", err.trim())));
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = job_status(&id.0)?;
-            if s.status.is_terminal() {
-                return Ok(StepStatus {
-                    status: JobStatus::Cancelled,
-                    ..s
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::launcher(
-                    NAME,
-                    format!("job {id} still {s} 60 s after qdel"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        tools::wait_cancelled(NAME, &format!("job {id} after qdel"), CANCEL_LIMIT, || {
+            job_status(&id.0)
+        })
     }
 
     fn allocation(&self) -> Result<Allocation> {

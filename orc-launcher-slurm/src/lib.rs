@@ -39,6 +39,7 @@ use std::{
 use orc_core::{
     Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
     plugin::{Factory, StaticPlugin},
+    tools,
 };
 
 /// The launcher's name.
@@ -68,22 +69,11 @@ pub struct SlurmLauncher {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
-    Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::ExecutableNotFound {
-                    name: cmd.into(),
-                    searched: " on PATH".into(),
-                    hint: "run orc on a Slurm login or compute node (slurm-client installed)"
-                        .into(),
-                }
-            } else {
-                Error::launcher(NAME, format!("could not run {cmd}: {e}"))
-            }
-        })
+    tools::output(
+        NAME,
+        Command::new(cmd).args(args),
+        "run orc on a Slurm login or compute node (slurm-client installed)",
+    )
 }
 
 fn text(b: &[u8]) -> String {
@@ -530,31 +520,21 @@ impl Launcher for SlurmLauncher {
                 format!("scancel {id}: {}", text(&out.stderr)),
             ));
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.status_one(id)?;
-            if s.status.is_terminal() {
-                if let Some(mut c) = self
-                    .children
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id.0)
-                {
-                    let _ = c.wait();
-                }
-                return Ok(StepStatus {
-                    status: JobStatus::Cancelled,
-                    ..s
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::launcher(
-                    NAME,
-                    format!("step {id} was still running 30 s after scancel"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let s = tools::wait_cancelled(
+            NAME,
+            &format!("{id} after scancel"),
+            Duration::from_secs(30),
+            || self.status_one(id),
+        )?;
+        if let Some(mut c) = self
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id.0)
+        {
+            let _ = c.wait();
         }
+        Ok(s)
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
