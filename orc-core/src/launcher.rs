@@ -50,15 +50,6 @@ pub trait Launcher: Send + Sync {
             "batch mode is not supported by this launcher",
         ))
     }
-
-    /// Submit `steps` together as one batch job. Launchers without batch support refuse.
-    fn launch_batch(&self, batch: &BatchSettings, steps: &[LaunchStep]) -> Result<StepId> {
-        let _ = (batch, steps);
-        Err(Error::launcher(
-            self.name(),
-            "batch jobs are not supported by this launcher",
-        ))
-    }
 }
 
 /// The launcher name `auto` stands for.

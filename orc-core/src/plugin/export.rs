@@ -20,7 +20,7 @@ use orc_plugin_abi::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
-    protocol::{self, AllocateRequest, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
+    protocol::{self, AllocateRequest, ConfigRequest, FormRequest, ShutdownRequest},
     registry::{Factory, StaticPlugin},
 };
 use crate::{
@@ -65,10 +65,6 @@ pub fn serve_launcher(l: &dyn Launcher, method: &str, payload: &str) -> Result<S
         m::STATUS => encode(&l.status(&decode::<Vec<_>>(method, payload)?)?),
         m::CANCEL => encode(&l.cancel(&decode(method, payload)?)?),
         m::ALLOCATION => encode(&l.allocation()?),
-        m::LAUNCH_BATCH => {
-            let r: BatchRequest = decode(method, payload)?;
-            encode(&l.launch_batch(&r.batch, &r.steps)?)
-        }
         m::ALLOCATE => {
             let r: AllocateRequest = decode(method, payload)?;
             encode(&l.allocate(&r.batch, &r.name)?)

@@ -5,11 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    deployment::ShardAddress,
-    settings::OrchestratorSettings,
-    step::{BatchSettings, LaunchStep},
-};
+use crate::{deployment::ShardAddress, settings::OrchestratorSettings, step::BatchSettings};
 
 /// Launcher calls.
 pub(crate) mod launcher {
@@ -17,7 +13,6 @@ pub(crate) mod launcher {
     pub(crate) const STATUS: &str = "status";
     pub(crate) const CANCEL: &str = "cancel";
     pub(crate) const ALLOCATION: &str = "allocation";
-    pub(crate) const LAUNCH_BATCH: &str = "launch_batch";
     pub(crate) const ALLOCATE: &str = "allocate";
     pub(crate) const RELEASE: &str = "release";
 }
@@ -32,12 +27,6 @@ pub(crate) mod deployment {
     pub(crate) const SHUTDOWN: &str = "shutdown";
     pub(crate) const CONFIG_SET: &str = "config_set";
     pub(crate) const CONFIG_GET: &str = "config_get";
-}
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct BatchRequest {
-    pub(crate) batch: BatchSettings,
-    pub(crate) steps: Vec<LaunchStep>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
     dynamic::LoadedLib,
-    protocol::{self, AllocateRequest, BatchRequest, ConfigRequest, FormRequest, ShutdownRequest},
+    protocol::{self, AllocateRequest, ConfigRequest, FormRequest, ShutdownRequest},
 };
 use crate::{
     deployment::{DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress},
@@ -89,13 +89,6 @@ impl Launcher for LauncherProxy {
     }
     fn allocation(&self) -> Result<Allocation> {
         self.0.call(protocol::launcher::ALLOCATION, &())
-    }
-    fn launch_batch(&self, batch: &BatchSettings, steps: &[LaunchStep]) -> Result<StepId> {
-        let req = BatchRequest {
-            batch: batch.clone(),
-            steps: steps.to_vec(),
-        };
-        self.0.call(protocol::launcher::LAUNCH_BATCH, &req)
     }
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
         let req = AllocateRequest {
