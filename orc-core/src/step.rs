@@ -42,6 +42,11 @@ pub struct RunSettings {
 pub struct BatchSettings {
     /// Number of nodes.
     pub nodes: Option<u32>,
+    /// Tasks (processes) each node must be able to run; schedulers that count slots or
+    /// cores (Grid Engine, PBS `mpiprocs`) reserve `nodes * tasks_per_node`. An
+    /// orchestrator sets it to its shards per host when unset.
+    #[serde(default)]
+    pub tasks_per_node: Option<u32>,
     /// Walltime in seconds.
     pub walltime_secs: Option<u64>,
     /// Account or project to charge.

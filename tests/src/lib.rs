@@ -326,3 +326,38 @@ pub fn wait_terminal(l: &dyn orc_core::Launcher, id: &orc_core::StepId) -> orc_c
     assert!(done, "{}: step {id} still {last}", l.name());
     last
 }
+
+/// A launcher crate built outside the workspace, as a site admin builds one:
+/// `plugins/<dir>` compiled by its own `cargo build` into a target directory beside ours.
+/// Returns a fresh directory holding only its `lib<lib>.so`, for `$ORC_PLUGIN_PATH`.
+pub fn site_plugin(dir: &str, lib: &str) -> tempfile::TempDir {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(dir)
+        .join("Cargo.toml");
+    let target = target_dir().join("../site-plugins");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--offline",
+            "--locked",
+            "--quiet",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building {}: {}",
+        manifest.display(),
+        text(&out.stderr)
+    );
+    let file = format!("lib{lib}.so");
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(target.join("debug").join(&file), plugins.path().join(&file)).unwrap();
+    plugins
+}

@@ -187,7 +187,10 @@ impl Orchestrator {
         let (alloc, batch_job) = match &settings.batch {
             Some(b) => {
                 let name = format!("orc-{}", settings.db_identifier);
-                let alloc = launcher.allocate(b, &name)?;
+                let mut b = b.clone();
+                b.tasks_per_node
+                    .get_or_insert(u32::try_from(settings.shards_per_host).unwrap_or(u32::MAX));
+                let alloc = launcher.allocate(&b, &name)?;
                 let job = alloc.id.clone().map(StepId);
                 (alloc, job)
             }
