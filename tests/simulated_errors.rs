@@ -107,7 +107,7 @@ fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
     assert!(err.contains("jsrun") && err.contains("IBM CSM"), "{err}");
     // Outside any job a step becomes a batch job: here no bsub is on PATH.
     let err = l
-        .launch(&LaunchStep::new("outside", "true", dir.path()).env("PATH", "/usr/bin:/bin"))
+        .launch(&LaunchStep::new("outside", "true", dir.path()).env("PATH", "/nonexistent"))
         .unwrap_err()
         .to_string();
     assert!(

@@ -154,7 +154,7 @@ fn exit_codes_cancellation_and_errors() {
     assert!(err.contains("mpiexec") && err.contains("PALS"), "{err}");
 
     // Outside any PBS job a step becomes a batch job: here no qsub is on PATH.
-    let outside = LaunchStep::new("outside", "true", state.path()).env("PATH", "/usr/bin:/bin");
+    let outside = LaunchStep::new("outside", "true", state.path()).env("PATH", "/nonexistent");
     let err = l.launch(&outside).unwrap_err().to_string();
     assert!(
         err.contains("qsub") && err.contains("PBS login node"),

@@ -58,7 +58,8 @@ pub const AUTO: &str = "auto";
 /// The launcher to use when the user asked for [`AUTO`]: the workload manager whose
 /// allocation this process runs in (`SLURM_JOB_ID`, `PBS_JOBID`, `LSB_JOBID`,
 /// `COBALT_JOBID`); for a batch launch outside any allocation, the first workload manager
-/// whose submit command is on `PATH`; else `local`.
+/// whose client commands are on `PATH` (`sbatch`; `bsub`; `cqsub` for Cobalt; `pbsnodes`
+/// for PBS, since Grid Engine and Cobalt also have a `qsub`); else `local`.
 pub fn detect(batch: bool) -> &'static str {
     detect_with(
         batch,
@@ -85,12 +86,13 @@ fn detect_with(
     if let Some((_, l)) = ALLOCATIONS.iter().find(|(k, _)| env_set(k)) {
         return l;
     }
-    // Cobalt's qsub comes with cqsub; PBS's does not.
+    // `qsub` alone says nothing: PBS, Cobalt and Grid Engine all have one. Cobalt's comes
+    // with `cqsub`, PBS's with `pbsnodes`.
     const SUBMITTERS: [(&str, &str); 4] = [
         ("sbatch", "slurm"),
         ("bsub", "lsf"),
         ("cqsub", "cobalt"),
-        ("qsub", "pbs"),
+        ("pbsnodes", "pbs"),
     ];
     if batch && let Some((_, l)) = SUBMITTERS.iter().find(|(exe, _)| on_path(exe)) {
         return l;
@@ -113,7 +115,11 @@ mod tests {
         // Outside an allocation only a batch launch goes to the scheduler.
         assert_eq!(detect_with(false, none, |e| e == "sbatch"), "local");
         assert_eq!(detect_with(true, none, |e| e == "sbatch"), "slurm");
-        assert_eq!(detect_with(true, none, |e| e == "qsub"), "pbs");
+        assert_eq!(detect_with(true, none, |e| e == "qsub"), "local");
+        assert_eq!(
+            detect_with(true, none, |e| e == "qsub" || e == "pbsnodes"),
+            "pbs"
+        );
         assert_eq!(
             detect_with(true, none, |e| e == "qsub" || e == "cqsub"),
             "cobalt"
