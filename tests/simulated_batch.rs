@@ -1,16 +1,18 @@
 //! Batch jobs against the scheduler simulator's PBS (`qsub`/`qstat`/`qdel`) and LSF
 //! (`bsub`/`bjobs`/`bkill`) commands (`tests/sim`; neither scheduler can run here): every
 //! step submitted outside a job passes the launcher conformance suite as a job of its own;
-//! a submission the scheduler refuses, and a job id it does not know, are clear errors.
+//! a submission the scheduler refuses, and a job id it does not know, are clear errors;
+//! and steps inside a job orc allocated from outside it (through the job agent,
+//! `orc_core::agent`) pass the suite too.
 //!
 //! The launchers run their status and cancel commands from this process's `PATH`, so this
 //! binary puts the simulator on it first; it holds this one test only.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
-use orc_core::{LaunchStep, StepId, plugin::PluginHost};
-use orc_tests::{conformance, plugin_file};
+use orc_core::{BatchSettings, LaunchStep, StepId, plugin::PluginHost};
+use orc_tests::{conformance, pid_gone, plugin_file, wait_for};
 
 fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&str, &str)) {
     let dir = tempfile::tempdir().unwrap();
@@ -47,6 +49,51 @@ fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&st
         .unwrap_err()
         .to_string();
     assert!(err.contains(unknown.1), "{name}: {err}");
+
+    // Steps inside a job held from outside it, through the job's agent.
+    let mut b = BatchSettings::default();
+    b.nodes = Some(1);
+    b.queue_timeout_secs = Some(30);
+    let alloc = l.allocate(&b, &format!("orc-conformance-{name}")).unwrap();
+    let job = alloc.id.clone().unwrap();
+    assert_eq!(alloc.hosts, [orc_core::net::hostname()], "{name}");
+    let place = |mut s: LaunchStep| {
+        s.run.allocation = Some(job.clone());
+        s
+    };
+    let inside = tempfile::tempdir().unwrap();
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: inside.path(),
+        place: &place,
+    });
+    // A long step is still running when the job is released: the agent ends it.
+    let id = l
+        .launch(&place(
+            LaunchStep::new("long", "sleep", inside.path()).args(["600"]),
+        ))
+        .unwrap();
+    assert!(id.0.starts_with(&format!("agent:{job}:")), "{id}");
+    let pid: u32 =
+        id.0.rsplit(':')
+            .next()
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+    l.release(&job).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || pid_gone(pid)),
+        "{name}: step left running"
+    );
+    let e = l.status(&[id]).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("no agent serves batch job {job}")),
+        "{e}"
+    );
+    l.release(&job).unwrap();
 }
 
 #[test]
@@ -54,10 +101,14 @@ fn pbs_and_lsf_batch_jobs() {
     let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let spool = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
     // SAFETY: the only test in this binary; nothing else runs while the variables change.
     unsafe {
         std::env::set_var("PATH", &path);
         std::env::set_var("ORC_SIM_SPOOL", spool.path());
+        // Job agents: their directories, and the orc binary the job scripts run.
+        std::env::set_var("ORC_STATE_DIR", state.path());
+        std::env::set_var("ORC_BIN", orc_tests::orc_bin());
         std::env::remove_var("PBS_JOBID");
         std::env::remove_var("LSB_JOBID");
     }

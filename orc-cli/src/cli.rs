@@ -31,6 +31,19 @@ pub(crate) enum Command {
     Plugins,
     /// Run a command with SSDB / SR_DB_TYPE set for running orchestrators.
     Run(RunArgs),
+    /// Serve launch, status and cancel requests inside a batch job (run by the job scripts
+    /// of launchers whose schedulers cannot start steps in a job from outside it).
+    #[command(hide = true)]
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// The launcher that starts steps inside this job.
+    #[arg(long)]
+    pub(crate) launcher: String,
+    /// The directory requests arrive in (`<state dir>/agents/<job id>`).
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,12 @@ fn main() -> ExitCode {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Plugins => plugins::run(&ctx),
         Command::Run(args) => run::run(&ctx, args),
+        Command::Agent(args) => ctx
+            .host
+            .launcher(&args.launcher)
+            .and_then(|l| orc_core::agent::serve(l.as_ref(), &args.dir))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout))]
 
+pub mod agent;
 pub mod deployment;
 pub mod error;
 pub mod launcher;

@@ -29,7 +29,8 @@ pub mod parse;
 use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    agent::{self, Agent},
     plugin::{Factory, StaticPlugin},
     tools,
 };
@@ -159,26 +160,55 @@ pub fn batch_script(step: &LaunchStep) -> String {
     s
 }
 
-/// Submit `step` as a batch job (`bsub`); its id is the job id.
-fn submit(step: &LaunchStep) -> Result<StepId> {
-    std::fs::create_dir_all(&step.cwd)
-        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-    let file = step.cwd.join(format!("{}.lsf.sh", step.name));
-    std::fs::write(&file, batch_script(step))
-        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+/// The `bsub` script of a job that holds an orchestrator's nodes: it runs the job agent
+/// ([`orc_core::agent`]), which starts the shards with `jsrun` inside the job.
+pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#BSUB -J {name}\n"));
+    s.push_str(&format!(
+        "#BSUB -nnodes {}\n",
+        batch.nodes.unwrap_or(1).max(1)
+    ));
+    if let Some(t) = batch.walltime_secs {
+        let minutes = t.div_ceil(60);
+        s.push_str(&format!(
+            "#BSUB -W {:02}:{:02}\n",
+            minutes / 60,
+            minutes % 60
+        ));
+    }
+    if let Some(a) = &batch.account {
+        s.push_str(&format!("#BSUB -P {a}\n"));
+    }
+    if let Some(q) = &batch.queue {
+        s.push_str(&format!("#BSUB -q {q}\n"));
+    }
+    s.push_str(&format!("#BSUB -o {}\n", output.display()));
+    s.push_str(&format!("#BSUB -e {}\n", output.display()));
+    for (k, v) in &batch.extra {
+        match v {
+            Some(v) => s.push_str(&format!("#BSUB -{k} {v}\n")),
+            None => s.push_str(&format!("#BSUB -{k}\n")),
+        }
+    }
+    s.push_str(&agent::script_line(NAME, "LSB_JOBID"));
+    s
+}
+
+/// `bsub` a script file from `cwd`; the job id.
+fn bsub(file: &std::path::Path, cwd: &std::path::Path, path: Option<&String>) -> Result<String> {
     let out = tools::output(
         NAME,
         Command::new("bsub")
-            .arg(&file)
-            .current_dir(&step.cwd)
-            .envs(step.env.get("PATH").map(|p| ("PATH", p))),
+            .arg(file)
+            .current_dir(cwd)
+            .envs(path.map(|p| ("PATH", p))),
         "run orc on an LSF login node, or inside a job",
     )?;
-
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     match parse::bsub_job_id(&stdout) {
-        Ok(id) if out.status.success() => Ok(StepId(id)),
+        Ok(id) if out.status.success() => Ok(id),
         Ok(_) | Err(_) if !stderr.trim().is_empty() => Err(Error::launcher(
             NAME,
             format!("bsub refused the job: {}", stderr.trim()),
@@ -189,6 +219,26 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
         )),
         Err(e) => Err(Error::launcher(NAME, format!("bsub refused the job: {e}"))),
     }
+}
+
+/// `bkill` a job; one that already finished is not an error.
+fn bkill(id: &str) -> Result<()> {
+    let out = run("bkill", &[id])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !err.contains("already finished") {
+        return Err(Error::launcher(NAME, format!("bkill {id}: {}", err.trim())));
+    }
+    Ok(())
+}
+
+/// Submit `step` as a batch job (`bsub`); its id is the job id.
+fn submit(step: &LaunchStep) -> Result<StepId> {
+    std::fs::create_dir_all(&step.cwd)
+        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
+    let file = step.cwd.join(format!("{}.lsf.sh", step.name));
+    std::fs::write(&file, batch_script(step))
+        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    bsub(&file, &step.cwd, step.env.get("PATH")).map(StepId)
 }
 
 /// The status of batch job `id` (`bjobs -noheader -o "jobid stat exit_code"`).
@@ -243,6 +293,9 @@ impl Launcher for LSFLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        if let Some(job) = agent::remote_job(step, var(None, "LSB_JOBID").as_deref()) {
+            return Agent::new(NAME, job).launch(step);
+        }
         if var(Some(step), "LSB_JOBID").is_none() {
             return submit(step);
         }
@@ -293,7 +346,9 @@ impl Launcher for LSFLauncher {
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
         ids.iter()
             .map(|id| {
-                if is_process(id) {
+                if let Some((job, inner)) = agent::parse_id(id) {
+                    Ok(Agent::new(NAME, job).status(&[inner])?.remove(0))
+                } else if is_process(id) {
                     Ok(self
                         .procs
                         .status(std::slice::from_ref(id))
@@ -307,6 +362,9 @@ impl Launcher for LSFLauncher {
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
+        if let Some((job, inner)) = agent::parse_id(id) {
+            return Agent::new(NAME, job).cancel(&inner);
+        }
         if is_process(id) {
             return self.procs.cancel(id).map_err(ours);
         }
@@ -314,14 +372,46 @@ impl Launcher for LSFLauncher {
         if s.status.is_terminal() {
             return Ok(s);
         }
-        let out = run("bkill", &[&id.0])?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && !err.contains("already finished") {
-            return Err(Error::launcher(NAME, format!("bkill {id}: {}", err.trim())));
-        }
+        bkill(&id.0)?;
         tools::wait_cancelled(NAME, &format!("job {id} after bkill"), CANCEL_LIMIT, || {
             job_status(&id.0)
         })
+    }
+
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let root = agent::root();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+        let output = Agent::output_file(name);
+        let file = root.join(format!("{name}.lsf.sh"));
+        std::fs::write(&file, allocation_script(batch, name, &output))
+            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let job = bsub(&file, &root, None)?;
+        tracing::info!(job = %job, "batch job submitted; waiting for its agent");
+        let a = Agent::new(NAME, &job);
+        match a.wait_ready(
+            batch.queue_timeout_secs.map(Duration::from_secs),
+            &output,
+            || job_status(&job),
+        ) {
+            Ok(alloc) => Ok(Allocation {
+                hosts: alloc.hosts,
+                id: Some(job),
+            }),
+            Err(e) => {
+                let _ = bkill(&job);
+                a.clean_up();
+                Err(e)
+            }
+        }
+    }
+
+    fn release(&self, allocation: &str) -> Result<()> {
+        Agent::new(NAME, allocation).release(
+            CANCEL_LIMIT,
+            || job_status(allocation),
+            || bkill(allocation),
+        )
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -12,7 +12,11 @@
 //! watched with `qstat -f -F json -x` (a job PBS no longer knows is an error, never
 //! "completed") and cancelled with `qdel`.
 //!
-//! Not yet: an orchestrator as one batch job (`--batch`), `aprun`.
+//! An orchestrator as one batch job (`orc db start --launcher pbs --batch`): the job's
+//! script ([`allocation_script`]) runs orc's job agent ([`orc_core::agent`]), and the shards
+//! are `mpiexec` steps the agent starts inside the job; step ids are
+//! `agent:<job>:<id inside the job>`, and `orc db stop` ends the job through the agent
+//! (then `qdel`). Not yet: `aprun` on PBS systems.
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -27,7 +31,8 @@ pub mod parse;
 use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    agent::{self, Agent},
     plugin::{Factory, StaticPlugin},
     tools,
 };
@@ -131,6 +136,69 @@ pub fn batch_script(step: &LaunchStep) -> String {
     s
 }
 
+/// The `qsub` script of a job that holds an orchestrator's nodes: it runs the job agent
+/// ([`orc_core::agent`]), which starts the shards with `mpiexec` inside the job.
+pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
+    let nodes = batch.nodes.unwrap_or(1).max(1);
+    let per_node = batch.tasks_per_node.unwrap_or(1).max(1);
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#PBS -N {name}\n"));
+    s.push_str(&format!(
+        "#PBS -l select={nodes}:ncpus={per_node}:mpiprocs={per_node}\n"
+    ));
+    if let Some(t) = batch.walltime_secs {
+        s.push_str(&format!(
+            "#PBS -l walltime={:02}:{:02}:{:02}\n",
+            t / 3600,
+            t / 60 % 60,
+            t % 60
+        ));
+    }
+    if let Some(a) = &batch.account {
+        s.push_str(&format!("#PBS -A {a}\n"));
+    }
+    if let Some(q) = &batch.queue {
+        s.push_str(&format!("#PBS -q {q}\n"));
+    }
+    s.push_str(&format!("#PBS -o {}\n", output.display()));
+    s.push_str(&format!("#PBS -e {}\n", output.display()));
+    for (k, v) in &batch.extra {
+        match v {
+            Some(v) => s.push_str(&format!("#PBS -{k} {v}\n")),
+            None => s.push_str(&format!("#PBS -{k}\n")),
+        }
+    }
+    s.push_str(&agent::script_line(NAME, "PBS_JOBID"));
+    s
+}
+
+/// `qsub` a script file from `cwd`; the job id.
+fn qsub(file: &std::path::Path, cwd: &std::path::Path, path: Option<&String>) -> Result<String> {
+    let out = tools::output(
+        NAME,
+        Command::new("qsub")
+            .arg(file)
+            .current_dir(cwd)
+            .envs(path.map(|p| ("PATH", p))),
+        "run orc on a PBS login node, or inside a job",
+    )?;
+    parse::qsub_job_id(
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    )
+    .map_err(|e| Error::launcher(NAME, format!("qsub refused the job: {e}")))
+}
+
+/// `qdel` a job; a job that already finished is not an error.
+fn qdel(id: &str) -> Result<()> {
+    let out = run("qdel", &[id])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !err.contains("finished") {
+        return Err(Error::launcher(NAME, format!("qdel {id}: {}", err.trim())));
+    }
+    Ok(())
+}
+
 /// Submit `step` as a batch job (`qsub`); its id is the job id.
 fn submit(step: &LaunchStep) -> Result<StepId> {
     std::fs::create_dir_all(&step.cwd)
@@ -138,20 +206,7 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
     let file = step.cwd.join(format!("{}.pbs.sh", step.name));
     std::fs::write(&file, batch_script(step))
         .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    let out = tools::output(
-        NAME,
-        Command::new("qsub")
-            .arg(&file)
-            .current_dir(&step.cwd)
-            .envs(step.env.get("PATH").map(|p| ("PATH", p))),
-        "run orc on a PBS login node, or inside a job",
-    )?;
-
-    let id = parse::qsub_job_id(
-        &String::from_utf8_lossy(&out.stdout),
-        &String::from_utf8_lossy(&out.stderr),
-    )
-    .map_err(|e| Error::launcher(NAME, format!("qsub refused the job: {e}")))?;
+    let id = qsub(&file, &step.cwd, step.env.get("PATH"))?;
     tracing::debug!(job = %id, step = %step.name, "submitted");
     Ok(StepId(id))
 }
@@ -200,6 +255,9 @@ impl Launcher for PBSLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        if let Some(job) = agent::remote_job(step, current_job().as_deref()) {
+            return Agent::new(NAME, job).launch(step);
+        }
         if step.run.allocation.is_none()
             && current_job().is_none()
             && !step.env.contains_key("PBS_JOBID")
@@ -226,7 +284,9 @@ impl Launcher for PBSLauncher {
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
         ids.iter()
             .map(|id| {
-                if is_process(id) {
+                if let Some((job, inner)) = agent::parse_id(id) {
+                    Ok(Agent::new(NAME, job).status(&[inner])?.remove(0))
+                } else if is_process(id) {
                     Ok(self
                         .procs
                         .status(std::slice::from_ref(id))
@@ -240,6 +300,9 @@ impl Launcher for PBSLauncher {
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
+        if let Some((job, inner)) = agent::parse_id(id) {
+            return Agent::new(NAME, job).cancel(&inner);
+        }
         if is_process(id) {
             return self.procs.cancel(id).map_err(ours);
         }
@@ -247,14 +310,46 @@ impl Launcher for PBSLauncher {
         if s.status.is_terminal() {
             return Ok(s);
         }
-        let out = run("qdel", &[&id.0])?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && !err.contains("finished") {
-            return Err(Error::launcher(NAME, format!("qdel {id}: {}", err.trim())));
-        }
+        qdel(&id.0)?;
         tools::wait_cancelled(NAME, &format!("job {id} after qdel"), CANCEL_LIMIT, || {
             job_status(&id.0)
         })
+    }
+
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let root = agent::root();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+        let output = Agent::output_file(name);
+        let file = root.join(format!("{name}.pbs.sh"));
+        std::fs::write(&file, allocation_script(batch, name, &output))
+            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let job = qsub(&file, &root, None)?;
+        tracing::info!(job = %job, "batch job submitted; waiting for its agent");
+        let a = Agent::new(NAME, &job);
+        match a.wait_ready(
+            batch.queue_timeout_secs.map(Duration::from_secs),
+            &output,
+            || job_status(&job),
+        ) {
+            Ok(alloc) => Ok(Allocation {
+                hosts: alloc.hosts,
+                id: Some(job),
+            }),
+            Err(e) => {
+                let _ = qdel(&job);
+                a.clean_up();
+                Err(e)
+            }
+        }
+    }
+
+    fn release(&self, allocation: &str) -> Result<()> {
+        Agent::new(NAME, allocation).release(
+            CANCEL_LIMIT,
+            || job_status(allocation),
+            || qdel(allocation),
+        )
     }
 
     fn allocation(&self) -> Result<Allocation> {

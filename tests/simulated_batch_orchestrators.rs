@@ -1,0 +1,282 @@
+//! Orchestrators as one batch job on PBS and LSF, against the scheduler simulator
+//! (`tests/sim`): from outside any job, `orc db start --batch` submits one job whose script
+//! runs orc's job agent, the agent starts every shard inside the job (`mpiexec`, `jsrun`),
+//! and `orc db stop` ends the job with nothing left running.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use orc_tests::*;
+
+/// A state directory and a simulator spool, and `orc` commands that use both from
+/// outside any job.
+struct Site {
+    state: State,
+    spool: tempfile::TempDir,
+    path: String,
+}
+
+impl Site {
+    fn new() -> Site {
+        let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+        Site {
+            state: State::new(),
+            spool: tempfile::tempdir().unwrap(),
+            path: format!("{}:{}", sim.display(), std::env::var("PATH").unwrap()),
+        }
+    }
+
+    fn cmd(&self, exe: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let mut c = Command::new(exe);
+        c.args(args)
+            .env("PATH", &self.path)
+            .env("ORC_SIM_SPOOL", self.spool.path())
+            .env("ORC_STATE_DIR", self.state.path())
+            .env_remove("ORC_PLUGIN_PATH")
+            .env_remove("PBS_JOBID")
+            .env_remove("LSB_JOBID");
+        c
+    }
+
+    fn orc(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(orc_bin(), args).output().unwrap()
+    }
+
+    fn agents(&self) -> PathBuf {
+        self.state.path().join("agents")
+    }
+}
+
+/// The simulator's word for job `job`'s state (PBS `job_state`, LSF `STAT`).
+fn job_state(site: &Site, launcher: &str, job: &str) -> String {
+    if launcher == "pbs" {
+        let out = site
+            .cmd("qstat", &["-f", "-F", "json", "-x", job])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["Jobs"][job]["job_state"].as_str().unwrap().to_string()
+    } else {
+        let out = site
+            .cmd("bjobs", &["-noheader", "-o", "jobid stat exit_code", job])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&str]) {
+    let site = Site::new();
+    let db = format!("{launcher}db");
+    let port = free_port_range(3).to_string();
+    let out = site.orc(&[
+        "db",
+        "start",
+        "--db",
+        &db,
+        "--launcher",
+        launcher,
+        "--batch",
+        "--nodes",
+        "1",
+        "--walltime",
+        "10",
+        "--queue",
+        queue,
+        "--account",
+        "proj1",
+        "--shards",
+        "3",
+        "--shards-per-host",
+        "3",
+        "--port",
+        &port,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{launcher}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps: Vec<String> = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    // Every shard is a step the agent of one job started inside it.
+    let job = steps[0]
+        .strip_prefix("agent:")
+        .and_then(|s| s.rsplit_once(':'))
+        .map(|(j, _)| j.to_string())
+        .unwrap_or_else(|| panic!("{launcher}: {steps:?}"));
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.starts_with(&format!("agent:{job}:"))),
+        "{steps:?}"
+    );
+    assert!(
+        ["R", "RUN"].contains(&job_state(&site, launcher, &job).as_str()),
+        "{launcher}: job {job} is {}",
+        job_state(&site, launcher, &job)
+    );
+    let script = std::fs::read_dir(site.agents())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".sh"))
+        .unwrap();
+    let script = std::fs::read_to_string(script).unwrap();
+    for d in directives {
+        assert!(script.contains(d), "{launcher}: no `{d}` in\n{script}");
+    }
+
+    // A verified cluster that holds data; status works from outside the job.
+    let addrs: Vec<String> = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
+    use orc_client::MemoryLayout::RowMajor;
+    for i in 0..12 {
+        c.put_tensor_slice(&format!("t{i}"), &[i as f32], &[1], RowMajor)
+            .unwrap();
+    }
+    for i in 0..12 {
+        let t = c.get_tensor(&format!("t{i}")).unwrap();
+        assert_eq!(t.to_vec::<f32>(RowMajor).unwrap(), [i as f32]);
+    }
+    let st = site.orc(&["db", "status", "--db", &db]);
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "{launcher}: {}",
+        text(&st.stdout)
+    );
+    assert!(
+        text(&st.stdout).contains("process running"),
+        "{}",
+        text(&st.stdout)
+    );
+
+    // Stop: the shards shut down, the agent ends the job, nothing is left.
+    let out = site.orc(&["db", "stop", "--db", &db]);
+    assert!(out.status.success(), "{launcher}: {}", text(&out.stderr));
+    assert!(
+        ["F", "DONE"].contains(&job_state(&site, launcher, &job).as_str()),
+        "{launcher}: job {job} is {}",
+        job_state(&site, launcher, &job)
+    );
+    for a in &addrs {
+        assert!(!listening(a), "{launcher}: {a}");
+    }
+    assert!(
+        !site.agents().join(&job).exists(),
+        "the agent's directory is left"
+    );
+    let agent = Command::new("pgrep")
+        .args(["-f", &format!("agents/{job}")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&agent.stdout).is_empty(),
+        "agent left: {}",
+        text(&agent.stdout)
+    );
+}
+
+#[test]
+fn a_three_shard_orchestrator_as_one_pbs_job() {
+    an_orchestrator_as_one_batch_job(
+        "pbs",
+        "workq",
+        &[
+            "#PBS -N orc-pbsdb",
+            "#PBS -l select=1:ncpus=3:mpiprocs=3",
+            "#PBS -l walltime=00:10:00",
+            "#PBS -A proj1",
+            "#PBS -q workq",
+        ],
+    );
+}
+
+#[test]
+fn a_three_shard_orchestrator_as_one_lsf_job() {
+    an_orchestrator_as_one_batch_job(
+        "lsf",
+        "normal",
+        &[
+            "#BSUB -J orc-lsfdb",
+            "#BSUB -nnodes 1",
+            "#BSUB -W 00:10",
+            "#BSUB -P proj1",
+            "#BSUB -q normal",
+        ],
+    );
+}
+
+#[test]
+fn batch_jobs_that_fail_are_reported_and_removed() {
+    let site = Site::new();
+    // The scheduler refuses the submission: its words surface.
+    let out = site.orc(&[
+        "db",
+        "start",
+        "--db",
+        "badq",
+        "--launcher",
+        "pbs",
+        "--batch",
+        "--queue",
+        "nosuchqueue",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("qsub refused the job: Unknown queue"), "{err}");
+
+    // The job starts but its agent cannot: the job's own output explains.
+    for launcher in ["pbs", "lsf"] {
+        let out = site
+            .cmd(
+                orc_bin(),
+                &[
+                    "db",
+                    "start",
+                    "--db",
+                    "noagent",
+                    "--launcher",
+                    launcher,
+                    "--batch",
+                ],
+            )
+            .env("ORC_BIN", "/nonexistent/orc")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{launcher}: {err}");
+        assert!(
+            err.contains("ended before its agent served"),
+            "{launcher}: {err}"
+        );
+        assert!(err.contains("/nonexistent/orc"), "{launcher}: {err}");
+        assert!(site.state.path().join("agents").exists());
+        let left: Vec<_> = std::fs::read_dir(site.agents())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".sh") && !n.ends_with(".out"))
+            .collect();
+        assert!(left.is_empty(), "{launcher}: {left:?}");
+    }
+}
