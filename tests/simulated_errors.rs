@@ -47,12 +47,15 @@ fn cobalt_steps_outside_the_job_or_its_nodes_are_refused_clearly() {
         .to_string();
     assert!(err.contains("aprun") && err.contains("ALPS"), "{err}");
 
-    // Outside any Cobalt job.
+    // Outside any Cobalt job a step is a batch job: here no qsub is on PATH.
     let err = l
-        .launch(&LaunchStep::new("outside", "true", dir.path()))
+        .launch(&LaunchStep::new("outside", "true", dir.path()).env("PATH", "/nonexistent"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not inside a Cobalt job"), "{err}");
+    assert!(
+        err.contains("qsub") && err.contains("Cobalt login node"),
+        "{err}"
+    );
     let err = l.allocation().unwrap_err().to_string();
     assert!(err.contains("not inside a Cobalt job"), "{err}");
 }

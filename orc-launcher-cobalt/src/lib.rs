@@ -6,7 +6,15 @@
 //! is the `aprun` process's `<pid>@<start time>`, see [`orc_launcher_local`]). [`parse`]
 //! reads `qsub` and `qstat` output and maps Cobalt's states, tested on captured output.
 //!
-//! Not yet: batch jobs (`qsub`).
+//! Outside a job a step is a batch job of its own: `qsub` of a generated script
+//! ([`batch_script`]) that runs it with `aprun`, watched with `qstat --header JobId:State`
+//! and cancelled with `qdel`. Cobalt's `qstat` forgets a job the moment it ends, so the
+//! script leaves the exit code in `<state dir>/cobalt-jobs/<job>.exit` (also when it is
+//! killed with TERM); a job orc never submitted is an error, never "completed".
+//!
+//! An orchestrator as one batch job (`--batch`): the job's script
+//! ([`allocation_script`]) runs orc's job agent ([`orc_core::agent`]), which starts the
+//! shards with `aprun` inside the job.
 //!
 //! ```
 //! use orc_core::Launcher;
@@ -18,9 +26,18 @@
 
 pub mod parse;
 
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
 use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
+    agent::{self, Agent},
     plugin::{Factory, StaticPlugin},
+    step::shell_quote,
+    tools,
 };
 use orc_launcher_local::LocalLauncher;
 
@@ -31,7 +48,7 @@ pub const NAME: &str = "cobalt";
 pub const PLUGIN: StaticPlugin = StaticPlugin {
     name: NAME,
     version: env!("CARGO_PKG_VERSION"),
-    description: "Cobalt: aprun steps inside a job",
+    description: "Cobalt: aprun steps inside a job, qsub jobs outside, --batch",
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(CobaltLauncher::new())),
 };
@@ -65,6 +82,216 @@ fn ours(e: Error) -> Error {
     )
 }
 
+/// How long a deleted job may take to end.
+const CANCEL_LIMIT: Duration = Duration::from_secs(60);
+/// The hint for a Cobalt client command missing from `PATH`.
+const HINT: &str = "run orc on a Cobalt login node (qsub, qstat, qdel on PATH), or inside a job";
+
+fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
+    tools::output(NAME, Command::new(cmd).args(args), HINT)
+}
+
+/// Where batch jobs leave their exit codes (`<job>.exit`) and orc marks the jobs it
+/// submitted (`<job>.submitted`).
+pub fn records() -> PathBuf {
+    orc_core::record::state_dir().join("cobalt-jobs")
+}
+
+/// `#COBALT` directives for `extra` settings (`-k v` for one letter, `--key v` else).
+fn directives(extra: &std::collections::BTreeMap<String, Option<String>>) -> String {
+    let mut s = String::new();
+    for (k, v) in extra {
+        let flag = if k.len() == 1 {
+            format!("-{k}")
+        } else {
+            format!("--{k}")
+        };
+        match v {
+            Some(v) => s.push_str(&format!("#COBALT {flag} {v}\n")),
+            None => s.push_str(&format!("#COBALT {flag}\n")),
+        }
+    }
+    s
+}
+
+/// The `qsub` script that runs `step` as a batch job of its own with `aprun`, leaving its
+/// exit code in `records` (see [`records`]).
+pub fn batch_script(step: &LaunchStep, records: &Path) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#COBALT --jobname {}\n", step.name));
+    s.push_str(&format!("#COBALT -o {}\n", step.stdout.display()));
+    s.push_str(&format!("#COBALT -e {}\n", step.stderr.display()));
+    s.push_str(&format!("#COBALT --cwd {}\n", step.cwd.display()));
+    s.push_str(&format!(
+        "#COBALT -n {}\n",
+        step.run.nodes.unwrap_or(1).max(1)
+    ));
+    s.push_str(&directives(&step.run.extra));
+    s.push_str(&format!(
+        "record={}/\"$COBALT_JOBID.exit\"\n",
+        shell_quote(&records.display().to_string())
+    ));
+    s.push_str("trap 'echo 143 > \"$record\"; exit 143' TERM\n");
+    s.push_str(&format!(
+        "cd {} || {{ echo 1 > \"$record\"; exit 1; }}\n",
+        shell_quote(&step.cwd.display().to_string())
+    ));
+    for (k, v) in &step.env {
+        s.push_str(&format!("export {k}={}\n", shell_quote(v)));
+    }
+    s.push_str(&format!(
+        "aprun -n {} -N {} {} &\nwait $!\nrc=$?\necho $rc > \"$record\"\nexit $rc\n",
+        step.run.tasks.unwrap_or(1),
+        step.run.tasks_per_node.unwrap_or(1),
+        step.command_line()
+    ));
+    s
+}
+
+/// The `qsub` script of a job that holds an orchestrator's nodes: it runs the job agent
+/// ([`orc_core::agent`]), which starts the shards with `aprun` inside the job.
+pub fn allocation_script(batch: &BatchSettings, name: &str, output: &Path) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&format!("#COBALT --jobname {name}\n"));
+    s.push_str(&format!("#COBALT -n {}\n", batch.nodes.unwrap_or(1).max(1)));
+    if let Some(t) = batch.walltime_secs {
+        s.push_str(&format!("#COBALT -t {}\n", t.div_ceil(60)));
+    }
+    if let Some(q) = &batch.queue {
+        s.push_str(&format!("#COBALT -q {q}\n"));
+    }
+    if let Some(a) = &batch.account {
+        s.push_str(&format!("#COBALT -A {a}\n"));
+    }
+    s.push_str(&format!("#COBALT -o {}\n", output.display()));
+    s.push_str(&format!("#COBALT -e {}\n", output.display()));
+    s.push_str(&directives(&batch.extra));
+    s.push_str(&agent::script_line(NAME, "COBALT_JOBID"));
+    s
+}
+
+/// `qsub` a script file from `cwd`; the job id (also marked as submitted by orc).
+fn qsub(file: &Path, cwd: &Path, path: Option<&String>) -> Result<String> {
+    let dir = records();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let out = tools::output(
+        NAME,
+        Command::new("qsub")
+            .arg(file)
+            .current_dir(cwd)
+            .envs(path.map(|p| ("PATH", p))),
+        HINT,
+    )?;
+    let id = parse::qsub_job_id(&String::from_utf8_lossy(&out.stdout))
+        .filter(|_| out.status.success())
+        .ok_or_else(|| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let said = if err.trim().is_empty() {
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            } else {
+                err.trim().to_string()
+            };
+            Error::launcher(NAME, format!("qsub refused the job: {said}"))
+        })?;
+    let mark = dir.join(format!("{id}.submitted"));
+    std::fs::write(&mark, b"").map_err(|e| Error::io(format!("writing {}", mark.display()), e))?;
+    Ok(id)
+}
+
+/// `qdel` a job.
+fn qdel(id: &str) -> Result<()> {
+    let out = run("qdel", &[id])?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::launcher(
+            NAME,
+            format!("qdel {id}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        ))
+    }
+}
+
+/// The status of batch job `id`: `qstat` while Cobalt lists it, then the exit record.
+fn job_status(id: &str) -> Result<StepStatus> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::launcher(
+            NAME,
+            format!("{id:?} is not a Cobalt job id"),
+        ));
+    }
+    let out = run("qstat", &["--header", "JobId:State", id])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !(text.trim().is_empty() || text.contains("JobId")) {
+        return Err(Error::launcher(
+            NAME,
+            format!(
+                "qstat --header JobId:State {id} failed or printed something else: {}",
+                [text.trim(), String::from_utf8_lossy(&out.stderr).trim()]
+                    .join(" ")
+                    .trim()
+            ),
+        ));
+    }
+    if let Some(state) = parse::qstat_state(&text, id) {
+        return parse::status(&state).ok_or_else(|| {
+            Error::launcher(
+                NAME,
+                format!("job {id} is in state {state}, which orc does not know"),
+            )
+        });
+    }
+    let dir = records();
+    if let Ok(t) = std::fs::read_to_string(dir.join(format!("{id}.exit"))) {
+        let code: i32 = t.trim().parse().map_err(|_| {
+            Error::launcher(
+                NAME,
+                format!("job {id} left an exit record orc cannot read: {t:?}"),
+            )
+        })?;
+        let mut s = StepStatus::new(if code == 0 {
+            JobStatus::Completed
+        } else {
+            JobStatus::Failed
+        });
+        s.exit_code = Some(code);
+        s.native_state = Some("done".into());
+        return Ok(s);
+    }
+    if dir.join(format!("{id}.submitted")).exists() {
+        let mut s = StepStatus::new(JobStatus::Failed);
+        s.native_state = Some("done".into());
+        s.detail = Some(
+            "ended without an exit record (killed, out of walltime, or its node failed)".into(),
+        );
+        return Ok(s);
+    }
+    Err(Error::launcher(
+        NAME,
+        format!(
+            "Cobalt does not list job {id}, and orc did not submit it (Cobalt keeps no history \
+             of ended jobs)"
+        ),
+    ))
+}
+
+/// Submit `step` as a batch job of its own; its id is the job id.
+fn submit(step: &LaunchStep) -> Result<StepId> {
+    std::fs::create_dir_all(&step.cwd)
+        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
+    let file = step.cwd.join(format!("{}.cobalt.sh", step.name));
+    std::fs::write(&file, batch_script(step, &records()))
+        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    let id = qsub(&file, &step.cwd, step.env.get("PATH"))?;
+    tracing::debug!(job = %id, step = %step.name, "submitted");
+    Ok(StepId(id))
+}
+
+/// Whether `id` is an `aprun` process (`<pid>@<start>`) rather than a Cobalt job id.
+fn is_process(id: &StepId) -> bool {
+    id.0.contains('@')
+}
+
 impl CobaltLauncher {
     /// A launcher for steps in the current Cobalt job.
     pub fn new() -> Self {
@@ -78,11 +305,14 @@ impl Launcher for CobaltLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        if let Some(job) = agent::remote_job(step, current_job().as_deref()) {
+            return Agent::new(NAME, job).launch(step);
+        }
         if step.run.allocation.is_none()
             && current_job().is_none()
             && !step.env.contains_key("COBALT_JOBID")
         {
-            return Err(outside());
+            return submit(step);
         }
         let tasks = step.run.tasks.unwrap_or(1).to_string();
         let per_node = step.run.tasks_per_node.unwrap_or(1).to_string();
@@ -120,11 +350,74 @@ impl Launcher for CobaltLauncher {
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        self.procs.status(ids).map_err(ours)
+        ids.iter()
+            .map(|id| {
+                if let Some((job, inner)) = agent::parse_id(id) {
+                    Ok(Agent::new(NAME, job).status(&[inner])?.remove(0))
+                } else if is_process(id) {
+                    Ok(self
+                        .procs
+                        .status(std::slice::from_ref(id))
+                        .map_err(ours)?
+                        .remove(0))
+                } else {
+                    job_status(&id.0)
+                }
+            })
+            .collect()
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        self.procs.cancel(id).map_err(ours)
+        if let Some((job, inner)) = agent::parse_id(id) {
+            return Agent::new(NAME, job).cancel(&inner);
+        }
+        if is_process(id) {
+            return self.procs.cancel(id).map_err(ours);
+        }
+        let s = job_status(&id.0)?;
+        if s.status.is_terminal() {
+            return Ok(s);
+        }
+        qdel(&id.0)?;
+        tools::wait_cancelled(NAME, &format!("job {id} after qdel"), CANCEL_LIMIT, || {
+            job_status(&id.0)
+        })
+    }
+
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let root = agent::root();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+        let output = Agent::output_file(name);
+        let file = root.join(format!("{name}.cobalt.sh"));
+        std::fs::write(&file, allocation_script(batch, name, &output))
+            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let job = qsub(&file, &root, None)?;
+        tracing::info!(job = %job, "batch job submitted; waiting for its agent");
+        let a = Agent::new(NAME, &job);
+        match a.wait_ready(
+            batch.queue_timeout_secs.map(Duration::from_secs),
+            &output,
+            || job_status(&job),
+        ) {
+            Ok(alloc) => Ok(Allocation {
+                hosts: alloc.hosts,
+                id: Some(job),
+            }),
+            Err(e) => {
+                let _ = qdel(&job);
+                a.clean_up();
+                Err(e)
+            }
+        }
+    }
+
+    fn release(&self, allocation: &str) -> Result<()> {
+        Agent::new(NAME, allocation).release(
+            CANCEL_LIMIT,
+            || job_status(allocation),
+            || qdel(allocation),
+        )
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -1,5 +1,5 @@
-"""orc's batch scheduler simulator on a one-node "cluster": PBS Pro (qsub, qstat, qdel)
-and LSF (bsub, bjobs, bkill).
+"""orc's batch scheduler simulator on a one-node "cluster": PBS Pro (qsub, qstat, qdel),
+LSF (bsub, bjobs, bkill) and, from tests/sim/cobalt/bin, Cobalt (qsub, qstat, qdel).
 
 Jobs really run: the submit command starts the script with bash in its own session, with
 the variables the scheduler sets (PBS_JOBID, PBS_NODEFILE, ...; LSB_JOBID,
@@ -102,7 +102,7 @@ def qsub(argv):
     return 0
 
 
-def _start(job_id, job, env):
+def _start(job_id, job, env, cwd=None):
     """Run the job's script under a detached supervisor; returns once it is started."""
     if os.fork() == 0:  # the supervisor: detached from the submitter and its caller
         os.setsid()
@@ -112,12 +112,12 @@ def _start(job_id, job, env):
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        _supervise(job_id, job, env)
+        _supervise(job_id, job, env, cwd)
         os._exit(0)
     os.wait()
 
 
-def _supervise(job_id, job, env):
+def _supervise(job_id, job, env, cwd=None):
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     if job["err"] == job["out"]:
@@ -130,7 +130,7 @@ def _supervise(job_id, job, env):
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-        os.chdir(os.path.expanduser("~"))
+        os.chdir(cwd or os.path.expanduser("~"))
         os.execvpe("bash", ["bash", _path(job_id, "script")], env)
     for fd in (null, out, err):
         os.close(fd)
@@ -283,8 +283,105 @@ def bkill(argv):
     return rc
 
 
-def main():
+# Cobalt flavour (tests/sim/cobalt/bin): job ids are plain integers, nodes are Cray nids
+# starting at 3824, and qstat keeps no history (a finished job is simply not listed).
+COBALT_FIRST_NID = 3824
+
+
+def _cobalt_opts(argv, script):
+    """Options from the command line and `#COBALT` lines (the command line wins)."""
+    opts = _directives(script, "#COBALT")
+    i = 0
+    while i < len(argv) - 1:
+        if argv[i].startswith("-"):
+            opts.setdefault(argv[i], []).append(argv[i + 1])
+            i += 2
+        else:
+            i += 1
+    return opts
+
+
+def cobalt_qsub(argv):
+    files = [a for i, a in enumerate(argv)
+             if not a.startswith("-") and (i == 0 or not argv[i - 1].startswith("-"))]
+    if not files:
+        print("Usage: qsub.py [options] <executable> [<excutable options>]", file=sys.stderr)
+        return 1
+    try:
+        with open(files[-1]) as f:
+            script = f.read()
+    except OSError:
+        print(f"command {files[-1]} not found, or is not a file", file=sys.stderr)
+        return 1
+    opts = _cobalt_opts(argv, script)
+    queue = opts.get("-q", opts.get("--queue", ["default"]))[-1]
+    if queue != "default":
+        print(f"'{queue}' is not a valid queue", file=sys.stderr)
+        return 1
+    nodes = int(opts.get("-n", opts.get("--nodecount", ["1"]))[-1])
+    job_id = _next_id("")
+    os.makedirs(os.path.join(SPOOL, job_id))
+    name = opts.get("--jobname", ["N/A"])[-1]
+    cwd = opts.get("--cwd", [os.getcwd()])[-1]
+    out = opts.get("-o", [os.path.join(cwd, f"{job_id}.output")])[-1]
+    err = opts.get("-e", [os.path.join(cwd, f"{job_id}.error")])[-1]
+    with open(_path(job_id, "script"), "w") as f:
+        f.write(script)
+    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err}
+    _save(job_id, job)
+    part = f"{COBALT_FIRST_NID}-{COBALT_FIRST_NID + nodes - 1}" if nodes > 1 else str(COBALT_FIRST_NID)
+    env = dict(os.environ, COBALT_JOBID=job_id, COBALT_PARTNAME=part,
+               COBALT_JOBSIZE=str(nodes), COBALT_QUEUE=queue)
+    _start(job_id, job, env, cwd)
+    print(f"Job routed to queue \"{queue}\".")
+    print(job_id)
+    return 0
+
+
+def cobalt_qstat(argv):
+    ids = [a for i, a in enumerate(argv)
+           if a.isdigit() and (i == 0 or argv[i - 1] not in ("-u", "--header"))]
+    rows = []
+    for job_id in ids:
+        job = _load(job_id)
+        if job is None or job["state"] == "F":
+            continue
+        state = "queued" if job["state"] == "Q" else ("exiting" if job.get("exit") else "running")
+        rows.append((job_id, state))
+    if rows:
+        print("JobId   State  ")
+        print("=================")
+        for job_id, state in rows:
+            print(f"{job_id:<7} {state}")
+    return 0
+
+
+def cobalt_qdel(argv):
+    for job_id in [a for a in argv if a.isdigit()]:
+        job = _load(job_id)
+        if job is None or job["state"] == "F":
+            continue
+        job["exit"] = 128 + signal.SIGTERM
+        _save(job_id, job)
+        if job.get("pid"):
+            try:
+                os.killpg(job["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    print("      Deleted Jobs")
+    print("JobID  User")
+    print("=====================")
+    for job_id in [a for a in argv if a.isdigit()]:
+        print(f"{job_id}  {os.environ.get('USER', 'root')}")
+    return 0
+
+
+def main(flavour="pbs-lsf"):
     cmd = os.path.basename(sys.argv[0])
-    commands = {"qsub": qsub, "qstat": qstat, "qdel": qdel,
-                "bsub": bsub, "bjobs": bjobs, "bkill": bkill}
+    if flavour == "cobalt":
+        commands = {"qsub": cobalt_qsub, "cqsub": cobalt_qsub, "qstat": cobalt_qstat,
+                    "qdel": cobalt_qdel}
+    else:
+        commands = {"qsub": qsub, "qstat": qstat, "qdel": qdel,
+                    "bsub": bsub, "bjobs": bjobs, "bkill": bkill}
     sys.exit(commands[cmd](sys.argv[1:]))

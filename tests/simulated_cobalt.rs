@@ -1,0 +1,130 @@
+//! Cobalt batch jobs against the scheduler simulator's Cobalt flavour (`tests/sim/cobalt`):
+//! steps submitted outside a job pass the launcher conformance suite as jobs of their own
+//! (Cobalt's `qstat` forgets ended jobs, so exit codes come from the record the job script
+//! leaves); steps inside a job orc holds from outside it pass it through the job agent; a
+//! refused submission and a job orc never submitted are clear errors.
+//!
+//! The launcher runs `qstat`/`qdel` from this process's `PATH`, so this binary puts the
+//! simulator on it first; it holds this one test only.
+#![allow(clippy::unwrap_used)]
+
+use std::{path::Path, time::Duration};
+
+use orc_core::{BatchSettings, JobStatus, LaunchStep, StepId, plugin::PluginHost};
+use orc_tests::{conformance, orc_bin, pid_gone, plugin_file, wait_for, wait_terminal};
+
+#[test]
+fn cobalt_batch_jobs_and_steps_through_the_agent() {
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim");
+    let path = format!(
+        "{}:{}:{}",
+        sim.join("cobalt/bin").display(),
+        sim.join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let spool = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    // SAFETY: the only test in this binary; nothing else runs while the variables change.
+    unsafe {
+        std::env::set_var("PATH", &path);
+        std::env::set_var("ORC_SIM_SPOOL", spool.path());
+        std::env::set_var("ORC_STATE_DIR", state.path());
+        std::env::set_var("ORC_BIN", orc_bin());
+        std::env::remove_var("COBALT_JOBID");
+    }
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_cobalt"))
+        .unwrap();
+    let l = host.launcher("cobalt").unwrap();
+
+    // Steps outside a job: batch jobs of their own.
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: dir.path(),
+        place: &|s| s,
+    });
+    let script = std::fs::read_to_string(dir.path().join("ok.cobalt.sh")).unwrap();
+    assert!(script.contains("#COBALT --jobname ok\n"), "{script}");
+    assert!(script.contains("aprun -n 1 -N 1 sh -c"), "{script}");
+
+    // A cancelled job's script records the TERM it got (Cobalt itself would forget the job).
+    let id = l
+        .launch(&LaunchStep::new("sleeper", "sleep", dir.path()).args(["600"]))
+        .unwrap();
+    let s = l.cancel(&id).unwrap();
+    assert_eq!(
+        (s.status, s.exit_code),
+        (JobStatus::Cancelled, Some(143)),
+        "{s}"
+    );
+
+    // A queue Cobalt does not have: its words surface.
+    let mut s = LaunchStep::new("badq", "true", dir.path());
+    s.run.extra.insert("q".into(), Some("nosuchqueue".into()));
+    let err = l.launch(&s).unwrap_err().to_string();
+    assert!(
+        err.contains("qsub refused the job: 'nosuchqueue' is not a valid queue"),
+        "{err}"
+    );
+    // Cobalt keeps no history: a job orc never submitted is an error, never "completed".
+    let err = l
+        .status(&[StepId("999999".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Cobalt does not list job 999999"), "{err}");
+
+    // Steps inside a job orc holds from outside it, through the job's agent.
+    let mut b = BatchSettings::default();
+    b.nodes = Some(2);
+    b.walltime_secs = Some(600);
+    b.queue_timeout_secs = Some(30);
+    let alloc = l.allocate(&b, "orc-conformance").unwrap();
+    let job = alloc.id.clone().unwrap();
+    assert_eq!(alloc.hosts, ["nid03824", "nid03825"]);
+    let place = |mut s: LaunchStep| {
+        s.run.allocation = Some(job.clone());
+        s
+    };
+    let inside = tempfile::tempdir().unwrap();
+    conformance::run(&conformance::Target {
+        launcher: l.as_ref(),
+        dir: inside.path(),
+        place: &place,
+    });
+    // Placed on one of the job's nodes; a node outside the job fails with aprun's words.
+    let mut on = place(LaunchStep::new("on", "true", inside.path()));
+    on.run.hosts = vec!["nid03825".into()];
+    let id = l.launch(&on).unwrap();
+    assert_eq!(wait_terminal(l.as_ref(), &id).status, JobStatus::Completed);
+    on.run.hosts = vec!["nid04000".into()];
+    on.name = "off".into();
+    on.stderr = inside.path().join("off.err");
+    let id = l.launch(&on).unwrap();
+    assert_eq!(wait_terminal(l.as_ref(), &id).status, JobStatus::Failed);
+    // A long step is still running when the job is released: the agent ends it.
+    let id = l
+        .launch(&place(
+            LaunchStep::new("long", "sleep", inside.path()).args(["600"]),
+        ))
+        .unwrap();
+    let pid: u32 =
+        id.0.rsplit(':')
+            .next()
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+    l.release(&job).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || pid_gone(pid)),
+        "step left running"
+    );
+    assert!(
+        l.status(&[StepId(job.clone())]).unwrap()[0]
+            .status
+            .is_terminal()
+    );
+}
