@@ -479,3 +479,41 @@ fn steps_outside_an_allocation_pass_the_conformance_suite_as_batch_jobs() {
         .to_string();
     assert!(e.contains("Slurm no longer knows job 999999"), "{e}");
 }
+
+#[test]
+fn jobs_the_controller_has_forgotten_are_read_from_the_job_completion_log() {
+    // `scripts/slurm up` keeps no accounting database but a job completion log
+    // (JobCompType=jobcomp/filetxt), as many small sites do. The controller forgets a job
+    // MinJobAge (300 s) after it ends; then its final state comes from `sacct -c`.
+    let dir = tempfile::tempdir().unwrap();
+    let l = SlurmLauncher::new();
+    assert!(orc_launcher_slurm::current_job().is_none());
+    let step = LaunchStep::new("exits3", "sh", dir.path()).args(["-c", "exit 3"]);
+    let id = l.launch(&step).unwrap();
+    let ended = wait_terminal(&l, &id);
+    assert_eq!(
+        (ended.status, ended.exit_code),
+        (JobStatus::Failed, Some(3)),
+        "{ended}"
+    );
+    let mut from_log = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            from_log = orc_launcher_slurm::accounting_status(&id.0).unwrap();
+            from_log.is_some()
+        }),
+        "job {id} never reached the job completion log"
+    );
+    let s = from_log.unwrap();
+    assert_eq!(
+        (s.status, s.exit_code, s.native_state.as_deref()),
+        (JobStatus::Failed, Some(3), Some("FAILED")),
+        "{s}"
+    );
+    assert_eq!(s.detail.as_deref(), Some("from the job completion log"));
+    // A job no record has stays unknown.
+    assert_eq!(
+        orc_launcher_slurm::accounting_status("999999").unwrap(),
+        None
+    );
+}

@@ -4,8 +4,10 @@
 //! (`$SLURM_JOB_ID`), or one made with `salloc --no-shell` (see [`allocate`]). A step id is
 //! Slurm's own `<job>.<step>`, so any later process can watch it (`scontrol show step`) and
 //! cancel it (`scancel`). While the launching process lives it also knows each step's exit
-//! code from its `srun`. Works without accounting (no `sacct` needed); [`parse`] holds the
-//! output parsers and the state table, tested on captured output.
+//! code from its `srun`. Works without accounting: the controller (`scontrol show job|step`)
+//! answers while it remembers a job, and only then are Slurm's records asked
+//! ([`accounting_status`]: `sacct` where accounting exists, `sacct -c` for the job completion
+//! log). [`parse`] holds the output parsers and the state table, tested on captured output.
 //!
 //! Outside any allocation a step is submitted as a batch job of its own
 //! ([`batch::step_script`]); its id is the job id, watched with `scontrol show job`.
@@ -215,6 +217,54 @@ fn job_state(job: &str) -> Result<Option<StepStatus>> {
     })
 }
 
+/// The final state of job or step `id` from Slurm's records once the controller has
+/// forgotten it: the accounting database (`sacct`) where there is one, else the job
+/// completion log (`sacct -c`, jobs only, as with `JobCompType=jobcomp/filetxt`). `None`
+/// when neither knows it (or the site keeps neither).
+pub fn accounting_status(id: &str) -> Result<Option<StepStatus>> {
+    let fields = [
+        "--format=jobid,state,exitcode",
+        "--parsable2",
+        "--noheader",
+        "-j",
+        id,
+    ];
+    for completion_log in [false, true] {
+        let mut args: Vec<&str> = Vec::new();
+        if completion_log {
+            args.push("-c");
+        }
+        args.extend(fields);
+        let out = match run("sacct", &args) {
+            Ok(out) => out,
+            // A site without sacct keeps no records orc could read.
+            Err(Error::ExecutableNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some((state, exit)) = parse::sacct_status(&text, id) {
+            let mut s = parse::status(&state, exit).ok_or_else(|| {
+                Error::launcher(
+                    NAME,
+                    format!("{id} is in state {state}, which orc does not know"),
+                )
+            })?;
+            s.detail = Some(if completion_log {
+                "from the job completion log".into()
+            } else {
+                "from accounting".into()
+            });
+            return Ok(Some(s));
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || err.contains("accounting storage is disabled") {
+            continue;
+        }
+        tracing::debug!(id, error = %err.trim(), "sacct failed");
+    }
+    Ok(None)
+}
+
 /// Wait while job `job` is queued (at most `limit`); an error if it ends instead of running.
 fn wait_running(job: &str, limit: Option<Duration>) -> Result<()> {
     let started = Instant::now();
@@ -279,11 +329,14 @@ impl SlurmLauncher {
                     format!("`{id}` is not a Slurm job or step id (<job> or <job>.<step>)"),
                 ));
             }
-            return job_state(&id.0)?.ok_or_else(|| {
+            if let Some(s) = job_state(&id.0)? {
+                return Ok(s);
+            }
+            return accounting_status(&id.0)?.ok_or_else(|| {
                 Error::launcher(
                     NAME,
                     format!(
-                        "Slurm no longer knows job {id} (it ended more than MinJobAge ago, or never existed)"
+                        "Slurm no longer knows job {id} (it ended more than MinJobAge ago, or never existed), and neither accounting nor the job completion log has it"
                     ),
                 )
             });
@@ -355,7 +408,10 @@ impl SlurmLauncher {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            // The step has left Slurm's tables: it ended.
+            // The step has left Slurm's tables: it ended. Accounting may know how.
+            if let Some(s) = accounting_status(&id.0)? {
+                return Ok(s);
+            }
             return Ok(StepStatus {
                 status: JobStatus::Completed,
                 native_state: Some("gone".into()),
