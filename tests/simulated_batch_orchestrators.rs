@@ -187,7 +187,7 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
         "the agent's directory is left"
     );
     let agent = Command::new("pgrep")
-        .args(["-f", &format!("agents/{job}")])
+        .args(["-f", &site.agents().join(&job).display().to_string()])
         .output()
         .unwrap();
     assert!(

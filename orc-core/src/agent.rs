@@ -34,7 +34,7 @@ use crate::{
     error::{Error, Result},
     launcher::Launcher,
     status::StepStatus,
-    step::{Allocation, LaunchStep, StepId, shell_quote},
+    step::{Allocation, BatchSettings, LaunchStep, StepId, shell_quote},
 };
 
 /// The file the agent writes once it serves: the job's [`Allocation`].
@@ -100,6 +100,56 @@ pub fn script_line(launcher: &str, job_var: &str) -> String {
         shell_quote(launcher),
         shell_quote(&root().display().to_string()),
     )
+}
+
+/// A scheduler's side of an agent-held job: the launcher's own job script, submit, status
+/// and delete commands. [`allocate`] and [`release`] do the rest.
+pub trait Scheduler {
+    /// The launcher's name (in messages and the agent's command line).
+    fn launcher(&self) -> &str;
+    /// The job script: directives for `batch` (nodes, walltime, account, queue, extra),
+    /// the job name `name`, output to `output`, and [`script_line`] at the end.
+    fn script(&self, batch: &BatchSettings, name: &str, output: &Path) -> String;
+    /// Submit the script file `file` from directory `cwd`; the job id.
+    fn submit(&self, file: &Path, cwd: &Path) -> Result<String>;
+    /// The status of job `job` (terminal once it has ended).
+    fn job_status(&self, job: &str) -> Result<StepStatus>;
+    /// Delete job `job` (`qdel`, `bkill`); one that already ended is not an error.
+    fn kill(&self, job: &str) -> Result<()>;
+}
+
+/// [`Launcher::allocate`] for schedulers that need the agent: write the job script under
+/// [`root`], submit it, and wait (at most the batch's queue timeout) until the agent
+/// serves; a job that fails first is deleted and reported with its output.
+pub fn allocate(s: &dyn Scheduler, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+    let root = root();
+    std::fs::create_dir_all(&root).map_err(io("creating", &root))?;
+    let output = root.join(format!("{name}.out"));
+    let file = root.join(format!("{name}.{}.sh", s.launcher()));
+    std::fs::write(&file, s.script(batch, name, &output)).map_err(io("writing", &file))?;
+    let job = s.submit(&file, &root)?;
+    tracing::info!(job = %job, "batch job submitted; waiting for its agent");
+    let agent = Agent::new(s.launcher(), &job);
+    match agent.wait_ready(
+        batch.queue_timeout_secs.map(Duration::from_secs),
+        &output,
+        || s.job_status(&job),
+    ) {
+        Ok(alloc) => Ok(Allocation {
+            hosts: alloc.hosts,
+            id: Some(job),
+        }),
+        Err(e) => {
+            let _ = s.kill(&job);
+            agent.clean_up();
+            Err(e)
+        }
+    }
+}
+
+/// [`Launcher::release`] for jobs made by [`allocate`]: see [`Agent::release`].
+pub fn release(s: &dyn Scheduler, job: &str, grace: Duration) -> Result<()> {
+    Agent::new(s.launcher(), job).release(grace, || s.job_status(job), || s.kill(job))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -286,11 +336,6 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-
-    /// The file a job script sends its output to.
-    pub fn output_file(name: &str) -> PathBuf {
-        root().join(format!("{name}.out"))
     }
 
     fn call(&self, req: &Request) -> Result<serde_json::Value> {

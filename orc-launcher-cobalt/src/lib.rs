@@ -292,6 +292,27 @@ fn is_process(id: &StepId) -> bool {
     id.0.contains('@')
 }
 
+/// Cobalt's side of agent-held jobs.
+struct Cobalt;
+
+impl agent::Scheduler for Cobalt {
+    fn launcher(&self) -> &str {
+        NAME
+    }
+    fn script(&self, batch: &BatchSettings, name: &str, output: &Path) -> String {
+        allocation_script(batch, name, output)
+    }
+    fn submit(&self, file: &Path, cwd: &Path) -> Result<String> {
+        qsub(file, cwd, None)
+    }
+    fn job_status(&self, job: &str) -> Result<StepStatus> {
+        job_status(job)
+    }
+    fn kill(&self, job: &str) -> Result<()> {
+        qdel(job)
+    }
+}
+
 impl CobaltLauncher {
     /// A launcher for steps in the current Cobalt job.
     pub fn new() -> Self {
@@ -385,39 +406,11 @@ impl Launcher for CobaltLauncher {
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        let root = agent::root();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
-        let output = Agent::output_file(name);
-        let file = root.join(format!("{name}.cobalt.sh"));
-        std::fs::write(&file, allocation_script(batch, name, &output))
-            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        let job = qsub(&file, &root, None)?;
-        tracing::info!(job = %job, "batch job submitted; waiting for its agent");
-        let a = Agent::new(NAME, &job);
-        match a.wait_ready(
-            batch.queue_timeout_secs.map(Duration::from_secs),
-            &output,
-            || job_status(&job),
-        ) {
-            Ok(alloc) => Ok(Allocation {
-                hosts: alloc.hosts,
-                id: Some(job),
-            }),
-            Err(e) => {
-                let _ = qdel(&job);
-                a.clean_up();
-                Err(e)
-            }
-        }
+        agent::allocate(&Cobalt, batch, name)
     }
 
     fn release(&self, allocation: &str) -> Result<()> {
-        Agent::new(NAME, allocation).release(
-            CANCEL_LIMIT,
-            || job_status(allocation),
-            || qdel(allocation),
-        )
+        agent::release(&Cobalt, allocation, CANCEL_LIMIT)
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -280,6 +280,27 @@ fn job_status(id: &str) -> Result<StepStatus> {
     }
 }
 
+/// LSF's side of agent-held jobs.
+struct Lsf;
+
+impl agent::Scheduler for Lsf {
+    fn launcher(&self) -> &str {
+        NAME
+    }
+    fn script(&self, batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
+        allocation_script(batch, name, output)
+    }
+    fn submit(&self, file: &std::path::Path, cwd: &std::path::Path) -> Result<String> {
+        bsub(file, cwd, None)
+    }
+    fn job_status(&self, job: &str) -> Result<StepStatus> {
+        job_status(job)
+    }
+    fn kill(&self, job: &str) -> Result<()> {
+        bkill(job)
+    }
+}
+
 impl LSFLauncher {
     /// A launcher for steps in the current LSF job.
     pub fn new() -> Self {
@@ -379,39 +400,11 @@ impl Launcher for LSFLauncher {
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        let root = agent::root();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
-        let output = Agent::output_file(name);
-        let file = root.join(format!("{name}.lsf.sh"));
-        std::fs::write(&file, allocation_script(batch, name, &output))
-            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        let job = bsub(&file, &root, None)?;
-        tracing::info!(job = %job, "batch job submitted; waiting for its agent");
-        let a = Agent::new(NAME, &job);
-        match a.wait_ready(
-            batch.queue_timeout_secs.map(Duration::from_secs),
-            &output,
-            || job_status(&job),
-        ) {
-            Ok(alloc) => Ok(Allocation {
-                hosts: alloc.hosts,
-                id: Some(job),
-            }),
-            Err(e) => {
-                let _ = bkill(&job);
-                a.clean_up();
-                Err(e)
-            }
-        }
+        agent::allocate(&Lsf, batch, name)
     }
 
     fn release(&self, allocation: &str) -> Result<()> {
-        Agent::new(NAME, allocation).release(
-            CANCEL_LIMIT,
-            || job_status(allocation),
-            || bkill(allocation),
-        )
+        agent::release(&Lsf, allocation, CANCEL_LIMIT)
     }
 
     fn allocation(&self) -> Result<Allocation> {

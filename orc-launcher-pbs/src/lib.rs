@@ -242,6 +242,27 @@ fn job_status(id: &str) -> Result<StepStatus> {
     }
 }
 
+/// PBS's side of agent-held jobs.
+struct Pbs;
+
+impl agent::Scheduler for Pbs {
+    fn launcher(&self) -> &str {
+        NAME
+    }
+    fn script(&self, batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
+        allocation_script(batch, name, output)
+    }
+    fn submit(&self, file: &std::path::Path, cwd: &std::path::Path) -> Result<String> {
+        qsub(file, cwd, None)
+    }
+    fn job_status(&self, job: &str) -> Result<StepStatus> {
+        job_status(job)
+    }
+    fn kill(&self, job: &str) -> Result<()> {
+        qdel(job)
+    }
+}
+
 impl PBSLauncher {
     /// A launcher for steps in the current PBS job.
     pub fn new() -> Self {
@@ -317,39 +338,11 @@ impl Launcher for PBSLauncher {
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        let root = agent::root();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
-        let output = Agent::output_file(name);
-        let file = root.join(format!("{name}.pbs.sh"));
-        std::fs::write(&file, allocation_script(batch, name, &output))
-            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        let job = qsub(&file, &root, None)?;
-        tracing::info!(job = %job, "batch job submitted; waiting for its agent");
-        let a = Agent::new(NAME, &job);
-        match a.wait_ready(
-            batch.queue_timeout_secs.map(Duration::from_secs),
-            &output,
-            || job_status(&job),
-        ) {
-            Ok(alloc) => Ok(Allocation {
-                hosts: alloc.hosts,
-                id: Some(job),
-            }),
-            Err(e) => {
-                let _ = qdel(&job);
-                a.clean_up();
-                Err(e)
-            }
-        }
+        agent::allocate(&Pbs, batch, name)
     }
 
     fn release(&self, allocation: &str) -> Result<()> {
-        Agent::new(NAME, allocation).release(
-            CANCEL_LIMIT,
-            || job_status(allocation),
-            || qdel(allocation),
-        )
+        agent::release(&Pbs, allocation, CANCEL_LIMIT)
     }
 
     fn allocation(&self) -> Result<Allocation> {
