@@ -9,10 +9,10 @@
 //! binary puts the simulator on it first; it holds this one test only.
 #![allow(clippy::unwrap_used)]
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use orc_core::{BatchSettings, LaunchStep, StepId, plugin::PluginHost};
-use orc_tests::{conformance, pid_gone, plugin_file, wait_for};
+use orc_tests::{conformance, plugin_file};
 
 fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&str, &str)) {
     let dir = tempfile::tempdir().unwrap();
@@ -54,46 +54,7 @@ fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&st
     let mut b = BatchSettings::default();
     b.nodes = Some(1);
     b.queue_timeout_secs = Some(30);
-    let alloc = l.allocate(&b, &format!("orc-conformance-{name}")).unwrap();
-    let job = alloc.id.clone().unwrap();
-    assert_eq!(alloc.hosts, [orc_core::net::hostname()], "{name}");
-    let place = |mut s: LaunchStep| {
-        s.run.allocation = Some(job.clone());
-        s
-    };
-    let inside = tempfile::tempdir().unwrap();
-    conformance::run(&conformance::Target {
-        launcher: l.as_ref(),
-        dir: inside.path(),
-        place: &place,
-    });
-    // A long step is still running when the job is released: the agent ends it.
-    let id = l
-        .launch(&place(
-            LaunchStep::new("long", "sleep", inside.path()).args(["600"]),
-        ))
-        .unwrap();
-    assert!(id.0.starts_with(&format!("agent:{job}:")), "{id}");
-    let pid: u32 =
-        id.0.rsplit(':')
-            .next()
-            .unwrap()
-            .split('@')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-    l.release(&job).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(10), || pid_gone(pid)),
-        "{name}: step left running"
-    );
-    let e = l.status(&[id]).unwrap_err().to_string();
-    assert!(
-        e.contains(&format!("no agent serves batch job {job}")),
-        "{e}"
-    );
-    l.release(&job).unwrap();
+    conformance::through_agent(l.as_ref(), &b, &[orc_core::net::hostname()], &|_, _| {});
 }
 
 #[test]

@@ -147,17 +147,7 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
         .iter()
         .map(|a| a.as_str().unwrap().to_string())
         .collect();
-    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
-    use orc_client::MemoryLayout::RowMajor;
-    for i in 0..12 {
-        c.put_tensor_slice(&format!("t{i}"), &[i as f32], &[1], RowMajor)
-            .unwrap();
-    }
-    for i in 0..12 {
-        let t = c.get_tensor(&format!("t{i}")).unwrap();
-        assert_eq!(t.to_vec::<f32>(RowMajor).unwrap(), [i as f32]);
-    }
+    assert_cluster_holds_data(&addrs);
     let st = site.orc(&["db", "status", "--db", &db]);
     assert_eq!(
         st.status.code(),

@@ -8,10 +8,10 @@
 //! simulator on it first; it holds this one test only.
 #![allow(clippy::unwrap_used)]
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use orc_core::{BatchSettings, JobStatus, LaunchStep, StepId, plugin::PluginHost};
-use orc_tests::{conformance, orc_bin, pid_gone, plugin_file, wait_for, wait_terminal};
+use orc_tests::{conformance, orc_bin, plugin_file, wait_terminal};
 
 #[test]
 fn cobalt_batch_jobs_and_steps_through_the_agent() {
@@ -79,52 +79,18 @@ fn cobalt_batch_jobs_and_steps_through_the_agent() {
     b.nodes = Some(2);
     b.walltime_secs = Some(600);
     b.queue_timeout_secs = Some(30);
-    let alloc = l.allocate(&b, "orc-conformance").unwrap();
-    let job = alloc.id.clone().unwrap();
-    assert_eq!(alloc.hosts, ["nid03824", "nid03825"]);
-    let place = |mut s: LaunchStep| {
-        s.run.allocation = Some(job.clone());
-        s
-    };
-    let inside = tempfile::tempdir().unwrap();
-    conformance::run(&conformance::Target {
-        launcher: l.as_ref(),
-        dir: inside.path(),
-        place: &place,
+    let nids = ["nid03824".to_string(), "nid03825".to_string()];
+    conformance::through_agent(l.as_ref(), &b, &nids, &|place, dir| {
+        // Placed on one of the job's nodes; a node outside the job fails with aprun's words.
+        let mut on = place(LaunchStep::new("on", "true", dir));
+        on.run.hosts = vec!["nid03825".into()];
+        let id = l.launch(&on).unwrap();
+        assert_eq!(wait_terminal(l.as_ref(), &id).status, JobStatus::Completed);
+        let mut off = place(LaunchStep::new("off", "true", dir));
+        off.run.hosts = vec!["nid04000".into()];
+        let id = l.launch(&off).unwrap();
+        assert_eq!(wait_terminal(l.as_ref(), &id).status, JobStatus::Failed);
+        let err = std::fs::read_to_string(&off.stderr).unwrap();
+        assert!(err.contains("node 4000 is not in job"), "{err}");
     });
-    // Placed on one of the job's nodes; a node outside the job fails with aprun's words.
-    let mut on = place(LaunchStep::new("on", "true", inside.path()));
-    on.run.hosts = vec!["nid03825".into()];
-    let id = l.launch(&on).unwrap();
-    assert_eq!(wait_terminal(l.as_ref(), &id).status, JobStatus::Completed);
-    on.run.hosts = vec!["nid04000".into()];
-    on.name = "off".into();
-    on.stderr = inside.path().join("off.err");
-    let id = l.launch(&on).unwrap();
-    assert_eq!(wait_terminal(l.as_ref(), &id).status, JobStatus::Failed);
-    // A long step is still running when the job is released: the agent ends it.
-    let id = l
-        .launch(&place(
-            LaunchStep::new("long", "sleep", inside.path()).args(["600"]),
-        ))
-        .unwrap();
-    let pid: u32 =
-        id.0.rsplit(':')
-            .next()
-            .unwrap()
-            .split('@')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-    l.release(&job).unwrap();
-    assert!(
-        wait_for(Duration::from_secs(10), || pid_gone(pid)),
-        "step left running"
-    );
-    assert!(
-        l.status(&[StepId(job.clone())]).unwrap()[0]
-            .status
-            .is_terminal()
-    );
 }

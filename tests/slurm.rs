@@ -286,17 +286,7 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
         Some(job.as_str())
     );
     let addrs = orc.addresses();
-    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
-    use orc_client::MemoryLayout::RowMajor;
-    for i in 0..20 {
-        c.put_tensor_slice(&format!("t{i}"), &[i as f32, 1.0], &[2], RowMajor)
-            .unwrap();
-    }
-    for i in 0..20 {
-        let t = c.get_tensor(&format!("t{i}")).unwrap();
-        assert_eq!(t.to_vec::<f32>(RowMajor).unwrap(), [i as f32, 1.0]);
-    }
+    assert_cluster_holds_data(&addrs);
     let st = state.orc(&["db", "status", "--db", "batchdb"]);
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
 

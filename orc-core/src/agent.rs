@@ -116,6 +116,19 @@ pub trait Scheduler {
     fn job_status(&self, job: &str) -> Result<StepStatus>;
     /// Delete job `job` (`qdel`, `bkill`); one that already ended is not an error.
     fn kill(&self, job: &str) -> Result<()>;
+
+    /// [`Launcher::cancel`] of a batch job: delete it unless it has ended, then wait (at
+    /// most `limit`) until it has, and report it cancelled.
+    fn cancel_job(&self, job: &str, limit: Duration) -> Result<StepStatus> {
+        let s = self.job_status(job)?;
+        if s.status.is_terminal() {
+            return Ok(s);
+        }
+        self.kill(job)?;
+        crate::tools::wait_cancelled(self.launcher(), &format!("job {job}"), limit, || {
+            self.job_status(job)
+        })
+    }
 }
 
 /// [`Launcher::allocate`] for schedulers that need the agent: write the job script under

@@ -287,11 +287,6 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
     Ok(StepId(id))
 }
 
-/// Whether `id` is an `aprun` process (`<pid>@<start>`) rather than a Cobalt job id.
-fn is_process(id: &StepId) -> bool {
-    id.0.contains('@')
-}
-
 /// Cobalt's side of agent-held jobs.
 struct Cobalt;
 
@@ -317,6 +312,15 @@ impl CobaltLauncher {
     /// A launcher for steps in the current Cobalt job.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
+        orc_launcher_local::wlm::Steps {
+            procs: &self.procs,
+            scheduler: &Cobalt,
+            errors: ours,
+            cancel_limit: CANCEL_LIMIT,
+        }
     }
 }
 
@@ -371,38 +375,11 @@ impl Launcher for CobaltLauncher {
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        ids.iter()
-            .map(|id| {
-                if let Some((job, inner)) = agent::parse_id(id) {
-                    Ok(Agent::new(NAME, job).status(&[inner])?.remove(0))
-                } else if is_process(id) {
-                    Ok(self
-                        .procs
-                        .status(std::slice::from_ref(id))
-                        .map_err(ours)?
-                        .remove(0))
-                } else {
-                    job_status(&id.0)
-                }
-            })
-            .collect()
+        self.steps().status(ids)
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        if let Some((job, inner)) = agent::parse_id(id) {
-            return Agent::new(NAME, job).cancel(&inner);
-        }
-        if is_process(id) {
-            return self.procs.cancel(id).map_err(ours);
-        }
-        let s = job_status(&id.0)?;
-        if s.status.is_terminal() {
-            return Ok(s);
-        }
-        qdel(&id.0)?;
-        tools::wait_cancelled(NAME, &format!("job {id} after qdel"), CANCEL_LIMIT, || {
-            job_status(&id.0)
-        })
+        self.steps().cancel(id)
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod proc;
+pub mod wlm;
 
 use std::{
     collections::HashMap,

@@ -111,11 +111,6 @@ fn word(w: &str) -> String {
     }
 }
 
-/// Whether `id` is a `jsrun` process (`<pid>@<start>`) rather than an LSF job id.
-fn is_process(id: &StepId) -> bool {
-    id.0.contains('@')
-}
-
 fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
     tools::output(
         NAME,
@@ -306,6 +301,15 @@ impl LSFLauncher {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
+        orc_launcher_local::wlm::Steps {
+            procs: &self.procs,
+            scheduler: &Lsf,
+            errors: ours,
+            cancel_limit: CANCEL_LIMIT,
+        }
+    }
 }
 
 impl Launcher for LSFLauncher {
@@ -365,38 +369,11 @@ impl Launcher for LSFLauncher {
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        ids.iter()
-            .map(|id| {
-                if let Some((job, inner)) = agent::parse_id(id) {
-                    Ok(Agent::new(NAME, job).status(&[inner])?.remove(0))
-                } else if is_process(id) {
-                    Ok(self
-                        .procs
-                        .status(std::slice::from_ref(id))
-                        .map_err(ours)?
-                        .remove(0))
-                } else {
-                    job_status(&id.0)
-                }
-            })
-            .collect()
+        self.steps().status(ids)
     }
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        if let Some((job, inner)) = agent::parse_id(id) {
-            return Agent::new(NAME, job).cancel(&inner);
-        }
-        if is_process(id) {
-            return self.procs.cancel(id).map_err(ours);
-        }
-        let s = job_status(&id.0)?;
-        if s.status.is_terminal() {
-            return Ok(s);
-        }
-        bkill(&id.0)?;
-        tools::wait_cancelled(NAME, &format!("job {id} after bkill"), CANCEL_LIMIT, || {
-            job_status(&id.0)
-        })
+        self.steps().cancel(id)
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {

@@ -5,7 +5,7 @@
 
 use std::{path::Path, time::Duration};
 
-use orc_core::{JobStatus, LaunchStep, Launcher, StepId, StepStatus};
+use orc_core::{BatchSettings, JobStatus, LaunchStep, Launcher, StepId, StepStatus};
 
 use crate::wait_for;
 
@@ -130,4 +130,61 @@ pub fn run(t: &Target<'_>) {
         Err(_) => {}
         Ok(s) => panic!("{name}: status of a bogus id: {}", s[0]),
     }
+}
+
+/// Puts a step inside a job.
+pub type Place<'a> = &'a dyn Fn(LaunchStep) -> LaunchStep;
+
+/// The suite inside a batch job the launcher allocates from outside it, reached through
+/// the job's agent (`orc_core::agent`): the job must have `hosts`; `more` runs further
+/// checks inside it (given how to place a step there and a scratch directory). Then a step
+/// still running when the job is released must end with it, and the agent must be gone.
+pub fn through_agent(
+    l: &dyn Launcher,
+    batch: &BatchSettings,
+    hosts: &[String],
+    more: &dyn Fn(Place<'_>, &Path),
+) {
+    let name = l.name().to_string();
+    let alloc = l
+        .allocate(batch, &format!("orc-conformance-{name}"))
+        .unwrap();
+    let job = alloc.id.clone().unwrap();
+    assert_eq!(alloc.hosts, hosts, "{name}");
+    let place = |mut s: LaunchStep| {
+        s.run.allocation = Some(job.clone());
+        s
+    };
+    let inside = tempfile::tempdir().unwrap();
+    run(&Target {
+        launcher: l,
+        dir: inside.path(),
+        place: &place,
+    });
+    more(&place, inside.path());
+
+    let id = l
+        .launch(&place(
+            LaunchStep::new("long", "sleep", inside.path()).args(["600"]),
+        ))
+        .unwrap();
+    assert!(id.0.starts_with(&format!("agent:{job}:")), "{name}: {id}");
+    let pid: u32 =
+        id.0.rsplit(':')
+            .next()
+            .and_then(|local| local.split('@').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {id} names no process"));
+    l.release(&job).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || crate::pid_gone(pid)),
+        "{name}: step left running after the job was released"
+    );
+    let e = l.status(&[id]).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("no agent serves batch job {job}")),
+        "{name}: {e}"
+    );
+    // Releasing again is no error.
+    l.release(&job).unwrap();
 }

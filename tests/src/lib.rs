@@ -361,3 +361,19 @@ pub fn site_plugin(dir: &str, lib: &str) -> tempfile::TempDir {
     std::fs::copy(target.join("debug").join(&file), plugins.path().join(&file)).unwrap();
     plugins
 }
+
+/// Store 20 tensors through a cluster client on `addrs` (keys hashed across every shard)
+/// and read each back: the database is a working cluster.
+pub fn assert_cluster_holds_data(addrs: &[String]) {
+    use orc_client::MemoryLayout::RowMajor;
+    let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
+    for i in 0..20 {
+        c.put_tensor_slice(&format!("t{i}"), &[i as f32, 2.0], &[2], RowMajor)
+            .unwrap();
+    }
+    for i in 0..20 {
+        let t = c.get_tensor(&format!("t{i}")).unwrap();
+        assert_eq!(t.to_vec::<f32>(RowMajor).unwrap(), [i as f32, 2.0]);
+    }
+}
