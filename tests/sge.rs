@@ -7,7 +7,7 @@
 
 use std::{process::Command, time::Duration};
 
-use orc_core::{BatchSettings, JobStatus, LaunchStep, Launcher, StepId, plugin::PluginHost};
+use orc_core::{BatchSettings, JobStatus, LaunchStep, Launcher, plugin::PluginHost};
 use orc_tests::*;
 
 /// The plugin, built and put in a directory of its own.
@@ -111,17 +111,13 @@ fn steps_outside_a_job_pass_the_conformance_suite_as_batch_jobs() {
     let host = host(&plugins);
     let l = host.launcher("sge").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    conformance::run(&conformance::Target {
-        launcher: l.as_ref(),
-        dir: dir.path(),
-        place: &|s| s,
-    });
     // A job Grid Engine never had is an error, never "completed".
-    let e = l
-        .status(&[StepId("999999".into())])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("Grid Engine knows no job 999999"), "{e}");
+    conformance::as_batch_jobs(
+        l.as_ref(),
+        dir.path(),
+        "999999",
+        "Grid Engine knows no job 999999",
+    );
 }
 
 #[test]
@@ -163,12 +159,7 @@ fn a_three_shard_orchestrator_as_one_grid_engine_job() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["launcher"], "sge");
-    let steps: Vec<String> = v["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap().to_string())
-        .collect();
+    let steps = json_strings(&v, "step");
     // One job holds every shard, as tasks, with our name, slots and walltime.
     let ids = jobs_named("orc-sgedb");
     assert_eq!(ids.len(), 1, "{ids:?}");

@@ -107,12 +107,7 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
         text(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let steps: Vec<String> = v["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap().to_string())
-        .collect();
+    let steps = json_strings(&v, "step");
     // Every shard is a step the agent of one job started inside it.
     let job = steps[0]
         .strip_prefix("agent:")
@@ -141,12 +136,7 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
     }
 
     // A verified cluster that holds data; status works from outside the job.
-    let addrs: Vec<String> = v["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let addrs = json_strings(&v, "addresses");
     assert_cluster_holds_data(&addrs);
     let st = site.orc(&["db", "status", "--db", &db]);
     assert_eq!(

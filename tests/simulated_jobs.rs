@@ -210,12 +210,7 @@ fn a_three_shard_orchestrator_inside_an_lsf_job() {
     assert!(erf.contains("rank: 0: { host: 1;"), "{erf}");
     let st = orc_in_job(&["db", "status"]);
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
-    let addrs: Vec<String> = v["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let addrs = json_strings(&v, "addresses");
     let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let mut c = orc_client::Client::new(orc_client::Config::new(&a, true).unwrap()).unwrap();
     c.put_tensor_slice("t", &[1.5f64], &[1], orc_client::MemoryLayout::RowMajor)

@@ -75,12 +75,7 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["launcher"], "slurm");
-    let steps: Vec<String> = v["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap().to_string())
-        .collect();
+    let steps = json_strings(&v, "step");
     assert!(
         steps
             .iter()
@@ -255,12 +250,7 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
         text(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let steps: Vec<String> = v["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap().to_string())
-        .collect();
+    let steps = json_strings(&v, "step");
     // Every shard is a step of one job, which Slurm runs under our name and time limit.
     let job = steps[0].split('.').next().unwrap().to_string();
     assert!(
@@ -457,17 +447,13 @@ fn steps_outside_an_allocation_pass_the_conformance_suite_as_batch_jobs() {
     let l = host.launcher("slurm").unwrap();
     // The test process is in no allocation, so every step is an sbatch job of its own.
     assert!(orc_launcher_slurm::current_job().is_none());
-    conformance::run(&conformance::Target {
-        launcher: l.as_ref(),
-        dir: dir.path(),
-        place: &|s| s,
-    });
     // A job Slurm never had is an error, never "completed".
-    let e = l
-        .status(&[StepId("999999".into())])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("Slurm no longer knows job 999999"), "{e}");
+    conformance::as_batch_jobs(
+        l.as_ref(),
+        dir.path(),
+        "999999",
+        "Slurm no longer knows job 999999",
+    );
 }
 
 #[test]

@@ -132,6 +132,21 @@ pub fn run(t: &Target<'_>) {
     }
 }
 
+/// The suite on steps launched outside any job, each a batch job of its own; then a job id
+/// the scheduler never had (`never_had`) must be an error that `says` so.
+pub fn as_batch_jobs(l: &dyn Launcher, dir: &Path, never_had: &str, says: &str) {
+    run(&Target {
+        launcher: l,
+        dir,
+        place: &|s| s,
+    });
+    let e = l
+        .status(&[StepId(never_had.into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(says), "{}: {e}", l.name());
+}
+
 /// Puts a step inside a job.
 pub type Place<'a> = &'a dyn Fn(LaunchStep) -> LaunchStep;
 

@@ -377,3 +377,31 @@ pub fn assert_cluster_holds_data(addrs: &[String]) {
         assert_eq!(t.to_vec::<f32>(RowMajor).unwrap(), [i as f32, 2.0]);
     }
 }
+
+/// The JSON `orc db start --json` printed, once the command has succeeded.
+pub fn start_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "orc db start: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The strings of `orc db start --json` output: each shard's `step` id, or `addresses`.
+pub fn json_strings(v: &serde_json::Value, what: &str) -> Vec<String> {
+    let list = if what == "step" {
+        &v["shards"]
+    } else {
+        &v[what]
+    };
+    list.as_array()
+        .unwrap_or_else(|| panic!("no {what} in {v}"))
+        .iter()
+        .map(|x| {
+            let x = if what == "step" { &x["step"] } else { x };
+            x.as_str().unwrap().to_string()
+        })
+        .collect()
+}
