@@ -121,6 +121,19 @@ impl LaunchStep {
         self
     }
 
+    /// The job-script lines that enter the step's directory and export its environment:
+    /// `cd <cwd> || exit 1`, then `export K=V` per variable (shell-quoted).
+    pub fn script_prologue(&self) -> String {
+        let mut s = format!(
+            "cd {} || exit 1\n",
+            shell_quote(&self.cwd.display().to_string())
+        );
+        for (k, v) in &self.env {
+            s.push_str(&format!("export {k}={}\n", shell_quote(v)));
+        }
+        s
+    }
+
     /// The command line, shell-quoted, for messages.
     pub fn command_line(&self) -> String {
         std::iter::once(self.exe.display().to_string())
@@ -161,5 +174,10 @@ mod tests {
         let s = LaunchStep::new("a", "/bin/echo", "/tmp").args(["x y", "it's", "plain"]);
         assert_eq!(s.command_line(), r#"/bin/echo 'x y' 'it'\''s' plain"#);
         assert_eq!(s.stdout, PathBuf::from("/tmp/a.out"));
+        let s = LaunchStep::new("a", "x", "/tmp/w d").env("K", "it's");
+        assert_eq!(
+            s.script_prologue(),
+            "cd '/tmp/w d' || exit 1\nexport K='it'\\''s'\n"
+        );
     }
 }

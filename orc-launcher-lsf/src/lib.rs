@@ -32,6 +32,7 @@ use orc_core::{
     Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
     agent::{self, Agent},
     plugin::{Factory, StaticPlugin},
+    step::shell_quote,
     tools,
 };
 use orc_launcher_local::LocalLauncher;
@@ -99,18 +100,6 @@ fn job_hosts(step: Option<&LaunchStep>) -> Result<Vec<String>> {
     })
 }
 
-/// One word of an ERF `app` line: single-quoted when it holds anything but plain characters.
-fn word(w: &str) -> String {
-    if !w.is_empty()
-        && w.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-    {
-        w.to_string()
-    } else {
-        format!("'{}'", w.replace('\'', r"'\''"))
-    }
-}
-
 fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
     tools::output(
         NAME,
@@ -134,22 +123,16 @@ pub fn batch_script(step: &LaunchStep) -> String {
             None => s.push_str(&format!("#BSUB -{k}\n")),
         }
     }
-    s.push_str(&format!(
-        "cd {} || exit 1\n",
-        word(&step.cwd.display().to_string())
-    ));
-    for (k, v) in &step.env {
-        s.push_str(&format!("export {k}={}\n", word(v)));
-    }
+    s.push_str(&step.script_prologue());
     let tasks = step.run.tasks.unwrap_or(1);
     let cpus = step.run.cpus_per_task.unwrap_or(1);
     s.push_str(&format!(
         "exec jsrun -n {tasks} -a 1 -c {cpus} {}",
-        word(&step.exe.display().to_string())
+        shell_quote(&step.exe.display().to_string())
     ));
     for a in &step.args {
         s.push(' ');
-        s.push_str(&word(a));
+        s.push_str(&shell_quote(a));
     }
     s.push('\n');
     s
@@ -353,7 +336,7 @@ impl Launcher for LSFLauncher {
                 .collect::<Result<Vec<_>>>()?;
             let command: Vec<String> = std::iter::once(step.exe.display().to_string())
                 .chain(step.args.iter().cloned())
-                .map(|w| word(&w))
+                .map(|w| shell_quote(&w))
                 .collect();
             let file = step.cwd.join(format!("{}.erf", step.name));
             std::fs::create_dir_all(&step.cwd)

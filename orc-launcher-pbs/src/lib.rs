@@ -90,11 +90,6 @@ fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
     )
 }
 
-/// A word for a bash script, single-quoted.
-fn quote(w: &str) -> String {
-    format!("'{}'", w.replace('\'', r"'\''"))
-}
-
 /// The `qsub` script that runs `step` as a batch job of its own, with `mpiexec`.
 pub fn batch_script(step: &LaunchStep) -> String {
     let mut s = String::from("#!/bin/bash\n");
@@ -112,22 +107,11 @@ pub fn batch_script(step: &LaunchStep) -> String {
             None => s.push_str(&format!("#PBS -{k}\n")),
         }
     }
+    s.push_str(&step.script_prologue());
     s.push_str(&format!(
-        "cd {} || exit 1\n",
-        quote(&step.cwd.display().to_string())
+        "exec mpiexec -n {tasks} {}\n",
+        step.command_line()
     ));
-    for (k, v) in &step.env {
-        s.push_str(&format!("export {k}={}\n", quote(v)));
-    }
-    s.push_str(&format!(
-        "exec mpiexec -n {tasks} {}",
-        quote(&step.exe.display().to_string())
-    ));
-    for a in &step.args {
-        s.push(' ');
-        s.push_str(&quote(a));
-    }
-    s.push('\n');
     s
 }
 

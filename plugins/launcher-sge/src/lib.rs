@@ -228,13 +228,7 @@ pub fn batch_script(step: &LaunchStep) -> String {
             None => s.push_str(&format!("#$ -{k}\n")),
         }
     }
-    s.push_str(&format!(
-        "cd {} || exit 1\n",
-        shell_quote(&step.cwd.display().to_string())
-    ));
-    for (k, v) in &step.env {
-        s.push_str(&format!("export {k}={}\n", shell_quote(v)));
-    }
+    s.push_str(&step.script_prologue());
     s.push_str(&format!("exec {}\n", step.command_line()));
     s
 }

@@ -148,6 +148,17 @@ def _supervise(job_id, job, env, cwd=None):
     _save(job_id, job)
 
 
+def _terminate(job_id, job, code):
+    """End a job as the scheduler does: TERM to its process group, `code` as its exit."""
+    job["exit"] = code
+    _save(job_id, job)
+    if job.get("pid"):
+        try:
+            os.killpg(job["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 def _unknown(cmd, job_id):
     print(f"{cmd}: Unknown Job Id {job_id}", file=sys.stderr)
     return 153
@@ -198,13 +209,7 @@ def qdel(argv):
             print(f"qdel: Job has finished {job_id}", file=sys.stderr)
             rc = 35
             continue
-        job["exit"] = 256 + signal.SIGTERM
-        _save(job_id, job)
-        if job.get("pid"):
-            try:
-                os.killpg(job["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        _terminate(job_id, job, 256 + signal.SIGTERM)
     return rc
 
 
@@ -272,13 +277,7 @@ def bkill(argv):
             print(f"Job <{job_id}>: Job has already finished", file=sys.stderr)
             rc = 255
             continue
-        job["exit"] = 128 + signal.SIGTERM
-        _save(job_id, job)
-        if job.get("pid"):
-            try:
-                os.killpg(job["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        _terminate(job_id, job, 128 + signal.SIGTERM)
         print(f"Job <{job_id}> is being terminated")
     return rc
 
@@ -361,13 +360,7 @@ def cobalt_qdel(argv):
         job = _load(job_id)
         if job is None or job["state"] == "F":
             continue
-        job["exit"] = 128 + signal.SIGTERM
-        _save(job_id, job)
-        if job.get("pid"):
-            try:
-                os.killpg(job["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        _terminate(job_id, job, 128 + signal.SIGTERM)
     print("      Deleted Jobs")
     print("JobID  User")
     print("=====================")
