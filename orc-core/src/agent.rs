@@ -11,8 +11,9 @@
 //! a filesystem that login and compute nodes share, as it must for reconnecting anyway.
 //!
 //! Requests and replies are JSON files, each written whole and renamed into place. The
-//! agent touches a heartbeat file every second, so a caller tells an agent that is gone
-//! (job ended, node lost) from one that is busy. On `SIGTERM` (a scheduler ending the job)
+//! agent counts a heartbeat every second in a file, so a caller tells an agent that is gone
+//! (job ended, node lost: the count stands still for 10 s) from one that is busy, without
+//! comparing clocks across nodes. On `SIGTERM` (a scheduler ending the job)
 //! or a `stop` file ([`Agent::stop`]) the agent cancels every step it launched, then exits.
 //!
 //! ```
@@ -39,11 +40,11 @@ use crate::{
 
 /// The file the agent writes once it serves: the job's [`Allocation`].
 const READY: &str = "allocation.json";
-/// Touched by the agent every second.
+/// The agent's heartbeat count, rewritten every second.
 const HEARTBEAT: &str = "alive";
 /// Created to ask the agent to stop.
 const STOP: &str = "stop";
-/// An agent whose heartbeat is older than this is gone.
+/// An agent whose heartbeat count has not changed for this long is gone.
 const GONE_AFTER: Duration = Duration::from_secs(10);
 /// How long a request may take (a cancel waits for the step to end).
 const REPLY_WITHIN: Duration = Duration::from_secs(120);
@@ -223,9 +224,11 @@ pub fn serve(launcher: &dyn Launcher, dir: &Path) -> Result<()> {
 
     let mut launched: Vec<StepId> = Vec::new();
     let mut beat: Option<Instant> = None;
+    let mut beats: u64 = 0;
     while !SIGNALLED.load(Ordering::SeqCst) && !dir.join(STOP).exists() {
         if beat.is_none_or(|b| b.elapsed() >= Duration::from_secs(1)) {
-            let _ = std::fs::write(dir.join(HEARTBEAT), b"");
+            beats += 1;
+            let _ = write_whole(&dir.join(HEARTBEAT), beats.to_string().as_bytes());
             beat = Some(Instant::now());
         }
         let mut names: Vec<PathBuf> = std::fs::read_dir(&requests)
@@ -291,6 +294,7 @@ pub struct Agent {
     launcher: String,
     job: String,
     dir: PathBuf,
+    gone_after: Duration,
 }
 
 impl Agent {
@@ -300,6 +304,7 @@ impl Agent {
             launcher: launcher.into(),
             job: job.into(),
             dir: dir(job),
+            gone_after: GONE_AFTER,
         }
     }
 
@@ -372,6 +377,11 @@ impl Agent {
         let reply = self.dir.join("replies").join(&name);
         write_whole(&request, &json(req))?;
         let deadline = Instant::now() + REPLY_WITHIN;
+        // The agent counts its heartbeats; an agent whose count stands still is gone.
+        // (Counting, not file times: the login node's clock need not match the node's.)
+        let beats = || std::fs::read_to_string(self.dir.join(HEARTBEAT)).ok();
+        let mut last_beat = beats();
+        let mut beat_seen = Instant::now();
         loop {
             if let Ok(bytes) = std::fs::read(&reply) {
                 let _ = std::fs::remove_file(&reply);
@@ -381,11 +391,12 @@ impl Agent {
                     Err(e) => Err(self.error(format!("unreadable reply from the agent: {e}"))),
                 };
             }
-            let silent = std::fs::metadata(self.dir.join(HEARTBEAT))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_none_or(|age| age > GONE_AFTER);
+            let now_beat = beats();
+            if now_beat != last_beat {
+                last_beat = now_beat;
+                beat_seen = Instant::now();
+            }
+            let silent = beat_seen.elapsed() > self.gone_after;
             if silent || Instant::now() >= deadline || !self.dir.join(READY).exists() {
                 let _ = std::fs::remove_file(&request);
                 return Err(self.error(format!(
@@ -496,6 +507,7 @@ mod tests {
             launcher: "pbs".into(),
             job: "1".into(),
             dir: tempfile::tempdir().unwrap().path().join("gone"),
+            gone_after: GONE_AFTER,
         };
         let t = Instant::now();
         let e = a.status(&[StepId("1@1".into())]).unwrap_err().to_string();
@@ -511,5 +523,28 @@ mod tests {
             e.contains("batch job 1 ended before its agent served"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_agent_whose_heartbeat_stands_still_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("7");
+        std::fs::create_dir_all(dir.join("requests")).unwrap();
+        std::fs::create_dir_all(dir.join("replies")).unwrap();
+        std::fs::write(dir.join(READY), b"{}").unwrap();
+        std::fs::write(dir.join(HEARTBEAT), b"41").unwrap();
+        let a = Agent {
+            launcher: "lsf".into(),
+            job: "7".into(),
+            dir: dir.clone(),
+            gone_after: Duration::from_millis(300),
+        };
+        let e = a.cancel(&StepId("1@1".into())).unwrap_err().to_string();
+        assert!(
+            e.contains("the agent of batch job 7 does not answer"),
+            "{e}"
+        );
+        // The unanswered request is taken back.
+        assert_eq!(std::fs::read_dir(dir.join("requests")).unwrap().count(), 0);
     }
 }
