@@ -1,7 +1,9 @@
 //! Orchestrators as one batch job on PBS and LSF, against the scheduler simulator
 //! (`tests/sim`): from outside any job, `orc db start --batch` submits one job whose script
 //! runs orc's job agent, the agent starts every shard inside the job (`mpiexec`, `jsrun`),
-//! and `orc db stop` ends the job with nothing left running.
+//! and `orc db stop` ends the job with nothing left running. On Cobalt the shards' nodes
+//! (`nid03824`) have names that do not resolve here, so the shards bind to an interface
+//! looked up on their node (`--interface lo`, through `orc shard-exec`).
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -20,12 +22,21 @@ struct Site {
 }
 
 impl Site {
-    fn new() -> Site {
-        let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    /// The simulator's PBS and LSF commands, or its Cobalt flavour first for `cobalt`.
+    fn new(launcher: &str) -> Site {
+        let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim");
+        let mut path = format!(
+            "{}:{}",
+            sim.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        if launcher == "cobalt" {
+            path = format!("{}:{path}", sim.join("cobalt/bin").display());
+        }
         Site {
             state: State::new(),
             spool: tempfile::tempdir().unwrap(),
-            path: format!("{}:{}", sim.display(), std::env::var("PATH").unwrap()),
+            path,
         }
     }
 
@@ -37,7 +48,8 @@ impl Site {
             .env("ORC_STATE_DIR", self.state.path())
             .env_remove("ORC_PLUGIN_PATH")
             .env_remove("PBS_JOBID")
-            .env_remove("LSB_JOBID");
+            .env_remove("LSB_JOBID")
+            .env_remove("COBALT_JOBID");
         c
     }
 
@@ -50,9 +62,21 @@ impl Site {
     }
 }
 
-/// The simulator's word for job `job`'s state (PBS `job_state`, LSF `STAT`).
+/// The simulator's word for job `job`'s state (PBS `job_state`, LSF `STAT`, Cobalt's
+/// state; empty once Cobalt has forgotten it).
 fn job_state(site: &Site, launcher: &str, job: &str) -> String {
-    if launcher == "pbs" {
+    if launcher == "cobalt" {
+        let out = site
+            .cmd("qstat", &["--header", "JobId:State", job])
+            .output()
+            .unwrap();
+        text(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{job} ")))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    } else if launcher == "pbs" {
         let out = site
             .cmd("qstat", &["-f", "-F", "json", "-x", job])
             .output()
@@ -72,11 +96,16 @@ fn job_state(site: &Site, launcher: &str, job: &str) -> String {
     }
 }
 
-fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&str]) {
-    let site = Site::new();
+fn an_orchestrator_as_one_batch_job(
+    launcher: &str,
+    queue: &str,
+    directives: &[&str],
+    extra: &[&str],
+) {
+    let site = Site::new(launcher);
     let db = format!("{launcher}db");
     let port = free_port_range(3).to_string();
-    let out = site.orc(&[
+    let mut args = vec![
         "db",
         "start",
         "--db",
@@ -99,14 +128,9 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
         "--port",
         &port,
         "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{launcher}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    ];
+    args.extend_from_slice(extra);
+    let v = start_json(&site.orc(&args));
     let steps = json_strings(&v, "step");
     // Every shard is a step the agent of one job started inside it.
     let job = steps[0]
@@ -121,7 +145,7 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
         "{steps:?}"
     );
     assert!(
-        ["R", "RUN"].contains(&job_state(&site, launcher, &job).as_str()),
+        ["R", "RUN", "running"].contains(&job_state(&site, launcher, &job).as_str()),
         "{launcher}: job {job} is {}",
         job_state(&site, launcher, &job)
     );
@@ -155,7 +179,7 @@ fn an_orchestrator_as_one_batch_job(launcher: &str, queue: &str, directives: &[&
     let out = site.orc(&["db", "stop", "--db", &db]);
     assert!(out.status.success(), "{launcher}: {}", text(&out.stderr));
     assert!(
-        ["F", "DONE"].contains(&job_state(&site, launcher, &job).as_str()),
+        ["F", "DONE", ""].contains(&job_state(&site, launcher, &job).as_str()),
         "{launcher}: job {job} is {}",
         job_state(&site, launcher, &job)
     );
@@ -189,6 +213,7 @@ fn a_three_shard_orchestrator_as_one_pbs_job() {
             "#PBS -A proj1",
             "#PBS -q workq",
         ],
+        &[],
     );
 }
 
@@ -204,12 +229,29 @@ fn a_three_shard_orchestrator_as_one_lsf_job() {
             "#BSUB -P proj1",
             "#BSUB -q normal",
         ],
+        &[],
+    );
+}
+
+#[test]
+fn a_three_shard_orchestrator_as_one_cobalt_job_bound_on_its_node() {
+    an_orchestrator_as_one_batch_job(
+        "cobalt",
+        "default",
+        &[
+            "#COBALT --jobname orc-cobaltdb",
+            "#COBALT -n 1",
+            "#COBALT -t 10",
+            "#COBALT -q default",
+            "#COBALT -A proj1",
+        ],
+        &["--interface", "lo"],
     );
 }
 
 #[test]
 fn batch_jobs_that_fail_are_reported_and_removed() {
-    let site = Site::new();
+    let site = Site::new("pbs");
     // The scheduler refuses the submission: its words surface.
     let out = site.orc(&[
         "db",
@@ -259,4 +301,30 @@ fn batch_jobs_that_fail_are_reported_and_removed() {
             .collect();
         assert!(left.is_empty(), "{launcher}: {left:?}");
     }
+
+    // An interface the shards' node does not have: the shard's own words, and no job left.
+    let out = site.orc(&[
+        "db",
+        "start",
+        "--db",
+        "noif",
+        "--launcher",
+        "pbs",
+        "--batch",
+        "--interface",
+        "nope0",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("exited while starting"), "{err}");
+    assert!(
+        err.contains("network interface `nope0` does not exist"),
+        "{err}"
+    );
+    let out = site.cmd("qstat", &[]).output().unwrap();
+    assert!(
+        text(&out.stdout).trim().is_empty(),
+        "jobs left: {}",
+        text(&out.stdout)
+    );
 }

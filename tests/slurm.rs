@@ -3,7 +3,7 @@
 //! that stores and reads data through it, cancellation, exit codes, and a clean stop.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use orc_core::{JobStatus, LaunchStep, Launcher, StepId};
 use orc_launcher_slurm::{SlurmLauncher, allocate, release};
@@ -492,4 +492,54 @@ fn jobs_the_controller_has_forgotten_are_read_from_the_job_completion_log() {
         orc_launcher_slurm::accounting_status("999999").unwrap(),
         None
     );
+}
+
+#[test]
+fn named_interfaces_are_looked_up_on_the_shards_node() {
+    // With --interface under a workload manager each shard starts through `orc shard-exec`
+    // on its node, which binds it to that node's address of the interface and tells orc.
+    let alloc = Alloc::new();
+    let state = State::new();
+    let port = free_port_range(2).to_string();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--launcher",
+            "slurm",
+            "--shards",
+            "2",
+            "--shards-per-host",
+            "2",
+            "--interface",
+            "lo",
+            "--port",
+            &port,
+            "--json",
+        ])
+        .env("SLURM_JOB_ID", &alloc.0)
+        .output()
+        .unwrap();
+    let v = start_json(&out);
+    let addrs = json_strings(&v, "addresses");
+    let p: u16 = port.parse().unwrap();
+    assert_eq!(
+        addrs,
+        [format!("127.0.0.1:{p}"), format!("127.0.0.1:{}", p + 1)]
+    );
+    let dir = Path::new(v["dir"].as_str().unwrap()).to_path_buf();
+    let conf = std::fs::read_to_string(dir.join("orchestrator_0.conf")).unwrap();
+    assert!(!conf.contains("\nbind "), "{conf}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("orchestrator_0.address"))
+            .unwrap()
+            .trim(),
+        "127.0.0.1"
+    );
+    assert_cluster_holds_data(&addrs);
+    let out = state.orc(&["db", "stop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for a in &addrs {
+        assert!(!listening(a), "{a}");
+    }
 }

@@ -35,6 +35,26 @@ pub(crate) enum Command {
     /// of launchers whose schedulers cannot start steps in a job from outside it).
     #[command(hide = true)]
     Agent(AgentArgs),
+    /// Start a shard on its node: look up the addresses of network interfaces there, write
+    /// the first to a file for orc, and run the server bound to them.
+    #[command(hide = true)]
+    ShardExec(ShardExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShardExecArgs {
+    /// Interfaces to bind (comma-separated); the first is advertised.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub(crate) interfaces: Vec<String>,
+    /// Where to write the advertised address.
+    #[arg(long)]
+    pub(crate) address_file: PathBuf,
+    /// Also announce that address to cluster peers (`--cluster-announce-ip`).
+    #[arg(long)]
+    pub(crate) announce: bool,
+    /// The server command (`redis-server <conf>`), after `--`.
+    #[arg(last = true, required = true)]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -124,8 +144,10 @@ pub(crate) struct StartArgs {
     /// First port; shard i on one host uses port + i. 0 picks free ports.
     #[arg(long, short, default_value_t = 6379)]
     pub(crate) port: u16,
-    /// Network interfaces to bind (comma-separated); the first is advertised.
-    #[arg(long, short, value_delimiter = ',', default_value = "lo")]
+    /// Network interfaces to bind (comma-separated); the first is advertised. Default:
+    /// loopback on this machine, each node's own address under a workload manager; named
+    /// interfaces are looked up on each shard's node.
+    #[arg(long, short, value_delimiter = ',')]
     pub(crate) interface: Vec<String>,
     /// Hosts to place shards on (comma-separated; workload-manager launchers).
     #[arg(long, value_delimiter = ',')]

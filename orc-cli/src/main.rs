@@ -5,6 +5,7 @@ mod db;
 mod exit;
 mod plugins;
 mod run;
+mod shard_exec;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Plugins => plugins::run(&ctx),
         Command::Run(args) => run::run(&ctx, args),
+        Command::ShardExec(args) => shard_exec::run(args),
         Command::Agent(args) => ctx
             .host
             .launcher(&args.launcher)

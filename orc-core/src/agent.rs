@@ -80,24 +80,12 @@ pub fn remote_job<'a>(step: &'a LaunchStep, current: Option<&str>) -> Option<&'a
         .filter(|job| current != Some(*job))
 }
 
-/// The `orc` binary a job script runs: `$ORC_BIN`, else this process when it is `orc`,
-/// else `orc` from `PATH`.
-pub fn orc_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORC_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    std::env::current_exe()
-        .ok()
-        .filter(|p| p.file_name().is_some_and(|n| n == "orc"))
-        .unwrap_or_else(|| PathBuf::from("orc"))
-}
-
 /// The job-script line that runs the agent of `launcher`, its directory named by the
 /// shell variable `job_var` holding the job id (`PBS_JOBID`, `LSB_JOBID`, ...).
 pub fn script_line(launcher: &str, job_var: &str) -> String {
     format!(
         "exec {} agent --launcher {} {}/\"${job_var}\"\n",
-        shell_quote(&orc_exe().display().to_string()),
+        shell_quote(&crate::tools::orc_exe().display().to_string()),
         shell_quote(launcher),
         shell_quote(&root().display().to_string()),
     )

@@ -20,10 +20,20 @@ pub struct ShardSpec {
     pub port: u16,
     /// Addresses to bind to; the first is advertised to clients and cluster peers.
     pub bind: Vec<String>,
+    /// Interfaces to look up on the shard's node as it starts (then `bind` is empty, and
+    /// the shard writes the address it advertises to [`ShardSpec::address_file`]).
+    #[serde(default)]
+    pub interfaces: Vec<String>,
 }
 
 impl ShardSpec {
-    /// The address clients use.
+    /// Where a shard whose [`interfaces`](ShardSpec::interfaces) are looked up on its node
+    /// writes the address it advertises, in the orchestrator's directory `dir`.
+    pub fn address_file(&self, dir: &std::path::Path) -> PathBuf {
+        dir.join(format!("{}.address", self.name))
+    }
+
+    /// The address clients use (the host name until a node-side address is known).
     pub fn address(&self) -> ShardAddress {
         ShardAddress {
             index: self.index,

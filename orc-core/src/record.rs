@@ -38,6 +38,10 @@ pub struct ShardRecord {
     pub stdout: PathBuf,
     /// Its standard error file.
     pub stderr: PathBuf,
+    /// Where the shard writes the address it advertises when its interfaces are looked up
+    /// on its node ([`crate::deployment::ShardSpec::address_file`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_file: Option<PathBuf>,
 }
 
 /// Everything recorded about a running orchestrator.

@@ -23,7 +23,10 @@ pub struct OrchestratorSettings {
     pub shards: usize,
     /// First port; shard `i` on the same host uses `port + i`. `0` picks free ports.
     pub port: u16,
-    /// Network interfaces to bind to; the first one is advertised to clients.
+    /// Network interfaces to bind to; the first one is advertised to clients. Empty (the
+    /// default) means loopback on this machine, and each host's own address under a
+    /// workload manager. Named interfaces under a workload manager are looked up on each
+    /// shard's node, as the shard starts.
     pub interfaces: Vec<String>,
     /// Hosts to place shards on (launcher-dependent; empty means "what the launcher gives").
     pub hosts: Vec<String>,
@@ -57,7 +60,7 @@ impl Default for OrchestratorSettings {
             db_identifier: DEFAULT_DB_IDENTIFIER.into(),
             shards: 1,
             port: 6379,
-            interfaces: vec!["lo".into()],
+            interfaces: Vec::new(),
             hosts: Vec::new(),
             launcher: "local".into(),
             shards_per_host: 1,
@@ -106,11 +109,6 @@ impl OrchestratorSettings {
                 self.port,
                 usize::from(self.port) + self.shards - 1
             )));
-        }
-        if self.interfaces.is_empty() {
-            return Err(Error::config(
-                "at least one network interface is needed (for example `lo`)",
-            ));
         }
         if self.deployment_name() == "standalone" && self.shards != 1 {
             return Err(Error::config(format!(

@@ -11,6 +11,18 @@ use crate::{
     status::{JobStatus, StepStatus},
 };
 
+/// The `orc` binary to run on other nodes (job agents, shard starters): `$ORC_BIN`, else
+/// this process when it is `orc`, else `orc` from `PATH`.
+pub fn orc_exe() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ORC_BIN").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .filter(|p| p.file_name().is_some_and(|n| n == "orc"))
+        .unwrap_or_else(|| "orc".into())
+}
+
 /// Run `cmd` (stdin closed) and collect its output. A command missing from `PATH` is
 /// [`Error::ExecutableNotFound`] with `hint`; any other failure to start it names
 /// `launcher`.

@@ -40,16 +40,19 @@ pub(crate) fn render(
         "# `orc db config set` changes are written back here (CONFIG REWRITE)."
     );
     let _ = writeln!(c, "port {}", shard.port);
-    let _ = writeln!(
-        c,
-        "bind {}",
-        shard
-            .bind
-            .iter()
-            .map(|b| quote(b))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    // Without addresses the shard's starter adds `--bind` for its node's interfaces.
+    if !shard.bind.is_empty() {
+        let _ = writeln!(
+            c,
+            "bind {}",
+            shard
+                .bind
+                .iter()
+                .map(|b| quote(b))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     let _ = writeln!(c, "protected-mode no");
     let _ = writeln!(c, "daemonize no");
     let _ = writeln!(c, "logfile \"\"");
@@ -107,6 +110,7 @@ mod tests {
             host: "vm".into(),
             port: 7001,
             bind: vec!["127.0.0.1".into(), "10.0.0.2".into()],
+            interfaces: vec![],
         };
         let c = render(&s, &shard, Path::new("/data/db"), true);
         assert!(c.contains("\nport 7001\n"));
@@ -118,5 +122,22 @@ mod tests {
         assert!(c.contains("\nloadmodule \"/opt/orc ai.so\" THREADS_PER_QUEUE 2\n"));
         let standalone = render(&s, &shard, Path::new("/data/db"), false);
         assert!(!standalone.contains("cluster-enabled"));
+    }
+
+    #[test]
+    fn a_shard_bound_on_its_node_has_no_bind_line() {
+        let s = OrchestratorSettings::with_shards(2);
+        let shard = ShardSpec {
+            index: 0,
+            name: "orchestrator_0".into(),
+            host: "nid00001".into(),
+            port: 6379,
+            bind: vec![],
+            interfaces: vec!["ib0".into()],
+        };
+        let c = render(&s, &shard, Path::new("/data/db"), true);
+        assert!(!c.contains("\nbind "), "{c}");
+        assert!(!c.contains("cluster-announce-ip"), "{c}");
+        assert!(c.contains("\ncluster-enabled yes\n"), "{c}");
     }
 }

@@ -18,7 +18,7 @@
 //! let cluster = RedisDeployment::cluster();
 //! let mut settings = OrchestratorSettings::with_shards(1);
 //! settings.server_exe = Some("/bin/true".into()); // any existing file, for planning only
-//! let shard = ShardSpec { index: 0, name: "db_0".into(), host: "vm".into(), port: 7000, bind: vec!["127.0.0.1".into()] };
+//! let shard = ShardSpec { index: 0, name: "db_0".into(), host: "vm".into(), port: 7000, bind: vec!["127.0.0.1".into()], interfaces: vec![] };
 //! let dir = tempfile::tempdir()?;
 //! let steps = cluster.plan(&PlanRequest { settings, shards: vec![shard], dir: dir.path().into() })?;
 //! let conf = std::fs::read_to_string(dir.path().join("db_0.conf"))?;
@@ -157,8 +157,28 @@ impl DbDeployment for RedisDeployment {
                     .map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
                 // A nodes file left by a crashed run would make this shard rejoin an old cluster.
                 let _ = std::fs::remove_file(req.dir.join(config::nodes_file(shard)));
-                let mut step =
-                    LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()]);
+                let mut step = if shard.interfaces.is_empty() {
+                    LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()])
+                } else {
+                    // The interfaces exist on the shard's node: `orc shard-exec` looks them up
+                    // there, records the address and runs redis-server bound to it.
+                    let mut args = vec![
+                        "shard-exec".to_string(),
+                        "--interfaces".into(),
+                        shard.interfaces.join(","),
+                        "--address-file".into(),
+                        shard.address_file(&req.dir).display().to_string(),
+                    ];
+                    if self.clustered {
+                        args.push("--announce".into());
+                    }
+                    args.extend([
+                        "--".into(),
+                        exe.display().to_string(),
+                        conf.display().to_string(),
+                    ]);
+                    LaunchStep::new(&shard.name, orc_core::tools::orc_exe(), &req.dir).args(args)
+                };
                 step.run = req.settings.run.clone();
                 step.run.hosts = vec![shard.host.clone()];
                 Ok(step)

@@ -253,6 +253,11 @@ impl Orchestrator {
             deployment,
         };
         for (spec, step) in shards.iter().zip(&steps) {
+            let address_file =
+                (!spec.interfaces.is_empty()).then(|| spec.address_file(&orc.record.dir));
+            if let Some(f) = &address_file {
+                let _ = std::fs::remove_file(f);
+            }
             match orc.launcher.launch(step) {
                 Ok(id) => {
                     tracing::debug!(shard = spec.index, step = %id, "shard launched");
@@ -264,6 +269,7 @@ impl Orchestrator {
                         step: id,
                         stdout: step.stdout.clone(),
                         stderr: step.stderr.clone(),
+                        address_file,
                     });
                 }
                 Err(e) => {
@@ -313,8 +319,30 @@ impl Orchestrator {
         Ok(orc)
     }
 
+    /// Shards whose interfaces are looked up on their node write the address they
+    /// advertise to a file as they start; take it into the record once it is there.
+    fn learn_address(&mut self, i: usize) -> Result<bool> {
+        let shard = &mut self.record.shards[i];
+        let Some(file) = &shard.address_file else {
+            return Ok(true);
+        };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return Ok(false);
+        };
+        let ip: std::net::IpAddr = text.trim().parse().map_err(|_| Error::Shard {
+            shard: shard.index,
+            address: shard.address.to_string(),
+            message: format!("{} holds no IP address: {:?}", file.display(), text.trim()),
+            log_tail: String::new(),
+            log_path: None,
+        })?;
+        shard.address.host = ip.to_string();
+        shard.address_file = None;
+        Ok(true)
+    }
+
     fn wait_ready(
-        &self,
+        &mut self,
         deadline: Instant,
         progress: &mut dyn FnMut(&Progress),
         abort: Option<&AtomicBool>,
@@ -324,7 +352,11 @@ impl Orchestrator {
         let mut delay = Duration::from_millis(2);
         let mut last_status_check = Instant::now() - Duration::from_secs(1);
         loop {
-            for (i, shard) in self.record.shards.iter().enumerate() {
+            for i in 0..total {
+                if !ready[i] && !self.learn_address(i)? {
+                    continue;
+                }
+                let shard = &self.record.shards[i];
                 if !ready[i] && self.deployment.probe(&shard.address)?.ready {
                     ready[i] = true;
                     progress(&Progress::ShardReady {

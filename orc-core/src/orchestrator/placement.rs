@@ -13,10 +13,12 @@ use crate::{
 /// Place `settings.shards` shards.
 ///
 /// On the local machine (an allocation without id) every shard runs here, bound to the
-/// addresses of the chosen interfaces, on consecutive ports (or free ones for port 0),
-/// and every port is checked before anything starts. Under a workload manager shards go
-/// round-robin over the hosts, one per host first; a host that gets several shards
-/// (at most `shards_per_host`) gives them consecutive ports.
+/// addresses of the chosen interfaces (loopback by default), on consecutive ports (or free
+/// ones for port 0), and every port is checked before anything starts. Under a workload
+/// manager shards go round-robin over the hosts, one per host first; a host that gets
+/// several shards (at most `shards_per_host`) gives them consecutive ports. They bind to
+/// their host's address, or, when interfaces are named, to those interfaces' addresses
+/// as looked up on their node when they start.
 ///
 /// Cluster shards also need their bus port (`port + 10000`), which is checked too.
 pub(crate) fn place(
@@ -34,7 +36,12 @@ pub(crate) fn place(
     }
     let name = |i: usize| format!("{}_{i}", settings.db_identifier);
     if alloc.id.is_none() && settings.hosts.is_empty() {
-        let ips: Vec<IpAddr> = net::resolve_interfaces(&settings.interfaces)?;
+        let names = if settings.interfaces.is_empty() {
+            vec!["lo".to_string()]
+        } else {
+            settings.interfaces.clone()
+        };
+        let ips: Vec<IpAddr> = net::resolve_interfaces(&names)?;
         let check = |ports: &[u16]| -> Result<()> {
             for p in ports {
                 net::ensure_port_free(&ips, *p)?;
@@ -75,6 +82,7 @@ pub(crate) fn place(
                 host: host.clone(),
                 port,
                 bind: bind.clone(),
+                interfaces: Vec::new(),
             })
             .collect());
     }
@@ -112,12 +120,19 @@ pub(crate) fn place(
         .map(|index| {
             let host = hosts[index % hosts.len()].clone();
             let port = base + (index / hosts.len()) as u16;
+            // Named interfaces exist on the shard's node, not necessarily here.
+            let (bind, interfaces) = if settings.interfaces.is_empty() {
+                (vec![resolve(&host)], Vec::new())
+            } else {
+                (Vec::new(), settings.interfaces.clone())
+            };
             ShardSpec {
                 index,
                 name: name(index),
-                bind: vec![resolve(&host)],
+                bind,
                 host,
                 port,
+                interfaces,
             }
         })
         .collect())
