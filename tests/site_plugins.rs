@@ -1,6 +1,7 @@
 //! The site-admin path: `plugins/launcher-template` builds as a crate of its own (not
 //! part of the workspace, not linked into `orc`), is found by `orc` on `$ORC_PLUGIN_PATH`,
-//! and passes the launcher conformance suite through the plugin ABI.
+//! passes the launcher conformance suite through the plugin ABI, and runs an orchestrator
+//! for `orc db start --launcher template`.
 #![allow(clippy::unwrap_used)]
 
 use orc_core::plugin::PluginHost;
@@ -48,4 +49,31 @@ fn the_template_builds_outside_the_workspace_loads_and_conforms() {
         dir: dir.path(),
         place: &|s| s,
     });
+
+    // `orc` runs an orchestrator with it, and stops it.
+    let port = free_port_range(1).to_string();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--launcher",
+            "template",
+            "--port",
+            &port,
+            "--json",
+        ])
+        .env("ORC_PLUGIN_PATH", plugins.path())
+        .output()
+        .unwrap();
+    let v = start_json(&out);
+    assert_eq!(v["launcher"], "template");
+    let addrs = json_strings(&v, "addresses");
+    assert_eq!(redis_cmd::<String>(&addrs[0], &["PING"]).unwrap(), "PONG");
+    let out = state
+        .orc_cmd(&["db", "stop"])
+        .env("ORC_PLUGIN_PATH", plugins.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!listening(&addrs[0]));
 }
