@@ -70,7 +70,7 @@ pub use launcher::Launcher;
 pub use orchestrator::{LaunchOptions, Orchestrator, OrchestratorStatus, Progress, ShardStop};
 pub use settings::{Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig};
 pub use status::{JobStatus, StepStatus};
-pub use step::{Allocation, BatchSettings, LaunchStep, RunSettings, StepId};
+pub use step::{Allocation, BatchSettings, LaunchStep, MpmdPart, RunSettings, StepId};
 
 /// Re-exports used by this crate's macros; not part of the public API.
 #[doc(hidden)]

@@ -80,6 +80,23 @@ pub struct LaunchStep {
     pub stderr: PathBuf,
     /// Resources and placement.
     pub run: RunSettings,
+    /// Further programs launched together with this one as a single MPMD launch (one step,
+    /// one id): each part has its own command, environment, directory, output files and
+    /// hosts (`run.hosts`, one task each). Launchers that cannot launch MPMD refuse a step
+    /// with parts ([`LaunchStep::refuse_mpmd`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mpmd: Vec<LaunchStep>,
+}
+
+/// One program of an MPMD launch, ready for a parallel launcher: a script that enters the
+/// part's directory, sets its environment and runs it with its output files, and the host
+/// it should run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpmdPart {
+    /// `/bin/sh` runs this script as the part.
+    pub script: PathBuf,
+    /// The part's host, when placed.
+    pub host: Option<String>,
 }
 
 impl LaunchStep {
@@ -96,7 +113,63 @@ impl LaunchStep {
             env: BTreeMap::new(),
             cwd,
             run: RunSettings::default(),
+            mpmd: Vec::new(),
         }
+    }
+
+    /// The step and its MPMD parts, in rank order (parts have no parts of their own).
+    pub fn parts(&self) -> impl Iterator<Item = &LaunchStep> {
+        std::iter::once(self).chain(self.mpmd.iter())
+    }
+
+    /// An error for a launcher that cannot launch MPMD steps, when this step has parts.
+    pub fn refuse_mpmd(&self, launcher: &str) -> crate::Result<()> {
+        if self.mpmd.is_empty() {
+            return Ok(());
+        }
+        Err(crate::Error::launcher(
+            launcher,
+            format!(
+                "step {} has {} MPMD parts, and this launcher starts one program per step: \
+                 launch the parts as steps of their own",
+                self.name,
+                self.mpmd.len() + 1
+            ),
+        ))
+    }
+
+    /// Write one script per part (`<cwd>/<part>.mpmd.sh`, see [`MpmdPart`]) for a parallel
+    /// launcher to run with `/bin/sh`, rank `i` running part `i`.
+    pub fn mpmd_parts(&self) -> crate::Result<Vec<MpmdPart>> {
+        self.parts()
+            .map(|p| {
+                std::fs::create_dir_all(&p.cwd)
+                    .map_err(|e| crate::Error::io(format!("creating {}", p.cwd.display()), e))?;
+                let script = p.cwd.join(format!("{}.mpmd.sh", p.name));
+                let body = format!(
+                    "#!/bin/sh\n{}exec {} >{} 2>{}\n",
+                    p.script_prologue(),
+                    p.command_line(),
+                    shell_quote(&p.stdout.display().to_string()),
+                    shell_quote(&p.stderr.display().to_string()),
+                );
+                std::fs::write(&script, body)
+                    .map_err(|e| crate::Error::io(format!("writing {}", script.display()), e))?;
+                Ok(MpmdPart {
+                    script,
+                    host: p.run.hosts.first().cloned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Output files for the parallel launcher itself when it runs the parts of an MPMD
+    /// step (each part writes its own): `<cwd>/<name>.launch.out` and `.launch.err`.
+    pub fn launcher_output(&self) -> (PathBuf, PathBuf) {
+        (
+            self.cwd.join(format!("{}.launch.out", self.name)),
+            self.cwd.join(format!("{}.launch.err", self.name)),
+        )
     }
 
     /// Add arguments.
@@ -174,6 +247,19 @@ mod tests {
         let s = LaunchStep::new("a", "/bin/echo", "/tmp").args(["x y", "it's", "plain"]);
         assert_eq!(s.command_line(), r#"/bin/echo 'x y' 'it'\''s' plain"#);
         assert_eq!(s.stdout, PathBuf::from("/tmp/a.out"));
+        let mut m = LaunchStep::new("m", "x", "/tmp");
+        m.mpmd = vec![
+            LaunchStep::new("m1", "y", "/tmp"),
+            LaunchStep::new("m2", "z", "/tmp"),
+        ];
+        let names: Vec<&str> = m.parts().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["m", "m1", "m2"]);
+        assert!(
+            m.refuse_mpmd("local")
+                .unwrap_err()
+                .to_string()
+                .contains("3 MPMD parts")
+        );
         let s = LaunchStep::new("a", "x", "/tmp/w d").env("K", "it's");
         assert_eq!(
             s.script_prologue(),

@@ -312,6 +312,89 @@ impl SlurmLauncher {
         Self::default()
     }
 
+    /// Start `srun` (its options in `cmd`) running `step`'s program, and return the step id
+    /// it reports.
+    fn spawn_srun(&self, mut cmd: Command, step: &LaunchStep, name: &str) -> Result<StepId> {
+        cmd.arg(&step.exe)
+            .args(&step.args)
+            .envs(&step.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ExecutableNotFound {
+                    name: "srun".into(),
+                    searched: " on PATH".into(),
+                    hint: "install slurm-client".into(),
+                }
+            } else {
+                Error::launcher(NAME, format!("could not start srun: {e}"))
+            }
+        })?;
+        // `srun -v` names the step it launches ("launching StepId=<job>.<step> ..."); a
+        // thread reads its stderr, so the pipe never fills, and keeps the last lines for errors.
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::launcher(NAME, "srun has no stderr"))?;
+        let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<String, String>>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tail: Vec<String> = Vec::new();
+            let mut sent = false;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(|l| l.ok())
+            {
+                if !sent && let Some(id) = parse::srun_step_id(&line) {
+                    let _ = tx.send(Ok(id));
+                    sent = true;
+                } else if !line.contains("srun: ") || line.contains("error") {
+                    tail.push(line);
+                    if tail.len() > 20 {
+                        tail.remove(0);
+                    }
+                }
+            }
+            if !sent {
+                let _ = tx.send(Err(tail.join("\n")));
+            }
+        });
+        match rx.recv_timeout(STEP_APPEAR) {
+            Ok(Ok(id)) => {
+                tracing::debug!(step = %id, name = %name, "srun step started");
+                self.children
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone(), child);
+                Ok(StepId(id))
+            }
+            Ok(Err(tail)) => {
+                let exit = child.wait().map(|e| e.to_string()).unwrap_or_default();
+                Err(Error::launcher(
+                    NAME,
+                    format!(
+                        "srun exited ({exit}) before its step started: {}",
+                        tail.trim()
+                    ),
+                ))
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(Error::launcher(
+                    NAME,
+                    format!(
+                        "step {name} did not start within {} s",
+                        STEP_APPEAR.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+
     fn job(&self) -> Result<String> {
         current_job().ok_or_else(|| {
             Error::launcher(
@@ -453,23 +536,47 @@ impl Launcher for SlurmLauncher {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{}-{n}", step.name, std::process::id());
         let mut cmd = Command::new("srun");
-        cmd.args([
-            "-v",
-            "--jobid",
-            &job,
-            "--nodes",
-            "1",
-            "--ntasks",
-            "1",
-            "--overlap",
-            "--job-name",
-            &name,
-        ])
-        .arg(format!("--output={}", step.stdout.display()))
-        .arg(format!("--error={}", step.stderr.display()))
-        .arg(format!("--chdir={}", step.cwd.display()));
-        if let Some(h) = step.run.hosts.first() {
-            cmd.arg(format!("--nodelist={h}"));
+        cmd.args(["-v", "--jobid", &job, "--overlap", "--job-name", &name])
+            .arg(format!("--chdir={}", step.cwd.display()));
+        if step.mpmd.is_empty() {
+            cmd.args(["--nodes", "1", "--ntasks", "1"])
+                .arg(format!("--output={}", step.stdout.display()))
+                .arg(format!("--error={}", step.stderr.display()));
+            if let Some(h) = step.run.hosts.first() {
+                cmd.arg(format!("--nodelist={h}"));
+            }
+        } else {
+            // MPMD: one task per part, rank i running part i (`--multi-prog`), on the
+            // parts' hosts in rank order; each part writes its own output files.
+            let parts = step.mpmd_parts()?;
+            let (out, err) = step.launcher_output();
+            cmd.arg(format!("--ntasks={}", parts.len()))
+                .arg("--overcommit")
+                .arg(format!("--output={}", out.display()))
+                .arg(format!("--error={}", err.display()));
+            let hosts: Option<Vec<&str>> = parts.iter().map(|p| p.host.as_deref()).collect();
+            if let Some(hosts) = hosts {
+                cmd.arg(format!("--nodelist={}", hosts.join(",")))
+                    .arg("--distribution=arbitrary");
+            }
+            let conf = step.cwd.join(format!("{}.multi-prog", step.name));
+            let lines: String = parts
+                .iter()
+                .enumerate()
+                .map(|(rank, p)| {
+                    format!(
+                        "{rank} /bin/sh {}\n",
+                        orc_core::step::shell_quote(&p.script.display().to_string())
+                    )
+                })
+                .collect();
+            std::fs::write(&conf, lines)
+                .map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
+            cmd.arg("--multi-prog");
+            let mut program = step.clone();
+            program.exe = conf;
+            program.args.clear();
+            return self.spawn_srun(cmd, &program, &name);
         }
         if let Some(c) = step.run.cpus_per_task {
             cmd.arg(format!("--cpus-per-task={c}"));
@@ -480,84 +587,7 @@ impl Launcher for SlurmLauncher {
                 None => cmd.arg(format!("--{k}")),
             };
         }
-        cmd.arg(&step.exe)
-            .args(&step.args)
-            .envs(&step.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::ExecutableNotFound {
-                    name: "srun".into(),
-                    searched: " on PATH".into(),
-                    hint: "install slurm-client".into(),
-                }
-            } else {
-                Error::launcher(NAME, format!("could not start srun: {e}"))
-            }
-        })?;
-        // `srun -v` names the step it launches ("launching StepId=<job>.<step> ..."); a
-        // thread reads its stderr, so the pipe never fills, and keeps the last lines for errors.
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| Error::launcher(NAME, "srun has no stderr"))?;
-        let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<String, String>>();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            let mut tail: Vec<String> = Vec::new();
-            let mut sent = false;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(|l| l.ok())
-            {
-                if !sent && let Some(id) = parse::srun_step_id(&line) {
-                    let _ = tx.send(Ok(id));
-                    sent = true;
-                } else if !line.contains("srun: ") || line.contains("error") {
-                    tail.push(line);
-                    if tail.len() > 20 {
-                        tail.remove(0);
-                    }
-                }
-            }
-            if !sent {
-                let _ = tx.send(Err(tail.join("\n")));
-            }
-        });
-        match rx.recv_timeout(STEP_APPEAR) {
-            Ok(Ok(id)) => {
-                tracing::debug!(step = %id, name = %name, "srun step started");
-                self.children
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone(), child);
-                Ok(StepId(id))
-            }
-            Ok(Err(tail)) => {
-                let exit = child.wait().map(|e| e.to_string()).unwrap_or_default();
-                Err(Error::launcher(
-                    NAME,
-                    format!(
-                        "srun exited ({exit}) before its step started: {}",
-                        tail.trim()
-                    ),
-                ))
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(Error::launcher(
-                    NAME,
-                    format!(
-                        "step {name} did not start within {} s",
-                        STEP_APPEAR.as_secs()
-                    ),
-                ))
-            }
-        }
+        self.spawn_srun(cmd, step, &name)
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {

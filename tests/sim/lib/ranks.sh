@@ -22,3 +22,23 @@ run_ranks() {
     done
     exit "$rc"
 }
+
+# run_programs CMD...: MPMD; one rank per argument, each a shell command line (quoted with
+# printf %q), rank variables set, SIGTERM/SIGINT forwarded, highest exit code returned.
+run_programs() {
+    local n=$# pids=() p c rc=0 r=0 cmd
+    trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
+    for cmd in "$@"; do
+        PALS_RANKID=$r ALPS_APP_PE=$r JSM_NAMESPACE_RANK=$r PMI_RANK=$r PMI_SIZE=$n bash -c "exec $cmd" &
+        pids+=($!)
+        r=$((r + 1))
+    done
+    for p in "${pids[@]}"; do
+        while true; do
+            wait "$p"; c=$?
+            kill -0 "$p" 2>/dev/null || break
+        done
+        [ "$c" -gt "$rc" ] && rc=$c
+    done
+    exit "$rc"
+}
