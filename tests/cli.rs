@@ -171,3 +171,31 @@ fn two_databases_and_orc_run_exports_both() {
     assert!(out.status.success());
     assert!(orc_core::record::list_records(state.path()).is_empty());
 }
+
+#[test]
+fn single_step_on_a_launcher_without_mpmd_is_refused_cleanly() {
+    let state = State::new();
+    let port = free_port_range(3).to_string();
+    let out = state.orc(&[
+        "db",
+        "start",
+        "--shards",
+        "3",
+        "--single-step",
+        "--port",
+        &port,
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("launcher `local`")
+            && err.contains("has 3 MPMD parts, and this launcher starts one program per step"),
+        "{err}"
+    );
+    // Nothing was started, and nothing is recorded.
+    let p: u16 = port.parse().unwrap();
+    for i in 0..3 {
+        assert!(!listening(&format!("127.0.0.1:{}", p + i)));
+    }
+    assert_eq!(state.orc(&["db", "status"]).status.code(), Some(3));
+}

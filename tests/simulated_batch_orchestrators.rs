@@ -144,6 +144,16 @@ fn an_orchestrator_as_one_batch_job(
             .all(|s| s.starts_with(&format!("agent:{job}:"))),
         "{steps:?}"
     );
+    if extra.contains(&"--single-step") {
+        // One MPMD launch holds every shard.
+        assert!(steps.iter().all(|s| *s == steps[0]), "{steps:?}");
+    } else {
+        assert_eq!(
+            steps.iter().collect::<std::collections::HashSet<_>>().len(),
+            steps.len(),
+            "{steps:?}"
+        );
+    }
     assert!(
         ["R", "RUN", "running"].contains(&job_state(&site, launcher, &job).as_str()),
         "{launcher}: job {job} is {}",
@@ -246,6 +256,20 @@ fn a_three_shard_orchestrator_as_one_cobalt_job_bound_on_its_node() {
             "#COBALT -A proj1",
         ],
         &["--interface", "lo"],
+    );
+}
+
+#[test]
+fn every_shard_as_one_mpmd_step() {
+    // `--single-step`: one `mpiexec ... : ...`, one ERF file with an app per shard, one
+    // `aprun ... : ...`.
+    an_orchestrator_as_one_batch_job("pbs", "workq", &[], &["--single-step"]);
+    an_orchestrator_as_one_batch_job("lsf", "normal", &[], &["--single-step"]);
+    an_orchestrator_as_one_batch_job(
+        "cobalt",
+        "default",
+        &[],
+        &["--single-step", "--interface", "lo"],
     );
 }
 

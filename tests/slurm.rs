@@ -543,3 +543,61 @@ fn named_interfaces_are_looked_up_on_the_shards_node() {
         assert!(!listening(a), "{a}");
     }
 }
+
+#[test]
+fn every_shard_as_one_multi_prog_step() {
+    // `--single-step`: one `srun --multi-prog` step runs every shard, rank i being shard i,
+    // each writing its own output files.
+    let alloc = Alloc::new();
+    let state = State::new();
+    let port = free_port_range(3).to_string();
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--launcher",
+            "slurm",
+            "--shards",
+            "3",
+            "--shards-per-host",
+            "3",
+            "--single-step",
+            "--port",
+            &port,
+            "--json",
+        ])
+        .env("SLURM_JOB_ID", &alloc.0)
+        .output()
+        .unwrap();
+    let v = start_json(&out);
+    let steps = json_strings(&v, "step");
+    assert!(steps.iter().all(|s| *s == steps[0]), "{steps:?}");
+    assert!(steps[0].starts_with(&format!("{}.", alloc.0)), "{steps:?}");
+    let listed = steps_of(&alloc.0);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let dir = Path::new(v["dir"].as_str().unwrap()).to_path_buf();
+    let conf = std::fs::read_to_string(dir.join("orchestrator_0.multi-prog")).unwrap();
+    assert_eq!(conf.lines().count(), 3, "{conf}");
+    assert!(conf.starts_with("0 /bin/sh "), "{conf}");
+    let addrs = json_strings(&v, "addresses");
+    assert_cluster_holds_data(&addrs);
+    for i in 0..3 {
+        let log = std::fs::read_to_string(dir.join(format!("orchestrator_{i}.out"))).unwrap();
+        assert!(
+            log.contains("Ready to accept connections"),
+            "shard {i}: {log}"
+        );
+    }
+    let out = state.orc(&["db", "stop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        wait_for(Duration::from_secs(10), || steps_of(&alloc.0)
+            .trim()
+            .is_empty()),
+        "{}",
+        steps_of(&alloc.0)
+    );
+    for a in &addrs {
+        assert!(!listening(a), "{a}");
+    }
+}

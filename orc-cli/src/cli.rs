@@ -149,6 +149,10 @@ pub(crate) struct StartArgs {
     /// interfaces are looked up on each shard's node.
     #[arg(long, short, value_delimiter = ',')]
     pub(crate) interface: Vec<String>,
+    /// Launch every shard as one MPMD step (srun --multi-prog, one ERF file, mpiexec or
+    /// aprun with `:`) instead of a step each (workload-manager launchers).
+    #[arg(long)]
+    pub(crate) single_step: bool,
     /// Hosts to place shards on (comma-separated; workload-manager launchers).
     #[arg(long, value_delimiter = ',')]
     pub(crate) hosts: Vec<String>,

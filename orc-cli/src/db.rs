@@ -78,6 +78,7 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.port = a.port;
     s.interfaces = a.interface.clone();
     s.hosts = a.hosts.clone();
+    s.single_step = a.single_step;
     s.launcher = if a.launcher == orc_core::launcher::AUTO {
         orc_core::launcher::detect(a.batch).to_string()
     } else {

@@ -35,6 +35,11 @@ pub struct OrchestratorSettings {
     /// Under a workload manager, the most shards one host may run (on consecutive ports);
     /// fewer hosts than `shards / shards_per_host` is an error. 1 by default.
     pub shards_per_host: usize,
+    /// Launch every shard as one MPMD step (`srun --multi-prog`, one ERF file, `mpiexec
+    /// ... : ...`) instead of a step each: fewer scheduler steps on large allocations.
+    /// Launchers that start one program per step refuse it.
+    #[serde(default)]
+    pub single_step: bool,
     /// Deployment style (`standalone`, `cluster`); `None` picks standalone for one shard
     /// and cluster for more.
     pub deployment: Option<String>,
@@ -64,6 +69,7 @@ impl Default for OrchestratorSettings {
             hosts: Vec::new(),
             launcher: "local".into(),
             shards_per_host: 1,
+            single_step: false,
             deployment: None,
             redis: RedisConfig::default(),
             module: None,

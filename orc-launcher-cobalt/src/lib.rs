@@ -82,6 +82,16 @@ fn ours(e: Error) -> Error {
     )
 }
 
+/// The node id `aprun -L` takes for host `h` (`nid03824` → `3824`).
+fn node_id(h: &str) -> Result<String> {
+    parse::nid(h).map(|n| n.to_string()).ok_or_else(|| {
+        Error::launcher(
+            NAME,
+            format!("cannot place a step on `{h}`: aprun takes Cray node names (nidNNNNN)"),
+        )
+    })
+}
+
 /// How long a deleted job may take to end.
 const CANCEL_LIMIT: Duration = Duration::from_secs(60);
 /// The hint for a Cobalt client command missing from `PATH`.
@@ -337,7 +347,18 @@ impl Launcher for CobaltLauncher {
             && current_job().is_none()
             && !step.env.contains_key("COBALT_JOBID")
         {
+            step.refuse_mpmd(NAME)?;
             return submit(step);
+        }
+        if !step.mpmd.is_empty() {
+            let w = orc_launcher_local::wrap_mpmd(step, "aprun", |part| {
+                let mut seg = vec!["-n".to_string(), "1".into(), "-N".into(), "1".into()];
+                if let Some(h) = &part.host {
+                    seg.extend(["-L".into(), node_id(h)?]);
+                }
+                Ok(seg)
+            })?;
+            return self.procs.launch(&w).map_err(ours);
         }
         let tasks = step.run.tasks.unwrap_or(1).to_string();
         let per_node = step.run.tasks_per_node.unwrap_or(1).to_string();
@@ -347,14 +368,7 @@ impl Launcher for CobaltLauncher {
                 .run
                 .hosts
                 .iter()
-                .map(|h| {
-                    parse::nid(h).map(|n| n.to_string()).ok_or_else(|| {
-                        Error::launcher(
-                            NAME,
-                            format!("cannot place a step on `{h}`: aprun takes Cray node names (nidNNNNN)"),
-                        )
-                    })
-                })
+                .map(|h| node_id(h))
                 .collect::<Result<Vec<_>>>()?;
             args.extend(["-L".into(), nids.join(",")]);
         }

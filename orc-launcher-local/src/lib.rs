@@ -98,6 +98,31 @@ pub fn wrap(step: &LaunchStep, exe: &str, args: Vec<String>) -> LaunchStep {
     wrapped
 }
 
+/// `step` with its MPMD parts as one launch of a parallel launcher `exe` that separates
+/// programs with `:` (PALS `mpiexec`, ALPS `aprun`): one segment per part, with the options
+/// `segment` gives for it, running the part's script ([`LaunchStep::mpmd_parts`]) with
+/// `/bin/sh`. The launcher's own output goes to [`LaunchStep::launcher_output`].
+pub fn wrap_mpmd(
+    step: &LaunchStep,
+    exe: &str,
+    segment: impl Fn(&orc_core::MpmdPart) -> Result<Vec<String>>,
+) -> Result<LaunchStep> {
+    let mut args: Vec<String> = Vec::new();
+    for (i, part) in step.mpmd_parts()?.iter().enumerate() {
+        if i > 0 {
+            args.push(":".into());
+        }
+        args.extend(segment(part)?);
+        args.extend(["/bin/sh".into(), part.script.display().to_string()]);
+    }
+    let mut wrapped = step.clone();
+    wrapped.exe = exe.into();
+    wrapped.args = args;
+    wrapped.mpmd.clear();
+    (wrapped.stdout, wrapped.stderr) = step.launcher_output();
+    Ok(wrapped)
+}
+
 /// An error from a [`LocalLauncher`] running `tool` steps for the launcher `launcher`:
 /// launcher errors name `launcher`, and a missing `tool` gets `hint`.
 pub fn attribute(e: Error, launcher: &str, tool: &str, hint: &str) -> Error {
@@ -227,6 +252,7 @@ impl Launcher for LocalLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        step.refuse_mpmd(NAME)?;
         let exe = resolve_exe(&step.exe, step.env.get("PATH").map(String::as_str))?;
         fs::create_dir_all(&step.cwd)
             .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;

@@ -285,6 +285,46 @@ impl LSFLauncher {
         Self::default()
     }
 
+    /// An MPMD step: one ERF file with an app per part, each rank on its part's host
+    /// (the first compute host when the part names none).
+    fn launch_mpmd(&self, step: &LaunchStep) -> Result<StepId> {
+        let all = job_hosts(Some(step))?;
+        let first_compute = usize::from(all.len() > 1);
+        let parts = step.mpmd_parts()?;
+        let commands: Vec<String> = parts
+            .iter()
+            .map(|p| format!("/bin/sh {}", shell_quote(&p.script.display().to_string())))
+            .collect();
+        let ranks = parts
+            .iter()
+            .enumerate()
+            .map(|(app, p)| match &p.host {
+                None => Ok((first_compute, app)),
+                Some(h) => all
+                    .iter()
+                    .position(|a| a == h)
+                    .map(|at| (at, app))
+                    .ok_or_else(|| {
+                        Error::launcher(
+                            NAME,
+                            format!("host `{h}` is not part of this job ({})", all.join(" ")),
+                        )
+                    }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let file = step.cwd.join(format!("{}.erf", step.name));
+        let cpus = step.run.cpus_per_task.unwrap_or(1);
+        std::fs::write(&file, parse::erf_apps(&refs, &ranks, cpus))
+            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let mut w = step.clone();
+        w.exe = "jsrun".into();
+        w.args = vec!["--erf_input".into(), file.display().to_string()];
+        w.mpmd.clear();
+        (w.stdout, w.stderr) = step.launcher_output();
+        self.procs.launch(&w).map_err(ours)
+    }
+
     fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
         orc_launcher_local::wlm::Steps {
             procs: &self.procs,
@@ -305,7 +345,11 @@ impl Launcher for LSFLauncher {
             return Agent::new(NAME, job).launch(step);
         }
         if var(Some(step), "LSB_JOBID").is_none() {
+            step.refuse_mpmd(NAME)?;
             return submit(step);
+        }
+        if !step.mpmd.is_empty() {
+            return self.launch_mpmd(step);
         }
         let cpus = step.run.cpus_per_task.unwrap_or(1);
         let wrapped = if step.run.hosts.is_empty() {

@@ -133,12 +133,21 @@ pub fn mcpu_hosts(text: &str) -> Option<Vec<String>> {
 /// (indices into the job's host list, 0 being the launch node), `cpus` cores per rank.
 /// Every host gets its rank: SmartSim 0.8's ERF dropped the first one.
 pub fn erf(command: &str, hosts: &[usize], cpus: u32) -> String {
+    let ranks: Vec<(usize, usize)> = hosts.iter().map(|h| (*h, 0)).collect();
+    erf_apps(&[command], &ranks, cpus)
+}
+
+/// An MPMD `jsrun --erf_input` file: one `app` line per command, and rank `i` on host
+/// index `ranks[i].0` running app `ranks[i].1`, `cpus` cores each.
+pub fn erf_apps(commands: &[&str], ranks: &[(usize, usize)], cpus: u32) -> String {
     let mut s = String::from("launch_distribution : packed\n");
-    s.push_str(&format!("app 0 : {command}\n"));
+    for (i, c) in commands.iter().enumerate() {
+        s.push_str(&format!("app {i} : {c}\n"));
+    }
     let last = cpus.max(1) - 1;
-    for (rank, h) in hosts.iter().enumerate() {
+    for (rank, (h, app)) in ranks.iter().enumerate() {
         s.push_str(&format!(
-            "rank: {rank}: {{ host: {h}; cpu: {{0-{last}}} }} : app 0\n"
+            "rank: {rank}: {{ host: {h}; cpu: {{0-{last}}} }} : app {app}\n"
         ));
     }
     s
@@ -147,6 +156,16 @@ pub fn erf(command: &str, hosts: &[usize], cpus: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mpmd_erf_files() {
+        let e = erf_apps(&["/bin/sh a.sh", "/bin/sh b.sh"], &[(1, 0), (2, 1)], 2);
+        assert_eq!(
+            e,
+            "launch_distribution : packed\napp 0 : /bin/sh a.sh\napp 1 : /bin/sh b.sh\n\
+             rank: 0: { host: 1; cpu: {0-1} } : app 0\nrank: 1: { host: 2; cpu: {0-1} } : app 1\n"
+        );
+    }
 
     #[test]
     fn bjobs_output_format() {

@@ -271,7 +271,18 @@ impl Launcher for PBSLauncher {
             && current_job().is_none()
             && !step.env.contains_key("PBS_JOBID")
         {
+            step.refuse_mpmd(NAME)?;
             return submit(step);
+        }
+        if !step.mpmd.is_empty() {
+            let w = orc_launcher_local::wrap_mpmd(step, "mpiexec", |part| {
+                let mut seg = vec!["-n".to_string(), "1".into()];
+                if let Some(h) = &part.host {
+                    seg.extend(["--hosts".into(), h.clone()]);
+                }
+                Ok(seg)
+            })?;
+            return self.procs.launch(&w).map_err(ours);
         }
         let n = step.run.tasks.unwrap_or(1).to_string();
         let mut args = vec!["-n".to_string(), n];

@@ -525,6 +525,7 @@ impl Launcher for SlurmLauncher {
             (None, Some(j)) => j,
             // Outside any allocation a step is a batch job of its own.
             (None, None) => {
+                step.refuse_mpmd(NAME)?;
                 std::fs::create_dir_all(&step.cwd)
                     .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
                 let id = submit(&batch::step_script(step))?;

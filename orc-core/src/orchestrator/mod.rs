@@ -23,7 +23,7 @@ use crate::{
     record::{self, OrchestratorRecord, RECORD_FORMAT, ShardRecord},
     settings::{OrchestratorSettings, env_suffix, validate_config_value},
     status::{JobStatus, StepStatus},
-    step::StepId,
+    step::{LaunchStep, StepId},
 };
 
 /// How long a shard gets to exit after `SHUTDOWN` before the launcher cancels it.
@@ -252,30 +252,43 @@ impl Orchestrator {
             launcher,
             deployment,
         };
-        for (spec, step) in shards.iter().zip(&steps) {
-            let address_file =
-                (!spec.interfaces.is_empty()).then(|| spec.address_file(&orc.record.dir));
-            if let Some(f) = &address_file {
-                let _ = std::fs::remove_file(f);
+        // One MPMD step for every shard when asked (and there are several), else a step each.
+        let launches: Vec<LaunchStep> = if orc.record.settings.single_step && steps.len() > 1 {
+            let mut all = steps[0].clone();
+            all.mpmd = steps[1..].to_vec();
+            vec![all]
+        } else {
+            steps.clone()
+        };
+        for spec in &shards {
+            if !spec.interfaces.is_empty() {
+                let _ = std::fs::remove_file(spec.address_file(&orc.record.dir));
             }
-            match orc.launcher.launch(step) {
-                Ok(id) => {
-                    tracing::debug!(shard = spec.index, step = %id, "shard launched");
-                    orc.record.shards.push(ShardRecord {
-                        index: spec.index,
-                        name: spec.name.clone(),
-                        host: spec.host.clone(),
-                        address: spec.address(),
-                        step: id,
-                        stdout: step.stdout.clone(),
-                        stderr: step.stderr.clone(),
-                        address_file,
-                    });
-                }
+        }
+        for step in &launches {
+            let id = match orc.launcher.launch(step) {
+                Ok(id) => id,
                 Err(e) => {
                     orc.teardown_quietly();
                     return Err(e);
                 }
+            };
+            // Recorded as soon as launched, so a failure later still cleans this up.
+            let first = orc.record.shards.len();
+            let count = if launches.len() == 1 { steps.len() } else { 1 };
+            for (spec, step) in shards.iter().zip(&steps).skip(first).take(count) {
+                tracing::debug!(shard = spec.index, step = %id, "shard launched");
+                orc.record.shards.push(ShardRecord {
+                    index: spec.index,
+                    name: spec.name.clone(),
+                    host: spec.host.clone(),
+                    address: spec.address(),
+                    step: id.clone(),
+                    stdout: step.stdout.clone(),
+                    stderr: step.stderr.clone(),
+                    address_file: (!spec.interfaces.is_empty())
+                        .then(|| spec.address_file(&orc.record.dir)),
+                });
             }
         }
         // Written before waiting, so a later `orc db stop` can clean up if we die now.

@@ -540,6 +540,7 @@ impl Launcher for SgeLauncher {
     }
 
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        step.refuse_mpmd(NAME)?;
         let job = step
             .run
             .allocation
