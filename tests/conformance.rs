@@ -87,6 +87,7 @@ fn lsf_suite(placed: bool) {
         .unwrap();
     let l = host.launcher("lsf").unwrap();
     let me = orc_core::net::hostname();
+    let spool = tempfile::tempdir().unwrap();
     let place = |mut s: LaunchStep| {
         if placed {
             s.run.hosts = vec![me.clone()];
@@ -94,6 +95,8 @@ fn lsf_suite(placed: bool) {
         s.env("LSB_JOBID", "12345")
             .env("LSB_MCPU_HOSTS", format!("batch1 1 {me} 42"))
             .env("PATH", &path)
+            // The simulated JSM's step table, this test's own.
+            .env("ORC_SIM_SPOOL", spool.path().display().to_string())
     };
     conformance::run(&conformance::Target {
         launcher: l.as_ref(),

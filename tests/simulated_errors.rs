@@ -72,6 +72,10 @@ fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
             .env("LSB_JOBID", "12345")
             .env("LSB_MCPU_HOSTS", format!("batch1 1 {me} 42"))
             .env("PATH", &path)
+            .env(
+                "ORC_SIM_SPOOL",
+                dir.path().join("spool").display().to_string(),
+            )
     };
 
     // A host of another job.
@@ -119,4 +123,63 @@ fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
     );
     let err = l.allocation().unwrap_err().to_string();
     assert!(err.contains("not inside an LSF job"), "{err}");
+}
+
+#[test]
+fn lsf_cancel_ends_the_tasks_through_jskill() {
+    // JSM leaves a step's tasks running when only jsrun is killed (SmartSim's LSF pain
+    // point), and so does the simulator: the launcher's jsrun wrapper must jskill its step.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let spool = dir.path().join("spool");
+    let me = orc_core::net::hostname();
+    let l = LSFLauncher::new();
+    let marker = format!("orc-jskill-test-{}", std::process::id());
+    let step = LaunchStep::new("long", "sh", dir.path())
+        .args(["-c", &format!("sleep 600; true {marker}")])
+        .env("LSB_JOBID", "777")
+        .env("LSB_MCPU_HOSTS", format!("batch1 1 {me} 42"))
+        .env("PATH", &path)
+        .env("ORC_SIM_SPOOL", spool.display().to_string());
+    let id = l.launch(&step).unwrap();
+    // The rank itself (its command line starts with the step's; jsrun's and the
+    // wrapper's hold the marker too, further on).
+    let task = format!("^sh -c sleep 600; true {marker}");
+    let running = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &task])
+            .output()
+            .unwrap();
+        !out.stdout.is_empty()
+    };
+    let jslist = || {
+        let out = std::process::Command::new(sim.join("jslist"))
+            .env("LSB_JOBID", "777")
+            .env("ORC_SIM_SPOOL", &spool)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        orc_tests::wait_for(std::time::Duration::from_secs(10), || {
+            orc_launcher_lsf::parse::jslist_status(&jslist(), "1").map(|s| s.0)
+                == Some("Running".into())
+                && running()
+        }),
+        "{}",
+        jslist()
+    );
+    let s = l.cancel(&id).unwrap();
+    assert_eq!(s.status, JobStatus::Cancelled, "{s}");
+    assert!(
+        orc_tests::wait_for(std::time::Duration::from_secs(10), || !running()),
+        "the step's task outlived its cancel"
+    );
+    assert_eq!(
+        orc_launcher_lsf::parse::jslist_status(&jslist(), "1").map(|s| s.0),
+        Some("Killed".into()),
+        "{}",
+        jslist()
+    );
 }

@@ -171,6 +171,10 @@ fn a_three_shard_orchestrator_inside_an_lsf_job() {
     let state = State::new();
     let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
     let env = [
+        (
+            "ORC_SIM_SPOOL".to_string(),
+            state.path().join("spool").display().to_string(),
+        ),
         ("LSB_JOBID".to_string(), "12345".to_string()),
         (
             "LSB_MCPU_HOSTS".into(),

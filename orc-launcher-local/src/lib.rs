@@ -139,7 +139,9 @@ pub fn attribute(e: Error, launcher: &str, tool: &str, hint: &str) -> Error {
     }
 }
 
-fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
+/// Find `exe` the way a shell would (a path with a `/` as it is, a name on `env_path` or
+/// this process's `PATH`); missing is [`Error::ExecutableNotFound`].
+pub fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
     if exe.components().count() > 1 || exe.is_absolute() {
         if exe.is_file() {
             return Ok(exe.to_path_buf());

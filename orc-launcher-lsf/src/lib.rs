@@ -4,10 +4,13 @@
 //! Inside a job (`$LSB_JOBID`, hosts from `$LSB_MCPU_HOSTS`, launch node first) a step
 //! placed on hosts runs as `jsrun --erf_input <step>.erf` with an explicit resource file
 //! that gives every host its rank (the ERF format of [`parse::erf`]); an unplaced step runs
-//! as `jsrun -n <tasks> -a 1 -c <cpus>`. Steps are watched and cancelled as the `jsrun`
-//! process on the launch node (`<pid>@<start time>`, see [`orc_launcher_local`]), so there
-//! is no `jslist` step-id race. [`parse`] reads `bsub`, `bjobs` and `jslist` output and
-//! maps LSF's states, tested on captured output.
+//! as `jsrun -n <tasks> -a 1 -c <cpus>`; an MPMD step as one ERF file with an app per part.
+//! Steps are watched as the `jsrun` process on the launch node (`<pid>@<start time>`, see
+//! [`orc_launcher_local`]), whose exit code is the step's. JSM leaves a step's tasks
+//! running when only `jsrun` dies, so each `jsrun` runs under [`JSRUN_WRAPPER`], which
+//! learns its JSM step id from `jslist` (one orc launch at a time per job, so without
+//! SmartSim's step-id race) and turns a cancel into `jskill`. [`parse`] reads `bsub`,
+//! `bjobs` and `jslist` output and maps LSF's states, tested on captured output.
 //!
 //! Outside a job a step is submitted as a batch job of its own: `bsub` of a generated
 //! script ([`batch_script`]) that runs the step with `jsrun`; its id is the LSF job id,
@@ -39,6 +42,49 @@ use orc_launcher_local::LocalLauncher;
 
 /// The launcher's name.
 pub const NAME: &str = "lsf";
+
+/// The shell around each `jsrun` (its arguments are the jsrun command). It takes this
+/// job's launch lock (orc launches in one job, one at a time), notes the JSM steps
+/// `jslist` lists, starts `jsrun`, and takes the one new step as its own: the step-id race
+/// SmartSim had is closed for orc's launches, and when someone else's `jsrun` starts in
+/// the same instant (two new steps) it claims none. On TERM/INT/HUP (also one that came
+/// while it was still finding its step) it runs `jskill` on that step (killing `jsrun`
+/// alone leaves the tasks running under JSM), and it exits with `jsrun`'s code.
+pub const JSRUN_WRAPPER: &str = r#"set -u
+cancelled=
+trap 'cancelled=1' TERM INT HUP
+exec 9>>"${TMPDIR:-/tmp}/orc-jsm-${LSB_JOBID:-none}.lock"
+flock 9 2>/dev/null || true
+ids() { jslist 2>/dev/null | awk '$1 ~ /^[0-9]+$/ {print $1}'; }
+before=$(ids)
+"$@" &
+j=$!
+id=
+for _ in $(seq 50); do
+    kill -0 "$j" 2>/dev/null; alive=$?
+    new=$(ids | grep -vxF -f <(printf '%s\n' $before))
+    if [ -n "$new" ]; then
+        if [ "$(printf '%s\n' "$new" | wc -l)" -eq 1 ]; then
+            id=$new
+        else
+            echo "orc: several jsrun steps started at once; a cancel will signal jsrun only" >&2
+        fi
+        break
+    fi
+    [ "$alive" -eq 0 ] || break
+    sleep 0.1
+done
+exec 9>&-
+stop() {
+    if [ -n "$id" ]; then jskill "$id" >/dev/null 2>&1; fi
+    kill -TERM "$j" 2>/dev/null
+}
+trap stop TERM INT HUP
+[ -z "$cancelled" ] || stop
+wait "$j"; r=$?
+while kill -0 "$j" 2>/dev/null; do wait "$j"; r=$?; done
+exit "$r"
+"#;
 
 /// Registration of [`LSFLauncher`] with the orc plugin host.
 pub const PLUGIN: StaticPlugin = StaticPlugin {
@@ -322,7 +368,26 @@ impl LSFLauncher {
         w.args = vec!["--erf_input".into(), file.display().to_string()];
         w.mpmd.clear();
         (w.stdout, w.stderr) = step.launcher_output();
-        self.procs.launch(&w).map_err(ours)
+        self.launch_jsrun(&w)
+    }
+
+    /// Start a `jsrun` step (`w`: `jsrun <args>` with the step's environment and files)
+    /// under [`JSRUN_WRAPPER`], which learns its JSM step id and turns a cancel into
+    /// `jskill`: JSM leaves a step's tasks running when only `jsrun` is killed.
+    fn launch_jsrun(&self, w: &LaunchStep) -> Result<StepId> {
+        orc_launcher_local::resolve_exe(
+            std::path::Path::new("jsrun"),
+            w.env.get("PATH").map(String::as_str),
+        )
+        .map_err(ours)?;
+        let mut wrapped = w.clone();
+        wrapped.exe = "bash".into();
+        wrapped.args = ["-c", JSRUN_WRAPPER, "orc-jsrun", "jsrun"]
+            .into_iter()
+            .map(String::from)
+            .chain(w.args.iter().cloned())
+            .collect();
+        self.procs.launch(&wrapped).map_err(ours)
     }
 
     fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
@@ -392,7 +457,7 @@ impl Launcher for LSFLauncher {
             w.args = vec!["--erf_input".into(), file.display().to_string()];
             w
         };
-        self.procs.launch(&wrapped).map_err(ours)
+        self.launch_jsrun(&wrapped)
     }
 
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {

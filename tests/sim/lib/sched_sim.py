@@ -146,6 +146,7 @@ def _supervise(job_id, job, env, cwd=None):
         job["exit"] = code
     job["state"] = "F"
     _save(job_id, job)
+    _end_jsm_steps(job_id)
 
 
 def _terminate(job_id, job, code):
@@ -157,6 +158,32 @@ def _terminate(job_id, job, code):
             os.killpg(job["pid"], signal.SIGTERM)
         except ProcessLookupError:
             pass
+    _end_jsm_steps(job_id)
+
+
+def _end_jsm_steps(job_id):
+    """A job's end ends the tasks of its jsrun steps too (they run apart from jsrun)."""
+    jsm = os.path.join(SPOOL, f"jsm-{job_id}")
+    try:
+        names = os.listdir(jsm)
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".pids"):
+            continue
+        try:
+            with open(os.path.join(jsm, name[:-5] + ".state")) as f:
+                if not f.read().startswith("Running"):
+                    continue  # ended: its pids may belong to someone else by now
+            with open(os.path.join(jsm, name)) as f:
+                pids = [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def _unknown(cmd, job_id):
