@@ -494,35 +494,46 @@ fn jobs_the_controller_has_forgotten_are_read_from_the_job_completion_log() {
     );
 }
 
+/// `orc db start --json` of `shards` shards on the one host of `alloc`, with `extra`
+/// options; its output and first port.
+fn start_inside(
+    state: &State,
+    alloc: &Alloc,
+    shards: u16,
+    extra: &[&str],
+) -> (serde_json::Value, u16) {
+    let port = free_port_range(shards);
+    let (n, p) = (shards.to_string(), port.to_string());
+    let mut args = vec![
+        "db",
+        "start",
+        "--launcher",
+        "slurm",
+        "--shards",
+        &n,
+        "--shards-per-host",
+        &n,
+        "--port",
+        &p,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = state
+        .orc_cmd(&args)
+        .env("SLURM_JOB_ID", &alloc.0)
+        .output()
+        .unwrap();
+    (start_json(&out), port)
+}
+
 #[test]
 fn named_interfaces_are_looked_up_on_the_shards_node() {
     // With --interface under a workload manager each shard starts through `orc shard-exec`
     // on its node, which binds it to that node's address of the interface and tells orc.
     let alloc = Alloc::new();
     let state = State::new();
-    let port = free_port_range(2).to_string();
-    let out = state
-        .orc_cmd(&[
-            "db",
-            "start",
-            "--launcher",
-            "slurm",
-            "--shards",
-            "2",
-            "--shards-per-host",
-            "2",
-            "--interface",
-            "lo",
-            "--port",
-            &port,
-            "--json",
-        ])
-        .env("SLURM_JOB_ID", &alloc.0)
-        .output()
-        .unwrap();
-    let v = start_json(&out);
+    let (v, p) = start_inside(&state, &alloc, 2, &["--interface", "lo"]);
     let addrs = json_strings(&v, "addresses");
-    let p: u16 = port.parse().unwrap();
     assert_eq!(
         addrs,
         [format!("127.0.0.1:{p}"), format!("127.0.0.1:{}", p + 1)]
@@ -550,26 +561,7 @@ fn every_shard_as_one_multi_prog_step() {
     // each writing its own output files.
     let alloc = Alloc::new();
     let state = State::new();
-    let port = free_port_range(3).to_string();
-    let out = state
-        .orc_cmd(&[
-            "db",
-            "start",
-            "--launcher",
-            "slurm",
-            "--shards",
-            "3",
-            "--shards-per-host",
-            "3",
-            "--single-step",
-            "--port",
-            &port,
-            "--json",
-        ])
-        .env("SLURM_JOB_ID", &alloc.0)
-        .output()
-        .unwrap();
-    let v = start_json(&out);
+    let (v, _) = start_inside(&state, &alloc, 3, &["--single-step"]);
     let steps = json_strings(&v, "step");
     assert!(steps.iter().all(|s| *s == steps[0]), "{steps:?}");
     assert!(steps[0].starts_with(&format!("{}.", alloc.0)), "{steps:?}");

@@ -1,27 +1,4 @@
-# Sourced by the simulator's parallel launchers: run_ranks N CMD... starts N copies of CMD
-# with the rank variables set, forwards SIGTERM/SIGINT to them, and exits with the highest
-# rank exit code.
-run_ranks() {
-    local n=$1; shift
-    if ! command -v "$1" >/dev/null 2>&1; then
-        echo "$SIM_NAME: $1: command not found" >&2; exit 127
-    fi
-    local pids=() r p c rc=0
-    trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM INT
-    for ((r = 0; r < n; r++)); do
-        PALS_RANKID=$r ALPS_APP_PE=$r JSM_NAMESPACE_RANK=$r PMI_RANK=$r PMI_SIZE=$n "$@" &
-        pids+=($!)
-    done
-    for p in "${pids[@]}"; do
-        while true; do
-            wait "$p"; c=$?
-            # A wait cut short by a trapped signal returns >128 while the rank still runs.
-            kill -0 "$p" 2>/dev/null || break
-        done
-        [ "$c" -gt "$rc" ] && rc=$c
-    done
-    exit "$rc"
-}
+# Sourced by the simulator's parallel launchers (mpiexec, aprun).
 
 # run_programs CMD...: MPMD; one rank per argument, each a shell command line (quoted with
 # printf %q), rank variables set, SIGTERM/SIGINT forwarded, highest exit code returned.
@@ -36,6 +13,7 @@ run_programs() {
     for p in "${pids[@]}"; do
         while true; do
             wait "$p"; c=$?
+            # A wait cut short by a trapped signal returns >128 while the rank still runs.
             kill -0 "$p" 2>/dev/null || break
         done
         [ "$c" -gt "$rc" ] && rc=$c
