@@ -33,13 +33,12 @@ use std::{
 };
 
 use orc_core::{
-    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
-    agent::{self, Agent},
+    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Result, StepId, StepStatus, agent,
     plugin::{Factory, StaticPlugin},
     step::shell_quote,
     tools,
 };
-use orc_launcher_local::LocalLauncher;
+use orc_launcher_local::wlm::{Wlm, WlmLauncher};
 
 /// The launcher's name.
 pub const NAME: &str = "cobalt";
@@ -55,10 +54,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
 orc_core::register_plugin!(PLUGIN);
 
 /// Launches steps through Cobalt.
-#[derive(Debug, Default)]
-pub struct CobaltLauncher {
-    procs: LocalLauncher,
-}
+pub type CobaltLauncher = WlmLauncher<Cobalt>;
 
 /// The id of the Cobalt job this process runs in.
 pub fn current_job() -> Option<String> {
@@ -297,8 +293,9 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
     Ok(StepId(id))
 }
 
-/// Cobalt's side of agent-held jobs.
-struct Cobalt;
+/// Cobalt's commands for a [`WlmLauncher`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cobalt;
 
 impl agent::Scheduler for Cobalt {
     fn launcher(&self) -> &str {
@@ -318,48 +315,16 @@ impl agent::Scheduler for Cobalt {
     }
 }
 
-impl CobaltLauncher {
-    /// A launcher for steps in the current Cobalt job.
-    pub fn new() -> Self {
-        Self::default()
+impl Wlm for Cobalt {
+    fn job_var(&self) -> &'static str {
+        "COBALT_JOBID"
     }
 
-    fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
-        orc_launcher_local::wlm::Steps {
-            procs: &self.procs,
-            scheduler: &Cobalt,
-            errors: ours,
-            cancel_limit: CANCEL_LIMIT,
-        }
-    }
-}
-
-impl Launcher for CobaltLauncher {
-    fn name(&self) -> &str {
-        NAME
+    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
+        submit(step)
     }
 
-    fn launch(&self, step: &LaunchStep) -> Result<StepId> {
-        if let Some(job) = agent::remote_job(step, current_job().as_deref()) {
-            return Agent::new(NAME, job).launch(step);
-        }
-        if step.run.allocation.is_none()
-            && current_job().is_none()
-            && !step.env.contains_key("COBALT_JOBID")
-        {
-            step.refuse_mpmd(NAME)?;
-            return submit(step);
-        }
-        if !step.mpmd.is_empty() {
-            let w = orc_launcher_local::wrap_mpmd(step, "aprun", |part| {
-                let mut seg = vec!["-n".to_string(), "1".into(), "-N".into(), "1".into()];
-                if let Some(h) = &part.host {
-                    seg.extend(["-L".into(), node_id(h)?]);
-                }
-                Ok(seg)
-            })?;
-            return self.procs.launch(&w).map_err(ours);
-        }
+    fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
         let tasks = step.run.tasks.unwrap_or(1).to_string();
         let per_node = step.run.tasks_per_node.unwrap_or(1).to_string();
         let mut args = vec!["-n".to_string(), tasks, "-N".into(), per_node];
@@ -383,25 +348,17 @@ impl Launcher for CobaltLauncher {
             });
             args.extend(v.clone());
         }
-        self.procs
-            .launch(&orc_launcher_local::wrap(step, "aprun", args))
-            .map_err(ours)
+        Ok(orc_launcher_local::wrap(step, "aprun", args))
     }
 
-    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        self.steps().status(ids)
-    }
-
-    fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        self.steps().cancel(id)
-    }
-
-    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        agent::allocate(&Cobalt, batch, name)
-    }
-
-    fn release(&self, allocation: &str) -> Result<()> {
-        agent::release(&Cobalt, allocation, CANCEL_LIMIT)
+    fn parallel_mpmd(&self, step: &LaunchStep) -> Result<LaunchStep> {
+        orc_launcher_local::wrap_mpmd(step, "aprun", |part| {
+            let mut seg = vec!["-n".to_string(), "1".into(), "-N".into(), "1".into()];
+            if let Some(h) = &part.host {
+                seg.extend(["-L".into(), node_id(h)?]);
+            }
+            Ok(seg)
+        })
     }
 
     fn allocation(&self) -> Result<Allocation> {
@@ -422,5 +379,13 @@ impl Launcher for CobaltLauncher {
             hosts,
             id: Some(job),
         })
+    }
+
+    fn errors(&self, e: Error) -> Error {
+        ours(e)
+    }
+
+    fn cancel_limit(&self) -> Duration {
+        CANCEL_LIMIT
     }
 }

@@ -1,65 +1,130 @@
-//! Status and cancel for workload-manager launchers built on this crate (PBS, LSF,
-//! Cobalt), whose step ids name one of three things:
+//! Launchers for workload managers whose steps inside a job are processes of a parallel
+//! launcher on the node that runs orc (PBS with PALS `mpiexec`, LSF with `jsrun`, Cobalt
+//! with `aprun`). A [`Wlm`] supplies the scheduler's own commands; [`WlmLauncher`] is the
+//! [`Launcher`] around it, and its step ids name one of three things:
 //!
 //! * `agent:<job>:<id>`: a step an agent-held batch job runs ([`orc_core::agent`]);
-//! * `<pid>@<start>`: a parallel-launch process on this node (`mpiexec`, `jsrun`,
-//!   `aprun` inside the job), tracked by a [`LocalLauncher`];
+//! * `<pid>@<start>`: a parallel-launch process on this node, tracked by a
+//!   [`LocalLauncher`];
 //! * anything else: a batch job of its own, known to the [`Scheduler`].
 
 use std::time::Duration;
 
 use orc_core::{
-    Error, Launcher, Result, StepId, StepStatus,
+    Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
     agent::{self, Agent, Scheduler},
 };
 
 use crate::LocalLauncher;
 
-/// One launcher's view of its steps.
-pub struct Steps<'a> {
-    /// The processes it started on this node.
-    pub procs: &'a LocalLauncher,
-    /// Its scheduler's job commands.
-    pub scheduler: &'a dyn Scheduler,
-    /// Re-labels errors of the process layer as the launcher's (see [`crate::attribute`]).
-    pub errors: fn(Error) -> Error,
+/// A workload manager's side of a [`WlmLauncher`]; its [`Scheduler`] part gives batch
+/// jobs (submit, status, delete) and agent-held jobs.
+pub trait Wlm: Scheduler + Send + Sync {
+    /// The variable holding the job id inside a job (`PBS_JOBID`, `LSB_JOBID`, ...).
+    fn job_var(&self) -> &'static str;
+    /// Submit `step` as a batch job of its own (it runs outside any job); its id.
+    fn submit_step(&self, step: &LaunchStep) -> Result<StepId>;
+    /// `step` (inside a job) as the local process that runs it with the parallel launcher.
+    fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep>;
+    /// An MPMD `step` (inside a job) as the local process that runs all its parts.
+    fn parallel_mpmd(&self, step: &LaunchStep) -> Result<LaunchStep>;
+    /// The job this process runs in, with its hosts; outside one, an error saying how to
+    /// get one.
+    fn allocation(&self) -> Result<Allocation>;
+    /// Re-label an error of the process layer as this launcher's (see
+    /// [`crate::attribute`]).
+    fn errors(&self, e: Error) -> Error;
     /// How long a deleted batch job may take to end.
-    pub cancel_limit: Duration,
+    fn cancel_limit(&self) -> Duration {
+        Duration::from_secs(60)
+    }
 }
 
-impl Steps<'_> {
-    fn one(&self, id: &StepId) -> Result<StepStatus> {
+/// The [`Launcher`] of a [`Wlm`].
+#[derive(Debug, Default)]
+pub struct WlmLauncher<W> {
+    procs: LocalLauncher,
+    wlm: W,
+}
+
+impl<W: Wlm + Default> WlmLauncher<W> {
+    /// A launcher for steps in the current job (or batch jobs outside one).
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<W: Wlm> WlmLauncher<W> {
+    fn errors(&self) -> impl Fn(Error) -> Error + '_ {
+        |e| self.wlm.errors(e)
+    }
+
+    fn status_one(&self, id: &StepId) -> Result<StepStatus> {
+        let name = self.wlm.launcher();
         if let Some((job, inner)) = agent::parse_id(id) {
-            Agent::new(self.scheduler.launcher(), job)
+            Agent::new(name, job)
                 .status(&[inner])?
                 .pop()
-                .ok_or_else(|| {
-                    Error::launcher(self.scheduler.launcher(), "the agent sent no status")
-                })
+                .ok_or_else(|| Error::launcher(name, "the agent sent no status"))
         } else if id.0.contains('@') {
             self.procs
                 .status(std::slice::from_ref(id))
-                .map_err(self.errors)?
+                .map_err(self.errors())?
                 .pop()
-                .ok_or_else(|| Error::launcher(self.scheduler.launcher(), "no status"))
+                .ok_or_else(|| Error::launcher(name, "no status"))
         } else {
-            self.scheduler.job_status(&id.0)
+            self.wlm.job_status(&id.0)
         }
     }
+}
 
-    /// [`Launcher::status`].
-    pub fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        ids.iter().map(|id| self.one(id)).collect()
+impl<W: Wlm> Launcher for WlmLauncher<W> {
+    fn name(&self) -> &str {
+        self.wlm.launcher()
     }
 
-    /// [`Launcher::cancel`].
-    pub fn cancel(&self, id: &StepId) -> Result<StepStatus> {
+    fn launch(&self, step: &LaunchStep) -> Result<StepId> {
+        let name = self.wlm.launcher();
+        let var = self.wlm.job_var();
+        let current = std::env::var(var).ok().filter(|v| !v.is_empty());
+        if let Some(job) = agent::remote_job(step, current.as_deref()) {
+            return Agent::new(name, job).launch(step);
+        }
+        if step.run.allocation.is_none() && current.is_none() && !step.env.contains_key(var) {
+            step.refuse_mpmd(name)?;
+            return self.wlm.submit_step(step);
+        }
+        let process = if step.mpmd.is_empty() {
+            self.wlm.parallel(step)?
+        } else {
+            self.wlm.parallel_mpmd(step)?
+        };
+        self.procs.launch(&process).map_err(self.errors())
+    }
+
+    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
+        ids.iter().map(|id| self.status_one(id)).collect()
+    }
+
+    fn cancel(&self, id: &StepId) -> Result<StepStatus> {
         if let Some((job, inner)) = agent::parse_id(id) {
-            Agent::new(self.scheduler.launcher(), job).cancel(&inner)
+            Agent::new(self.wlm.launcher(), job).cancel(&inner)
         } else if id.0.contains('@') {
-            self.procs.cancel(id).map_err(self.errors)
+            self.procs.cancel(id).map_err(self.errors())
         } else {
-            self.scheduler.cancel_job(&id.0, self.cancel_limit)
+            self.wlm.cancel_job(&id.0, self.wlm.cancel_limit())
         }
+    }
+
+    fn allocation(&self) -> Result<Allocation> {
+        self.wlm.allocation()
+    }
+
+    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        agent::allocate(&self.wlm, batch, name)
+    }
+
+    fn release(&self, allocation: &str) -> Result<()> {
+        agent::release(&self.wlm, allocation, self.wlm.cancel_limit())
     }
 }

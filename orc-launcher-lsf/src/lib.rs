@@ -32,13 +32,12 @@ pub mod parse;
 use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
-    agent::{self, Agent},
+    Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus, agent,
     plugin::{Factory, StaticPlugin},
     step::shell_quote,
     tools,
 };
-use orc_launcher_local::LocalLauncher;
+use orc_launcher_local::wlm::{Wlm, WlmLauncher};
 
 /// The launcher's name.
 pub const NAME: &str = "lsf";
@@ -100,10 +99,7 @@ orc_core::register_plugin!(PLUGIN);
 const CANCEL_LIMIT: Duration = Duration::from_secs(60);
 
 /// Launches steps through LSF.
-#[derive(Debug, Default)]
-pub struct LSFLauncher {
-    procs: LocalLauncher,
-}
+pub type LSFLauncher = WlmLauncher<Lsf>;
 
 fn outside() -> Error {
     Error::launcher(
@@ -304,8 +300,9 @@ fn job_status(id: &str) -> Result<StepStatus> {
     }
 }
 
-/// LSF's side of agent-held jobs.
-struct Lsf;
+/// LSF's commands for a [`WlmLauncher`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Lsf;
 
 impl agent::Scheduler for Lsf {
     fn launcher(&self) -> &str {
@@ -325,97 +322,35 @@ impl agent::Scheduler for Lsf {
     }
 }
 
-impl LSFLauncher {
-    /// A launcher for steps in the current LSF job.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An MPMD step: one ERF file with an app per part, each rank on its part's host
-    /// (the first compute host when the part names none).
-    fn launch_mpmd(&self, step: &LaunchStep) -> Result<StepId> {
-        let all = job_hosts(Some(step))?;
-        let first_compute = usize::from(all.len() > 1);
-        let parts = step.mpmd_parts()?;
-        let commands: Vec<String> = parts
-            .iter()
-            .map(|p| format!("/bin/sh {}", shell_quote(&p.script.display().to_string())))
-            .collect();
-        let ranks = parts
-            .iter()
-            .enumerate()
-            .map(|(app, p)| match &p.host {
-                None => Ok((first_compute, app)),
-                Some(h) => all
-                    .iter()
-                    .position(|a| a == h)
-                    .map(|at| (at, app))
-                    .ok_or_else(|| {
-                        Error::launcher(
-                            NAME,
-                            format!("host `{h}` is not part of this job ({})", all.join(" ")),
-                        )
-                    }),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
-        let file = step.cwd.join(format!("{}.erf", step.name));
-        let cpus = step.run.cpus_per_task.unwrap_or(1);
-        std::fs::write(&file, parse::erf_apps(&refs, &ranks, cpus))
-            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-        let mut w = step.clone();
-        w.exe = "jsrun".into();
-        w.args = vec!["--erf_input".into(), file.display().to_string()];
-        w.mpmd.clear();
-        (w.stdout, w.stderr) = step.launcher_output();
-        self.launch_jsrun(&w)
-    }
-
-    /// Start a `jsrun` step (`w`: `jsrun <args>` with the step's environment and files)
-    /// under [`JSRUN_WRAPPER`], which learns its JSM step id and turns a cancel into
-    /// `jskill`: JSM leaves a step's tasks running when only `jsrun` is killed.
-    fn launch_jsrun(&self, w: &LaunchStep) -> Result<StepId> {
-        orc_launcher_local::resolve_exe(
-            std::path::Path::new("jsrun"),
-            w.env.get("PATH").map(String::as_str),
-        )
-        .map_err(ours)?;
-        let mut wrapped = w.clone();
-        wrapped.exe = "bash".into();
-        wrapped.args = ["-c", JSRUN_WRAPPER, "orc-jsrun", "jsrun"]
-            .into_iter()
-            .map(String::from)
-            .chain(w.args.iter().cloned())
-            .collect();
-        self.procs.launch(&wrapped).map_err(ours)
-    }
-
-    fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
-        orc_launcher_local::wlm::Steps {
-            procs: &self.procs,
-            scheduler: &Lsf,
-            errors: ours,
-            cancel_limit: CANCEL_LIMIT,
-        }
-    }
+/// `w` (`jsrun <args>` with the step's environment and files) under [`JSRUN_WRAPPER`],
+/// which learns its JSM step id and turns a cancel into `jskill`: JSM leaves a step's
+/// tasks running when only `jsrun` is killed.
+fn jsrun_wrapped(w: &LaunchStep) -> Result<LaunchStep> {
+    orc_launcher_local::resolve_exe(
+        std::path::Path::new("jsrun"),
+        w.env.get("PATH").map(String::as_str),
+    )
+    .map_err(ours)?;
+    let mut wrapped = w.clone();
+    wrapped.exe = "bash".into();
+    wrapped.args = ["-c", JSRUN_WRAPPER, "orc-jsrun", "jsrun"]
+        .into_iter()
+        .map(String::from)
+        .chain(w.args.iter().cloned())
+        .collect();
+    Ok(wrapped)
 }
 
-impl Launcher for LSFLauncher {
-    fn name(&self) -> &str {
-        NAME
+impl Wlm for Lsf {
+    fn job_var(&self) -> &'static str {
+        "LSB_JOBID"
     }
 
-    fn launch(&self, step: &LaunchStep) -> Result<StepId> {
-        if let Some(job) = agent::remote_job(step, var(None, "LSB_JOBID").as_deref()) {
-            return Agent::new(NAME, job).launch(step);
-        }
-        if var(Some(step), "LSB_JOBID").is_none() {
-            step.refuse_mpmd(NAME)?;
-            return submit(step);
-        }
-        if !step.mpmd.is_empty() {
-            return self.launch_mpmd(step);
-        }
+    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
+        submit(step)
+    }
+
+    fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
         let cpus = step.run.cpus_per_task.unwrap_or(1);
         let wrapped = if step.run.hosts.is_empty() {
             let n = step.run.tasks.unwrap_or(1).to_string();
@@ -457,23 +392,47 @@ impl Launcher for LSFLauncher {
             w.args = vec!["--erf_input".into(), file.display().to_string()];
             w
         };
-        self.launch_jsrun(&wrapped)
+        jsrun_wrapped(&wrapped)
     }
 
-    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        self.steps().status(ids)
-    }
-
-    fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        self.steps().cancel(id)
-    }
-
-    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        agent::allocate(&Lsf, batch, name)
-    }
-
-    fn release(&self, allocation: &str) -> Result<()> {
-        agent::release(&Lsf, allocation, CANCEL_LIMIT)
+    /// An MPMD step: one ERF file with an app per part, each rank on its part's host
+    /// (the first compute host when the part names none).
+    fn parallel_mpmd(&self, step: &LaunchStep) -> Result<LaunchStep> {
+        let all = job_hosts(Some(step))?;
+        let first_compute = usize::from(all.len() > 1);
+        let parts = step.mpmd_parts()?;
+        let commands: Vec<String> = parts
+            .iter()
+            .map(|p| format!("/bin/sh {}", shell_quote(&p.script.display().to_string())))
+            .collect();
+        let ranks = parts
+            .iter()
+            .enumerate()
+            .map(|(app, p)| match &p.host {
+                None => Ok((first_compute, app)),
+                Some(h) => all
+                    .iter()
+                    .position(|a| a == h)
+                    .map(|at| (at, app))
+                    .ok_or_else(|| {
+                        Error::launcher(
+                            NAME,
+                            format!("host `{h}` is not part of this job ({})", all.join(" ")),
+                        )
+                    }),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let file = step.cwd.join(format!("{}.erf", step.name));
+        let cpus = step.run.cpus_per_task.unwrap_or(1);
+        std::fs::write(&file, parse::erf_apps(&refs, &ranks, cpus))
+            .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        let mut w = step.clone();
+        w.exe = "jsrun".into();
+        w.args = vec!["--erf_input".into(), file.display().to_string()];
+        w.mpmd.clear();
+        (w.stdout, w.stderr) = step.launcher_output();
+        jsrun_wrapped(&w)
     }
 
     fn allocation(&self) -> Result<Allocation> {
@@ -487,5 +446,13 @@ impl Launcher for LSFLauncher {
             hosts,
             id: Some(job),
         })
+    }
+
+    fn errors(&self, e: Error) -> Error {
+        ours(e)
+    }
+
+    fn cancel_limit(&self) -> Duration {
+        CANCEL_LIMIT
     }
 }

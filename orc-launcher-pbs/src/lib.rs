@@ -31,12 +31,11 @@ pub mod parse;
 use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
-    agent::{self, Agent},
+    Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus, agent,
     plugin::{Factory, StaticPlugin},
     tools,
 };
-use orc_launcher_local::LocalLauncher;
+use orc_launcher_local::wlm::{Wlm, WlmLauncher};
 
 /// The launcher's name.
 pub const NAME: &str = "pbs";
@@ -55,10 +54,7 @@ orc_core::register_plugin!(PLUGIN);
 const CANCEL_LIMIT: Duration = Duration::from_secs(60);
 
 /// Launches steps through PBS.
-#[derive(Debug, Default)]
-pub struct PBSLauncher {
-    procs: LocalLauncher,
-}
+pub type PBSLauncher = WlmLauncher<Pbs>;
 
 /// The id of the PBS job this process runs in.
 pub fn current_job() -> Option<String> {
@@ -221,8 +217,9 @@ fn job_status(id: &str) -> Result<StepStatus> {
     }
 }
 
-/// PBS's side of agent-held jobs.
-struct Pbs;
+/// PBS's commands for a [`WlmLauncher`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pbs;
 
 impl agent::Scheduler for Pbs {
     fn launcher(&self) -> &str {
@@ -242,48 +239,16 @@ impl agent::Scheduler for Pbs {
     }
 }
 
-impl PBSLauncher {
-    /// A launcher for steps in the current PBS job.
-    pub fn new() -> Self {
-        Self::default()
+impl Wlm for Pbs {
+    fn job_var(&self) -> &'static str {
+        "PBS_JOBID"
     }
 
-    fn steps(&self) -> orc_launcher_local::wlm::Steps<'_> {
-        orc_launcher_local::wlm::Steps {
-            procs: &self.procs,
-            scheduler: &Pbs,
-            errors: ours,
-            cancel_limit: CANCEL_LIMIT,
-        }
-    }
-}
-
-impl Launcher for PBSLauncher {
-    fn name(&self) -> &str {
-        NAME
+    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
+        submit(step)
     }
 
-    fn launch(&self, step: &LaunchStep) -> Result<StepId> {
-        if let Some(job) = agent::remote_job(step, current_job().as_deref()) {
-            return Agent::new(NAME, job).launch(step);
-        }
-        if step.run.allocation.is_none()
-            && current_job().is_none()
-            && !step.env.contains_key("PBS_JOBID")
-        {
-            step.refuse_mpmd(NAME)?;
-            return submit(step);
-        }
-        if !step.mpmd.is_empty() {
-            let w = orc_launcher_local::wrap_mpmd(step, "mpiexec", |part| {
-                let mut seg = vec!["-n".to_string(), "1".into()];
-                if let Some(h) = &part.host {
-                    seg.extend(["--hosts".into(), h.clone()]);
-                }
-                Ok(seg)
-            })?;
-            return self.procs.launch(&w).map_err(ours);
-        }
+    fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
         let n = step.run.tasks.unwrap_or(1).to_string();
         let mut args = vec!["-n".to_string(), n];
         if !step.run.hosts.is_empty() {
@@ -296,25 +261,17 @@ impl Launcher for PBSLauncher {
             args.push(format!("--{k}"));
             args.extend(v.clone());
         }
-        self.procs
-            .launch(&orc_launcher_local::wrap(step, "mpiexec", args))
-            .map_err(ours)
+        Ok(orc_launcher_local::wrap(step, "mpiexec", args))
     }
 
-    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
-        self.steps().status(ids)
-    }
-
-    fn cancel(&self, id: &StepId) -> Result<StepStatus> {
-        self.steps().cancel(id)
-    }
-
-    fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        agent::allocate(&Pbs, batch, name)
-    }
-
-    fn release(&self, allocation: &str) -> Result<()> {
-        agent::release(&Pbs, allocation, CANCEL_LIMIT)
+    fn parallel_mpmd(&self, step: &LaunchStep) -> Result<LaunchStep> {
+        orc_launcher_local::wrap_mpmd(step, "mpiexec", |part| {
+            let mut seg = vec!["-n".to_string(), "1".into()];
+            if let Some(h) = &part.host {
+                seg.extend(["--hosts".into(), h.clone()]);
+            }
+            Ok(seg)
+        })
     }
 
     fn allocation(&self) -> Result<Allocation> {
@@ -338,5 +295,13 @@ impl Launcher for PBSLauncher {
             hosts,
             id: Some(job),
         })
+    }
+
+    fn errors(&self, e: Error) -> Error {
+        ours(e)
+    }
+
+    fn cancel_limit(&self) -> Duration {
+        CANCEL_LIMIT
     }
 }
