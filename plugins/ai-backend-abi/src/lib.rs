@@ -149,3 +149,36 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         )),
     }
 }
+
+/// The `load_script` answer of a backend that has no scripts (scripts run on TORCH).
+pub fn no_scripts(backend: &str) -> RResult<BackendScriptBox, RString> {
+    RResult::RErr(
+        format!("the {backend} backend has no scripts; scripts run on the TORCH backend").into(),
+    )
+}
+
+/// Export a backend's root module: its name (`"ONNX"`), a runtime description, and its
+/// `load_model` and `load_script` entry points. The calling crate depends on
+/// `abi_stable`.
+///
+/// ```ignore
+/// orc_ai_backend_abi::export_backend!("ONNX", "tract-onnx 0.23", load_model, load_script);
+/// ```
+#[macro_export]
+macro_rules! export_backend {
+    ($name:expr, $runtime:expr, $load_model:path, $load_script:path $(,)?) => {
+        /// The backend's root module, found by orc-ai when it loads the library.
+        #[::abi_stable::export_root_module]
+        pub fn root_module() -> $crate::BackendModRef {
+            use ::abi_stable::prefix_type::PrefixTypeTrait;
+            $crate::BackendMod {
+                abi_version: $crate::BACKEND_ABI_VERSION,
+                name: ::abi_stable::std_types::RStr::from_str($name),
+                runtime: ::abi_stable::std_types::RStr::from_str($runtime),
+                load_model: $load_model,
+                load_script: $load_script,
+            }
+            .leak_into_prefix()
+        }
+    };
+}

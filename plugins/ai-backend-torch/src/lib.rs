@@ -17,14 +17,12 @@ use std::{
 };
 
 use abi_stable::{
-    export_root_module,
-    prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
     std_types::{RResult, RSlice, RStr, RString, RVec},
 };
 use orc_ai_backend_abi::{
-    BACKEND_ABI_VERSION, BackendMod, BackendModRef, BackendModel, BackendModel_TO, BackendModelBox,
-    BackendScript, BackendScript_TO, BackendScriptBox, ModelOptions, TensorAbi, guard,
+    BackendModel, BackendModel_TO, BackendModelBox, BackendScript, BackendScript_TO,
+    BackendScriptBox, ModelOptions, TensorAbi, guard,
 };
 
 #[repr(C)]
@@ -301,14 +299,4 @@ fn runtime() -> &'static str {
     })
 }
 
-#[export_root_module]
-pub fn root_module() -> BackendModRef {
-    BackendMod {
-        abi_version: BACKEND_ABI_VERSION,
-        name: RStr::from_str("TORCH"),
-        runtime: RStr::from_str(runtime()),
-        load_model,
-        load_script,
-    }
-    .leak_into_prefix()
-}
+orc_ai_backend_abi::export_backend!("TORCH", runtime(), load_model, load_script);

@@ -18,8 +18,13 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use abi_stable::std_types::{RResult, RString, RVec};
-use orc_ai_backend_abi::{BackendModel, TensorAbi, guard};
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RResult, RString, RVec},
+};
+use orc_ai_backend_abi::{
+    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, guard,
+};
 use tract_core::prelude::*;
 
 /// An optimised, runnable plan.
@@ -203,6 +208,21 @@ impl BackendModel for TractModel {
             .map_err(RString::from)
             .into()
     }
+}
+
+/// The `load_model` entry point of a tract backend: refuse devices other than the CPU,
+/// then `load` the model, panics included in the error.
+pub fn load_cpu_model(
+    backend: &str,
+    options: &ModelOptions,
+    load: impl FnOnce() -> Result<TractModel, String>,
+) -> RResult<BackendModelBox, RString> {
+    guard(|| {
+        cpu_only(backend, options.device.as_str())?;
+        Ok(BackendModel_TO::from_value(load()?, TD_Opaque))
+    })
+    .map_err(RString::from)
+    .into()
 }
 
 /// Refuse devices other than the CPU (tract runs on the CPU only).
