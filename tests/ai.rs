@@ -20,6 +20,12 @@ fn err_text(r: redis::RedisResult<Value>) -> String {
     }
 }
 
+/// Run a command written as one line of words (no binary or empty arguments).
+fn line(con: &mut redis::Connection, words: &str) -> redis::RedisResult<Value> {
+    let args: Vec<&[u8]> = words.split_whitespace().map(str::as_bytes).collect();
+    cmd(con, &args)
+}
+
 fn bulk(v: &Value) -> Vec<u8> {
     match v {
         Value::BulkString(b) => b.clone(),
@@ -122,39 +128,27 @@ fn tensors_of_every_type_round_trip() {
         );
     }
     // VALUES replies: floats as bulk strings, integers as integers.
-    let r = array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_FLOAT"), b("VALUES")]).unwrap());
+    let r = array(line(&mut con, "AI.TENSORGET t_FLOAT VALUES").unwrap());
     assert_eq!(
         r.iter()
             .map(|v| String::from_utf8(bulk(v)).unwrap().parse::<f64>().unwrap())
             .collect::<Vec<_>>(),
         [1.5, -2.0]
     );
-    let r = array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_INT8"), b("VALUES")]).unwrap());
+    let r = array(line(&mut con, "AI.TENSORGET t_INT8 VALUES").unwrap());
     assert_eq!(r, vec![Value::Int(-1), Value::Int(7)]);
     // META alone, and the default (META + BLOB).
     assert_eq!(
-        array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_INT64"), b("META")]).unwrap()).len(),
+        array(line(&mut con, "AI.TENSORGET t_INT64 META").unwrap()).len(),
         4
     );
     assert_eq!(
-        array(cmd(&mut con, &[b("AI.TENSORGET"), b("t_INT64")]).unwrap()).len(),
+        array(line(&mut con, "AI.TENSORGET t_INT64").unwrap()).len(),
         6
     );
     // Strings.
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("s"),
-            b("STRING"),
-            b("2"),
-            b("VALUES"),
-            b("hello"),
-            b("world"),
-        ],
-    )
-    .unwrap();
-    let r = array(cmd(&mut con, &[b("AI.TENSORGET"), b("s"), b("VALUES")]).unwrap());
+    line(&mut con, "AI.TENSORSET s STRING 2 VALUES hello world").unwrap();
+    let r = array(line(&mut con, "AI.TENSORGET s VALUES").unwrap());
     assert_eq!(
         r.iter().map(bulk).collect::<Vec<_>>(),
         [b"hello".to_vec(), b"world".to_vec()]
@@ -201,15 +195,7 @@ fn tensors_of_every_type_round_trip() {
         "OK"
     );
     assert_eq!(
-        bulk(
-            &array(
-                cmd(
-                    &mut con,
-                    &[b("AI.TENSORGET"), b("moved"), b("META"), b("BLOB")]
-                )
-                .unwrap()
-            )[5]
-        ),
+        bulk(&array(line(&mut con, "AI.TENSORGET moved META BLOB").unwrap())[5]),
         f32_bytes(&[1.5, -2.0])
     );
     assert_eq!(
@@ -241,18 +227,7 @@ fn bad_input_gets_errors_and_the_server_keeps_its_data() {
         .arg("still here")
         .query::<()>(&mut con)
         .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("good"),
-            b("FLOAT"),
-            b("1"),
-            b("VALUES"),
-            b("1"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET good FLOAT 1 VALUES 1").unwrap();
     let cases: Vec<(Vec<&[u8]>, &str)> = vec![
         (
             vec![
@@ -433,7 +408,7 @@ fn bad_input_gets_errors_and_the_server_keeps_its_data() {
         "still here"
     );
     assert_eq!(
-        array(cmd(&mut con, &[b("AI.TENSORGET"), b("good"), b("VALUES")]).unwrap()).len(),
+        array(line(&mut con, "AI.TENSORGET good VALUES").unwrap()).len(),
         1
     );
     orc.stop().unwrap();
@@ -465,11 +440,11 @@ fn onnx_models_store_run_and_report() {
     let mut con = connect(&orc.addresses()[0]);
     // SmartRedis asks for the chunk size first: an integer.
     assert_eq!(
-        cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("MODEL_CHUNK_SIZE")]).unwrap(),
+        line(&mut con, "AI.CONFIG GET MODEL_CHUNK_SIZE").unwrap(),
         Value::Int(511 * 1024 * 1024)
     );
     store_linear(&mut con, "lin");
-    let meta = array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap());
+    let meta = array(line(&mut con, "AI.MODELGET lin META").unwrap());
     assert_eq!(meta.len(), 16);
     assert_eq!(bulk(&meta[1]), b"ONNX");
     assert_eq!(bulk(&meta[5]), b"v1");
@@ -491,23 +466,12 @@ fn onnx_models_store_run_and_report() {
         ],
     )
     .unwrap();
-    let r = cmd(
+    let r = line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("y"),
-            b("TIMEOUT"),
-            b("60000"),
-        ],
+        "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y TIMEOUT 60000",
     );
     assert_eq!(r.unwrap(), Value::Okay);
-    let y = array(cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("META"), b("BLOB")]).unwrap());
+    let y = array(line(&mut con, "AI.TENSORGET y META BLOB").unwrap());
     assert_eq!(y[3], Value::Array(vec![Value::Int(2), Value::Int(2)]));
     assert_eq!(f32_from(&bulk(&y[5])), [1.5, 1.0, 8.5, 9.0]);
     // Any batch size works with the same model.
@@ -524,22 +488,9 @@ fn onnx_models_store_run_and_report() {
         ],
     )
     .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELRUN"),
-            b("lin"),
-            b("INPUTS"),
-            b("x5"),
-            b("OUTPUTS"),
-            b("y5"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.MODELRUN lin INPUTS x5 OUTPUTS y5").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("y5"), b("BLOB")]).unwrap()
-        ))[..2],
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET y5 BLOB").unwrap()))[..2],
         [9.5, 11.0]
     );
     // A scikit-learn export (unnamed batch dimension).
@@ -556,39 +507,9 @@ fn onnx_models_store_run_and_report() {
         ],
     )
     .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("f"),
-            b("FLOAT"),
-            b("1"),
-            b("4"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-            b("3"),
-            b("4"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lr"),
-            b("INPUTS"),
-            b("1"),
-            b("f"),
-            b("OUTPUTS"),
-            b("1"),
-            b("g"),
-        ],
-    )
-    .unwrap();
-    let g = f32_from(&bulk(
-        &cmd(&mut con, &[b("AI.TENSORGET"), b("g"), b("BLOB")]).unwrap(),
-    ));
+    line(&mut con, "AI.TENSORSET f FLOAT 1 4 VALUES 1 2 3 4").unwrap();
+    line(&mut con, "AI.MODELEXECUTE lr INPUTS 1 f OUTPUTS 1 g").unwrap();
+    let g = f32_from(&bulk(&line(&mut con, "AI.TENSORGET g BLOB").unwrap()));
     assert!((g[0] - 10.75).abs() < 1e-3, "{g:?}");
     // A scikit-learn random forest (TreeEnsembleRegressor) matches scikit-learn's predictions.
     let rf = std::fs::read(data_file("models/skl_rfreg.onnx")).unwrap();
@@ -622,23 +543,8 @@ fn onnx_models_store_run_and_report() {
         ],
     )
     .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("rf"),
-            b("INPUTS"),
-            b("1"),
-            b("rx"),
-            b("OUTPUTS"),
-            b("1"),
-            b("ry"),
-        ],
-    )
-    .unwrap();
-    let ry = f32_from(&bulk(
-        &cmd(&mut con, &[b("AI.TENSORGET"), b("ry"), b("BLOB")]).unwrap(),
-    ));
+    line(&mut con, "AI.MODELEXECUTE rf INPUTS 1 rx OUTPUTS 1 ry").unwrap();
+    let ry = f32_from(&bulk(&line(&mut con, "AI.TENSORGET ry BLOB").unwrap()));
     assert_eq!(ry.len(), 5);
     for (g, e) in ry.iter().zip(&rows[1]) {
         assert!(
@@ -660,148 +566,62 @@ fn onnx_models_store_run_and_report() {
         ],
     )
     .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("a"),
-            b("FLOAT"),
-            b("2"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("b"),
-            b("FLOAT"),
-            b("2"),
-            b("VALUES"),
-            b("3"),
-            b("4"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("two"),
-            b("INPUTS"),
-            b("2"),
-            b("a"),
-            b("b"),
-            b("OUTPUTS"),
-            b("2"),
-            b("s"),
-            b("p"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET a FLOAT 2 VALUES 1 2").unwrap();
+    line(&mut con, "AI.TENSORSET b FLOAT 2 VALUES 3 4").unwrap();
+    line(&mut con, "AI.MODELEXECUTE two INPUTS 2 a b OUTPUTS 2 s p").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("p"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET p BLOB").unwrap())),
         [3.0, 8.0]
     );
     // Errors of execution: counts, shapes, TIMEOUT syntax.
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("two"),
-            b("INPUTS"),
-            b("1"),
-            b("a"),
-            b("OUTPUTS"),
-            b("2"),
-            b("s"),
-            b("p"),
-        ],
+        "AI.MODELEXECUTE two INPUTS 1 a OUTPUTS 2 s p",
     ));
     assert_eq!(
         e,
         "Number of keys given as INPUTS here does not match model definition"
     );
-    let e = err_text(cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("a"),
-            b("OUTPUTS"),
-            b("1"),
-            b("z"),
-        ],
-    ));
+    let e = err_text(line(&mut con, "AI.MODELEXECUTE lin INPUTS 1 a OUTPUTS 1 z"));
     assert!(e.starts_with("ERR "), "a shape error from the runtime: {e}");
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("y"),
-            b("TIMEOUT"),
-        ],
+        "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y TIMEOUT",
     ));
     assert_eq!(e, "ERR No value provided for TIMEOUT");
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("y"),
-            b("FAST"),
-        ],
+        "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y FAST",
     ));
     assert_eq!(e, "Invalid argument: FAST");
     // AI.INFO counts calls and errors; RESETSTAT clears them.
-    let info = array(cmd(&mut con, &[b("AI.INFO"), b("lin")]).unwrap());
+    let info = array(line(&mut con, "AI.INFO lin").unwrap());
     assert_eq!(info.len(), 18);
     assert_eq!(info[15], Value::Int(3), "calls");
     assert_eq!(info[17], Value::Int(1), "errors");
     assert_eq!(info[13], Value::Int(7), "samples: 2 + 5");
     assert_eq!(
-        cmd(&mut con, &[b("AI.INFO"), b("lin"), b("RESETSTAT")]).unwrap(),
+        line(&mut con, "AI.INFO lin RESETSTAT").unwrap(),
         Value::Okay
     );
     assert_eq!(
-        array(cmd(&mut con, &[b("AI.INFO"), b("lin")]).unwrap())[15],
+        array(line(&mut con, "AI.INFO lin").unwrap())[15],
         Value::Int(0)
     );
     // MODELGET BLOB comes back chunked when the chunk size is small.
-    cmd(&mut con, &[b("AI.CONFIG"), b("MODEL_CHUNK_SIZE"), b("50")]).unwrap();
-    let chunks = array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("BLOB")]).unwrap());
+    line(&mut con, "AI.CONFIG MODEL_CHUNK_SIZE 50").unwrap();
+    let chunks = array(line(&mut con, "AI.MODELGET lin BLOB").unwrap());
     let joined: Vec<u8> = chunks.iter().flat_map(bulk).collect();
     assert_eq!(
         joined,
         std::fs::read(data_file("models/linear.onnx")).unwrap()
     );
     assert!(chunks.len() > 1);
-    let scan = array(cmd(&mut con, &[b("AI._MODELSCAN")]).unwrap());
+    let scan = array(line(&mut con, "AI._MODELSCAN").unwrap());
     assert_eq!(scan.len(), 4);
+    assert_eq!(line(&mut con, "AI.MODELDEL lin").unwrap(), Value::Okay);
     assert_eq!(
-        cmd(&mut con, &[b("AI.MODELDEL"), b("lin")]).unwrap(),
-        Value::Okay
-    );
-    assert_eq!(
-        err_text(cmd(&mut con, &[b("AI.MODELDEL"), b("lin")])),
+        err_text(line(&mut con, "AI.MODELDEL lin")),
         "ERR model key is empty"
     );
     // Execution is refused inside MULTI.
@@ -847,74 +667,21 @@ fn torchscript_models_and_scripts() {
         .unwrap(),
         Value::Okay
     );
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("a"),
-            b("FLOAT"),
-            b("2"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("b"),
-            b("FLOAT"),
-            b("2"),
-            b("VALUES"),
-            b("3"),
-            b("4"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("two"),
-            b("INPUTS"),
-            b("2"),
-            b("a"),
-            b("b"),
-            b("OUTPUTS"),
-            b("2"),
-            b("s"),
-            b("p"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET a FLOAT 2 VALUES 1 2").unwrap();
+    line(&mut con, "AI.TENSORSET b FLOAT 2 VALUES 3 4").unwrap();
+    line(&mut con, "AI.MODELEXECUTE two INPUTS 2 a b OUTPUTS 2 s p").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("s"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET s BLOB").unwrap())),
         [4.0, 6.0]
     );
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("p"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET p BLOB").unwrap())),
         [3.0, 8.0]
     );
     // A model returning two tensors cannot fill one output.
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("two"),
-            b("INPUTS"),
-            b("2"),
-            b("a"),
-            b("b"),
-            b("OUTPUTS"),
-            b("1"),
-            b("s"),
-        ],
+        "AI.MODELEXECUTE two INPUTS 2 a b OUTPUTS 1 s",
     ));
     assert!(
         e.contains("did not generate the expected number of outputs"),
@@ -940,57 +707,25 @@ fn torchscript_models_and_scripts() {
         ],
     );
     assert_eq!(r.unwrap(), Value::Okay);
-    cmd(
+    line(
         &mut con,
-        &[
-            b("AI.SCRIPTEXECUTE"),
-            b("ops"),
-            b("scale"),
-            b("INPUTS"),
-            b("1"),
-            b("a"),
-            b("ARGS"),
-            b("1"),
-            b("10"),
-            b("OUTPUTS"),
-            b("1"),
-            b("o"),
-        ],
+        "AI.SCRIPTEXECUTE ops scale INPUTS 1 a ARGS 1 10 OUTPUTS 1 o",
     )
     .unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("o"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET o BLOB").unwrap())),
         [10.0, 20.0]
     );
-    cmd(
+    line(
         &mut con,
-        &[
-            b("AI.SCRIPTEXECUTE"),
-            b("ops"),
-            b("sum_all"),
-            b("KEYS"),
-            b("1"),
-            b("a"),
-            b("INPUTS"),
-            b("3"),
-            b("a"),
-            b("b"),
-            b("o"),
-            b("OUTPUTS"),
-            b("1"),
-            b("t"),
-        ],
+        "AI.SCRIPTEXECUTE ops sum_all KEYS 1 a INPUTS 3 a b o OUTPUTS 1 t",
     )
     .unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("t"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET t BLOB").unwrap())),
         [14.0, 26.0]
     );
-    let meta = array(cmd(&mut con, &[b("AI.SCRIPTGET"), b("ops"), b("META")]).unwrap());
+    let meta = array(line(&mut con, "AI.SCRIPTGET ops META").unwrap());
     assert_eq!(bulk(&meta[4]), b"Entry Points");
     assert_eq!(
         meta[5],
@@ -1027,50 +762,17 @@ fn torchscript_models_and_scripts() {
         ],
     ));
     assert_eq!(e, "Function nosuch does not exist in the given script.");
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.SCRIPTEXECUTE"),
-            b("ops"),
-            b("nosuch"),
-            b("INPUTS"),
-            b("1"),
-            b("a"),
-            b("OUTPUTS"),
-            b("1"),
-            b("z"),
-        ],
+        "AI.SCRIPTEXECUTE ops nosuch INPUTS 1 a OUTPUTS 1 z",
     ));
     assert!(e.contains("Function nosuch does not exist"), "{e}");
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.SCRIPTEXECUTE"),
-            b("ops"),
-            b("scale"),
-            b("INPUTS"),
-            b("1"),
-            b("a"),
-            b("ARGS"),
-            b("1"),
-            b("abc"),
-            b("OUTPUTS"),
-            b("1"),
-            b("z"),
-        ],
+        "AI.SCRIPTEXECUTE ops scale INPUTS 1 a ARGS 1 abc OUTPUTS 1 z",
     ));
     assert!(e.starts_with("ERR "), "a script that raises: {e}");
-    let e = err_text(cmd(
-        &mut con,
-        &[
-            b("AI.SCRIPTEXECUTE"),
-            b("ops"),
-            b("scale"),
-            b("ARGS"),
-            b("1"),
-            b("2"),
-        ],
-    ));
+    let e = err_text(line(&mut con, "AI.SCRIPTEXECUTE ops scale ARGS 1 2"));
     assert_eq!(
         e,
         "ERR KEYS or INPUTS scope must be provided first for AI.SCRIPTEXECUTE command"
@@ -1094,7 +796,7 @@ fn torchscript_models_and_scripts() {
         redis::cmd("PING").query::<String>(&mut con).unwrap(),
         "PONG"
     );
-    let info = array(cmd(&mut con, &[b("AI.INFO"), b("ops")]).unwrap());
+    let info = array(line(&mut con, "AI.INFO ops").unwrap());
     assert_eq!(bulk(&info[3]), b"SCRIPT");
     assert_eq!(info[13], Value::Int(-1));
     orc.stop().unwrap();
@@ -1144,54 +846,14 @@ fn tensorflow_frozen_graphs_and_tflite_models() {
         "ERR Input node named \"x\" not found in TF graph."
     );
     assert_eq!(store(&mut con, "b").unwrap(), Value::Okay);
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("a"),
-            b("FLOAT"),
-            b("2"),
-            b("VALUES"),
-            b("2"),
-            b("3"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("b"),
-            b("FLOAT"),
-            b("2"),
-            b("VALUES"),
-            b("4"),
-            b("5"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("tf"),
-            b("INPUTS"),
-            b("2"),
-            b("a"),
-            b("b"),
-            b("OUTPUTS"),
-            b("1"),
-            b("c"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET a FLOAT 2 VALUES 2 3").unwrap();
+    line(&mut con, "AI.TENSORSET b FLOAT 2 VALUES 4 5").unwrap();
+    line(&mut con, "AI.MODELEXECUTE tf INPUTS 2 a b OUTPUTS 1 c").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("c"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET c BLOB").unwrap())),
         [8.0, 15.0]
     );
-    let meta = array(cmd(&mut con, &[b("AI.MODELGET"), b("tf"), b("META")]).unwrap());
+    let meta = array(line(&mut con, "AI.MODELGET tf META").unwrap());
     assert_eq!(
         meta[13],
         Value::Array(vec![Value::BulkString(b"mul".to_vec())])
@@ -1228,61 +890,11 @@ fn tensorflow_frozen_graphs_and_tflite_models() {
         ],
     )
     .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("3"),
-            b("2"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-            b("3"),
-            b("4"),
-            b("5"),
-            b("6"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("y"),
-            b("FLOAT"),
-            b("3"),
-            b("2"),
-            b("VALUES"),
-            b("1"),
-            b("1"),
-            b("1"),
-            b("1"),
-            b("1"),
-            b("1"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("tfl"),
-            b("INPUTS"),
-            b("2"),
-            b("x"),
-            b("y"),
-            b("OUTPUTS"),
-            b("1"),
-            b("o"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET x FLOAT 3 2 VALUES 1 2 3 4 5 6").unwrap();
+    line(&mut con, "AI.TENSORSET y FLOAT 3 2 VALUES 1 1 1 1 1 1").unwrap();
+    line(&mut con, "AI.MODELEXECUTE tfl INPUTS 2 x y OUTPUTS 1 o").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("o"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET o BLOB").unwrap())),
         [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     );
     let e = err_text(cmd(
@@ -1297,7 +909,7 @@ fn tensorflow_frozen_graphs_and_tflite_models() {
         ],
     ));
     assert!(e.contains("CPU only"), "{e}");
-    let backends = array(cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("BACKENDS")]).unwrap());
+    let backends = array(line(&mut con, "AI.CONFIG GET BACKENDS").unwrap());
     let names: Vec<String> = backends
         .iter()
         .map(|v| String::from_utf8(bulk(v)).unwrap())
@@ -1335,7 +947,7 @@ fn requests_are_batched_across_clients() {
         ],
     );
     assert_eq!(r.unwrap(), Value::Okay);
-    let meta = array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap());
+    let meta = array(line(&mut con, "AI.MODELGET lin META").unwrap());
     assert_eq!(
         (meta[7].clone(), meta[9].clone(), meta[15].clone()),
         (Value::Int(4), Value::Int(3), Value::Int(1500))
@@ -1409,21 +1021,7 @@ fn dags_run_several_operations_and_persist_only_what_is_asked() {
     let orc = start(&state, "dag", 1, &[]);
     let mut con = connect(&orc.addresses()[0]);
     store_linear(&mut con, "lin");
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-            b("3"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 2 3").unwrap();
     let dag = |con: &mut redis::Connection, words: &str| {
         let a: Vec<&[u8]> = words.split(' ').map(str::as_bytes).collect();
         cmd(con, &a)
@@ -1442,9 +1040,7 @@ fn dags_run_several_operations_and_persist_only_what_is_asked() {
     assert_eq!(r[4], Value::SimpleString("NA".into()));
     // Only the PERSIST name reaches the keyspace.
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("y2"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET y2 BLOB").unwrap())),
         [22.5, 27.0]
     );
     assert_eq!(
@@ -1544,53 +1140,24 @@ fn replicas_receive_tensors_models_and_run_outputs() {
     }));
     let mut pc = connect(&p);
     store_linear(&mut pc, "lin");
-    cmd(
-        &mut pc,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("0"),
-            b("0"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut pc,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("y"),
-        ],
-    )
-    .unwrap();
+    line(&mut pc, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+    line(&mut pc, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
     redis::cmd("WAIT")
         .arg(1)
         .arg(5000)
         .query::<i64>(&mut pc)
         .unwrap();
-    assert!(wait_for(std::time::Duration::from_secs(5), || cmd(
+    assert!(wait_for(std::time::Duration::from_secs(5), || line(
         &mut rc,
-        &[b("AI.TENSORGET"), b("y"), b("BLOB")]
+        "AI.TENSORGET y BLOB"
     )
     .is_ok()));
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut rc, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut rc, "AI.TENSORGET y BLOB").unwrap())),
         [1.5, 1.0]
     );
     assert_eq!(
-        bulk(&array(cmd(&mut rc, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap())[1]),
+        bulk(&array(line(&mut rc, "AI.MODELGET lin META").unwrap())[1]),
         b"ONNX"
     );
     redis::cmd("REPLICAOF")
@@ -1608,15 +1175,7 @@ fn backends_that_are_missing_or_incompatible_are_named() {
     let orc = start(&state, "backends", 1, &[]);
     let mut con = connect(&orc.addresses()[0]);
     // A backend that is not on BACKENDSPATH: the error names the file it looked for.
-    cmd(
-        &mut con,
-        &[
-            b("AI.CONFIG"),
-            b("BACKENDSPATH"),
-            b("/nonexistent/backends"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.CONFIG BACKENDSPATH /nonexistent/backends").unwrap();
     let e = err_text(cmd(
         &mut con,
         &[
@@ -1633,7 +1192,7 @@ fn backends_that_are_missing_or_incompatible_are_named() {
         "{e}"
     );
     assert_eq!(
-        cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("BACKENDSPATH")]).unwrap(),
+        line(&mut con, "AI.CONFIG GET BACKENDSPATH").unwrap(),
         Value::BulkString(b"/nonexistent/backends".to_vec())
     );
     let wrong = plugin_file("orc_fixture_ai_backend_wrong_abi");
@@ -1680,67 +1239,26 @@ fn tensors_and_models_survive_restarts_and_aof_rewrites() {
     });
     let orc = launch(&static_host(), &state, s.clone()).unwrap();
     let mut con = connect(&orc.addresses()[0]);
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("1"),
-            b("1"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("s"),
-            b("STRING"),
-            b("2"),
-            b("VALUES"),
-            b("a"),
-            b("bc"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 1 1").unwrap();
+    line(&mut con, "AI.TENSORSET s STRING 2 VALUES a bc").unwrap();
     store_linear(&mut con, "lin");
     orc.stop().unwrap(); // SHUTDOWN SAVE
     let orc = launch(&static_host(), &state, s.clone()).unwrap();
     let mut con = connect(&orc.addresses()[0]);
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("y"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET y BLOB").unwrap())),
         [9.5, 11.0]
     );
     assert_eq!(
-        array(cmd(&mut con, &[b("AI.TENSORGET"), b("s"), b("VALUES")]).unwrap())
+        array(line(&mut con, "AI.TENSORGET s VALUES").unwrap())
             .iter()
             .map(bulk)
             .collect::<Vec<_>>(),
         [b"a".to_vec(), b"bc".to_vec()]
     );
     assert_eq!(
-        bulk(&array(cmd(&mut con, &[b("AI.MODELGET"), b("lin"), b("META")]).unwrap())[5]),
+        bulk(&array(line(&mut con, "AI.MODELGET lin META").unwrap())[5]),
         b"v1"
     );
     orc.stop().unwrap();
@@ -1753,21 +1271,7 @@ fn tensors_and_models_survive_restarts_and_aof_rewrites() {
         .insert("aof-use-rdb-preamble".into(), "no".into());
     let orc = launch(&static_host(), &state, s.clone()).unwrap();
     let mut con = connect(&orc.addresses()[0]);
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("1"),
-            b("1"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 1 1").unwrap();
     store_linear(&mut con, "lin");
     redis::cmd("BGREWRITEAOF")
         .query::<String>(&mut con)
@@ -1794,24 +1298,9 @@ fn tensors_and_models_survive_restarts_and_aof_rewrites() {
     orc.stop().unwrap();
     let orc = launch(&static_host(), &state, s).unwrap();
     let mut con = connect(&orc.addresses()[0]);
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("lin"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("y"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET y BLOB").unwrap())),
         [9.5, 11.0]
     );
     orc.stop().unwrap();
@@ -1854,59 +1343,25 @@ fn cluster_shards_route_ai_commands_by_slot() {
                 .arg(orc_client::hash_slot(b"{m}") as i64)
                 .query::<i64>(&mut con)
                 .is_ok()
-                && cmd(&mut con, &[b("AI.TENSORGET"), b("{m}.model")]).is_ok()
+                && line(&mut con, "AI.TENSORGET {m}.model").is_ok()
         })
         .unwrap()
         .clone();
     let mut con = connect(&owner);
     store_linear(&mut con, "{m}.lin");
-    cmd(
+    line(&mut con, "AI.TENSORSET {m}.x FLOAT 1 3 VALUES 1 2 3").unwrap();
+    line(
         &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("{m}.x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-            b("3"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("{m}.lin"),
-            b("INPUTS"),
-            b("1"),
-            b("{m}.x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("{m}.y"),
-        ],
+        "AI.MODELEXECUTE {m}.lin INPUTS 1 {m}.x OUTPUTS 1 {m}.y",
     )
     .unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("{m}.y"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET {m}.y BLOB").unwrap())),
         [22.5, 27.0]
     );
-    let e = cmd(
+    let e = line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("{m}.lin"),
-            b("INPUTS"),
-            b("1"),
-            b("{m}.x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("other_y"),
-        ],
+        "AI.MODELEXECUTE {m}.lin INPUTS 1 {m}.x OUTPUTS 1 other_y",
     )
     .unwrap_err();
     assert!(matches!(e.code(), Some("CROSSSLOT") | Some("MOVED")), "{e}");
@@ -1957,19 +1412,7 @@ fn scripts_survive_restarts_and_aof_rewrites_too() {
             ],
         )
         .unwrap();
-        cmd(
-            &mut con,
-            &[
-                b("AI.TENSORSET"),
-                b("a"),
-                b("FLOAT"),
-                b("2"),
-                b("VALUES"),
-                b("1"),
-                b("2"),
-            ],
-        )
-        .unwrap();
+        line(&mut con, "AI.TENSORSET a FLOAT 2 VALUES 1 2").unwrap();
         if aof {
             redis::cmd("BGREWRITEAOF")
                 .query::<String>(&mut con)
@@ -1986,48 +1429,19 @@ fn scripts_survive_restarts_and_aof_rewrites_too() {
         orc.stop().unwrap();
         let orc = launch(&static_host(), &state, s).unwrap();
         let mut con = connect(&orc.addresses()[0]);
-        cmd(
+        line(
             &mut con,
-            &[
-                b("AI.SCRIPTEXECUTE"),
-                b("ops"),
-                b("scale"),
-                b("INPUTS"),
-                b("1"),
-                b("a"),
-                b("ARGS"),
-                b("1"),
-                b("3"),
-                b("OUTPUTS"),
-                b("1"),
-                b("o"),
-            ],
+            "AI.SCRIPTEXECUTE ops scale INPUTS 1 a ARGS 1 3 OUTPUTS 1 o",
         )
         .unwrap();
         assert_eq!(
-            f32_from(&bulk(
-                &cmd(&mut con, &[b("AI.TENSORGET"), b("o"), b("BLOB")]).unwrap()
-            )),
+            f32_from(&bulk(&line(&mut con, "AI.TENSORGET o BLOB").unwrap())),
             [3.0, 6.0],
             "aof={aof}"
         );
-        cmd(
-            &mut con,
-            &[
-                b("AI.SCRIPTRUN"),
-                b("leg"),
-                b("double"),
-                b("INPUTS"),
-                b("a"),
-                b("OUTPUTS"),
-                b("d"),
-            ],
-        )
-        .unwrap();
+        line(&mut con, "AI.SCRIPTRUN leg double INPUTS a OUTPUTS d").unwrap();
         assert_eq!(
-            f32_from(&bulk(
-                &cmd(&mut con, &[b("AI.TENSORGET"), b("d"), b("BLOB")]).unwrap()
-            )),
+            f32_from(&bulk(&line(&mut con, "AI.TENSORGET d BLOB").unwrap())),
             [2.0, 4.0],
             "aof={aof}"
         );
@@ -2075,54 +1489,16 @@ fn timeout_bounds_the_wait_in_the_queue_and_truncated_models_are_refused() {
     )
     .unwrap();
     store_linear(&mut con, "free");
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("2"),
-            b("3"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 2 3").unwrap();
     let a2 = addr.clone();
     let holder = std::thread::spawn(move || {
         let mut c = connect(&a2);
-        cmd(
-            &mut c,
-            &[
-                b("AI.MODELEXECUTE"),
-                b("held"),
-                b("INPUTS"),
-                b("1"),
-                b("x"),
-                b("OUTPUTS"),
-                b("1"),
-                b("y"),
-            ],
-        )
-        .unwrap()
+        line(&mut c, "AI.MODELEXECUTE held INPUTS 1 x OUTPUTS 1 y").unwrap()
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let r = cmd(
+    let r = line(
         &mut con,
-        &[
-            b("AI.MODELEXECUTE"),
-            b("free"),
-            b("INPUTS"),
-            b("1"),
-            b("x"),
-            b("OUTPUTS"),
-            b("1"),
-            b("z"),
-            b("TIMEOUT"),
-            b("50"),
-        ],
+        "AI.MODELEXECUTE free INPUTS 1 x OUTPUTS 1 z TIMEOUT 50",
     )
     .unwrap();
     assert_eq!(r, Value::SimpleString("TIMEDOUT".into()));
@@ -2165,14 +1541,9 @@ fn deprecated_and_admin_commands() {
         ],
     )
     .unwrap();
-    let e = err_text(cmd(
+    let e = err_text(line(
         &mut con,
-        &[
-            b("AI.CONFIG"),
-            b("LOADBACKEND"),
-            b("ONNX"),
-            b("/elsewhere/liborc_ai_backend_onnx.so"),
-        ],
+        "AI.CONFIG LOADBACKEND ONNX /elsewhere/liborc_ai_backend_onnx.so",
     ));
     assert!(e.contains("already loaded"), "{e}");
     // AI.MODELSET (deprecated form) and AI.MODELRUN.
@@ -2194,39 +1565,10 @@ fn deprecated_and_admin_commands() {
         .unwrap(),
         Value::Okay
     );
-    cmd(
-        &mut con,
-        &[
-            b("AI.TENSORSET"),
-            b("x"),
-            b("FLOAT"),
-            b("1"),
-            b("3"),
-            b("VALUES"),
-            b("1"),
-            b("0"),
-            b("0"),
-        ],
-    )
-    .unwrap();
-    cmd(
-        &mut con,
-        &[
-            b("AI.MODELRUN"),
-            b("m"),
-            b("TIMEOUT"),
-            b("5000"),
-            b("INPUTS"),
-            b("x"),
-            b("OUTPUTS"),
-            b("y"),
-        ],
-    )
-    .unwrap();
+    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+    line(&mut con, "AI.MODELRUN m TIMEOUT 5000 INPUTS x OUTPUTS y").unwrap();
     assert_eq!(
-        f32_from(&bulk(
-            &cmd(&mut con, &[b("AI.TENSORGET"), b("y"), b("BLOB")]).unwrap()
-        )),
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET y BLOB").unwrap())),
         [1.5, 1.0]
     );
     // Scripts: _SCRIPTSCAN lists key and tag; SCRIPTDEL removes.
@@ -2243,7 +1585,7 @@ fn deprecated_and_admin_commands() {
         ],
     )
     .unwrap();
-    let scan = array(cmd(&mut con, &[b("AI._SCRIPTSCAN")]).unwrap());
+    let scan = array(line(&mut con, "AI._SCRIPTSCAN").unwrap());
     assert_eq!(
         scan,
         vec![Value::Array(vec![
@@ -2252,17 +1594,11 @@ fn deprecated_and_admin_commands() {
         ])]
     );
     assert_eq!(
-        err_text(cmd(&mut con, &[b("AI._SCRIPTSCAN"), b("extra")])),
+        err_text(line(&mut con, "AI._SCRIPTSCAN extra")),
         "ERR wrong number of arguments for 'ai._scriptscan' command"
     );
-    assert_eq!(
-        cmd(&mut con, &[b("AI.SCRIPTDEL"), b("s1")]).unwrap(),
-        Value::Okay
-    );
-    assert!(array(cmd(&mut con, &[b("AI._SCRIPTSCAN")]).unwrap()).is_empty());
-    assert_eq!(
-        cmd(&mut con, &[b("AI.CONFIG"), b("GET"), b("NOSUCH")]).unwrap(),
-        Value::Nil
-    );
+    assert_eq!(line(&mut con, "AI.SCRIPTDEL s1").unwrap(), Value::Okay);
+    assert!(array(line(&mut con, "AI._SCRIPTSCAN").unwrap()).is_empty());
+    assert_eq!(line(&mut con, "AI.CONFIG GET NOSUCH").unwrap(), Value::Nil);
     orc.stop().unwrap();
 }
