@@ -250,9 +250,27 @@ fn an_orchestrator_and_an_application_inside_a_job() {
         "{}",
         text(&out.stderr)
     );
+    // Inside a Grid Engine job, `auto` finds the site plugin whose allocation is this job.
     let port = free_port_range(2).to_string();
-    let out = start(&["--shards", "2", "--shards-per-host", "2", "--port", &port]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--launcher",
+            "auto",
+            "--shards",
+            "2",
+            "--shards-per-host",
+            "2",
+            "--port",
+            &port,
+            "--json",
+        ])
+        .env("ORC_PLUGIN_PATH", plugins.path())
+        .env("JOB_ID", &job.0)
+        .output()
+        .unwrap();
+    assert_eq!(start_json(&out)["launcher"], "sge");
 
     // An application step in the same job stores and reads data through the database.
     let orc = orc_core::Orchestrator::connect(&host, state.path(), "orchestrator").unwrap();

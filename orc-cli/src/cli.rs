@@ -157,7 +157,8 @@ pub(crate) struct StartArgs {
     #[arg(long, value_delimiter = ',')]
     pub(crate) hosts: Vec<String>,
     /// Launcher plugin: local, slurm, pbs, lsf, cobalt, one from a site plugin, or auto (the
-    /// allocation orc runs in; with --batch, the scheduler found on PATH; else local).
+    /// allocation orc runs in, a site plugin's job included; with --batch, the scheduler
+    /// found on PATH; else local).
     #[arg(long, short, default_value = "local")]
     pub(crate) launcher: String,
     /// Under a workload manager, the most shards one host may run (on consecutive ports).

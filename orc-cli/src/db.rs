@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context;
 use orc_core::{
     BatchSettings, Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings,
-    Progress, ShardStop, settings::parse_memory,
+    Progress, ShardStop, plugin::PluginHost, settings::parse_memory,
 };
 use serde_json::json;
 
@@ -26,7 +26,7 @@ use crate::{
 pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DbCommand::Start(args) => {
-            let settings = settings_from(&args)?;
+            let settings = settings_from(&args, &ctx.host)?;
             start(ctx, settings)
         }
         DbCommand::Status { select, all } => status(ctx, &targets(ctx, &select.db, all)?),
@@ -72,7 +72,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
+fn settings_from(a: &StartArgs, host: &PluginHost) -> anyhow::Result<OrchestratorSettings> {
     let mut s = OrchestratorSettings::with_shards(a.shards);
     s.db_identifier = a.select.db.clone();
     s.port = a.port;
@@ -80,7 +80,7 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.hosts = a.hosts.clone();
     s.single_step = a.single_step;
     s.launcher = if a.launcher == orc_core::launcher::AUTO {
-        orc_core::launcher::detect(a.batch).to_string()
+        orc_core::launcher::detect_in(host, a.batch)
     } else {
         a.launcher.clone()
     };
