@@ -426,11 +426,6 @@ impl Agent {
         std::fs::write(&stop, b"").map_err(io("writing", &stop))
     }
 
-    /// Whether the agent has exited (or never served).
-    pub fn stopped(&self) -> bool {
-        !self.dir.join(READY).exists()
-    }
-
     /// Remove the agent's directory once the job has ended.
     pub fn clean_up(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);

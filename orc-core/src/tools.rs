@@ -23,6 +23,26 @@ pub fn orc_exe() -> std::path::PathBuf {
         .unwrap_or_else(|| "orc".into())
 }
 
+/// Job-script directive lines (`<prefix> -k v`, or `<prefix> -k` for a flag) for a step's
+/// or batch job's `extra` settings. With `long`, keys of more than one letter take two
+/// dashes (`--key v`).
+pub fn extra_directives(
+    prefix: &str,
+    extra: &std::collections::BTreeMap<String, Option<String>>,
+    long: bool,
+) -> String {
+    extra
+        .iter()
+        .map(|(k, v)| {
+            let dashes = if long && k.len() > 1 { "--" } else { "-" };
+            match v {
+                Some(v) => format!("{prefix} {dashes}{k} {v}\n"),
+                None => format!("{prefix} {dashes}{k}\n"),
+            }
+        })
+        .collect()
+}
+
 /// Run `cmd` (stdin closed) and collect its output. A command missing from `PATH` is
 /// [`Error::ExecutableNotFound`] with `hint`; any other failure to start it names
 /// `launcher`.
@@ -71,6 +91,24 @@ pub fn wait_cancelled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_settings_become_directives() {
+        let extra: std::collections::BTreeMap<String, Option<String>> = [
+            ("q".to_string(), Some("debug".to_string())),
+            ("attrs".into(), Some("mcdram=cache".into())),
+            ("V".into(), None),
+        ]
+        .into();
+        assert_eq!(
+            extra_directives("#PBS", &extra, false),
+            "#PBS -V\n#PBS -attrs mcdram=cache\n#PBS -q debug\n"
+        );
+        assert_eq!(
+            extra_directives("#COBALT", &extra, true),
+            "#COBALT -V\n#COBALT --attrs mcdram=cache\n#COBALT -q debug\n"
+        );
+    }
 
     #[test]
     fn missing_commands_get_the_hint() {

@@ -103,23 +103,6 @@ pub fn records() -> PathBuf {
     orc_core::record::state_dir().join("cobalt-jobs")
 }
 
-/// `#COBALT` directives for `extra` settings (`-k v` for one letter, `--key v` else).
-fn directives(extra: &std::collections::BTreeMap<String, Option<String>>) -> String {
-    let mut s = String::new();
-    for (k, v) in extra {
-        let flag = if k.len() == 1 {
-            format!("-{k}")
-        } else {
-            format!("--{k}")
-        };
-        match v {
-            Some(v) => s.push_str(&format!("#COBALT {flag} {v}\n")),
-            None => s.push_str(&format!("#COBALT {flag}\n")),
-        }
-    }
-    s
-}
-
 /// The `qsub` script that runs `step` as a batch job of its own with `aprun`, leaving its
 /// exit code in `records` (see [`records`]).
 pub fn batch_script(step: &LaunchStep, records: &Path) -> String {
@@ -132,7 +115,7 @@ pub fn batch_script(step: &LaunchStep, records: &Path) -> String {
         "#COBALT -n {}\n",
         step.run.nodes.unwrap_or(1).max(1)
     ));
-    s.push_str(&directives(&step.run.extra));
+    s.push_str(&tools::extra_directives("#COBALT", &step.run.extra, true));
     s.push_str(&format!(
         "record={}/\"$COBALT_JOBID.exit\"\n",
         shell_quote(&records.display().to_string())
@@ -171,7 +154,7 @@ pub fn allocation_script(batch: &BatchSettings, name: &str, output: &Path) -> St
     }
     s.push_str(&format!("#COBALT -o {}\n", output.display()));
     s.push_str(&format!("#COBALT -e {}\n", output.display()));
-    s.push_str(&directives(&batch.extra));
+    s.push_str(&tools::extra_directives("#COBALT", &batch.extra, true));
     s.push_str(&agent::script_line(NAME, "COBALT_JOBID"));
     s
 }

@@ -159,12 +159,7 @@ pub fn batch_script(step: &LaunchStep) -> String {
     if let Some(n) = step.run.nodes {
         s.push_str(&format!("#BSUB -nnodes {n}\n"));
     }
-    for (k, v) in &step.run.extra {
-        match v {
-            Some(v) => s.push_str(&format!("#BSUB -{k} {v}\n")),
-            None => s.push_str(&format!("#BSUB -{k}\n")),
-        }
-    }
+    s.push_str(&tools::extra_directives("#BSUB", &step.run.extra, false));
     s.push_str(&step.script_prologue());
     let tasks = step.run.tasks.unwrap_or(1);
     let cpus = step.run.cpus_per_task.unwrap_or(1);
@@ -205,12 +200,7 @@ pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::
     }
     s.push_str(&format!("#BSUB -o {}\n", output.display()));
     s.push_str(&format!("#BSUB -e {}\n", output.display()));
-    for (k, v) in &batch.extra {
-        match v {
-            Some(v) => s.push_str(&format!("#BSUB -{k} {v}\n")),
-            None => s.push_str(&format!("#BSUB -{k}\n")),
-        }
-    }
+    s.push_str(&tools::extra_directives("#BSUB", &batch.extra, false));
     s.push_str(&agent::script_line(NAME, "LSB_JOBID"));
     s
 }

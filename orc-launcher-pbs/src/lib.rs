@@ -97,12 +97,7 @@ pub fn batch_script(step: &LaunchStep) -> String {
         let cpus = step.run.cpus_per_task.unwrap_or(1);
         s.push_str(&format!("#PBS -l select={n}:ncpus={cpus}\n"));
     }
-    for (k, v) in &step.run.extra {
-        match v {
-            Some(v) => s.push_str(&format!("#PBS -{k} {v}\n")),
-            None => s.push_str(&format!("#PBS -{k}\n")),
-        }
-    }
+    s.push_str(&tools::extra_directives("#PBS", &step.run.extra, false));
     s.push_str(&step.script_prologue());
     s.push_str(&format!(
         "exec mpiexec -n {tasks} {}\n",
@@ -137,12 +132,7 @@ pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::
     }
     s.push_str(&format!("#PBS -o {}\n", output.display()));
     s.push_str(&format!("#PBS -e {}\n", output.display()));
-    for (k, v) in &batch.extra {
-        match v {
-            Some(v) => s.push_str(&format!("#PBS -{k} {v}\n")),
-            None => s.push_str(&format!("#PBS -{k}\n")),
-        }
-    }
+    s.push_str(&tools::extra_directives("#PBS", &batch.extra, false));
     s.push_str(&agent::script_line(NAME, "PBS_JOBID"));
     s
 }

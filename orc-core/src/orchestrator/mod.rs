@@ -273,10 +273,10 @@ impl Orchestrator {
                     return Err(e);
                 }
             };
-            // Recorded as soon as launched, so a failure later still cleans this up.
+            // Recorded as soon as launched, so a failure later still cleans this up; every
+            // part of an MPMD step is one shard.
             let first = orc.record.shards.len();
-            let count = if launches.len() == 1 { steps.len() } else { 1 };
-            for (spec, step) in shards.iter().zip(&steps).skip(first).take(count) {
+            for (spec, step) in shards[first..].iter().zip(step.parts()) {
                 tracing::debug!(shard = spec.index, step = %id, "shard launched");
                 orc.record.shards.push(ShardRecord {
                     index: spec.index,

@@ -222,12 +222,7 @@ pub fn batch_script(step: &LaunchStep) -> String {
     s.push_str(&format!("#$ -e {}\n", step.stderr.display()));
     s.push_str(&format!("#$ -wd {}\n", step.cwd.display()));
     s.push_str("#$ -S /bin/sh\n");
-    for (k, v) in &step.run.extra {
-        match v {
-            Some(v) => s.push_str(&format!("#$ -{k} {v}\n")),
-            None => s.push_str(&format!("#$ -{k}\n")),
-        }
-    }
+    s.push_str(&tools::extra_directives("#$", &step.run.extra, false));
     s.push_str(&step.script_prologue());
     s.push_str(&format!("exec {}\n", step.command_line()));
     s
