@@ -286,8 +286,12 @@ pub fn smartredis_python() -> PathBuf {
 /// A first port `p` such that `p..p + n` and their cluster bus ports (`+ 10000`) are free on
 /// loopback: workload-manager launchers give shards on one host consecutive ports and
 /// cannot pick free ones on a remote node, so tests on a single-node scheduler choose.
+/// A range is never handed out twice in one test process: tests running side by side
+/// would otherwise both find it free before either starts its servers.
 pub fn free_port_range(n: u16) -> u16 {
     use std::net::TcpListener;
+    static HANDED: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+    let mut handed = HANDED.lock().unwrap_or_else(|e| e.into_inner());
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -299,11 +303,14 @@ pub fn free_port_range(n: u16) -> u16 {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(i * 7919))
                 % 20000) as u16;
-        let free = (0..n).all(|k| {
-            TcpListener::bind(("127.0.0.1", base + k)).is_ok()
-                && TcpListener::bind(("127.0.0.1", base + k + 10000)).is_ok()
-        });
+        let taken = handed.iter().any(|&(b, m)| base < b + m && b < base + n);
+        let free = !taken
+            && (0..n).all(|k| {
+                TcpListener::bind(("127.0.0.1", base + k)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", base + k + 10000)).is_ok()
+            });
         if free {
+            handed.push((base, n));
             return base;
         }
     }
