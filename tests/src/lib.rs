@@ -303,7 +303,13 @@ pub fn free_port_range(n: u16) -> u16 {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(i * 7919))
                 % 20000) as u16;
-        let taken = handed.iter().any(|&(b, m)| base < b + m && b < base + n);
+        // Each range also holds its cluster bus ports (+ 10000).
+        let overlap = |a: u16, b: u16, m: u16| a < b + m && b < a + n;
+        let taken = handed.iter().any(|&(b, m)| {
+            [b, b + 10000]
+                .iter()
+                .any(|&b| overlap(base, b, m) || overlap(base + 10000, b, m))
+        });
         let free = !taken
             && (0..n).all(|k| {
                 TcpListener::bind(("127.0.0.1", base + k)).is_ok()
