@@ -6,7 +6,12 @@
 //! [`BACKEND_ABI_VERSION`] before it calls anything. Tensors cross as [`TensorAbi`]
 //! (DLPack type code and bits, shape, row-major little-endian bytes).
 //!
-//! Backend functions must not unwind: wrap their bodies in [`guard`].
+//! Backend functions must not unwind: wrap their bodies in [`guard`]. A run gets an
+//! `interrupt` flag that orc-ai sets when the run must stop (its execution timeout passed,
+//! or every client waiting for it is gone): check it between operations and return an
+//! error soon after it is set ([`interrupted`] gives the message).
+//!
+//! Version 2 added the interrupt flag, [`ScriptOptions`] and `allow_unsafe_ops`.
 //!
 //! ```
 //! use orc_ai_backend_abi::{TensorAbi, guard};
@@ -17,7 +22,10 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::atomic::AtomicBool,
+};
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
@@ -28,7 +36,7 @@ use abi_stable::{
 };
 
 /// Version of the calls below; `orc-ai` refuses a backend built for another one.
-pub const BACKEND_ABI_VERSION: u32 = 1;
+pub const BACKEND_ABI_VERSION: u32 = 2;
 
 /// A tensor crossing the boundary.
 #[repr(C)]
@@ -70,6 +78,22 @@ pub struct ModelOptions {
     pub inter_op_threads: u32,
     /// Threads inside an operator (0: the runtime's default).
     pub intra_op_threads: u32,
+    /// Accept models that read or write files, use the network or start processes (off:
+    /// refuse them when stored, naming the operation; only runtimes whose models can hold
+    /// code, TorchScript, have any).
+    pub allow_unsafe_ops: bool,
+}
+
+/// Options a script is created with.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct ScriptOptions {
+    /// Device string as stored.
+    pub device: RString,
+    /// Declared entry points (empty for scripts stored with the deprecated SCRIPTSET).
+    pub entry_points: RVec<RString>,
+    /// As [`ModelOptions::allow_unsafe_ops`].
+    pub allow_unsafe_ops: bool,
 }
 
 /// A loaded model.
@@ -79,8 +103,12 @@ pub trait BackendModel: Send + Sync {
     fn inputs(&self) -> RVec<RString>;
     /// Output names.
     fn outputs(&self) -> RVec<RString>;
-    /// Run once.
-    fn run(&self, inputs: RVec<TensorAbi>) -> RResult<RVec<TensorAbi>, RString>;
+    /// Run once; stop with an error soon after `interrupt` is set.
+    fn run(
+        &self,
+        inputs: RVec<TensorAbi>,
+        interrupt: &AtomicBool,
+    ) -> RResult<RVec<TensorAbi>, RString>;
 }
 
 /// An owned model.
@@ -89,13 +117,15 @@ pub type BackendModelBox = BackendModel_TO<'static, RBox<()>>;
 /// A loaded script (a set of functions).
 #[sabi_trait]
 pub trait BackendScript: Send + Sync {
-    /// Call `function`. `keys` and `args` are the SCRIPTEXECUTE KEYS and ARGS.
+    /// Call `function`. `keys` and `args` are the SCRIPTEXECUTE KEYS and ARGS. Stop with
+    /// an error soon after `interrupt` is set.
     fn run(
         &self,
         function: RStr<'_>,
         inputs: RVec<TensorAbi>,
         keys: RVec<RString>,
         args: RVec<RString>,
+        interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString>;
 }
 
@@ -119,13 +149,11 @@ pub struct BackendMod {
         blob: RSlice<'_, u8>,
         options: &ModelOptions,
     ) -> RResult<BackendModelBox, RString>,
-    /// Build a script from source; `entry_points` empty for deprecated SCRIPTSET scripts.
-    /// Backends without scripts return an error.
+    /// Build a script from source. Backends without scripts return an error.
     #[sabi(last_prefix_field)]
     pub load_script: extern "C" fn(
         source: RStr<'_>,
-        device: RStr<'_>,
-        entry_points: RVec<RString>,
+        options: &ScriptOptions,
     ) -> RResult<BackendScriptBox, RString>,
 }
 
@@ -150,6 +178,11 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     }
 }
 
+/// The error of a run stopped because its interrupt flag was set.
+pub fn interrupted() -> String {
+    "the run was interrupted (its execution timeout passed or its clients are gone)".into()
+}
+
 /// The `load_script` answer of a backend that has no scripts (scripts run on TORCH).
 pub fn no_scripts(backend: &str) -> RResult<BackendScriptBox, RString> {
     RResult::RErr(
@@ -158,14 +191,27 @@ pub fn no_scripts(backend: &str) -> RResult<BackendScriptBox, RString> {
 }
 
 /// Export a backend's root module: its name (`"ONNX"`), a runtime description, and its
-/// `load_model` and `load_script` entry points. The calling crate depends on
-/// `abi_stable`.
+/// `load_model` and (for backends with scripts) `load_script` entry points. The calling
+/// crate depends on `abi_stable`.
 ///
 /// ```ignore
-/// orc_ai_backend_abi::export_backend!("ONNX", "tract-onnx 0.23", load_model, load_script);
+/// orc_ai_backend_abi::export_backend!("ONNX", "tract-onnx 0.23", load_model);
+/// orc_ai_backend_abi::export_backend!("TORCH", runtime(), load_model, load_script);
 /// ```
 #[macro_export]
 macro_rules! export_backend {
+    ($name:expr, $runtime:expr, $load_model:path $(,)?) => {
+        extern "C" fn __orc_ai_no_scripts(
+            _: ::abi_stable::std_types::RStr<'_>,
+            _: &$crate::ScriptOptions,
+        ) -> ::abi_stable::std_types::RResult<
+            $crate::BackendScriptBox,
+            ::abi_stable::std_types::RString,
+        > {
+            $crate::no_scripts($name)
+        }
+        $crate::export_backend!($name, $runtime, $load_model, __orc_ai_no_scripts);
+    };
     ($name:expr, $runtime:expr, $load_model:path, $load_script:path $(,)?) => {
         /// The backend's root module, found by orc-ai when it loads the library.
         #[::abi_stable::export_root_module]

@@ -4,11 +4,14 @@
 #include <torch/script.h>
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/jit.h>
+#include <torch/library.h>
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
 #include <cstring>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,9 +28,25 @@ typedef struct {
 
 typedef void (*orc_tout_cb)(void* ctx, int32_t code, int32_t bits, int64_t ndim, const int64_t* shape,
                             const uint8_t* data, size_t len);
+typedef void (*orc_name_cb)(void* ctx, const char* name);
 }
 
 namespace {
+
+// The interrupt flag of the run on this thread (a Rust AtomicBool, read atomically).
+thread_local const uint8_t* g_interrupt = nullptr;
+
+struct InterruptScope {
+    explicit InterruptScope(const uint8_t* flag) { g_interrupt = flag; }
+    ~InterruptScope() { g_interrupt = nullptr; }
+};
+
+// Called at the top of every loop body (inserted by `instrument`): a looping script or
+// model stops soon after orc-ai sets the run's interrupt flag.
+void check_interrupt() {
+    if (g_interrupt && __atomic_load_n(g_interrupt, __ATOMIC_RELAXED))
+        throw std::runtime_error("orc: the run was interrupted");
+}
 
 char* dup(const std::string& s) {
     char* p = static_cast<char*>(std::malloc(s.size() + 1));
@@ -70,20 +89,39 @@ void type_code(at::ScalarType t, int32_t* code, int32_t* bits) {
     }
 }
 
+// Elements of a shape, refusing negative dimensions and overflow.
+size_t elements(const orc_tin& in) {
+    if (in.ndim < 0 || in.ndim > 64) throw std::runtime_error("tensor has an invalid number of dimensions");
+    size_t n = 1;
+    for (int64_t i = 0; i < in.ndim; ++i) {
+        if (in.shape[i] < 0) throw std::runtime_error("tensor has a negative dimension");
+        if (__builtin_mul_overflow(n, static_cast<size_t>(in.shape[i]), &n))
+            throw std::runtime_error("tensor shape overflows");
+    }
+    return n;
+}
+
 at::Tensor to_tensor(const orc_tin& in) {
+    // Checked here as well as by orc-ai: a length that disagrees with the shape must never
+    // reach a copy.
+    size_t n = elements(in);
+    std::vector<int64_t> shape(in.shape, in.shape + in.ndim);
     if (in.code == 1 && in.bits == 16) {
         // libtorch 1.13 has no uint16: widen to int32.
-        std::vector<int64_t> shape(in.shape, in.shape + in.ndim);
+        if (in.len / 2 != n || in.len % 2 != 0) throw std::runtime_error("tensor data does not match its shape");
         auto t = at::empty(shape, at::kInt);
         auto* dst = t.data_ptr<int32_t>();
-        const uint16_t* src = reinterpret_cast<const uint16_t*>(in.data);
-        for (size_t i = 0; i < in.len / 2; ++i) dst[i] = src[i];
+        const uint8_t* src = in.data;
+        for (size_t i = 0; i < n; ++i) {
+            uint16_t v;
+            std::memcpy(&v, src + 2 * i, 2);
+            dst[i] = v;
+        }
         return t;
     }
-    std::vector<int64_t> shape(in.shape, in.shape + in.ndim);
     auto t = at::empty(shape, scalar_type(in.code, in.bits));
     if (static_cast<size_t>(t.nbytes()) != in.len) throw std::runtime_error("tensor data does not match its shape");
-    std::memcpy(t.data_ptr(), in.data, in.len);
+    if (in.len > 0) std::memcpy(t.data_ptr(), in.data, in.len);
     return t;
 }
 
@@ -122,7 +160,73 @@ struct Script {
     std::shared_ptr<torch::jit::CompilationUnit> cu;
 };
 
+// Every graph function of a compilation unit.
+std::vector<std::shared_ptr<torch::jit::Graph>> graphs(torch::jit::CompilationUnit& cu) {
+    std::vector<std::shared_ptr<torch::jit::Graph>> out;
+    for (auto* f : cu.get_functions()) {
+        if (auto* g = dynamic_cast<torch::jit::GraphFunction*>(f)) out.push_back(g->graph());
+    }
+    return out;
+}
+
+std::vector<std::shared_ptr<torch::jit::Graph>> module_graphs(torch::jit::Module& m) {
+    auto cu = m._ivalue()->compilation_unit();
+    auto out = graphs(*cu);
+    for (const auto& method : m.get_methods()) out.push_back(method.graph());
+    return out;
+}
+
+void insert_checks(torch::jit::Block* b, const c10::Symbol& sym) {
+    for (auto* n : b->nodes()) {
+        for (auto* sub : n->blocks()) insert_checks(sub, sym);
+        if (n->kind() == c10::prim::Loop && !n->blocks().empty()) {
+            auto* body = n->blocks()[0];
+            auto* check = b->owningGraph()->create(sym, 0);
+            if (body->nodes().begin() != body->nodes().end())
+                check->insertBefore(body->nodes().front());
+            else
+                body->appendNode(check);
+        }
+    }
+}
+
+void instrument(const std::vector<std::shared_ptr<torch::jit::Graph>>& gs) {
+    static const auto sym = c10::Symbol::fromQualString("orc::check_interrupt");
+    for (const auto& g : gs) insert_checks(g->block(), sym);
+}
+
+void collect_names(torch::jit::Block* b, std::set<std::string>& out) {
+    for (auto* n : b->nodes()) {
+        out.insert(n->kind().toQualString());
+        for (auto* v : n->outputs()) {
+            if (auto c = v->type()->cast<c10::ClassType>()) {
+                auto name = c->name() ? c->name()->qualifiedName() : std::string();
+                if (name.rfind("__torch__.torch.classes.", 0) == 0) out.insert("class " + name);
+            }
+        }
+        for (auto* sub : n->blocks()) collect_names(sub, out);
+    }
+}
+
+void report_names(const std::vector<std::shared_ptr<torch::jit::Graph>>& gs, orc_name_cb cb, void* ctx) {
+    std::set<std::string> names;
+    for (const auto& g : gs) {
+        for (auto* v : g->inputs()) {
+            if (auto c = v->type()->cast<c10::ClassType>()) {
+                auto name = c->name() ? c->name()->qualifiedName() : std::string();
+                if (name.rfind("__torch__.torch.classes.", 0) == 0) names.insert("class " + name);
+            }
+        }
+        collect_names(g->block(), names);
+    }
+    for (const auto& n : names) cb(ctx, n.c_str());
+}
+
 }  // namespace
+
+TORCH_LIBRARY(orc, m) {
+    m.def(torch::schema("orc::check_interrupt() -> ()", c10::AliasAnalysisKind::CONSERVATIVE), &check_interrupt);
+}
 
 extern "C" {
 
@@ -142,19 +246,47 @@ void orc_torch_set_threads(int32_t intra, int32_t inter) {
 char* orc_torch_model_load(const uint8_t* blob, size_t len, void** out) {
     try {
         std::istringstream in(std::string(reinterpret_cast<const char*>(blob), len));
-        auto m = new torch::jit::Module(torch::jit::load(in, at::kCPU));
+        auto m = std::make_unique<torch::jit::Module>(torch::jit::load(in, at::kCPU));
         m->eval();
-        *out = m;
+        instrument(module_graphs(*m));
+        *out = m.release();
         return nullptr;
     } catch (const std::exception& e) {
         return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
     }
 }
 
 void orc_torch_model_free(void* m) { delete static_cast<torch::jit::Module*>(m); }
 
-char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, orc_tout_cb cb, void* ctx) {
+// The operations (qualified node kinds) and C++ classes a model or script uses.
+char* orc_torch_model_names(void* m, orc_name_cb cb, void* ctx) {
     try {
+        report_names(module_graphs(*static_cast<torch::jit::Module*>(m)), cb, ctx);
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
+    }
+}
+
+char* orc_torch_script_names(void* s, orc_name_cb cb, void* ctx) {
+    try {
+        report_names(graphs(*static_cast<Script*>(s)->cu), cb, ctx);
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
+    }
+}
+
+char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, const uint8_t* interrupt, orc_tout_cb cb,
+                          void* ctx) {
+    try {
+        InterruptScope scope(interrupt);
         c10::InferenceMode guard;
         std::vector<c10::IValue> args;
         for (auto& t : tensors(ins, n)) args.emplace_back(t);
@@ -163,16 +295,21 @@ char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, orc_tout_cb cb,
         return nullptr;
     } catch (const std::exception& e) {
         return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
     }
 }
 
 char* orc_torch_script_compile(const char* src, void** out) {
     try {
-        auto s = new Script{torch::jit::compile(std::string(src))};
-        *out = s;
+        auto s = std::make_unique<Script>(Script{torch::jit::compile(std::string(src))});
+        instrument(graphs(*s->cu));
+        *out = s.release();
         return nullptr;
     } catch (const std::exception& e) {
         return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
     }
 }
 
@@ -200,12 +337,16 @@ char* orc_torch_script_check(void* s, const char* name, int32_t entry_point) {
         return nullptr;
     } catch (const std::exception& e) {
         return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
     }
 }
 
 char* orc_torch_script_run(void* s, const char* name, const orc_tin* ins, size_t n, const char** keys, size_t nk,
-                           const char** args, size_t na, int32_t entry_point, orc_tout_cb cb, void* ctx) {
+                           const char** args, size_t na, int32_t entry_point, const uint8_t* interrupt,
+                           orc_tout_cb cb, void* ctx) {
     try {
+        InterruptScope scope(interrupt);
         c10::InferenceMode guard;
         auto cu = static_cast<Script*>(s)->cu;
         auto* f = cu->find_function(name);
@@ -242,6 +383,8 @@ char* orc_torch_script_run(void* s, const char* name, const orc_tin* ins, size_t
         return nullptr;
     } catch (const std::exception& e) {
         return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
     }
 }
 

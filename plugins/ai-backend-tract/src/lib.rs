@@ -15,7 +15,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use abi_stable::{
@@ -23,7 +26,7 @@ use abi_stable::{
     std_types::{RResult, RString, RVec},
 };
 use orc_ai_backend_abi::{
-    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, guard,
+    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, guard, interrupted,
 };
 use tract_core::prelude::*;
 
@@ -172,8 +175,12 @@ impl TractModel {
         Ok(plan)
     }
 
-    /// Run with plain tensors.
-    pub fn run_tensors(&self, inputs: &[TensorAbi]) -> Result<Vec<TensorAbi>, String> {
+    /// Run with plain tensors, stopping between two operators once `interrupt` is set.
+    pub fn run_tensors(
+        &self,
+        inputs: &[TensorAbi],
+        interrupt: &AtomicBool,
+    ) -> Result<Vec<TensorAbi>, String> {
         if inputs.len() != self.inputs.len() {
             return Err(format!(
                 "Expected {} inputs but got {}",
@@ -183,9 +190,24 @@ impl TractModel {
         }
         let tensors: Vec<Tensor> = inputs.iter().map(to_tract).collect::<Result<_, _>>()?;
         let plan = self.plan(&tensors)?;
-        let out = plan
-            .run(tensors.into_iter().map(|t| t.into_tvalue()).collect())
-            .map_err(|e| format!("{e:#}"))?;
+        let mut state = plan.spawn().map_err(|e| format!("{e:#}"))?;
+        let out = state
+            .run_plan_with_eval(
+                tensors.into_iter().map(|t| t.into_tvalue()).collect(),
+                |ctx, op_state, node, input| {
+                    if interrupt.load(Ordering::Relaxed) {
+                        return Err(TractError::msg(interrupted()));
+                    }
+                    tract_core::plan::eval(ctx, op_state, node, input)
+                },
+            )
+            .map_err(|e| {
+                if interrupt.load(Ordering::Relaxed) {
+                    interrupted()
+                } else {
+                    format!("{e:#}")
+                }
+            })?;
         out.iter().map(|t| from_tract(t)).collect()
     }
 }
@@ -203,8 +225,12 @@ impl BackendModel for TractModel {
             .map(|s| RString::from(s.as_str()))
             .collect()
     }
-    fn run(&self, inputs: RVec<TensorAbi>) -> RResult<RVec<TensorAbi>, RString> {
-        guard(|| self.run_tensors(&inputs).map(RVec::from))
+    fn run(
+        &self,
+        inputs: RVec<TensorAbi>,
+        interrupt: &AtomicBool,
+    ) -> RResult<RVec<TensorAbi>, RString> {
+        guard(|| self.run_tensors(&inputs, interrupt).map(RVec::from))
             .map_err(RString::from)
             .into()
     }

@@ -1,4 +1,7 @@
 //! Small helpers for RedisAI-style argument parsing.
+//!
+//! Every count read from a client is untrusted: [`take`] turns "`n` items from here" into
+//! a slice or `None` without any arithmetic that could overflow or allocate.
 
 /// An error reply (the text is sent as is; RedisAI omits `ERR ` on some errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,4 +38,27 @@ pub fn uint(a: &[u8]) -> Option<u64> {
 /// Lossy text of an argument, for messages.
 pub fn text(a: &[u8]) -> String {
     String::from_utf8_lossy(a).into_owned()
+}
+
+/// The `n` items of `a` that start at `from`, or `None` when fewer remain. Safe for any
+/// `from` and `n` (a client-supplied count such as `2^64-2` simply does not fit).
+pub fn take<T>(a: &[T], from: usize, n: u64) -> Option<&[T]> {
+    let rest = a.get(from..)?;
+    rest.get(..usize::try_from(n).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_never_overflows() {
+        let a = [1, 2, 3, 4];
+        assert_eq!(take(&a, 1, 2), Some(&[2, 3][..]));
+        assert_eq!(take(&a, 4, 0), Some(&[][..]));
+        assert_eq!(take(&a, 5, 0), None);
+        assert_eq!(take(&a, 1, 4), None);
+        assert_eq!(take(&a, usize::MAX, u64::MAX), None);
+        assert_eq!(take(&a, 2, u64::MAX - 1), None);
+    }
 }

@@ -1,11 +1,21 @@
 //! Loading backend plugins (one per runtime, loaded once, never unloaded).
+//!
+//! A backend is code run as the database's user, so a file is loaded only when it is a
+//! regular file owned by that user or root, and neither it nor its directory can be
+//! written by anyone else; which files may be named at all is decided by
+//! [`crate::config::Config::backend_file`].
 
-use std::{collections::HashMap, path::PathBuf, sync::Mutex};
+use std::{
+    collections::HashMap,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use orc_ai_backend_abi::{BACKEND_ABI_VERSION, BackendModRef};
 
-use crate::{config::Config, model::Backend};
+use crate::model::Backend;
 
 /// A loaded backend.
 #[derive(Clone)]
@@ -51,9 +61,47 @@ fn describe(e: &LibraryError) -> String {
     }
 }
 
+/// Refuse a file others could have written: it must be a regular file owned by this
+/// process's user or root, not writable by group or others, in a directory with the same
+/// properties.
+pub fn check_trusted(path: &Path) -> Result<(), String> {
+    // SAFETY: plain system call.
+    let me = unsafe { libc::geteuid() };
+    let check = |p: &Path, what: &str| -> Result<(), String> {
+        let m = std::fs::metadata(p)
+            .map_err(|e| format!("cannot inspect {what} {}: {e}", p.display()))?;
+        if m.uid() != me && m.uid() != 0 {
+            return Err(format!(
+                "{what} {} belongs to uid {}, not to this server's user ({me}) or root; refusing to load code from it",
+                p.display(),
+                m.uid()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{what} {} can be written by other users (mode {:o}); refusing to load code from it",
+                p.display(),
+                m.mode() & 0o7777
+            ));
+        }
+        Ok(())
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    check(path, "file")?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    check(dir, "directory")
+}
+
 impl Backends {
-    /// The backend, loading it from the configured path on first use.
-    pub fn get(&self, b: Backend, config: &Config) -> Result<Loaded, String> {
+    /// The backend, loading it from `file` on first use.
+    pub fn get(&self, b: Backend, file: PathBuf) -> Result<Loaded, String> {
         if let Some(l) = self
             .loaded
             .lock()
@@ -62,7 +110,7 @@ impl Backends {
         {
             return Ok(l.clone());
         }
-        self.load(b, config.backend_file(b, None))
+        self.load(b, file)
     }
 
     /// Whether `b` is loaded.
@@ -111,6 +159,7 @@ impl Backends {
                 b.name()
             )));
         }
+        check_trusted(&path).map_err(fail)?;
         let raw = RawLibrary::load_at(&path).map_err(|e| fail(describe(&e)))?;
         let raw: &'static RawLibrary = Box::leak(Box::new(raw));
         // SAFETY: `raw` lives for the rest of the process.

@@ -1,4 +1,5 @@
-//! Module configuration: load-time arguments and `AI.CONFIG`.
+//! Module configuration: load-time arguments, the limits that bound every request, and
+//! `AI.CONFIG`.
 
 use std::path::PathBuf;
 
@@ -10,10 +11,41 @@ use crate::{
 /// Default model chunk size: 511 MiB, as RedisAI.
 pub const DEFAULT_CHUNK_SIZE: u64 = 511 * 1024 * 1024;
 
+/// Bounds on what one request may cost the server. Each is a module argument; the defaults
+/// are documented in the README and surfaced as `orc db start` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `MAX_TENSOR_BYTES`: the largest tensor, in bytes, that a request may create: set by a
+    /// client (BLOB, VALUES or zero-filled), produced by a model or script, or read back.
+    pub max_tensor_bytes: u64,
+    /// `MAX_VALUES_REPLY`: the most elements an `AI.TENSORGET ... VALUES` reply may carry
+    /// (each becomes a RESP item of up to ~25 bytes; BLOB has no such bound).
+    pub max_values_reply: u64,
+    /// `MAX_DAG_SIZE`: the most operations plus LOAD and PERSIST keys in one DAG.
+    pub max_dag_size: u64,
+    /// `MAX_DEVICE_QUEUES`: the most device queues (each with its worker threads) at once.
+    pub max_device_queues: u64,
+    /// `MODEL_CHUNK_SIZE_MIN`: the smallest `MODEL_CHUNK_SIZE` anyone may set.
+    pub min_chunk_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tensor_bytes: 512 * 1024 * 1024,
+            max_values_reply: 1 << 20,
+            max_dag_size: 1024,
+            max_device_queues: 16,
+            min_chunk_size: 64 * 1024,
+        }
+    }
+}
+
 /// The module's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Where backend plugins are looked for.
+    /// Where backend plugins are looked for (fixed at load unless
+    /// [`Config::allow_backend_paths`]).
     pub backends_path: PathBuf,
     /// Worker threads per device queue.
     pub threads_per_queue: u64,
@@ -23,13 +55,41 @@ pub struct Config {
     pub intra_op_parallelism: u64,
     /// Chunk size for MODELGET, RDB and AOF.
     pub model_chunk_size: u64,
-    /// Execution time limit in ms (accepted for compatibility).
+    /// A run (model, script or DAG) still going after this many ms is interrupted and its
+    /// clients answered with an error.
     pub model_execution_timeout: u64,
-    /// Backend memory limit in MB (accepted for compatibility).
+    /// Backend memory limit in MB (accepted for compatibility, not enforced).
     pub backend_memory_limit: u64,
+    /// Per-request bounds.
+    pub limits: Limits,
+    /// `ALLOW_BACKEND_PATHS yes`: clients may change BACKENDSPATH and load backends from
+    /// any path at run time (off: only files by name from the BACKENDSPATH fixed at load).
+    pub allow_backend_paths: bool,
+    /// `TORCH_ALLOW_UNSAFE_OPS yes`: TorchScript that reads or writes files, uses the
+    /// network or starts work outside the request is accepted (for sites that trust every
+    /// client).
+    pub torch_allow_unsafe_ops: bool,
     /// Backends to load at start, with explicit paths when given.
     pub preload: Vec<(Backend, Option<String>)>,
 }
+
+/// The keys of `KEY VALUE` module arguments.
+const KEYS: [&str; 14] = [
+    "BACKENDSPATH",
+    "THREADS_PER_QUEUE",
+    "INTER_OP_PARALLELISM",
+    "INTRA_OP_PARALLELISM",
+    "MODEL_CHUNK_SIZE",
+    "MODEL_EXECUTION_TIMEOUT",
+    "BACKEND_MEMORY_LIMIT",
+    "MAX_TENSOR_BYTES",
+    "MAX_VALUES_REPLY",
+    "MAX_DAG_SIZE",
+    "MAX_DEVICE_QUEUES",
+    "MODEL_CHUNK_SIZE_MIN",
+    "ALLOW_BACKEND_PATHS",
+    "TORCH_ALLOW_UNSAFE_OPS",
+];
 
 impl Config {
     /// Defaults, with backends next to the module file.
@@ -42,6 +102,9 @@ impl Config {
             model_chunk_size: DEFAULT_CHUNK_SIZE,
             model_execution_timeout: 5000,
             backend_memory_limit: 0,
+            limits: Limits::default(),
+            allow_backend_paths: false,
+            torch_allow_unsafe_ops: false,
             preload: Vec::new(),
         }
     }
@@ -81,53 +144,87 @@ impl Config {
                 ))
             })?;
         }
+        if self.model_chunk_size < self.limits.min_chunk_size {
+            return Err(Reply(format!(
+                "ERR error processing argument: MODEL_CHUNK_SIZE {} is below MODEL_CHUNK_SIZE_MIN {}",
+                self.model_chunk_size, self.limits.min_chunk_size
+            )));
+        }
         Ok(())
     }
 
     fn set(&mut self, k: &[u8], v: &[u8]) -> Result<(), ()> {
         let pos = || uint(v).filter(|n| *n > 0).ok_or(());
+        let yes_no = || {
+            if is(v, "yes") {
+                Ok(true)
+            } else if is(v, "no") {
+                Ok(false)
+            } else {
+                Err(())
+            }
+        };
+        let l = &mut self.limits;
         if is(k, "BACKENDSPATH") {
             self.backends_path = PathBuf::from(text(v));
         } else if is(k, "THREADS_PER_QUEUE") {
-            self.threads_per_queue = pos()?;
+            self.threads_per_queue = uint(v).filter(|n| (1..=256).contains(n)).ok_or(())?;
         } else if is(k, "INTER_OP_PARALLELISM") {
-            self.inter_op_parallelism = uint(v).ok_or(())?;
+            self.inter_op_parallelism = uint(v).filter(|n| *n <= 1024).ok_or(())?;
         } else if is(k, "INTRA_OP_PARALLELISM") {
-            self.intra_op_parallelism = uint(v).ok_or(())?;
+            self.intra_op_parallelism = uint(v).filter(|n| *n <= 1024).ok_or(())?;
         } else if is(k, "MODEL_CHUNK_SIZE") {
             self.model_chunk_size = pos()?;
         } else if is(k, "MODEL_EXECUTION_TIMEOUT") {
             self.model_execution_timeout = uint(v).filter(|n| *n >= 1000).ok_or(())?;
         } else if is(k, "BACKEND_MEMORY_LIMIT") {
             self.backend_memory_limit = pos()?;
+        } else if is(k, "MAX_TENSOR_BYTES") {
+            l.max_tensor_bytes = pos()?;
+        } else if is(k, "MAX_VALUES_REPLY") {
+            l.max_values_reply = pos()?;
+        } else if is(k, "MAX_DAG_SIZE") {
+            l.max_dag_size = pos()?;
+        } else if is(k, "MAX_DEVICE_QUEUES") {
+            l.max_device_queues = uint(v).filter(|n| (1..=4096).contains(n)).ok_or(())?;
+        } else if is(k, "MODEL_CHUNK_SIZE_MIN") {
+            l.min_chunk_size = pos()?;
+        } else if is(k, "ALLOW_BACKEND_PATHS") {
+            self.allow_backend_paths = yes_no()?;
+        } else if is(k, "TORCH_ALLOW_UNSAFE_OPS") {
+            self.torch_allow_unsafe_ops = yes_no()?;
         } else {
             return Err(());
         }
         Ok(())
     }
 
-    /// Resolve a backend plugin path (relative paths are under BACKENDSPATH).
-    pub fn backend_file(&self, b: Backend, explicit: Option<&str>) -> PathBuf {
-        match explicit {
-            Some(p) if p.starts_with('/') => PathBuf::from(p),
-            Some(p) => self.backends_path.join(p),
-            None => self.backends_path.join(b.file_name()),
+    /// The plugin file for `b`: a bare file name (or the default name) inside
+    /// BACKENDSPATH; with [`Config::allow_backend_paths`] also any path (relative ones
+    /// under BACKENDSPATH). Refuses names that would leave BACKENDSPATH.
+    pub fn backend_file(&self, b: Backend, explicit: Option<&str>) -> Result<PathBuf, String> {
+        let Some(p) = explicit else {
+            return Ok(self.backends_path.join(b.file_name()));
+        };
+        if self.allow_backend_paths {
+            return Ok(if p.starts_with('/') {
+                PathBuf::from(p)
+            } else {
+                self.backends_path.join(p)
+            });
         }
+        if p.is_empty() || p.contains('/') || p == "." || p == ".." || p.contains('\0') {
+            return Err(format!(
+                "backends load by file name from BACKENDSPATH ({}) only; `{p}` is a path (module argument ALLOW_BACKEND_PATHS yes allows paths)",
+                self.backends_path.display()
+            ));
+        }
+        Ok(self.backends_path.join(p))
     }
 }
 
 fn is_key(a: &[u8]) -> bool {
-    [
-        "BACKENDSPATH",
-        "THREADS_PER_QUEUE",
-        "INTER_OP_PARALLELISM",
-        "INTRA_OP_PARALLELISM",
-        "MODEL_CHUNK_SIZE",
-        "MODEL_EXECUTION_TIMEOUT",
-        "BACKEND_MEMORY_LIMIT",
-    ]
-    .iter()
-    .any(|k| is(a, k))
+    KEYS.iter().any(|k| is(a, k))
 }
 
 /// A parsed `AI.CONFIG` call.
@@ -190,26 +287,26 @@ mod tests {
     fn load_args() {
         let mut c = Config::new("/m".into());
         c.apply_args(&sp(
-            "THREADS_PER_QUEUE 4 BACKENDSPATH /b ONNX MODEL_CHUNK_SIZE 1024 TORCH custom/t.so",
+            "THREADS_PER_QUEUE 4 BACKENDSPATH /b ONNX MODEL_CHUNK_SIZE 1048576 TORCH t.so MAX_DAG_SIZE 7 TORCH_ALLOW_UNSAFE_OPS yes",
         ))
         .unwrap();
         assert_eq!(c.threads_per_queue, 4);
-        assert_eq!(c.model_chunk_size, 1024);
+        assert_eq!(c.model_chunk_size, 1 << 20);
+        assert_eq!(c.limits.max_dag_size, 7);
+        assert!(c.torch_allow_unsafe_ops);
+        assert!(!c.allow_backend_paths);
         assert_eq!(c.backends_path, PathBuf::from("/b"));
         assert_eq!(
             c.preload,
-            vec![
-                (Backend::Onnx, None),
-                (Backend::Torch, Some("custom/t.so".into()))
-            ]
+            vec![(Backend::Onnx, None), (Backend::Torch, Some("t.so".into()))]
         );
         assert_eq!(
-            c.backend_file(Backend::Onnx, None),
+            c.backend_file(Backend::Onnx, None).unwrap(),
             PathBuf::from("/b/liborc_ai_backend_onnx.so")
         );
         assert_eq!(
-            c.backend_file(Backend::Torch, Some("custom/t.so")),
-            PathBuf::from("/b/custom/t.so")
+            c.backend_file(Backend::Torch, Some("t.so")).unwrap(),
+            PathBuf::from("/b/t.so")
         );
         let mut c = Config::new("/m".into());
         assert_eq!(
@@ -218,6 +315,35 @@ mod tests {
         );
         assert!(c.apply_args(&sp("NOPE 1")).is_err());
         assert!(c.apply_args(&sp("MODEL_EXECUTION_TIMEOUT 10")).is_err());
+        assert!(c.apply_args(&sp("ALLOW_BACKEND_PATHS maybe")).is_err());
+        let e = Config::new("/m".into())
+            .apply_args(&sp("MODEL_CHUNK_SIZE 10"))
+            .unwrap_err();
+        assert!(e.0.contains("below MODEL_CHUNK_SIZE_MIN"), "{e}");
+        assert!(
+            Config::new("/m".into())
+                .apply_args(&sp("MODEL_CHUNK_SIZE 10 MODEL_CHUNK_SIZE_MIN 1"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn backend_files_stay_in_backendspath() {
+        let c = Config::new("/b".into());
+        for bad in ["../x.so", "/etc/x.so", "a/b.so", "..", ""] {
+            let e = c.backend_file(Backend::Onnx, Some(bad)).unwrap_err();
+            assert!(e.contains("ALLOW_BACKEND_PATHS"), "{bad}: {e}");
+        }
+        let mut open = c.clone();
+        open.allow_backend_paths = true;
+        assert_eq!(
+            open.backend_file(Backend::Onnx, Some("/x/y.so")).unwrap(),
+            PathBuf::from("/x/y.so")
+        );
+        assert_eq!(
+            open.backend_file(Backend::Onnx, Some("d/y.so")).unwrap(),
+            PathBuf::from("/b/d/y.so")
+        );
     }
 
     #[test]

@@ -4,10 +4,8 @@
 
 use crate::{
     args::Reply,
-    config::{Config, parse_config},
-    dag, model,
-    objects::{ModelValue, ScriptValue},
-    script,
+    config::{Config, Limits, parse_config},
+    dag, execute, model, script,
     tensor::{Tensor, parse_get_format},
 };
 
@@ -90,23 +88,28 @@ impl Rng {
 struct NoKeys;
 
 impl dag::Keyspace for NoKeys {
+    type Model = ();
+    type Script = ();
     fn tensor(&self, key: &[u8]) -> Result<Tensor, Reply> {
         if key == b"k" {
-            Ok(Tensor {
-                dtype: crate::tensor::DType::Float,
-                shape: vec![1],
-                data: vec![0; 4].into(),
-            })
+            Ok(
+                Tensor::new(crate::tensor::DType::Float, vec![1], vec![0; 4].into())
+                    .expect("valid"),
+            )
         } else {
             Err(Reply::new(
                 "ERR tensor key is empty or in a different shard",
             ))
         }
     }
-    fn model(&self, _: &[u8]) -> Result<ModelValue, Reply> {
-        Err(Reply::new("ERR model key is empty"))
+    fn model(&self, key: &[u8]) -> Result<((), String), Reply> {
+        if key == b"x" {
+            Ok(((), "CPU".into()))
+        } else {
+            Err(Reply::new("ERR model key is empty"))
+        }
     }
-    fn script(&self, _: &[u8]) -> Result<ScriptValue, Reply> {
+    fn script(&self, _: &[u8]) -> Result<((), String), Reply> {
         Err(Reply::new("ERR script key is empty"))
     }
 }
@@ -115,9 +118,10 @@ impl dag::Keyspace for NoKeys {
 fn no_parser_panics_on_arbitrary_arguments() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut accepted = 0;
+    let limits = Limits::default();
     for _ in 0..30_000 {
         let a = rng.args(12);
-        accepted += usize::from(Tensor::from_args(&a).is_ok());
+        accepted += usize::from(Tensor::from_args(&a, &limits).is_ok());
         let _ = parse_get_format(&a);
         let _ = model::parse_store(&a, false);
         let _ = model::parse_store(&a, true);
@@ -126,9 +130,16 @@ fn no_parser_panics_on_arbitrary_arguments() {
         let _ = script::parse_set(&a);
         let _ = parse_config(&a);
         let _ = Config::new("/m".into()).apply_args(&a);
-        let _ = dag::parse(&a, false, &NoKeys);
-        let _ = dag::parse(&a, true, &NoKeys);
+        let _ = dag::parse(&a, false, &NoKeys, &limits);
+        let _ = dag::parse(&a, true, &NoKeys, &limits);
         let _ = dag::key_positions(&a);
+        let _ = execute::modelexecute(&a, 0, None);
+        let _ = execute::modelrun(&a, 1);
+        let _ = execute::scriptexecute(&a);
+        let _ = execute::scriptrun(&a);
+        let _ = execute::modelexecute_keys(&a);
+        let _ = execute::scriptexecute_keys(&a);
+        let _ = execute::deprecated_run_keys(&a);
     }
     // The vocabulary is rich enough to reach the success paths too.
     assert!(accepted > 0);

@@ -6,38 +6,95 @@
 //!
 //! Load it with `redis-server --loadmodule liborc_ai.so [THREADS_PER_QUEUE n]
 //! [INTER_OP_PARALLELISM n] [INTRA_OP_PARALLELISM n] [MODEL_CHUNK_SIZE bytes]
-//! [MODEL_EXECUTION_TIMEOUT ms] [BACKENDSPATH dir] [ONNX [path]] [TORCH [path]] ...`
+//! [MODEL_EXECUTION_TIMEOUT ms] [BACKENDSPATH dir] [ONNX [file]] [TORCH [file]] ...`
+//! plus the limits and security switches of [`config::Limits`] and [`config::Config`]
 //! (a backend name preloads it; others load on first use).
 //!
-//! The parsers are plain Rust and tested without Redis:
+//! Hostile input is normal input: every count and length from a client or a file is
+//! bounded ([`args::take`], [`rdb`]), every tensor that enters the server is checked
+//! ([`tensor::Tensor::new`]), every request's work and memory is bounded by the limits,
+//! panics are caught at every callback, and backends load only from the directory fixed
+//! at load time. The parsers are plain Rust, unit-tested and fuzzed without Redis:
 //!
-//! ```ignore
-//! // (cdylib crates have no doc tests; the same lines run as unit tests in tensor.rs)
-//! let t = orc_ai::tensor::Tensor::from_args(&[b"FLOAT", b"2", b"VALUES", b"1", b"2"])?;
+//! ```
+//! use orc_ai::{config::Limits, tensor::Tensor};
+//! let t = Tensor::from_args(&[b"FLOAT", b"2", b"VALUES", b"1", b"2"], &Limits::default())?;
+//! assert_eq!(t.len(), 2);
+//! # Ok::<(), orc_ai::tensor::TensorError>(())
 //! ```
 //!
 //! Deliberate differences from RedisAI: negative values for signed INT types are
-//! accepted; a zero-filled tensor (no data) is limited to 512 MiB so a mistyped shape
-//! cannot exhaust the server; `AI.CONFIG GET BACKENDS` lists loaded backends.
+//! accepted; zero-size dimensions are accepted (models produce them); `TIMEOUT` bounds the
+//! whole request, not only its wait in the queue; `MODEL_EXECUTION_TIMEOUT` applies to
+//! every backend; `AI.CONFIG GET BACKENDS` lists loaded backends.
+
+/// A Redis module API function (the table is filled by Redis when the module loads,
+/// before any command or callback can run).
+macro_rules! api {
+    ($f:ident) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: reading the API table, written once at load.
+        let f = unsafe { redis_module::raw::$f };
+        f.expect(concat!("Redis module API ", stringify!($f)))
+    }};
+}
 
 pub mod args;
 pub mod backends;
+pub mod blocked;
 pub mod commands;
 pub mod config;
 pub mod dag;
 pub mod exec;
+pub mod execute;
 #[cfg(test)]
 mod fuzz;
+pub mod info;
 pub mod model;
 pub mod objects;
+pub mod rdb;
+pub mod reply;
+pub mod retained;
 pub mod script;
 pub mod state;
 pub mod tensor;
 pub mod types;
 
-#[cfg(not(test))]
+#[cfg(not(any(test, fuzzing)))]
 mod module {
-    use redis_module::{Context, RedisString, Status, redis_module};
+    use std::alloc::{GlobalAlloc, Layout, System};
+
+    use redis_module::{Context, RedisString, Status, alloc::RedisAlloc, raw, redis_module};
+
+    /// Redis's allocator inside Redis (so `maxmemory` and `INFO memory` see what the module
+    /// holds), the system's elsewhere (doc tests and tools that link the library).
+    struct ModuleAlloc;
+
+    #[allow(static_mut_refs)]
+    // SAFETY: delegates to one of two allocators, chosen by whether Redis's API table is
+    // filled; it is filled once, at module load, before the module allocates anything.
+    unsafe impl GlobalAlloc for ModuleAlloc {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded as is.
+            unsafe {
+                if raw::RedisModule_Alloc.is_some() {
+                    RedisAlloc.alloc(layout)
+                } else {
+                    System.alloc(layout)
+                }
+            }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded to the allocator that made `ptr`.
+            unsafe {
+                if raw::RedisModule_Free.is_some() {
+                    RedisAlloc.dealloc(ptr, layout)
+                } else {
+                    System.dealloc(ptr, layout)
+                }
+            }
+        }
+    }
 
     use crate::{
         commands::*,
@@ -46,6 +103,10 @@ mod module {
     };
 
     fn init(ctx: &Context, args: &[RedisString]) -> Status {
+        crate::retained::set_main_thread();
+        // Truncated or malformed values in RESTORE payloads and RDB files are errors the
+        // loaders see, not a reason for Redis to stop.
+        ctx.set_module_options(raw::ModuleOptions::HANDLE_IO_ERRORS);
         let s = state();
         let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
         let preload = {
@@ -54,16 +115,38 @@ mod module {
                 ctx.log_warning(&e.0);
                 return Status::Err;
             }
-            config
-                .preload
-                .iter()
-                .map(|(b, p)| (*b, config.backend_file(*b, p.as_deref())))
-                .collect::<Vec<_>>()
+            let mut files = Vec::new();
+            for (b, p) in &config.preload {
+                match config.backend_file(*b, p.as_deref()) {
+                    Ok(f) => files.push((*b, f)),
+                    Err(e) => {
+                        ctx.log_warning(&format!("orc-ai: {e}"));
+                        return Status::Err;
+                    }
+                }
+            }
+            files
         };
         for (b, path) in preload {
             if let Err(e) = s.backends.load(b, path) {
                 ctx.log_warning(&format!("orc-ai: {e}"));
                 return Status::Err;
+            }
+        }
+        // SAFETY: called once from OnLoad with its context; the callbacks catch panics.
+        unsafe {
+            if let Some(register) = raw::RedisModule_RegisterInfoFunc {
+                register(ctx.ctx, Some(crate::info::info_callback));
+            }
+            if let Some(subscribe) = raw::RedisModule_SubscribeToServerEvent {
+                subscribe(
+                    ctx.ctx,
+                    raw::RedisModuleEvent {
+                        id: raw::REDISMODULE_EVENT_CRON_LOOP,
+                        dataver: 1,
+                    },
+                    Some(crate::info::cron_callback),
+                );
             }
         }
         ctx.log_notice(&format!(
@@ -76,7 +159,7 @@ mod module {
     redis_module! {
         name: "ai",
         version: 10207,
-        allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+        allocator: (ModuleAlloc, ModuleAlloc),
         data_types: [TENSOR_TYPE, MODEL_TYPE, SCRIPT_TYPE],
         init: init,
         commands: [

@@ -1,6 +1,6 @@
 //! Models: `AI.MODELSTORE` / `AI.MODELSET` parsing and `AI.MODELGET` replies.
 
-use crate::args::{Reply, arity, is, text, uint};
+use crate::args::{Reply, arity, is, take, text, uint};
 
 /// An ML runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -201,15 +201,14 @@ pub fn parse_store(args: &[&[u8]], deprecated: bool) -> Result<StoreRequest, Rep
                 .get(i + 1)
                 .and_then(|a| uint(a))
                 .filter(|n| *n > 0)
-                .ok_or_else(|| Reply::new("ERR Invalid argument for input_count"))?
-                as usize;
-            let list = args.get(i + 2..i + 2 + n).ok_or_else(|| {
+                .ok_or_else(|| Reply::new("ERR Invalid argument for input_count"))?;
+            let list = take(args, i + 2, n).ok_or_else(|| {
                 Reply::new(
                     "ERR number of model inputs does not match the number of given arguments",
                 )
             })?;
             meta.inputs = names(list);
-            i += 2 + n;
+            i += 2 + list.len();
             if !at(i, "OUTPUTS") {
                 return Err(Reply::new("ERR OUTPUTS not specified for TF"));
             }
@@ -217,15 +216,14 @@ pub fn parse_store(args: &[&[u8]], deprecated: bool) -> Result<StoreRequest, Rep
                 .get(i + 1)
                 .and_then(|a| uint(a))
                 .filter(|n| *n > 0)
-                .ok_or_else(|| Reply::new("ERR Invalid argument for output_count"))?
-                as usize;
-            let list = args.get(i + 2..i + 2 + n).ok_or_else(|| {
+                .ok_or_else(|| Reply::new("ERR Invalid argument for output_count"))?;
+            let list = take(args, i + 2, n).ok_or_else(|| {
                 Reply::new(
                     "ERR number of model outputs does not match the number of given arguments",
                 )
             })?;
             meta.outputs = names(list);
-            i += 2 + n;
+            i += 2 + list.len();
         }
     } else if at(i, "INPUTS") || at(i, "OUTPUTS") {
         return Err(Reply::new(

@@ -1,55 +1,159 @@
-//! The stored objects and how models and scripts are built through their backends.
+//! The stored objects: models and scripts with their runtime handles, run statistics and
+//! load state, and the registry that `AI._MODELSCAN`, `AI._SCRIPTSCAN` and `INFO` read.
+//!
+//! An object whose backend cannot build it while the server loads data (RDB, AOF, a
+//! replica's stream, `RESTORE`) is kept as stored and reported, never dropped and never a
+//! reason to refuse the whole load; it is built on its next use once the backend is there.
+//! A client's `AI.MODELSTORE` of something its backend refuses is an error, as before.
+//!
+//! Statistics and registry entries live as long as the object: `DEL`, overwrite or
+//! `FLUSHALL` leaves nothing behind.
 
-use std::sync::Arc;
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use abi_stable::std_types::{RSlice, RString, RVec};
-use orc_ai_backend_abi::{BackendModelBox, BackendScriptBox, ModelOptions, TensorAbi};
+use orc_ai_backend_abi::{
+    BackendModelBox, BackendScriptBox, ModelOptions, ScriptOptions, TensorAbi,
+};
 
 use crate::{
-    args::Reply,
+    args::{Reply, text},
+    backends::Loaded,
+    config::Limits,
     model::{Backend, ModelMeta},
     script::ScriptMeta,
     state::{lock, state},
-    tensor::{DType, Tensor, element_count},
+    tensor::{DType, Tensor},
 };
 
-/// A stored model: metadata, the original bytes (for MODELGET, RDB, AOF) and the runtime
-/// handle. Shared by `Arc` so running requests keep it alive after a delete.
+/// What kind of object a registry entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A model.
+    Model,
+    /// A script.
+    Script,
+}
+
+/// Run statistics of one model or script (ephemeral, like RedisAI's).
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Cumulative run time in microseconds.
+    pub duration_us: u64,
+    /// Samples processed (dim 0 of the first output).
+    pub samples: u64,
+    /// Runs.
+    pub calls: u64,
+    /// Failed runs.
+    pub errors: u64,
+}
+
+/// A registry entry: where an object was stored, its tag, and why it is not loaded.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Model or script.
+    pub kind: Kind,
+    /// The key it was stored or loaded under.
+    pub key: Vec<u8>,
+    /// Its tag.
+    pub tag: String,
+    /// Why its backend could not build it, while that is so.
+    pub load_error: Option<String>,
+}
+
+static REGISTRY: Mutex<BTreeMap<u64, Entry>> = Mutex::new(BTreeMap::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Every live object's entry.
+pub fn registry() -> Vec<Entry> {
+    lock(&REGISTRY).values().cloned().collect()
+}
+
+fn register(kind: Kind, key: &[u8], tag: &str, load_error: Option<String>) -> u64 {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    lock(&REGISTRY).insert(
+        id,
+        Entry {
+            kind,
+            key: key.to_vec(),
+            tag: tag.to_string(),
+            load_error,
+        },
+    );
+    id
+}
+
+fn set_load_error(id: u64, e: Option<String>) {
+    if let Some(entry) = lock(&REGISTRY).get_mut(&id) {
+        entry.load_error = e;
+    }
+}
+
+/// Where an object comes from: a client (refuse what the backend refuses) or the
+/// server's own data (keep it whatever happens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `AI.MODELSTORE` and friends from a client.
+    Client,
+    /// RDB, AOF, replication, `RESTORE`.
+    Stored,
+}
+
+/// Run `f` on a thread with a large stack (backends' parsers and compilers recurse over
+/// their input), returning its result or the panic as an error.
+pub fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T, String> + Send) -> Result<T, String> {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("orc-ai-load".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(s, f)
+            .map_err(|e| format!("cannot start a loader thread: {e}"))?
+            .join()
+            .unwrap_or_else(|_| Err("the backend panicked while loading (bug)".into()))
+    })
+}
+
+fn backend(b: Backend) -> Result<Loaded, String> {
+    let s = state();
+    let file = lock(&s.config).backend_file(b, None)?;
+    s.backends.get(b, file)
+}
+
+/// A stored model: metadata, the original bytes (for MODELGET, RDB, AOF), the runtime
+/// handle once built, and statistics. Shared by `Arc` so running requests keep it alive
+/// after a delete.
 pub struct Model {
     /// Metadata.
     pub meta: ModelMeta,
     /// Original bytes.
     pub blob: Vec<u8>,
-    /// The runtime's model.
-    pub handle: BackendModelBox,
+    handle: OnceLock<BackendModelBox>,
+    building: Mutex<()>,
+    /// Run statistics.
+    pub stats: Mutex<Stats>,
+    id: u64,
 }
 
 /// The value of an `AI__MODEL` key.
 #[derive(Clone)]
 pub struct ModelValue(pub Arc<Model>);
 
-/// A stored script.
-pub struct Script {
-    /// Metadata and source.
-    pub meta: ScriptMeta,
-    /// The runtime's script.
-    pub handle: BackendScriptBox,
+impl Drop for Model {
+    fn drop(&mut self) {
+        lock(&REGISTRY).remove(&self.id);
+    }
 }
 
-/// The value of an `AI_SCRIPT` key.
-#[derive(Clone)]
-pub struct ScriptValue(pub Arc<Script>);
-
-/// Build a model through its backend (loading the backend on first use).
-pub fn build_model(mut meta: ModelMeta, blob: Vec<u8>) -> Result<Model, Reply> {
-    let s = state();
-    let (loaded, opts) = {
-        let config = lock(&s.config);
-        let loaded = s
-            .backends
-            .get(meta.backend, &config)
-            .map_err(|e| Reply(format!("ERR {e}")))?;
-        let opts = ModelOptions {
+fn build_model_handle(meta: &ModelMeta, blob: &[u8]) -> Result<BackendModelBox, String> {
+    let opts = {
+        let c = lock(&state().config);
+        ModelOptions {
             device: meta.device.as_str().into(),
             inputs: meta
                 .inputs
@@ -61,51 +165,196 @@ pub fn build_model(mut meta: ModelMeta, blob: Vec<u8>) -> Result<Model, Reply> {
                 .iter()
                 .map(|s| RString::from(s.as_str()))
                 .collect(),
-            inter_op_threads: config.inter_op_parallelism as u32,
-            intra_op_threads: config.intra_op_parallelism as u32,
-        };
-        (loaded, opts)
+            inter_op_threads: c.inter_op_parallelism as u32,
+            intra_op_threads: c.intra_op_parallelism as u32,
+            allow_unsafe_ops: c.torch_allow_unsafe_ops,
+        }
     };
-    let handle = (loaded.module.load_model())(RSlice::from_slice(&blob), &opts)
-        .into_result()
-        .map_err(|e| Reply(format!("ERR {e}")))?;
-    if meta.backend != Backend::Tf {
-        meta.inputs = handle
-            .inputs()
-            .into_iter()
-            .map(|s| s.into_string())
-            .collect();
-        meta.outputs = handle
-            .outputs()
-            .into_iter()
-            .map(|s| s.into_string())
-            .collect();
-    }
-    Ok(Model { meta, blob, handle })
+    on_big_stack(|| {
+        let loaded = backend(meta.backend)?;
+        (loaded.module.load_model())(RSlice::from_slice(blob), &opts)
+            .into_result()
+            .map_err(RString::into_string)
+    })
 }
 
-/// Build a script through the TORCH backend.
-pub fn build_script(meta: ScriptMeta) -> Result<Script, Reply> {
-    let s = state();
-    let loaded = {
-        let config = lock(&s.config);
-        s.backends
-            .get(Backend::Torch, &config)
-            .map_err(|e| Reply(format!("ERR {e}")))?
+impl Model {
+    /// A model for `key`. From a client, what the backend refuses is an error; from stored
+    /// data, the model is kept unloaded and the reason logged and reported.
+    pub fn new(
+        key: &[u8],
+        mut meta: ModelMeta,
+        blob: Vec<u8>,
+        origin: Origin,
+    ) -> Result<Model, Reply> {
+        let built = build_model_handle(&meta, &blob);
+        let handle = OnceLock::new();
+        let load_error = match built {
+            Ok(h) => {
+                if meta.backend != Backend::Tf {
+                    meta.inputs = h.inputs().into_iter().map(|s| s.into_string()).collect();
+                    meta.outputs = h.outputs().into_iter().map(|s| s.into_string()).collect();
+                }
+                let _ = handle.set(h);
+                None
+            }
+            Err(e) if origin == Origin::Client => return Err(Reply(format!("ERR {e}"))),
+            Err(e) => {
+                redis_module::logging::log_warning(format!(
+                    "orc-ai: model `{}` ({}) is kept as stored but not loaded: {e}",
+                    text(key),
+                    meta.backend.name()
+                ));
+                Some(e)
+            }
+        };
+        let id = register(Kind::Model, key, &meta.tag, load_error);
+        Ok(Model {
+            meta,
+            blob,
+            handle,
+            building: Mutex::new(()),
+            stats: Mutex::new(Stats::default()),
+            id,
+        })
+    }
+
+    /// The runtime handle, built now if the model was stored while its backend could not
+    /// build it.
+    pub fn handle(&self) -> Result<&BackendModelBox, String> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        let _g = lock(&self.building);
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        match build_model_handle(&self.meta, &self.blob) {
+            Ok(h) => {
+                set_load_error(self.id, None);
+                Ok(self.handle.get_or_init(|| h))
+            }
+            Err(e) => {
+                set_load_error(self.id, Some(e.clone()));
+                Err(format!(
+                    "ERR the model is stored but its {} backend cannot load it: {e}",
+                    self.meta.backend.name()
+                ))
+            }
+        }
+    }
+
+    /// Why the model is not loaded, if it is not.
+    pub fn load_error(&self) -> Option<String> {
+        if self.handle.get().is_some() {
+            return None;
+        }
+        lock(&REGISTRY)
+            .get(&self.id)
+            .and_then(|e| e.load_error.clone())
+    }
+}
+
+/// A stored script.
+pub struct Script {
+    /// Metadata and source.
+    pub meta: ScriptMeta,
+    handle: OnceLock<BackendScriptBox>,
+    building: Mutex<()>,
+    /// Run statistics.
+    pub stats: Mutex<Stats>,
+    id: u64,
+}
+
+/// The value of an `AI_SCRIPT` key.
+#[derive(Clone)]
+pub struct ScriptValue(pub Arc<Script>);
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        lock(&REGISTRY).remove(&self.id);
+    }
+}
+
+fn build_script_handle(meta: &ScriptMeta) -> Result<BackendScriptBox, String> {
+    let opts = ScriptOptions {
+        device: meta.device.as_str().into(),
+        entry_points: meta
+            .entry_points
+            .iter()
+            .map(|e| RString::from(e.as_str()))
+            .collect::<RVec<_>>(),
+        allow_unsafe_ops: lock(&state().config).torch_allow_unsafe_ops,
     };
-    let eps: RVec<RString> = meta
-        .entry_points
-        .iter()
-        .map(|e| RString::from(e.as_str()))
-        .collect();
-    let handle = (loaded.module.load_script())(
-        meta.source.as_str().into(),
-        meta.device.as_str().into(),
-        eps,
-    )
-    .into_result()
-    .map_err(|e| Reply(e.into_string()))?;
-    Ok(Script { meta, handle })
+    on_big_stack(|| {
+        let loaded = backend(Backend::Torch)?;
+        (loaded.module.load_script())(meta.source.as_str().into(), &opts)
+            .into_result()
+            .map_err(RString::into_string)
+    })
+}
+
+impl Script {
+    /// A script for `key` (errors and origins as [`Model::new`]).
+    pub fn new(key: &[u8], meta: ScriptMeta, origin: Origin) -> Result<Script, Reply> {
+        let handle = OnceLock::new();
+        let load_error = match build_script_handle(&meta) {
+            Ok(h) => {
+                let _ = handle.set(h);
+                None
+            }
+            // Script errors from libtorch are passed through without ERR, as RedisAI.
+            Err(e) if origin == Origin::Client => return Err(Reply(e)),
+            Err(e) => {
+                redis_module::logging::log_warning(format!(
+                    "orc-ai: script `{}` is kept as stored but not loaded: {e}",
+                    text(key)
+                ));
+                Some(e)
+            }
+        };
+        let id = register(Kind::Script, key, &meta.tag, load_error);
+        Ok(Script {
+            meta,
+            handle,
+            building: Mutex::new(()),
+            stats: Mutex::new(Stats::default()),
+            id,
+        })
+    }
+
+    /// The runtime handle, built now if needed (as [`Model::handle`]).
+    pub fn handle(&self) -> Result<&BackendScriptBox, String> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        let _g = lock(&self.building);
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        match build_script_handle(&self.meta) {
+            Ok(h) => {
+                set_load_error(self.id, None);
+                Ok(self.handle.get_or_init(|| h))
+            }
+            Err(e) => {
+                set_load_error(self.id, Some(e.clone()));
+                Err(format!(
+                    "ERR the script is stored but the TORCH backend cannot load it: {e}"
+                ))
+            }
+        }
+    }
+
+    /// Why the script is not loaded, if it is not.
+    pub fn load_error(&self) -> Option<String> {
+        if self.handle.get().is_some() {
+            return None;
+        }
+        lock(&REGISTRY)
+            .get(&self.id)
+            .and_then(|e| e.load_error.clone())
+    }
 }
 
 /// A tensor as the backend ABI carries it.
@@ -114,33 +363,18 @@ pub fn to_abi(t: &Tensor) -> TensorAbi {
     TensorAbi::new(code as u8, bits as u8, t.shape.clone(), t.data.to_vec())
 }
 
-/// A tensor from a backend, checked before it is stored.
-pub fn from_abi(t: TensorAbi) -> Result<Tensor, Reply> {
+/// A tensor from a backend, checked (shape, data, size limit) before it is stored.
+pub fn from_abi(t: TensorAbi, limits: &Limits) -> Result<Tensor, Reply> {
     let dtype = DType::from_dlpack(u64::from(t.code), u64::from(t.bits)).ok_or_else(|| {
         Reply(format!(
             "ERR the backend returned an unsupported tensor type (code {}, bits {})",
             t.code, t.bits
         ))
     })?;
-    let shape: Vec<i64> = t.shape.into_vec();
-    let n = element_count(&shape)
-        .ok_or_else(|| Reply::new("ERR the backend returned a tensor with an invalid shape"))?;
-    let data = t.data.into_vec();
-    let ok = match dtype {
-        DType::String => {
-            data.iter().filter(|b| **b == 0).count() as u64 == n
-                && (n == 0 || data.last() == Some(&0))
-        }
-        _ => data.len() as u64 == n * dtype.size() as u64,
-    };
-    if !ok {
-        return Err(Reply::new(
-            "ERR the backend returned a tensor whose data does not match its shape",
-        ));
-    }
-    Ok(Tensor {
-        dtype,
-        shape,
-        data: data.into(),
+    Tensor::new_limited(dtype, t.shape.into_vec(), t.data.into_vec().into(), limits).map_err(|e| {
+        Reply(format!(
+            "ERR the backend returned an unusable tensor: {}",
+            e.0.trim_start_matches("ERR ")
+        ))
     })
 }

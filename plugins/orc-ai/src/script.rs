@@ -1,6 +1,9 @@
 //! Scripts: `AI.SCRIPTSTORE` / `AI.SCRIPTSET` parsing and `AI.SCRIPTGET` replies.
 
-use crate::args::{Reply, arity, is, text, uint};
+use crate::{
+    args::{Reply, arity, is, take, text, uint},
+    model::valid_device,
+};
 
 /// Everything stored about a script except its compiled form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,9 @@ pub fn parse_store(args: &[&[u8]]) -> Result<ScriptMeta, Reply> {
     if args.len() < 6 {
         return Err(arity("AI.SCRIPTSTORE"));
     }
+    if !valid_device(args[1]) {
+        return Err(Reply::new("ERR Invalid DEVICE"));
+    }
     let mut m = ScriptMeta {
         device: text(args[1]),
         tag: String::new(),
@@ -38,12 +44,11 @@ pub fn parse_store(args: &[&[u8]]) -> Result<ScriptMeta, Reply> {
     }
     let n = args.get(i + 1).and_then(|a| uint(a)).ok_or_else(|| {
         Reply::new("ERR Non numeric entry points number provided to AI.SCRIPTSTORE command")
-    })? as usize;
-    let eps = args
-        .get(i + 2..i + 2 + n)
+    })?;
+    let eps = take(args, i + 2, n)
         .ok_or_else(|| Reply::new("ERR Insufficient arguments, missing script entry points"))?;
     m.entry_points = eps.iter().map(|a| text(a)).collect();
-    i += 2 + n;
+    i += 2 + eps.len();
     if !args.get(i).is_some_and(|a| is(a, "SOURCE")) || i + 1 >= args.len() {
         return Err(Reply::new(
             "ERR Insufficient arguments, missing script SOURCE",
@@ -57,6 +62,9 @@ pub fn parse_store(args: &[&[u8]]) -> Result<ScriptMeta, Reply> {
 pub fn parse_set(args: &[&[u8]]) -> Result<ScriptMeta, Reply> {
     if args.len() != 4 && args.len() != 6 {
         return Err(arity("AI.SCRIPTSET"));
+    }
+    if !valid_device(args[1]) {
+        return Err(Reply::new("ERR Invalid DEVICE"));
     }
     let mut m = ScriptMeta {
         device: text(args[1]),

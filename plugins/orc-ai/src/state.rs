@@ -1,34 +1,11 @@
-//! Module-wide state: configuration, backends, run statistics.
+//! Module-wide state: configuration and backends.
 
 use std::{
-    collections::BTreeMap,
     path::PathBuf,
     sync::{Mutex, MutexGuard, OnceLock},
 };
 
 use crate::{backends::Backends, config::Config};
-
-/// What kind of object a statistics entry is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A model.
-    Model,
-    /// A script.
-    Script,
-}
-
-/// Run statistics of one model or script key (ephemeral, like RedisAI's).
-#[derive(Debug, Clone, Default)]
-pub struct Stats {
-    /// Cumulative run time in microseconds.
-    pub duration_us: u64,
-    /// Samples processed (dim 0 of the first output).
-    pub samples: u64,
-    /// Runs.
-    pub calls: u64,
-    /// Failed runs.
-    pub errors: u64,
-}
 
 /// Everything global.
 pub struct State {
@@ -36,8 +13,6 @@ pub struct State {
     pub config: Mutex<Config>,
     /// Loaded backends.
     pub backends: Backends,
-    /// Stats by key, with the kind and tag.
-    pub stats: Mutex<BTreeMap<Vec<u8>, (Kind, String, Stats)>>,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
@@ -47,8 +22,12 @@ pub fn state() -> &'static State {
     STATE.get_or_init(|| State {
         config: Mutex::new(Config::new(module_dir())),
         backends: Backends::default(),
-        stats: Mutex::new(BTreeMap::new()),
     })
+}
+
+/// A copy of the current limits.
+pub fn limits() -> crate::config::Limits {
+    lock(&state().config).limits
 }
 
 /// Lock, recovering from poisoning (a panic elsewhere must not wedge the module).

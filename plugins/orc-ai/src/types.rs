@@ -1,5 +1,10 @@
-//! The module data types `AI_TENSOR`, `AI__MODEL` and `AI_SCRIPT`: RDB (RedisAI encoding
-//! version 4), AOF rewrite, copy, memory usage.
+//! The module data types `AI_TENSOR`, `AI__MODEL` and `AI_SCRIPT`: their RDB callbacks
+//! (RedisAI encoding version 4, decoded by [`crate::rdb`]), AOF rewrite, copy, free and
+//! memory usage.
+//!
+//! The module asks Redis to hand IO errors back (`HANDLE_IO_ERRORS`), so a truncated or
+//! malformed value in a `RESTORE` payload is an error for that command, not the end of
+//! the server. Every callback catches panics.
 
 use std::{
     ffi::{CStr, c_int, c_void},
@@ -10,11 +15,11 @@ use std::{
 use redis_module::{native_types::RedisType, raw};
 
 use crate::{
-    model::{Backend, ModelMeta},
-    objects::{Model, ModelValue, Script, ScriptValue, build_model, build_script},
-    script::ScriptMeta,
+    model::Backend,
+    objects::{Model, ModelValue, Origin, Script, ScriptValue},
+    rdb::{self, RdbIn, RdbOut},
     state::{lock, state},
-    tensor::{DType, Tensor, element_count},
+    tensor::{Data, ExternalBytes, Tensor},
 };
 
 /// RedisAI's encoding version.
@@ -96,7 +101,8 @@ pub static SCRIPT_TYPE: RedisType = RedisType::new(
 unsafe extern "C" fn free<T>(value: *mut c_void) {
     if !value.is_null() {
         // SAFETY: values of these types are always `Box<T>` made by `set_value` or a loader.
-        drop(unsafe { Box::from_raw(value.cast::<T>()) });
+        let v = unsafe { Box::from_raw(value.cast::<T>()) };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v)));
     }
 }
 
@@ -105,13 +111,137 @@ unsafe extern "C" fn copy<T: Clone>(
     _: *mut raw::RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
-    // SAFETY: as above; the value is only read.
+    // SAFETY: as above; the value is only read. Clones share their bytes.
     let v = unsafe { &*value.cast::<T>() };
-    Box::into_raw(Box::new(v.clone())).cast()
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Box::into_raw(Box::new(v.clone())).cast()
+    }))
+    .unwrap_or(null_mut())
 }
 
 fn log_warning(msg: &str) {
     redis_module::logging::log_warning(msg);
+}
+
+/// The RDB stream of a load or save callback.
+struct Io(*mut raw::RedisModuleIO);
+
+fn io_error(e: redis_module::error::Error) -> String {
+    format!("{e} (the value ends early or is malformed)")
+}
+
+/// Bytes allocated by Redis for a loaded string, kept as tensor data without a copy.
+struct RedisBuf(*mut std::os::raw::c_char, usize);
+
+// SAFETY: the buffer is owned here and only read; `RedisModule_Free` may run on any
+// thread.
+unsafe impl Send for RedisBuf {}
+unsafe impl Sync for RedisBuf {}
+
+impl ExternalBytes for RedisBuf {
+    fn bytes(&self) -> &[u8] {
+        if self.0.is_null() || self.1 == 0 {
+            return &[];
+        }
+        // SAFETY: `len` bytes owned by this buffer.
+        unsafe { std::slice::from_raw_parts(self.0.cast::<u8>(), self.1) }
+    }
+}
+
+impl Drop for RedisBuf {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: allocated by RedisModule_LoadStringBuffer, freed once.
+            unsafe { raw::RedisModule_Free.expect("API")(self.0.cast()) };
+        }
+    }
+}
+
+impl RdbIn for Io {
+    fn load_unsigned(&mut self) -> Result<u64, String> {
+        raw::load_unsigned(self.0).map_err(io_error)
+    }
+    fn load_signed(&mut self) -> Result<i64, String> {
+        raw::load_signed(self.0).map_err(io_error)
+    }
+    fn load_buffer(&mut self) -> Result<Vec<u8>, String> {
+        Ok(raw::load_string_buffer(self.0)
+            .map_err(io_error)?
+            .as_ref()
+            .to_vec())
+    }
+    fn load_data(&mut self) -> Result<Data, String> {
+        let mut len = 0usize;
+        // SAFETY: a live IO handle; the buffer returned is ours to free.
+        let p = unsafe { raw::RedisModule_LoadStringBuffer.expect("API")(self.0, &mut len) };
+        let buf = RedisBuf(p, len);
+        if raw::is_io_error(self.0) {
+            return Err("short read (the value ends early or is malformed)".into());
+        }
+        Ok(Data::external(Box::new(buf)))
+    }
+}
+
+impl RdbOut for Io {
+    fn save_unsigned(&mut self, v: u64) {
+        raw::save_unsigned(self.0, v);
+    }
+    fn save_signed(&mut self, v: i64) {
+        raw::save_signed(self.0, v);
+    }
+    fn save_buffer(&mut self, b: &[u8]) {
+        raw::save_slice(self.0, b);
+    }
+}
+
+/// The key being loaded (for messages).
+fn key_of(rdb: *mut raw::RedisModuleIO) -> Vec<u8> {
+    // SAFETY: a live IO handle; the key string is owned by Redis.
+    unsafe {
+        let Some(get) = raw::RedisModule_GetKeyNameFromIO else {
+            return Vec::new();
+        };
+        let k = get(rdb);
+        if k.is_null() {
+            return Vec::new();
+        }
+        let mut len = 0usize;
+        let p = raw::RedisModule_StringPtrLen.expect("API")(k, &mut len);
+        std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec()
+    }
+}
+
+/// Run a load callback body: the encoding version checked, panics caught, failures
+/// logged with the key; NULL tells Redis the value is unreadable.
+fn load_with<T>(
+    rdb: *mut raw::RedisModuleIO,
+    encver: c_int,
+    what: &str,
+    read: impl FnOnce(&mut Io, &[u8]) -> Result<T, String>,
+) -> *mut c_void {
+    let key = key_of(rdb);
+    let name = String::from_utf8_lossy(&key).into_owned();
+    if encver != ENCVER {
+        log_warning(&format!(
+            "orc-ai: cannot read {what} `{name}`: encoding version {encver} (this module reads {ENCVER})"
+        ));
+        return null_mut();
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&mut Io(rdb), &key)))
+        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()));
+    match r {
+        Ok(v) => Box::into_raw(Box::new(v)).cast(),
+        Err(e) => {
+            log_warning(&format!("orc-ai: unreadable {what} `{name}`: {e}"));
+            null_mut()
+        }
+    }
+}
+
+fn save_with(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        log_warning(&format!("orc-ai: saving a {what} panicked (bug)"));
+    }
 }
 
 // ---- tensors ----
@@ -119,63 +249,11 @@ fn log_warning(msg: &str) {
 unsafe extern "C" fn tensor_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     // SAFETY: a tensor value.
     let t = unsafe { &*value.cast::<Tensor>() };
-    let (code, bits) = t.dtype.dlpack();
-    raw::save_unsigned(rdb, code);
-    raw::save_unsigned(rdb, bits);
-    raw::save_signed(rdb, t.shape.len() as i64);
-    for d in &t.shape {
-        raw::save_signed(rdb, *d);
-    }
-    raw::save_slice(rdb, &t.data);
-    if t.dtype == DType::String {
-        let mut off = 0u64;
-        for s in t.strings() {
-            raw::save_unsigned(rdb, off);
-            off += s.len() as u64 + 1;
-        }
-    }
-}
-
-fn tensor_read(rdb: *mut raw::RedisModuleIO) -> Result<Tensor, String> {
-    let e = |e: redis_module::error::Error| e.to_string();
-    let code = raw::load_unsigned(rdb).map_err(e)?;
-    let bits = raw::load_unsigned(rdb).map_err(e)?;
-    let dtype = DType::from_dlpack(code, bits)
-        .ok_or(format!("unknown tensor type code {code} bits {bits}"))?;
-    let ndim = raw::load_signed(rdb).map_err(e)?;
-    let mut shape = Vec::new();
-    for _ in 0..ndim.max(0) {
-        shape.push(raw::load_signed(rdb).map_err(e)?);
-    }
-    let data = raw::load_string_buffer(rdb).map_err(e)?.as_ref().to_vec();
-    if dtype == DType::String {
-        for _ in 0..element_count(&shape).unwrap_or(0) {
-            raw::load_unsigned(rdb).map_err(e)?;
-        }
-    }
-    Ok(Tensor {
-        dtype,
-        shape,
-        data: data.into(),
-    })
+    save_with("tensor", || rdb::write_tensor(&mut Io(rdb), t));
 }
 
 unsafe extern "C" fn tensor_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCVER {
-        log_warning(&format!(
-            "orc-ai: cannot read AI_TENSOR encoding version {encver} (this module reads {ENCVER})"
-        ));
-        return null_mut();
-    }
-    match std::panic::catch_unwind(|| tensor_read(rdb))
-        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()))
-    {
-        Ok(t) => Box::into_raw(Box::new(t)).cast(),
-        Err(e) => {
-            log_warning(&format!("orc-ai: unreadable tensor in RDB: {e}"));
-            null_mut()
-        }
-    }
+    load_with(rdb, encver, "tensor", |io, _| rdb::read_tensor(io))
 }
 
 unsafe extern "C" fn tensor_mem(value: *const c_void) -> usize {
@@ -237,23 +315,12 @@ unsafe extern "C" fn tensor_aof(
 ) {
     // SAFETY: a tensor value.
     let t = unsafe { &*value.cast::<Tensor>() };
-    unsafe { emit(aof, c"AI.TENSORSET", key, &tensorset_args(t)) };
+    save_with("tensor", || unsafe {
+        emit(aof, c"AI.TENSORSET", key, &tensorset_args(t))
+    });
 }
 
 // ---- models ----
-
-fn save_cstr(rdb: *mut raw::RedisModuleIO, s: &str) {
-    let mut v = s.as_bytes().to_vec();
-    v.push(0);
-    raw::save_slice(rdb, &v);
-}
-
-fn load_cstr(rdb: *mut raw::RedisModuleIO) -> Result<String, String> {
-    let b = raw::load_string_buffer(rdb).map_err(|e| e.to_string())?;
-    let b = b.as_ref();
-    let b = b.strip_suffix(&[0]).unwrap_or(b);
-    Ok(String::from_utf8_lossy(b).into_owned())
-}
 
 fn chunk_size() -> usize {
     lock(&state().config).model_chunk_size as usize
@@ -262,81 +329,17 @@ fn chunk_size() -> usize {
 unsafe extern "C" fn model_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     // SAFETY: a model value.
     let m = &unsafe { &*value.cast::<ModelValue>() }.0;
-    let meta = &m.meta;
-    raw::save_unsigned(rdb, meta.backend.code());
-    save_cstr(rdb, &meta.device);
-    raw::save_slice(rdb, meta.tag.as_bytes());
-    raw::save_unsigned(rdb, meta.batch_size);
-    raw::save_unsigned(rdb, meta.min_batch_size);
-    raw::save_unsigned(rdb, meta.min_batch_timeout);
-    for names in [&meta.inputs, &meta.outputs] {
-        raw::save_unsigned(rdb, names.len() as u64);
-        for n in names {
-            save_cstr(rdb, n);
-        }
-    }
-    raw::save_unsigned(rdb, m.blob.len() as u64);
-    let chunks: Vec<&[u8]> = m.blob.chunks(chunk_size().max(1)).collect();
-    raw::save_unsigned(rdb, chunks.len() as u64);
-    for c in chunks {
-        raw::save_slice(rdb, c);
-    }
-}
-
-fn model_read(rdb: *mut raw::RedisModuleIO) -> Result<Model, String> {
-    let e = |e: redis_module::error::Error| e.to_string();
-    let code = raw::load_unsigned(rdb).map_err(e)?;
-    let backend = Backend::from_code(code).ok_or(format!("unknown backend code {code}"))?;
-    let device = load_cstr(rdb)?;
-    let tag =
-        String::from_utf8_lossy(raw::load_string_buffer(rdb).map_err(e)?.as_ref()).into_owned();
-    let batch_size = raw::load_unsigned(rdb).map_err(e)?;
-    let min_batch_size = raw::load_unsigned(rdb).map_err(e)?;
-    let min_batch_timeout = raw::load_unsigned(rdb).map_err(e)?;
-    let mut lists = [Vec::new(), Vec::new()];
-    for list in &mut lists {
-        for _ in 0..raw::load_unsigned(rdb).map_err(e)? {
-            list.push(load_cstr(rdb)?);
-        }
-    }
-    let [inputs, outputs] = lists;
-    let len = raw::load_unsigned(rdb).map_err(e)?;
-    let n = raw::load_unsigned(rdb).map_err(e)?;
-    let mut blob = Vec::with_capacity(len.min(1 << 30) as usize);
-    for _ in 0..n {
-        blob.extend_from_slice(raw::load_string_buffer(rdb).map_err(e)?.as_ref());
-    }
-    let meta = ModelMeta {
-        backend,
-        device,
-        tag,
-        batch_size,
-        min_batch_size,
-        min_batch_timeout,
-        inputs,
-        outputs,
-    };
-    build_model(meta, blob).map_err(|r| r.0)
+    save_with("model", || {
+        rdb::write_model(&mut Io(rdb), &m.meta, &m.blob, chunk_size())
+    });
 }
 
 unsafe extern "C" fn model_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCVER {
-        log_warning(&format!(
-            "orc-ai: cannot read AI__MODEL encoding version {encver} (this module reads {ENCVER})"
-        ));
-        return null_mut();
-    }
-    match std::panic::catch_unwind(|| model_read(rdb))
-        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()))
-    {
-        Ok(m) => Box::into_raw(Box::new(ModelValue(Arc::new(m)))).cast(),
-        Err(e) => {
-            log_warning(&format!(
-                "orc-ai: could not load a model from the RDB file: {e}"
-            ));
-            null_mut()
-        }
-    }
+    load_with(rdb, encver, "model", |io, key| {
+        let (meta, blob) = rdb::read_model(io)?;
+        let m = Model::new(key, meta, blob, Origin::Stored).map_err(|r| r.0)?;
+        Ok(ModelValue(Arc::new(m)))
+    })
 }
 
 unsafe extern "C" fn model_mem(value: *const c_void) -> usize {
@@ -378,14 +381,14 @@ unsafe extern "C" fn model_aof(
 ) {
     // SAFETY: a model value.
     let m = &unsafe { &*value.cast::<ModelValue>() }.0;
-    unsafe {
+    save_with("model", || unsafe {
         emit(
             aof,
             c"AI.MODELSTORE",
             key,
             &modelstore_args(m, chunk_size()),
         )
-    };
+    });
 }
 
 // ---- scripts ----
@@ -393,52 +396,15 @@ unsafe extern "C" fn model_aof(
 unsafe extern "C" fn script_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     // SAFETY: a script value.
     let s = &unsafe { &*value.cast::<ScriptValue>() }.0;
-    save_cstr(rdb, &s.meta.device);
-    raw::save_slice(rdb, s.meta.tag.as_bytes());
-    save_cstr(rdb, &s.meta.source);
-    raw::save_unsigned(rdb, s.meta.entry_points.len() as u64);
-    for ep in &s.meta.entry_points {
-        save_cstr(rdb, ep);
-    }
-}
-
-fn script_read(rdb: *mut raw::RedisModuleIO) -> Result<Script, String> {
-    let e = |e: redis_module::error::Error| e.to_string();
-    let device = load_cstr(rdb)?;
-    let tag =
-        String::from_utf8_lossy(raw::load_string_buffer(rdb).map_err(e)?.as_ref()).into_owned();
-    let source = load_cstr(rdb)?;
-    let mut entry_points = Vec::new();
-    for _ in 0..raw::load_unsigned(rdb).map_err(e)? {
-        entry_points.push(load_cstr(rdb)?);
-    }
-    build_script(ScriptMeta {
-        device,
-        tag,
-        entry_points,
-        source,
-    })
-    .map_err(|r| r.0)
+    save_with("script", || rdb::write_script(&mut Io(rdb), &s.meta));
 }
 
 unsafe extern "C" fn script_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != ENCVER {
-        log_warning(&format!(
-            "orc-ai: cannot read AI_SCRIPT encoding version {encver} (this module reads {ENCVER})"
-        ));
-        return null_mut();
-    }
-    match std::panic::catch_unwind(|| script_read(rdb))
-        .unwrap_or_else(|_| Err("panicked while reading (bug)".into()))
-    {
-        Ok(s) => Box::into_raw(Box::new(ScriptValue(Arc::new(s)))).cast(),
-        Err(e) => {
-            log_warning(&format!(
-                "orc-ai: could not load a script from the RDB file: {e}"
-            ));
-            null_mut()
-        }
-    }
+    load_with(rdb, encver, "script", |io, key| {
+        let meta = rdb::read_script(io)?;
+        let s = Script::new(key, meta, Origin::Stored).map_err(|r| r.0)?;
+        Ok(ScriptValue(Arc::new(s)))
+    })
 }
 
 unsafe extern "C" fn script_mem(value: *const c_void) -> usize {
@@ -467,5 +433,7 @@ unsafe extern "C" fn script_aof(
     a.push(m.source.clone().into_bytes());
     // A script stored with the deprecated SCRIPTSET has no entry points; SCRIPTSTORE with
     // ENTRY_POINTS 0 keeps it loadable (RedisAI emits an unloadable command here).
-    unsafe { emit(aof, c"AI.SCRIPTSTORE", key, &a) };
+    save_with("script", || unsafe {
+        emit(aof, c"AI.SCRIPTSTORE", key, &a)
+    });
 }
