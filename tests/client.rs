@@ -61,7 +61,12 @@ fn whole_api(shards: usize) {
     let orc = launch(
         &static_host(),
         &state,
-        ai_settings(&format!("cl{shards}"), shards, &[]),
+        // A small chunk floor so that a tiny model comes back in several chunks.
+        ai_settings(
+            &format!("cl{shards}"),
+            shards,
+            &["MODEL_CHUNK_SIZE_MIN", "16"],
+        ),
     )
     .unwrap();
     let mut c = client_for(&orc);

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 pub mod conformance;
+pub mod shard;
 
 // Linked so that their `inventory` registrations exist in the test binaries.
 use orc_db_redis as _;

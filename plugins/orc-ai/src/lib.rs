@@ -112,7 +112,7 @@ mod module {
         let preload = {
             let mut config = lock(&s.config);
             if let Err(e) = config.apply_args(&a) {
-                ctx.log_warning(&e.0);
+                crate::state::log_warning(&e.0);
                 return Status::Err;
             }
             let mut files = Vec::new();
@@ -120,7 +120,7 @@ mod module {
                 match config.backend_file(*b, p.as_deref()) {
                     Ok(f) => files.push((*b, f)),
                     Err(e) => {
-                        ctx.log_warning(&format!("orc-ai: {e}"));
+                        crate::state::log_warning(format!("orc-ai: {e}"));
                         return Status::Err;
                     }
                 }
@@ -129,7 +129,7 @@ mod module {
         };
         for (b, path) in preload {
             if let Err(e) = s.backends.load(b, path) {
-                ctx.log_warning(&format!("orc-ai: {e}"));
+                crate::state::log_warning(format!("orc-ai: {e}"));
                 return Status::Err;
             }
         }

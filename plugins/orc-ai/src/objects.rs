@@ -200,7 +200,7 @@ impl Model {
             }
             Err(e) if origin == Origin::Client => return Err(Reply(format!("ERR {e}"))),
             Err(e) => {
-                redis_module::logging::log_warning(format!(
+                crate::state::log_warning(format!(
                     "orc-ai: model `{}` ({}) is kept as stored but not loaded: {e}",
                     text(key),
                     meta.backend.name()
@@ -306,7 +306,7 @@ impl Script {
             // Script errors from libtorch are passed through without ERR, as RedisAI.
             Err(e) if origin == Origin::Client => return Err(Reply(e)),
             Err(e) => {
-                redis_module::logging::log_warning(format!(
+                crate::state::log_warning(format!(
                     "orc-ai: script `{}` is kept as stored but not loaded: {e}",
                     text(key)
                 ));

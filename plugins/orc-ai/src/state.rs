@@ -30,6 +30,19 @@ pub fn limits() -> crate::config::Limits {
     lock(&state().config).limits
 }
 
+/// Write a warning to the server log. Messages often quote client or file bytes: NULs and
+/// control characters are replaced (Redis's logger would refuse them), so logging can
+/// never fail.
+pub fn log_warning(msg: impl AsRef<str>) {
+    let clean: String = msg
+        .as_ref()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(4096)
+        .collect();
+    let _ = std::panic::catch_unwind(|| redis_module::logging::log_warning(clean));
+}
+
 /// Lock, recovering from poisoning (a panic elsewhere must not wedge the module).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

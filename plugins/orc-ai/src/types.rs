@@ -119,9 +119,7 @@ unsafe extern "C" fn copy<T: Clone>(
     .unwrap_or(null_mut())
 }
 
-fn log_warning(msg: &str) {
-    redis_module::logging::log_warning(msg);
-}
+use crate::state::log_warning;
 
 /// The RDB stream of a load or save callback.
 struct Io(*mut raw::RedisModuleIO);
@@ -222,7 +220,7 @@ fn load_with<T>(
     let key = key_of(rdb);
     let name = String::from_utf8_lossy(&key).into_owned();
     if encver != ENCVER {
-        log_warning(&format!(
+        log_warning(format!(
             "orc-ai: cannot read {what} `{name}`: encoding version {encver} (this module reads {ENCVER})"
         ));
         return null_mut();
@@ -232,7 +230,7 @@ fn load_with<T>(
     match r {
         Ok(v) => Box::into_raw(Box::new(v)).cast(),
         Err(e) => {
-            log_warning(&format!("orc-ai: unreadable {what} `{name}`: {e}"));
+            log_warning(format!("orc-ai: unreadable {what} `{name}`: {e}"));
             null_mut()
         }
     }
@@ -240,7 +238,7 @@ fn load_with<T>(
 
 fn save_with(what: &str, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-        log_warning(&format!("orc-ai: saving a {what} panicked (bug)"));
+        log_warning(format!("orc-ai: saving a {what} panicked (bug)"));
     }
 }
 

@@ -145,7 +145,7 @@ fn scan(args: &[RedisString], kind: Kind) -> RedisResult {
     if args.len() != 1 {
         return Err(RedisError::WrongArity);
     }
-    redis_module::logging::log_warning("AI._MODELSCAN / AI._SCRIPTSCAN are experimental");
+    crate::state::log_warning("AI._MODELSCAN / AI._SCRIPTSCAN are experimental");
     Ok(RedisValue::Array(
         registry()
             .into_iter()

@@ -57,7 +57,7 @@ pub fn guarded(
     crate::retained::release_pending();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args))).unwrap_or_else(|p| {
         let msg = panic_message(&*p);
-        redis_module::logging::log_warning(format!("orc-ai: a command panicked (bug): {msg}"));
+        crate::state::log_warning(format!("orc-ai: a command panicked (bug): {msg}"));
         Err(RedisError::String(format!(
             "ERR orc-ai internal error (the server keeps running): {msg}"
         )))

@@ -216,6 +216,9 @@ fn finish(job: Job, result: Result<Vec<Tensor>, String>, elapsed: Duration) {
         };
         record(stats, elapsed, samples, result.is_err());
     }
+    // Let go of the model or script before the client hears back: a DEL right after the
+    // answer frees the object at once.
+    drop(work);
     ticket.answer(|ctx, out| match result {
         Ok(tensors) => match write_outputs(ctx, &outputs, tensors) {
             Ok(()) => out.simple("OK"),
@@ -300,6 +303,7 @@ fn run_dag(job: Job, interrupt: &AtomicBool, limits: &Limits) {
             .filter_map(|p| tensors.get(p).cloned())
             .collect()
     };
+    drop((ops, tensors));
     ticket.answer(|ctx, out| {
         if !persisted.is_empty()
             && let Err(e) = write_outputs(ctx, &persist, persisted)

@@ -133,7 +133,7 @@ fn tick() {
                 ABANDONED.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
-            redis_module::logging::log_warning(format!(
+            crate::state::log_warning(format!(
                 "orc-ai: a run on queue {} did not stop {} ms after its execution timeout; its worker is replaced and the old thread ends when the backend returns",
                 r.queue.name,
                 GRACE.as_millis()

@@ -1,0 +1,592 @@
+//! orc-ai under hostile and faulty input, against real `redis-server` processes loading
+//! the **release** and the debug module: every case checks the reply, that the server
+//! still answers, and that data stored before is intact. Hostile payloads are kept in
+//! `tests/data/hostile` or built here from real objects (DUMP payloads mutated with their
+//! checksum fixed, so RESTORE reaches the module's loader).
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use orc_tests::{
+    shard::{Shard, dump_body, redump},
+    *,
+};
+use redis::Value;
+
+/// The modules under test: release first (what users run), then debug (what the demo runs).
+fn modules() -> Vec<PathBuf> {
+    let release = target_dir().parent().unwrap().join("release/liborc_ai.so");
+    assert!(
+        release.exists(),
+        "{} is missing: run `cargo build --release -p orc-ai` (scripts/test does)",
+        release.display()
+    );
+    vec![release, plugin_file("orc_ai")]
+}
+
+/// The directory the debug backends are in.
+fn backends() -> String {
+    target_dir().display().to_string()
+}
+
+fn start(module: &PathBuf, dir: &tempfile::TempDir, extra: &[&str]) -> Shard {
+    let b = backends();
+    let mut args = vec!["BACKENDSPATH", b.as_str()];
+    args.extend_from_slice(extra);
+    Shard::start(dir.path(), module, &args, &[])
+}
+
+fn con(s: &Shard) -> redis::Connection {
+    connect(&s.addr)
+}
+
+fn words(c: &mut redis::Connection, w: &str) -> redis::RedisResult<Value> {
+    let a: Vec<&[u8]> = w.split_whitespace().map(str::as_bytes).collect();
+    cmd(c, &a)
+}
+
+fn err_text(r: redis::RedisResult<Value>) -> String {
+    let e = r.expect_err("expected an error reply");
+    match (e.code(), e.detail()) {
+        (Some(c), Some(d)) => format!("{c} {d}"),
+        (Some(c), None) => c.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+fn bulk(v: Value) -> Vec<u8> {
+    match v {
+        Value::BulkString(b) => b,
+        other => panic!("not a bulk string: {other:?}"),
+    }
+}
+
+/// Data every case must leave untouched, and its check.
+struct Sentinel;
+
+impl Sentinel {
+    fn plant(c: &mut redis::Connection) -> Sentinel {
+        redis::cmd("SET")
+            .arg("sentinel")
+            .arg("still here")
+            .query::<()>(c)
+            .unwrap();
+        words(c, "AI.TENSORSET keep FLOAT 2 VALUES 1.5 -2").unwrap();
+        Sentinel
+    }
+
+    fn check(&self, s: &mut Shard, what: &str) {
+        assert!(s.alive(), "{what}: the server died\n{}", s.log());
+        let mut c = con(s);
+        assert_eq!(
+            redis::cmd("PING").query::<String>(&mut c).unwrap(),
+            "PONG",
+            "{what}"
+        );
+        assert_eq!(
+            redis::cmd("GET")
+                .arg("sentinel")
+                .query::<String>(&mut c)
+                .unwrap(),
+            "still here",
+            "{what}"
+        );
+        assert_eq!(
+            f32_from(&bulk(words(&mut c, "AI.TENSORGET keep BLOB").unwrap())),
+            [1.5, -2.0],
+            "{what}"
+        );
+    }
+}
+
+fn dump(c: &mut redis::Connection, key: &str) -> Vec<u8> {
+    bulk(redis::cmd("DUMP").arg(key).query::<Value>(c).unwrap())
+}
+
+fn restore(c: &mut redis::Connection, payload: &[u8]) -> redis::RedisResult<Value> {
+    redis::cmd("RESTORE")
+        .arg("scratch")
+        .arg(0)
+        .arg(payload)
+        .arg("REPLACE")
+        .query(c)
+}
+
+/// A small deterministic generator (the suite must be reproducible).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
+    for module in modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = start(&module, &dir, &[]);
+        let mut c = con(&s);
+        let sentinel = Sentinel::plant(&mut c);
+        words(&mut c, "AI.TENSORSET u16 UINT16 1 VALUES 7").unwrap();
+        words(&mut c, "AI.TENSORSET str STRING 2 VALUES ab c").unwrap();
+        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
+        cmd(
+            &mut c,
+            &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
+        )
+        .unwrap();
+        cmd(
+            &mut c,
+            &[
+                b"AI.SCRIPTSET",
+                b"scr",
+                b"CPU",
+                b"SOURCE",
+                b"def f(a):\n    return a\n",
+            ],
+        )
+        .unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut accepted, mut refused) = (0, 0);
+        for key in ["keep", "u16", "str", "lin", "scr"] {
+            let p = dump(&mut c, key);
+            let body = dump_body(&p);
+            // Every truncation of the value.
+            for cut in 1..body.len() {
+                match restore(&mut c, &redump(&p, &body[..cut])) {
+                    Ok(_) => accepted += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+            // Seeded single-byte changes anywhere in the value.
+            for _ in 0..200 {
+                let mut b = body.to_vec();
+                let i = 1 + (rng.next() as usize) % (b.len() - 1);
+                b[i] = rng.next() as u8;
+                match restore(&mut c, &redump(&p, &b)) {
+                    Ok(_) => accepted += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+            sentinel.check(&mut s, key);
+        }
+        assert!(
+            refused > 0 && accepted > 0,
+            "{accepted} accepted, {refused} refused"
+        );
+        // The lie of the issue: a UINT16 tensor whose shape says 63 elements over 2 bytes
+        // of data. Refused at RESTORE, so it can never reach a TORCH script.
+        let p = dump(&mut c, "u16");
+        let body = dump_body(&p);
+        let at = body
+            .windows(5)
+            .position(|w| w == [2, 1, 2, 1, 5])
+            .expect("ndim 1, dim 1, then the data");
+        let mut lie = body.to_vec();
+        lie[at + 3] = 63;
+        let e = err_text(restore(&mut c, &redump(&p, &lie)));
+        assert!(e.contains("Bad data format") || e.contains("ERR"), "{e}");
+        assert!(s.log().contains("does not match"), "the log says why");
+        sentinel.check(&mut s, "uint16 lie");
+        // What was stored is intact and still works.
+        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        assert_eq!(
+            f32_from(&bulk(words(&mut c, "AI.TENSORGET y BLOB").unwrap())),
+            [1.5, 1.0]
+        );
+        s.shutdown(false);
+    }
+}
+
+#[test]
+fn key_extraction_with_huge_counts_answers_at_once() {
+    for module in modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = start(&module, &dir, &[]);
+        let mut c = con(&s);
+        let sentinel = Sentinel::plant(&mut c);
+        for w in [
+            "COMMAND GETKEYS AI.DAGEXECUTE LOAD 18446744073709551614 a b |> AI.TENSORGET a",
+            "COMMAND GETKEYS AI.DAGEXECUTE PERSIST 18446744073709551615 a |> AI.TENSORSET a FLOAT 1",
+            "COMMAND GETKEYS AI.MODELEXECUTE m INPUTS 9223372036854775807 a OUTPUTS 18446744073709551614 b",
+            "COMMAND GETKEYS AI.SCRIPTEXECUTE s f KEYS 18446744073709551614 k INPUTS 1 a",
+            "AI.DAGEXECUTE LOAD 18446744073709551614 keep |> AI.TENSORGET keep",
+            "AI.MODELEXECUTE m INPUTS 9223372036854775807 a OUTPUTS 1 b",
+            "AI.SCRIPTEXECUTE s f INPUTS 18446744073709551615 a",
+        ] {
+            // Keys or an error, at once (the connection's timeout is 5 s, not forever).
+            let _ = words(&mut c, w);
+            sentinel.check(&mut s, w);
+        }
+        s.shutdown(false);
+    }
+}
+
+const DEEP: usize = 100_000;
+
+#[test]
+fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
+    for module in modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = start(&module, &dir, &[]);
+        let mut c = con(&s);
+        let sentinel = Sentinel::plant(&mut c);
+        let scriptset = |c: &mut redis::Connection, src: &str| {
+            cmd(
+                c,
+                &[b"AI.SCRIPTSET", b"bad", b"CPU", b"SOURCE", src.as_bytes()],
+            )
+        };
+        let cases = [
+            (
+                format!(
+                    "def f(a):\n    return {}a{}\n",
+                    "(".repeat(DEEP),
+                    ")".repeat(DEEP)
+                ),
+                "brackets nest",
+            ),
+            (
+                format!("def f(a):\n    return {}a\n", "-".repeat(DEEP)),
+                "operators",
+            ),
+            (
+                format!("def f(a):\n    return {}\n", vec!["a"; DEEP].join("+")),
+                "operators",
+            ),
+            (
+                "def f(a):\n    return torch.from_file(\"/etc/passwd\", None, 16, 0)\n".into(),
+                "aten::from_file",
+            ),
+            (
+                "def f(a):\n    torch.save(a, \"/tmp/orc-hostile\")\n    return a\n".into(),
+                "aten::save",
+            ),
+        ];
+        for (src, expect) in &cases {
+            let e = err_text(scriptset(&mut c, src));
+            assert!(e.contains(expect), "{expect}: {e}");
+            sentinel.check(&mut s, expect);
+        }
+        assert!(!std::path::Path::new("/tmp/orc-hostile").exists());
+        for (file, expect) in [
+            ("reads_file.pt", "torch.from_file"),
+            ("writes_file.pt", "torch.save"),
+            ("ops_from_file.pt", "aten::from_file"),
+            ("deep.pt", "brackets nest"),
+        ] {
+            let blob = std::fs::read(data_file(&format!("hostile/{file}"))).unwrap();
+            let e = err_text(cmd(
+                &mut c,
+                &[b"AI.MODELSTORE", b"m", b"TORCH", b"CPU", b"BLOB", &blob],
+            ));
+            assert!(e.contains(expect), "{file}: {e}");
+            sentinel.check(&mut s, file);
+        }
+        // 0-d and empty results, and UINT16 inputs, are ordinary tensors.
+        let src = "def zero(a):\n    return a.sum()\n\ndef empty(a):\n    return a[0:0]\n\ndef same(a):\n    return a\n";
+        cmd(
+            &mut c,
+            &[
+                b"AI.SCRIPTSET",
+                b"shapes",
+                b"CPU",
+                b"SOURCE",
+                src.as_bytes(),
+            ],
+        )
+        .unwrap();
+        words(&mut c, "AI.TENSORSET x FLOAT 2 3 VALUES 1 2 3 4 5 6").unwrap();
+        words(&mut c, "AI.SCRIPTRUN shapes zero INPUTS x OUTPUTS z").unwrap();
+        words(&mut c, "AI.SCRIPTRUN shapes empty INPUTS x OUTPUTS e").unwrap();
+        let meta =
+            |c: &mut redis::Connection, k: &str| match words(c, &format!("AI.TENSORGET {k} META"))
+                .unwrap()
+            {
+                Value::Array(a) => a[3].clone(),
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(meta(&mut c, "z"), Value::Array(vec![]));
+        assert_eq!(
+            meta(&mut c, "e"),
+            Value::Array(vec![Value::Int(0), Value::Int(3)])
+        );
+        words(&mut c, "AI.TENSORSET u UINT16 3 VALUES 0 1 65535").unwrap();
+        words(&mut c, "AI.SCRIPTRUN shapes same INPUTS u OUTPUTS w").unwrap();
+        assert_eq!(
+            words(&mut c, "AI.TENSORGET w VALUES").unwrap(),
+            Value::Array(vec![Value::Int(0), Value::Int(1), Value::Int(65535)])
+        );
+        sentinel.check(&mut s, "shapes");
+        s.shutdown(false);
+    }
+}
+
+#[test]
+fn work_and_memory_per_request_are_bounded() {
+    for module in modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = start(&module, &dir, &["MAX_DAG_SIZE", "2000"]);
+        let mut c = con(&s);
+        let sentinel = Sentinel::plant(&mut c);
+        // VALUES replies are bounded; BLOB is not.
+        words(&mut c, "AI.TENSORSET big UINT8 4194304").unwrap();
+        let e = err_text(words(&mut c, "AI.TENSORGET big VALUES"));
+        assert!(e.contains("MAX_VALUES_REPLY") && e.contains("BLOB"), "{e}");
+        assert_eq!(
+            bulk(words(&mut c, "AI.TENSORGET big BLOB").unwrap()).len(),
+            4 << 20
+        );
+        // A zero-filled tensor larger than MAX_TENSOR_BYTES is refused before allocation.
+        let e = err_text(words(&mut c, "AI.TENSORSET huge DOUBLE 1000000 1000"));
+        assert!(e.contains("MAX_TENSOR_BYTES"), "{e}");
+        // The chunk size has a floor.
+        let e = err_text(words(&mut c, "AI.CONFIG MODEL_CHUNK_SIZE 1"));
+        assert!(e.contains("MODEL_CHUNK_SIZE_MIN"), "{e}");
+        // A DAG that loads one large key a thousand times shares it: answered at once.
+        let mut dag = String::from("AI.DAGEXECUTE_RO LOAD 1000");
+        for _ in 0..1000 {
+            dag.push_str(" big");
+        }
+        dag.push_str(" |> AI.TENSORGET big META");
+        let t = Instant::now();
+        words(&mut c, &dag).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let mut too_big = String::from("AI.DAGEXECUTE ROUTING keep");
+        for _ in 0..2001 {
+            too_big.push_str(" |> AI.TENSORGET keep");
+        }
+        let e = err_text(words(&mut c, &too_big));
+        assert!(e.contains("MAX_DAG_SIZE"), "{e}");
+        // PERSIST uniqueness over many keys is not quadratic on the main thread.
+        let mut persist = String::from("AI.DAGEXECUTE PERSIST 1000");
+        for i in 0..1000 {
+            persist.push_str(&format!(" p{i}"));
+        }
+        for i in 0..1000 {
+            persist.push_str(&format!(" |> AI.TENSORSET p{i} FLOAT 1"));
+        }
+        words(&mut c, &persist).unwrap();
+        // Device queues are bounded; each device string is not a new thread for ever.
+        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
+        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        let mut refused = None;
+        for d in 1..=20 {
+            let dev = format!("CPU:{d}");
+            cmd(
+                &mut c,
+                &[
+                    b"AI.MODELSTORE",
+                    b"m",
+                    b"ONNX",
+                    dev.as_bytes(),
+                    b"BLOB",
+                    &lin,
+                ],
+            )
+            .unwrap();
+            if let Err(e) = words(&mut c, "AI.MODELEXECUTE m INPUTS 1 x OUTPUTS 1 y") {
+                refused = Some((d, e.to_string()));
+                break;
+            }
+        }
+        let (d, e) = refused.expect("the 17th device queue is refused");
+        assert_eq!(d, 16, "CPU:1..CPU:15 plus CPU itself fill 16 queues: {e}");
+        assert!(e.contains("MAX_DEVICE_QUEUES"), "{e}");
+        // Tags and statistics go with their objects.
+        cmd(
+            &mut c,
+            &[
+                b"AI.MODELSTORE",
+                b"tagged",
+                b"ONNX",
+                b"CPU",
+                b"TAG",
+                b"secret",
+                b"BLOB",
+                &lin,
+            ],
+        )
+        .unwrap();
+        redis::cmd("DEL")
+            .arg("tagged")
+            .arg("m")
+            .query::<i64>(&mut c)
+            .unwrap();
+        assert_eq!(
+            words(&mut c, "AI._MODELSCAN").unwrap(),
+            Value::Array(vec![])
+        );
+        assert!(err_text(words(&mut c, "AI.INFO tagged")).contains("cannot find run info"));
+        sentinel.check(&mut s, "bounded work");
+        s.shutdown(false);
+    }
+}
+
+#[test]
+fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_backend() {
+    for module in modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = start(&module, &dir, &[]);
+        let mut c = con(&s);
+        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
+        redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
+        cmd(
+            &mut c,
+            &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
+        )
+        .unwrap();
+        cmd(
+            &mut c,
+            &[
+                b"AI.SCRIPTSET",
+                b"scr",
+                b"CPU",
+                b"SOURCE",
+                b"def f(a):\n    return a[0:0]\n",
+            ],
+        )
+        .unwrap();
+        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        words(
+            &mut c,
+            "AI.DAGEXECUTE LOAD 1 x PERSIST 1 d |> AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 d",
+        )
+        .unwrap();
+        words(&mut c, "AI.SCRIPTRUN scr f INPUTS x OUTPUTS empty").unwrap();
+        assert_eq!(
+            redis::cmd("EXISTS")
+                .arg("y")
+                .arg("d")
+                .arg("empty")
+                .query::<i64>(&mut c)
+                .unwrap(),
+            3
+        );
+        let mut c0 = con(&s);
+        assert_eq!(
+            redis::cmd("DBSIZE").query::<i64>(&mut c0).unwrap(),
+            0,
+            "nothing in DB 0"
+        );
+        redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+        s.shutdown(false);
+        // Restarted where the backends cannot be found: the server starts, keeps the
+        // objects as stored and says so.
+        let empty = tempfile::tempdir().unwrap();
+        let e = empty.path().display().to_string();
+        let mut s = Shard::start(
+            dir.path(),
+            &module,
+            &["BACKENDSPATH", &e],
+            &[("dbfilename", "dump.rdb")],
+        );
+        assert!(s.alive());
+        let mut c = con(&s);
+        redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
+        assert_eq!(
+            redis::cmd("TYPE")
+                .arg("lin")
+                .query::<String>(&mut c)
+                .unwrap(),
+            "AI__MODEL"
+        );
+        let info = match words(&mut c, "AI.INFO lin").unwrap() {
+            Value::Array(a) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(info.len(), 20, "18 fields and load_error");
+        let err = err_text(words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y"));
+        assert!(err.contains("stored but"), "{err}");
+        let section = String::from_utf8_lossy(&bulk(
+            redis::cmd("INFO")
+                .arg("ai_objects")
+                .query::<Value>(&mut c)
+                .unwrap(),
+        ))
+        .into_owned();
+        assert!(section.contains("ai_objects_not_loaded:2"), "{section}");
+        assert_eq!(
+            words(&mut c, "AI.TENSORGET empty META").unwrap(),
+            Value::Array(vec![
+                Value::BulkString(b"dtype".to_vec()),
+                Value::BulkString(b"FLOAT".to_vec()),
+                Value::BulkString(b"shape".to_vec()),
+                Value::Array(vec![Value::Int(0), Value::Int(3)]),
+            ])
+        );
+        redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+        s.shutdown(false);
+        // Back with its backends, the same data runs again: nothing was lost on the way.
+        let b = backends();
+        let s = Shard::start(
+            dir.path(),
+            &module,
+            &["BACKENDSPATH", &b],
+            &[("dbfilename", "dump.rdb")],
+        );
+        let mut c = con(&s);
+        redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
+        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        assert_eq!(
+            f32_from(&bulk(words(&mut c, "AI.TENSORGET y BLOB").unwrap())),
+            [1.5, 1.0]
+        );
+        s.shutdown(false);
+        // The same through an AOF: MODELSTORE replayed without its backend keeps the model.
+        let adir = tempfile::tempdir().unwrap();
+        let aof = [("appendonly", "yes"), ("aof-use-rdb-preamble", "no")];
+        let s = Shard::start(adir.path(), &module, &["BACKENDSPATH", &b], &aof);
+        let mut c = con(&s);
+        cmd(
+            &mut c,
+            &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
+        )
+        .unwrap();
+        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        cmd(
+            &mut c,
+            &[
+                b"AI.SCRIPTSET",
+                b"scr",
+                b"CPU",
+                b"SOURCE",
+                b"def f(a):\n    return a[0:0]\n",
+            ],
+        )
+        .unwrap();
+        words(&mut c, "AI.SCRIPTRUN scr f INPUTS x OUTPUTS empty").unwrap();
+        s.shutdown(false);
+        let s = Shard::start(adir.path(), &module, &["BACKENDSPATH", &e], &aof);
+        let mut c = con(&s);
+        assert_eq!(
+            redis::cmd("TYPE")
+                .arg("lin")
+                .query::<String>(&mut c)
+                .unwrap(),
+            "AI__MODEL"
+        );
+        assert_eq!(
+            redis::cmd("EXISTS")
+                .arg("empty")
+                .query::<i64>(&mut c)
+                .unwrap(),
+            1,
+            "zero-size outputs replay"
+        );
+        s.shutdown(false);
+        let s = Shard::start(adir.path(), &module, &["BACKENDSPATH", &b], &aof);
+        let mut c = con(&s);
+        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        s.shutdown(false);
+    }
+}
