@@ -32,7 +32,7 @@ fn backends() -> String {
     target_dir().display().to_string()
 }
 
-fn start(module: &PathBuf, dir: &tempfile::TempDir, extra: &[&str]) -> Shard {
+fn start(module: &std::path::Path, dir: &tempfile::TempDir, extra: &[&str]) -> Shard {
     let b = backends();
     let mut args = vec!["BACKENDSPATH", b.as_str()];
     args.extend_from_slice(extra);
@@ -435,7 +435,7 @@ fn work_and_memory_per_request_are_bounded() {
 fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_backend() {
     for module in modules() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = start(&module, &dir, &[]);
+        let s = start(&module, &dir, &[]);
         let mut c = con(&s);
         let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
         redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
