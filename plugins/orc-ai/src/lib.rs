@@ -47,8 +47,7 @@ pub mod config;
 pub mod dag;
 pub mod exec;
 pub mod execute;
-#[cfg(test)]
-mod fuzz;
+pub mod fuzzing;
 pub mod info;
 pub mod model;
 pub mod objects;

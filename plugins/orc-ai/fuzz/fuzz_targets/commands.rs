@@ -1,0 +1,4 @@
+//! Fuzz target: see `orc_ai::fuzzing::commands`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| orc_ai::fuzzing::commands(data));
