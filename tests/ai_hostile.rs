@@ -590,3 +590,70 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
         s.shutdown(false);
     }
 }
+
+#[test]
+fn orc_db_start_sets_the_limits_and_status_names_objects_that_did_not_load() {
+    let state = State::new();
+    let start = |extra: &[&str]| {
+        let mut a = vec![
+            "db",
+            "start",
+            "--port",
+            "0",
+            "--checkpoints",
+            "900 1",
+            "--ai-max-dag-size",
+            "3",
+            "--ai-execution-timeout",
+            "2000",
+            "--ai-max-tensor-bytes",
+            "1000000",
+        ];
+        a.extend_from_slice(extra);
+        let out = state.orc(&a);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&state.orc(&["db", "address"]).stdout)
+            .trim()
+            .to_string()
+    };
+    let addr = start(&[]);
+    let mut c = connect(&addr);
+    let limits = String::from_utf8_lossy(&bulk(
+        redis::cmd("INFO")
+            .arg("ai_limits")
+            .query::<Value>(&mut c)
+            .unwrap(),
+    ))
+    .into_owned();
+    for f in [
+        "ai_max_dag_size:3",
+        "ai_model_execution_timeout:2000",
+        "ai_max_tensor_bytes:1000000",
+        "ai_allow_backend_paths:no",
+        "ai_torch_allow_unsafe_ops:no",
+    ] {
+        assert!(limits.contains(f), "{f}: {limits}");
+    }
+    let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    cmd(
+        &mut c,
+        &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
+    )
+    .unwrap();
+    assert!(state.orc(&["db", "stop"]).status.success());
+    // Started again where its backend is missing: up, and status names the model.
+    let empty = tempfile::tempdir().unwrap();
+    start(&[
+        "--module-arg",
+        "BACKENDSPATH",
+        "--module-arg",
+        empty.path().to_str().unwrap(),
+    ]);
+    let out = state.orc(&["db", "status"]);
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("AI object stored but not loaded") && t.contains("key=lin kind=model"),
+        "{t}"
+    );
+    assert!(state.orc(&["db", "stop"]).status.success());
+}

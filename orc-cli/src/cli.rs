@@ -238,6 +238,33 @@ pub(crate) struct StartArgs {
     /// orc-ai: threads inside an operator.
     #[arg(long, value_name = "N")]
     pub(crate) intra_op_threads: Option<u32>,
+    /// orc-ai: the largest tensor one request may create, in bytes (default 512 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) ai_max_tensor_bytes: Option<u64>,
+    /// orc-ai: the most elements an `AI.TENSORGET ... VALUES` reply may hold (default 1 Mi).
+    #[arg(long, value_name = "N")]
+    pub(crate) ai_max_values_reply: Option<u64>,
+    /// orc-ai: the most operations plus LOAD/PERSIST keys in one DAG (default 1024).
+    #[arg(long, value_name = "N")]
+    pub(crate) ai_max_dag_size: Option<u64>,
+    /// orc-ai: the most device queues (each with its worker threads) at once (default 16).
+    #[arg(long, value_name = "N")]
+    pub(crate) ai_max_device_queues: Option<u64>,
+    /// orc-ai: the smallest MODEL_CHUNK_SIZE a client may set, in bytes (default 64 KiB).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) ai_min_chunk_size: Option<u64>,
+    /// orc-ai: stop any run (model, script, DAG) still going after this many ms and answer
+    /// its clients with an error (default 5000; at least 1000).
+    #[arg(long, value_name = "MS")]
+    pub(crate) ai_execution_timeout: Option<u64>,
+    /// orc-ai: let clients change BACKENDSPATH and load backends from any path at run time
+    /// (off: only files by name from the directory fixed at start).
+    #[arg(long)]
+    pub(crate) ai_allow_backend_paths: bool,
+    /// orc-ai: accept TorchScript that reads or writes files, uses the network or starts
+    /// work outside a request (for sites that trust every client).
+    #[arg(long)]
+    pub(crate) ai_allow_unsafe_torchscript: bool,
     /// orc-ai: load these ML backends at start (onnx, torch, tflite, tf; comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     pub(crate) ai_backends: Vec<String>,

@@ -143,12 +143,26 @@ fn settings_from(a: &StartArgs, host: &PluginHost) -> anyhow::Result<Orchestrato
         let path = find_orc_ai()?;
         let mut args = Vec::new();
         for (k, v) in [
-            ("THREADS_PER_QUEUE", a.threads_per_queue),
-            ("INTER_OP_PARALLELISM", a.inter_op_threads),
-            ("INTRA_OP_PARALLELISM", a.intra_op_threads),
+            ("THREADS_PER_QUEUE", a.threads_per_queue.map(u64::from)),
+            ("INTER_OP_PARALLELISM", a.inter_op_threads.map(u64::from)),
+            ("INTRA_OP_PARALLELISM", a.intra_op_threads.map(u64::from)),
+            ("MAX_TENSOR_BYTES", a.ai_max_tensor_bytes),
+            ("MAX_VALUES_REPLY", a.ai_max_values_reply),
+            ("MAX_DAG_SIZE", a.ai_max_dag_size),
+            ("MAX_DEVICE_QUEUES", a.ai_max_device_queues),
+            ("MODEL_CHUNK_SIZE_MIN", a.ai_min_chunk_size),
+            ("MODEL_EXECUTION_TIMEOUT", a.ai_execution_timeout),
         ] {
             if let Some(v) = v {
                 args.extend([k.to_string(), v.to_string()]);
+            }
+        }
+        for (k, on) in [
+            ("ALLOW_BACKEND_PATHS", a.ai_allow_backend_paths),
+            ("TORCH_ALLOW_UNSAFE_OPS", a.ai_allow_unsafe_torchscript),
+        ] {
+            if on {
+                args.extend([k.to_string(), "yes".to_string()]);
             }
         }
         for b in &a.ai_backends {
@@ -366,6 +380,14 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
         }
         for p in &st.health.problems {
             println!("  problem: {p}");
+        }
+        for shard in &st.health.shards {
+            for o in &shard.ai_not_loaded {
+                println!(
+                    "  shard {}: AI object stored but not loaded (its backend is missing or refused it): {o}",
+                    shard.index
+                );
+            }
         }
         println!("  data: {}", st.dir.display());
     }

@@ -114,6 +114,10 @@ pub struct ShardHealth {
     /// ML backends loaded by the orc-ai module (`NAME runtime path`).
     #[serde(default)]
     pub ai_backends: Vec<String>,
+    /// Models and scripts orc-ai keeps as stored but could not load (their backend is
+    /// missing or refused them), as `key=... kind=... error=...`; the first ten.
+    #[serde(default)]
+    pub ai_not_loaded: Vec<String>,
     /// The error when unreachable.
     pub error: Option<String>,
 }

@@ -362,6 +362,17 @@ fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
     {
         h.ai_backends = b;
     }
+    if h.modules.iter().any(|m| m.starts_with("ai "))
+        && let Ok(section) = redis::cmd("INFO")
+            .arg("ai_objects")
+            .query::<String>(&mut con)
+    {
+        h.ai_not_loaded = parse_info(&section)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ai_not_loaded_"))
+            .map(|(_, v)| v)
+            .collect();
+    }
     if clustered {
         if let Ok(v) = cluster::view(shard) {
             h.cluster_state = Some(v.state);

@@ -10,7 +10,11 @@ pub fn source(data: &[u8]) {
 /// than the bound.
 pub fn archive(data: &[u8]) {
     if let Ok(entries) = crate::archive::code_entries(data) {
-        assert!(entries.iter().all(|(_, code)| code.len() <= crate::archive::MAX_CODE_BYTES));
+        assert!(
+            entries
+                .iter()
+                .all(|(_, code)| code.len() <= crate::archive::MAX_CODE_BYTES)
+        );
     }
     let _ = crate::archive::check(data, false);
 }

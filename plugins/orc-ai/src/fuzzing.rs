@@ -86,7 +86,9 @@ impl dag::Keyspace for Keys {
         if [&b"a"[..], b"b", b"c"].contains(&key) {
             Tensor::new(DType::Float, vec![2], vec![0; 8].into()).map_err(|e| Reply(e.0))
         } else {
-            Err(Reply::new("ERR tensor key is empty or in a different shard"))
+            Err(Reply::new(
+                "ERR tensor key is empty or in a different shard",
+            ))
         }
     }
     fn model(&self, key: &[u8]) -> Result<((), String), Reply> {
