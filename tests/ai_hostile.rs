@@ -657,3 +657,74 @@ fn orc_db_start_sets_the_limits_and_status_names_objects_that_did_not_load() {
     );
     assert!(state.orc(&["db", "stop"]).status.success());
 }
+
+#[test]
+fn replicas_keep_objects_they_cannot_load_and_agree_with_their_master() {
+    for module in modules() {
+        let mdir = tempfile::tempdir().unwrap();
+        let rdir = tempfile::tempdir().unwrap();
+        let master = start(&module, &mdir, &[]);
+        let mut m = con(&master);
+        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
+        cmd(
+            &mut m,
+            &[b"AI.MODELSTORE", b"before", b"ONNX", b"CPU", b"BLOB", &lin],
+        )
+        .unwrap();
+        // The replica has no backends: the full sync (RDB) and the stream that follows
+        // (MODELSTORE replayed) keep the models anyway.
+        let empty = tempfile::tempdir().unwrap();
+        let e = empty.path().display().to_string();
+        let replica = Shard::start(rdir.path(), &module, &["BACKENDSPATH", &e], &[]);
+        let mut r = con(&replica);
+        let (host, port) = master.addr.split_once(':').unwrap();
+        redis::cmd("REPLICAOF")
+            .arg(host)
+            .arg(port)
+            .query::<()>(&mut r)
+            .unwrap();
+        cmd(
+            &mut m,
+            &[b"AI.MODELSTORE", b"after", b"ONNX", b"CPU", b"BLOB", &lin],
+        )
+        .unwrap();
+        words(&mut m, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        words(&mut m, "AI.MODELEXECUTE after INPUTS 1 x OUTPUTS 1 y").unwrap();
+        let synced = wait_for(Duration::from_secs(20), || {
+            redis::cmd("EXISTS")
+                .arg("before")
+                .arg("after")
+                .arg("y")
+                .query::<i64>(&mut r)
+                .unwrap_or(0)
+                == 3
+        });
+        assert!(synced, "{}", replica.log());
+        for k in ["before", "after"] {
+            assert_eq!(
+                redis::cmd("TYPE").arg(k).query::<String>(&mut r).unwrap(),
+                "AI__MODEL"
+            );
+        }
+        let section = String::from_utf8_lossy(&bulk(
+            redis::cmd("INFO")
+                .arg("ai_objects")
+                .query::<Value>(&mut r)
+                .unwrap(),
+        ))
+        .into_owned();
+        assert!(section.contains("ai_objects_not_loaded:2"), "{section}");
+        assert_eq!(
+            f32_from(&bulk(words(&mut r, "AI.TENSORGET y BLOB").unwrap())),
+            [1.5, 1.0],
+            "run outputs replicate"
+        );
+        assert_eq!(
+            dump(&mut m, "after"),
+            dump(&mut r, "after"),
+            "the replica keeps the model byte for byte"
+        );
+        replica.shutdown(false);
+        master.shutdown(false);
+    }
+}

@@ -199,6 +199,17 @@ impl Config {
         Ok(())
     }
 
+    /// The file of a backend preloaded by a module argument (`TORCH [file]`): module
+    /// arguments come from whoever starts the server, so any path is taken (relative ones
+    /// under BACKENDSPATH).
+    pub fn preload_file(&self, b: Backend, explicit: Option<&str>) -> PathBuf {
+        match explicit {
+            Some(p) if p.starts_with('/') => PathBuf::from(p),
+            Some(p) => self.backends_path.join(p),
+            None => self.backends_path.join(b.file_name()),
+        }
+    }
+
     /// The plugin file for `b`: a bare file name (or the default name) inside
     /// BACKENDSPATH; with [`Config::allow_backend_paths`] also any path (relative ones
     /// under BACKENDSPATH). Refuses names that would leave BACKENDSPATH.

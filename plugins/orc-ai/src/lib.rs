@@ -114,17 +114,11 @@ mod module {
                 crate::state::log_warning(&e.0);
                 return Status::Err;
             }
-            let mut files = Vec::new();
-            for (b, p) in &config.preload {
-                match config.backend_file(*b, p.as_deref()) {
-                    Ok(f) => files.push((*b, f)),
-                    Err(e) => {
-                        crate::state::log_warning(format!("orc-ai: {e}"));
-                        return Status::Err;
-                    }
-                }
-            }
-            files
+            config
+                .preload
+                .iter()
+                .map(|(b, p)| (*b, config.preload_file(*b, p.as_deref())))
+                .collect::<Vec<_>>()
         };
         for (b, path) in preload {
             if let Err(e) = s.backends.load(b, path) {

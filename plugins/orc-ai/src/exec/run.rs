@@ -20,7 +20,22 @@ use crate::{
 };
 
 /// A worker: take batches until the queue closes or the watchdog replaced this thread.
+/// A panic outside the guarded calls (a bug) is logged and the worker carries on; the
+/// requests it held are answered as their tickets drop.
 pub(super) fn worker(q: &Arc<Queue>) {
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(q))) {
+            Ok(()) => return,
+            Err(p) => crate::state::log_warning(format!(
+                "orc-ai: a worker of queue {} panicked (bug), and carries on: {}",
+                q.name,
+                crate::commands::panic_message(&*p)
+            )),
+        }
+    }
+}
+
+fn work(q: &Arc<Queue>) {
     while let Some(batch) = super::queue::next_batch(q) {
         // Requests whose clients timed out or left while queued are not run.
         let (gone, live): (Vec<Job>, Vec<Job>) =
