@@ -10,37 +10,6 @@ fn b(s: &str) -> &[u8] {
     s.as_bytes()
 }
 
-fn err_text(r: redis::RedisResult<Value>) -> String {
-    let e = r.expect_err("expected an error reply");
-    // redis-rs splits the code from the detail; put them back together.
-    match (e.code(), e.detail()) {
-        (Some(c), Some(d)) => format!("{c} {d}"),
-        (Some(c), None) => c.to_string(),
-        _ => e.to_string(),
-    }
-}
-
-/// Run a command written as one line of words (no binary or empty arguments).
-fn line(con: &mut redis::Connection, words: &str) -> redis::RedisResult<Value> {
-    let args: Vec<&[u8]> = words.split_whitespace().map(str::as_bytes).collect();
-    cmd(con, &args)
-}
-
-fn bulk(v: &Value) -> Vec<u8> {
-    match v {
-        Value::BulkString(b) => b.clone(),
-        Value::SimpleString(s) => s.clone().into_bytes(),
-        other => panic!("not a string: {other:?}"),
-    }
-}
-
-fn array(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) => a,
-        other => panic!("not an array: {other:?}"),
-    }
-}
-
 fn start(state: &State, id: &str, shards: usize, args: &[&str]) -> orc_core::Orchestrator {
     launch(&static_host(), state, ai_settings(id, shards, args)).expect("launch with orc-ai")
 }
@@ -408,25 +377,6 @@ fn bad_input_gets_errors_and_the_server_keeps_its_data() {
         1
     );
     orc.stop().unwrap();
-}
-
-fn store_linear(con: &mut redis::Connection, key: &str) {
-    let blob = std::fs::read(data_file("models/linear.onnx")).unwrap();
-    let r = cmd(
-        con,
-        &[
-            b("AI.MODELSTORE"),
-            key.as_bytes(),
-            b("ONNX"),
-            b("CPU"),
-            b("TAG"),
-            b("v1"),
-            b("BLOB"),
-            &blob,
-        ],
-    )
-    .unwrap();
-    assert_eq!(r, Value::Okay);
 }
 
 #[test]

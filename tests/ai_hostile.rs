@@ -43,27 +43,6 @@ fn con(s: &Shard) -> redis::Connection {
     connect(&s.addr)
 }
 
-fn words(c: &mut redis::Connection, w: &str) -> redis::RedisResult<Value> {
-    let a: Vec<&[u8]> = w.split_whitespace().map(str::as_bytes).collect();
-    cmd(c, &a)
-}
-
-fn err_text(r: redis::RedisResult<Value>) -> String {
-    let e = r.expect_err("expected an error reply");
-    match (e.code(), e.detail()) {
-        (Some(c), Some(d)) => format!("{c} {d}"),
-        (Some(c), None) => c.to_string(),
-        _ => e.to_string(),
-    }
-}
-
-fn bulk(v: Value) -> Vec<u8> {
-    match v {
-        Value::BulkString(b) => b,
-        other => panic!("not a bulk string: {other:?}"),
-    }
-}
-
 /// Data every case must leave untouched, and its check.
 struct Sentinel;
 
@@ -74,7 +53,7 @@ impl Sentinel {
             .arg("still here")
             .query::<()>(c)
             .unwrap();
-        words(c, "AI.TENSORSET keep FLOAT 2 VALUES 1.5 -2").unwrap();
+        line(c, "AI.TENSORSET keep FLOAT 2 VALUES 1.5 -2").unwrap();
         Sentinel
     }
 
@@ -95,7 +74,7 @@ impl Sentinel {
             "{what}"
         );
         assert_eq!(
-            f32_from(&bulk(words(&mut c, "AI.TENSORGET keep BLOB").unwrap())),
+            f32_from(&bulk(&line(&mut c, "AI.TENSORGET keep BLOB").unwrap())),
             [1.5, -2.0],
             "{what}"
         );
@@ -103,7 +82,7 @@ impl Sentinel {
 }
 
 fn dump(c: &mut redis::Connection, key: &str) -> Vec<u8> {
-    bulk(redis::cmd("DUMP").arg(key).query::<Value>(c).unwrap())
+    bulk(&redis::cmd("DUMP").arg(key).query::<Value>(c).unwrap())
 }
 
 fn restore(c: &mut redis::Connection, payload: &[u8]) -> redis::RedisResult<Value> {
@@ -134,25 +113,10 @@ fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
         let mut s = start(&module, &dir, &[]);
         let mut c = con(&s);
         let sentinel = Sentinel::plant(&mut c);
-        words(&mut c, "AI.TENSORSET u16 UINT16 1 VALUES 7").unwrap();
-        words(&mut c, "AI.TENSORSET str STRING 2 VALUES ab c").unwrap();
-        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
-        cmd(
-            &mut c,
-            &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
-        )
-        .unwrap();
-        cmd(
-            &mut c,
-            &[
-                b"AI.SCRIPTSET",
-                b"scr",
-                b"CPU",
-                b"SOURCE",
-                b"def f(a):\n    return a\n",
-            ],
-        )
-        .unwrap();
+        line(&mut c, "AI.TENSORSET u16 UINT16 1 VALUES 7").unwrap();
+        line(&mut c, "AI.TENSORSET str STRING 2 VALUES ab c").unwrap();
+        store_linear(&mut c, "lin");
+        scriptset(&mut c, "scr", "def f(a):\n    return a\n").unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let (mut accepted, mut refused) = (0, 0);
         for key in ["keep", "u16", "str", "lin", "scr"] {
@@ -196,10 +160,10 @@ fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
         assert!(s.log().contains("does not match"), "the log says why");
         sentinel.check(&mut s, "uint16 lie");
         // What was stored is intact and still works.
-        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
-        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        line(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        line(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
         assert_eq!(
-            f32_from(&bulk(words(&mut c, "AI.TENSORGET y BLOB").unwrap())),
+            f32_from(&bulk(&line(&mut c, "AI.TENSORGET y BLOB").unwrap())),
             [1.5, 1.0]
         );
         s.shutdown(false);
@@ -223,7 +187,7 @@ fn key_extraction_with_huge_counts_answers_at_once() {
             "AI.SCRIPTEXECUTE s f INPUTS 18446744073709551615 a",
         ] {
             // Keys or an error, at once (the connection's timeout is 5 s, not forever).
-            let _ = words(&mut c, w);
+            let _ = line(&mut c, w);
             sentinel.check(&mut s, w);
         }
         s.shutdown(false);
@@ -304,11 +268,11 @@ fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
             ],
         )
         .unwrap();
-        words(&mut c, "AI.TENSORSET x FLOAT 2 3 VALUES 1 2 3 4 5 6").unwrap();
-        words(&mut c, "AI.SCRIPTRUN shapes zero INPUTS x OUTPUTS z").unwrap();
-        words(&mut c, "AI.SCRIPTRUN shapes empty INPUTS x OUTPUTS e").unwrap();
+        line(&mut c, "AI.TENSORSET x FLOAT 2 3 VALUES 1 2 3 4 5 6").unwrap();
+        line(&mut c, "AI.SCRIPTRUN shapes zero INPUTS x OUTPUTS z").unwrap();
+        line(&mut c, "AI.SCRIPTRUN shapes empty INPUTS x OUTPUTS e").unwrap();
         let meta =
-            |c: &mut redis::Connection, k: &str| match words(c, &format!("AI.TENSORGET {k} META"))
+            |c: &mut redis::Connection, k: &str| match line(c, &format!("AI.TENSORGET {k} META"))
                 .unwrap()
             {
                 Value::Array(a) => a[3].clone(),
@@ -319,10 +283,10 @@ fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
             meta(&mut c, "e"),
             Value::Array(vec![Value::Int(0), Value::Int(3)])
         );
-        words(&mut c, "AI.TENSORSET u UINT16 3 VALUES 0 1 65535").unwrap();
-        words(&mut c, "AI.SCRIPTRUN shapes same INPUTS u OUTPUTS w").unwrap();
+        line(&mut c, "AI.TENSORSET u UINT16 3 VALUES 0 1 65535").unwrap();
+        line(&mut c, "AI.SCRIPTRUN shapes same INPUTS u OUTPUTS w").unwrap();
         assert_eq!(
-            words(&mut c, "AI.TENSORGET w VALUES").unwrap(),
+            line(&mut c, "AI.TENSORGET w VALUES").unwrap(),
             Value::Array(vec![Value::Int(0), Value::Int(1), Value::Int(65535)])
         );
         sentinel.check(&mut s, "shapes");
@@ -338,18 +302,18 @@ fn work_and_memory_per_request_are_bounded() {
         let mut c = con(&s);
         let sentinel = Sentinel::plant(&mut c);
         // VALUES replies are bounded; BLOB is not.
-        words(&mut c, "AI.TENSORSET big UINT8 4194304").unwrap();
-        let e = err_text(words(&mut c, "AI.TENSORGET big VALUES"));
+        line(&mut c, "AI.TENSORSET big UINT8 4194304").unwrap();
+        let e = err_text(line(&mut c, "AI.TENSORGET big VALUES"));
         assert!(e.contains("MAX_VALUES_REPLY") && e.contains("BLOB"), "{e}");
         assert_eq!(
-            bulk(words(&mut c, "AI.TENSORGET big BLOB").unwrap()).len(),
+            bulk(&line(&mut c, "AI.TENSORGET big BLOB").unwrap()).len(),
             4 << 20
         );
         // A zero-filled tensor larger than MAX_TENSOR_BYTES is refused before allocation.
-        let e = err_text(words(&mut c, "AI.TENSORSET huge DOUBLE 1000000 1000"));
+        let e = err_text(line(&mut c, "AI.TENSORSET huge DOUBLE 1000000 1000"));
         assert!(e.contains("MAX_TENSOR_BYTES"), "{e}");
         // The chunk size has a floor.
-        let e = err_text(words(&mut c, "AI.CONFIG MODEL_CHUNK_SIZE 1"));
+        let e = err_text(line(&mut c, "AI.CONFIG MODEL_CHUNK_SIZE 1"));
         assert!(e.contains("MODEL_CHUNK_SIZE_MIN"), "{e}");
         // A DAG that loads one large key a thousand times shares it: answered at once.
         let mut dag = String::from("AI.DAGEXECUTE_RO LOAD 1000");
@@ -358,13 +322,13 @@ fn work_and_memory_per_request_are_bounded() {
         }
         dag.push_str(" |> AI.TENSORGET big META");
         let t = Instant::now();
-        words(&mut c, &dag).unwrap();
+        line(&mut c, &dag).unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         let mut too_big = String::from("AI.DAGEXECUTE ROUTING keep");
         for _ in 0..2001 {
             too_big.push_str(" |> AI.TENSORGET keep");
         }
-        let e = err_text(words(&mut c, &too_big));
+        let e = err_text(line(&mut c, &too_big));
         assert!(e.contains("MAX_DAG_SIZE"), "{e}");
         // PERSIST uniqueness over many keys is not quadratic on the main thread.
         let mut persist = String::from("AI.DAGEXECUTE PERSIST 1000");
@@ -374,10 +338,10 @@ fn work_and_memory_per_request_are_bounded() {
         for i in 0..1000 {
             persist.push_str(&format!(" |> AI.TENSORSET p{i} FLOAT 1"));
         }
-        words(&mut c, &persist).unwrap();
+        line(&mut c, &persist).unwrap();
         // Device queues are bounded; each device string is not a new thread for ever.
         let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
-        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        line(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
         let mut refused = None;
         for d in 1..=20 {
             let dev = format!("CPU:{d}");
@@ -393,7 +357,7 @@ fn work_and_memory_per_request_are_bounded() {
                 ],
             )
             .unwrap();
-            if let Err(e) = words(&mut c, "AI.MODELEXECUTE m INPUTS 1 x OUTPUTS 1 y") {
+            if let Err(e) = line(&mut c, "AI.MODELEXECUTE m INPUTS 1 x OUTPUTS 1 y") {
                 refused = Some((d, e.to_string()));
                 break;
             }
@@ -421,11 +385,8 @@ fn work_and_memory_per_request_are_bounded() {
             .arg("m")
             .query::<i64>(&mut c)
             .unwrap();
-        assert_eq!(
-            words(&mut c, "AI._MODELSCAN").unwrap(),
-            Value::Array(vec![])
-        );
-        assert!(err_text(words(&mut c, "AI.INFO tagged")).contains("cannot find run info"));
+        assert_eq!(line(&mut c, "AI._MODELSCAN").unwrap(), Value::Array(vec![]));
+        assert!(err_text(line(&mut c, "AI.INFO tagged")).contains("cannot find run info"));
         sentinel.check(&mut s, "bounded work");
         s.shutdown(false);
     }
@@ -437,32 +398,17 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
         let dir = tempfile::tempdir().unwrap();
         let s = start(&module, &dir, &[]);
         let mut c = con(&s);
-        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
         redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
-        cmd(
-            &mut c,
-            &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
-        )
-        .unwrap();
-        cmd(
-            &mut c,
-            &[
-                b"AI.SCRIPTSET",
-                b"scr",
-                b"CPU",
-                b"SOURCE",
-                b"def f(a):\n    return a[0:0]\n",
-            ],
-        )
-        .unwrap();
-        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
-        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
-        words(
+        store_linear(&mut c, "lin");
+        scriptset(&mut c, "scr", "def f(a):\n    return a[0:0]\n").unwrap();
+        line(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        line(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        line(
             &mut c,
             "AI.DAGEXECUTE LOAD 1 x PERSIST 1 d |> AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 d",
         )
         .unwrap();
-        words(&mut c, "AI.SCRIPTRUN scr f INPUTS x OUTPUTS empty").unwrap();
+        line(&mut c, "AI.SCRIPTRUN scr f INPUTS x OUTPUTS empty").unwrap();
         assert_eq!(
             redis::cmd("EXISTS")
                 .arg("y")
@@ -500,15 +446,15 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
                 .unwrap(),
             "AI__MODEL"
         );
-        let info = match words(&mut c, "AI.INFO lin").unwrap() {
+        let info = match line(&mut c, "AI.INFO lin").unwrap() {
             Value::Array(a) => a,
             other => panic!("{other:?}"),
         };
         assert_eq!(info.len(), 20, "18 fields and load_error");
-        let err = err_text(words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y"));
+        let err = err_text(line(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y"));
         assert!(err.contains("stored but"), "{err}");
         let section = String::from_utf8_lossy(&bulk(
-            redis::cmd("INFO")
+            &redis::cmd("INFO")
                 .arg("ai_objects")
                 .query::<Value>(&mut c)
                 .unwrap(),
@@ -516,7 +462,7 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
         .into_owned();
         assert!(section.contains("ai_objects_not_loaded:2"), "{section}");
         assert_eq!(
-            words(&mut c, "AI.TENSORGET empty META").unwrap(),
+            line(&mut c, "AI.TENSORGET empty META").unwrap(),
             Value::Array(vec![
                 Value::BulkString(b"dtype".to_vec()),
                 Value::BulkString(b"FLOAT".to_vec()),
@@ -536,9 +482,9 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
         );
         let mut c = con(&s);
         redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
-        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        line(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
         assert_eq!(
-            f32_from(&bulk(words(&mut c, "AI.TENSORGET y BLOB").unwrap())),
+            f32_from(&bulk(&line(&mut c, "AI.TENSORGET y BLOB").unwrap())),
             [1.5, 1.0]
         );
         s.shutdown(false);
@@ -547,24 +493,10 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
         let aof = [("appendonly", "yes"), ("aof-use-rdb-preamble", "no")];
         let s = Shard::start(adir.path(), &module, &["BACKENDSPATH", &b], &aof);
         let mut c = con(&s);
-        cmd(
-            &mut c,
-            &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
-        )
-        .unwrap();
-        words(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
-        cmd(
-            &mut c,
-            &[
-                b"AI.SCRIPTSET",
-                b"scr",
-                b"CPU",
-                b"SOURCE",
-                b"def f(a):\n    return a[0:0]\n",
-            ],
-        )
-        .unwrap();
-        words(&mut c, "AI.SCRIPTRUN scr f INPUTS x OUTPUTS empty").unwrap();
+        store_linear(&mut c, "lin");
+        line(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        scriptset(&mut c, "scr", "def f(a):\n    return a[0:0]\n").unwrap();
+        line(&mut c, "AI.SCRIPTRUN scr f INPUTS x OUTPUTS empty").unwrap();
         s.shutdown(false);
         let s = Shard::start(adir.path(), &module, &["BACKENDSPATH", &e], &aof);
         let mut c = con(&s);
@@ -586,7 +518,7 @@ fn outputs_land_in_the_clients_database_and_stored_objects_survive_a_missing_bac
         s.shutdown(false);
         let s = Shard::start(adir.path(), &module, &["BACKENDSPATH", &b], &aof);
         let mut c = con(&s);
-        words(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        line(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
         s.shutdown(false);
     }
 }
@@ -619,7 +551,7 @@ fn orc_db_start_sets_the_limits_and_status_names_objects_that_did_not_load() {
     let addr = start(&[]);
     let mut c = connect(&addr);
     let limits = String::from_utf8_lossy(&bulk(
-        redis::cmd("INFO")
+        &redis::cmd("INFO")
             .arg("ai_limits")
             .query::<Value>(&mut c)
             .unwrap(),
@@ -634,12 +566,7 @@ fn orc_db_start_sets_the_limits_and_status_names_objects_that_did_not_load() {
     ] {
         assert!(limits.contains(f), "{f}: {limits}");
     }
-    let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
-    cmd(
-        &mut c,
-        &[b"AI.MODELSTORE", b"lin", b"ONNX", b"CPU", b"BLOB", &lin],
-    )
-    .unwrap();
+    store_linear(&mut c, "lin");
     assert!(state.orc(&["db", "stop"]).status.success());
     // Started again where its backend is missing: up, and status names the model.
     let empty = tempfile::tempdir().unwrap();
@@ -665,12 +592,7 @@ fn replicas_keep_objects_they_cannot_load_and_agree_with_their_master() {
         let rdir = tempfile::tempdir().unwrap();
         let master = start(&module, &mdir, &[]);
         let mut m = con(&master);
-        let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
-        cmd(
-            &mut m,
-            &[b"AI.MODELSTORE", b"before", b"ONNX", b"CPU", b"BLOB", &lin],
-        )
-        .unwrap();
+        store_linear(&mut m, "before");
         // The replica has no backends: the full sync (RDB) and the stream that follows
         // (MODELSTORE replayed) keep the models anyway.
         let empty = tempfile::tempdir().unwrap();
@@ -683,13 +605,9 @@ fn replicas_keep_objects_they_cannot_load_and_agree_with_their_master() {
             .arg(port)
             .query::<()>(&mut r)
             .unwrap();
-        cmd(
-            &mut m,
-            &[b"AI.MODELSTORE", b"after", b"ONNX", b"CPU", b"BLOB", &lin],
-        )
-        .unwrap();
-        words(&mut m, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
-        words(&mut m, "AI.MODELEXECUTE after INPUTS 1 x OUTPUTS 1 y").unwrap();
+        store_linear(&mut m, "after");
+        line(&mut m, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        line(&mut m, "AI.MODELEXECUTE after INPUTS 1 x OUTPUTS 1 y").unwrap();
         let synced = wait_for(Duration::from_secs(20), || {
             redis::cmd("EXISTS")
                 .arg("before")
@@ -707,7 +625,7 @@ fn replicas_keep_objects_they_cannot_load_and_agree_with_their_master() {
             );
         }
         let section = String::from_utf8_lossy(&bulk(
-            redis::cmd("INFO")
+            &redis::cmd("INFO")
                 .arg("ai_objects")
                 .query::<Value>(&mut r)
                 .unwrap(),
@@ -715,7 +633,7 @@ fn replicas_keep_objects_they_cannot_load_and_agree_with_their_master() {
         .into_owned();
         assert!(section.contains("ai_objects_not_loaded:2"), "{section}");
         assert_eq!(
-            f32_from(&bulk(words(&mut r, "AI.TENSORGET y BLOB").unwrap())),
+            f32_from(&bulk(&line(&mut r, "AI.TENSORGET y BLOB").unwrap())),
             [1.5, 1.0],
             "run outputs replicate"
         );

@@ -247,6 +247,79 @@ pub fn cmd(con: &mut redis::Connection, args: &[&[u8]]) -> redis::RedisResult<re
     c.query(con)
 }
 
+/// The text of an error reply as a client reads it (`ERR ...`, `WRONGTYPE ...`).
+pub fn err_text(r: redis::RedisResult<redis::Value>) -> String {
+    let e = r.expect_err("expected an error reply");
+    // redis-rs splits the code from the detail; put them back together.
+    match (e.code(), e.detail()) {
+        (Some(c), Some(d)) => format!("{c} {d}"),
+        (Some(c), None) => c.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Run a command written as one line of words (no binary or empty arguments).
+pub fn line(con: &mut redis::Connection, words: &str) -> redis::RedisResult<redis::Value> {
+    let args: Vec<&[u8]> = words.split_whitespace().map(str::as_bytes).collect();
+    cmd(con, &args)
+}
+
+/// The bytes of a bulk or simple string reply.
+pub fn bulk(v: &redis::Value) -> Vec<u8> {
+    match v {
+        redis::Value::BulkString(b) => b.clone(),
+        redis::Value::SimpleString(s) => s.clone().into_bytes(),
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+/// The items of an array reply.
+pub fn array(v: redis::Value) -> Vec<redis::Value> {
+    match v {
+        redis::Value::Array(a) => a,
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// Store `tests/data/models/linear.onnx` (`y = x·W + b`, 3 inputs, 2 outputs) as the ONNX
+/// model `key`, tagged `v1`.
+pub fn store_linear(con: &mut redis::Connection, key: &str) {
+    let blob = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    let r = cmd(
+        con,
+        &[
+            b"AI.MODELSTORE",
+            key.as_bytes(),
+            b"ONNX",
+            b"CPU",
+            b"TAG",
+            b"v1",
+            b"BLOB",
+            &blob,
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, redis::Value::Okay);
+}
+
+/// `AI.SCRIPTSET key CPU SOURCE src`.
+pub fn scriptset(
+    con: &mut redis::Connection,
+    key: &str,
+    src: &str,
+) -> redis::RedisResult<redis::Value> {
+    cmd(
+        con,
+        &[
+            b"AI.SCRIPTSET",
+            key.as_bytes(),
+            b"CPU",
+            b"SOURCE",
+            src.as_bytes(),
+        ],
+    )
+}
+
 /// Little-endian bytes of `f32` values.
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()

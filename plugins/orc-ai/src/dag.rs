@@ -406,38 +406,8 @@ pub fn key_positions(a: &[&[u8]]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::DType;
 
-    /// Tensors `a`..`c` exist; models and scripts are `m*` / `s*` on CPU.
-    pub(crate) struct Fake;
-
-    impl Keyspace for Fake {
-        type Model = ();
-        type Script = ();
-        fn tensor(&self, key: &[u8]) -> Result<Tensor, Reply> {
-            if [&b"a"[..], b"b", b"c"].contains(&key) {
-                Ok(Tensor::new(DType::Float, vec![1], vec![0; 4].into()).unwrap())
-            } else {
-                Err(Reply::new(
-                    "ERR tensor key is empty or in a different shard",
-                ))
-            }
-        }
-        fn model(&self, key: &[u8]) -> Result<((), String), Reply> {
-            if key.starts_with(b"m") {
-                Ok(((), "CPU".into()))
-            } else {
-                Err(Reply::new("ERR model key is empty"))
-            }
-        }
-        fn script(&self, key: &[u8]) -> Result<((), String), Reply> {
-            if key.starts_with(b"s") {
-                Ok(((), "CPU:1".into()))
-            } else {
-                Err(Reply::new("ERR script key is empty"))
-            }
-        }
-    }
+    use crate::fuzzing::Keys as Fake;
 
     fn sp(s: &str) -> Vec<&[u8]> {
         s.split(' ').map(str::as_bytes).collect()

@@ -77,7 +77,7 @@ pub fn commands(data: &[u8]) {
 
 /// A keyspace for DAG parsing: tensors `a`..`c`, models `m*` on CPU, scripts `s*` on
 /// CPU:1.
-struct Keys;
+pub(crate) struct Keys;
 
 impl dag::Keyspace for Keys {
     type Model = ();

@@ -125,6 +125,88 @@ fn backend(b: Backend) -> Result<Loaded, String> {
     s.backends.get(b, file)
 }
 
+/// A runtime handle, built when the object is stored or on its first use after the server
+/// loaded it without its backend; why it could not be built is kept in the registry.
+struct Lazy<H> {
+    handle: OnceLock<H>,
+    building: Mutex<()>,
+    id: u64,
+}
+
+impl<H> Lazy<H> {
+    /// From a first build attempt. From a client, a failure is the error to answer; from
+    /// stored data, the object is kept, the reason logged and registered.
+    fn new(
+        kind: Kind,
+        key: &[u8],
+        tag: &str,
+        built: Result<H, String>,
+        origin: Origin,
+    ) -> Result<Lazy<H>, String> {
+        let handle = OnceLock::new();
+        let load_error = match built {
+            Ok(h) => {
+                let _ = handle.set(h);
+                None
+            }
+            Err(e) if origin == Origin::Client => return Err(e),
+            Err(e) => {
+                crate::state::log_warning(format!(
+                    "orc-ai: {} `{}` is kept as stored but not loaded: {e}",
+                    if kind == Kind::Model {
+                        "model"
+                    } else {
+                        "script"
+                    },
+                    text(key)
+                ));
+                Some(e)
+            }
+        };
+        Ok(Lazy {
+            handle,
+            building: Mutex::new(()),
+            id: register(kind, key, tag, load_error),
+        })
+    }
+
+    /// The handle, built now with `build` if it was not.
+    fn get(&self, build: impl FnOnce() -> Result<H, String>) -> Result<&H, String> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        let _g = lock(&self.building);
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        match build() {
+            Ok(h) => {
+                set_load_error(self.id, None);
+                Ok(self.handle.get_or_init(|| h))
+            }
+            Err(e) => {
+                set_load_error(self.id, Some(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    fn load_error(&self) -> Option<String> {
+        if self.handle.get().is_some() {
+            return None;
+        }
+        lock(&REGISTRY)
+            .get(&self.id)
+            .and_then(|e| e.load_error.clone())
+    }
+}
+
+impl<H> Drop for Lazy<H> {
+    fn drop(&mut self) {
+        lock(&REGISTRY).remove(&self.id);
+    }
+}
+
 /// A stored model: metadata, the original bytes (for MODELGET, RDB, AOF), the runtime
 /// handle once built, and statistics. Shared by `Arc` so running requests keep it alive
 /// after a delete.
@@ -133,22 +215,14 @@ pub struct Model {
     pub meta: ModelMeta,
     /// Original bytes.
     pub blob: Vec<u8>,
-    handle: OnceLock<BackendModelBox>,
-    building: Mutex<()>,
+    handle: Lazy<BackendModelBox>,
     /// Run statistics.
     pub stats: Mutex<Stats>,
-    id: u64,
 }
 
 /// The value of an `AI__MODEL` key.
 #[derive(Clone)]
 pub struct ModelValue(pub Arc<Model>);
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        lock(&REGISTRY).remove(&self.id);
-    }
-}
 
 fn build_model_handle(meta: &ModelMeta, blob: &[u8]) -> Result<BackendModelBox, String> {
     let opts = {
@@ -187,71 +261,38 @@ impl Model {
         blob: Vec<u8>,
         origin: Origin,
     ) -> Result<Model, Reply> {
-        let built = build_model_handle(&meta, &blob);
-        let handle = OnceLock::new();
-        let load_error = match built {
-            Ok(h) => {
-                if meta.backend != Backend::Tf {
-                    meta.inputs = h.inputs().into_iter().map(|s| s.into_string()).collect();
-                    meta.outputs = h.outputs().into_iter().map(|s| s.into_string()).collect();
-                }
-                let _ = handle.set(h);
-                None
+        let built = build_model_handle(&meta, &blob).inspect(|h| {
+            if meta.backend != Backend::Tf {
+                meta.inputs = h.inputs().into_iter().map(|s| s.into_string()).collect();
+                meta.outputs = h.outputs().into_iter().map(|s| s.into_string()).collect();
             }
-            Err(e) if origin == Origin::Client => return Err(Reply(format!("ERR {e}"))),
-            Err(e) => {
-                crate::state::log_warning(format!(
-                    "orc-ai: model `{}` ({}) is kept as stored but not loaded: {e}",
-                    text(key),
-                    meta.backend.name()
-                ));
-                Some(e)
-            }
-        };
-        let id = register(Kind::Model, key, &meta.tag, load_error);
+        });
+        let handle = Lazy::new(Kind::Model, key, &meta.tag, built, origin)
+            .map_err(|e| Reply(format!("ERR {e}")))?;
         Ok(Model {
             meta,
             blob,
             handle,
-            building: Mutex::new(()),
             stats: Mutex::new(Stats::default()),
-            id,
         })
     }
 
     /// The runtime handle, built now if the model was stored while its backend could not
     /// build it.
     pub fn handle(&self) -> Result<&BackendModelBox, String> {
-        if let Some(h) = self.handle.get() {
-            return Ok(h);
-        }
-        let _g = lock(&self.building);
-        if let Some(h) = self.handle.get() {
-            return Ok(h);
-        }
-        match build_model_handle(&self.meta, &self.blob) {
-            Ok(h) => {
-                set_load_error(self.id, None);
-                Ok(self.handle.get_or_init(|| h))
-            }
-            Err(e) => {
-                set_load_error(self.id, Some(e.clone()));
-                Err(format!(
+        self.handle
+            .get(|| build_model_handle(&self.meta, &self.blob))
+            .map_err(|e| {
+                format!(
                     "ERR the model is stored but its {} backend cannot load it: {e}",
                     self.meta.backend.name()
-                ))
-            }
-        }
+                )
+            })
     }
 
     /// Why the model is not loaded, if it is not.
     pub fn load_error(&self) -> Option<String> {
-        if self.handle.get().is_some() {
-            return None;
-        }
-        lock(&REGISTRY)
-            .get(&self.id)
-            .and_then(|e| e.load_error.clone())
+        self.handle.load_error()
     }
 }
 
@@ -259,22 +300,14 @@ impl Model {
 pub struct Script {
     /// Metadata and source.
     pub meta: ScriptMeta,
-    handle: OnceLock<BackendScriptBox>,
-    building: Mutex<()>,
+    handle: Lazy<BackendScriptBox>,
     /// Run statistics.
     pub stats: Mutex<Stats>,
-    id: u64,
 }
 
 /// The value of an `AI_SCRIPT` key.
 #[derive(Clone)]
 pub struct ScriptValue(pub Arc<Script>);
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        lock(&REGISTRY).remove(&self.id);
-    }
-}
 
 fn build_script_handle(meta: &ScriptMeta) -> Result<BackendScriptBox, String> {
     let opts = ScriptOptions {
@@ -295,65 +328,30 @@ fn build_script_handle(meta: &ScriptMeta) -> Result<BackendScriptBox, String> {
 }
 
 impl Script {
-    /// A script for `key` (errors and origins as [`Model::new`]).
+    /// A script for `key` (errors and origins as [`Model::new`]; script errors from
+    /// libtorch are passed through without ERR, as RedisAI).
     pub fn new(key: &[u8], meta: ScriptMeta, origin: Origin) -> Result<Script, Reply> {
-        let handle = OnceLock::new();
-        let load_error = match build_script_handle(&meta) {
-            Ok(h) => {
-                let _ = handle.set(h);
-                None
-            }
-            // Script errors from libtorch are passed through without ERR, as RedisAI.
-            Err(e) if origin == Origin::Client => return Err(Reply(e)),
-            Err(e) => {
-                crate::state::log_warning(format!(
-                    "orc-ai: script `{}` is kept as stored but not loaded: {e}",
-                    text(key)
-                ));
-                Some(e)
-            }
-        };
-        let id = register(Kind::Script, key, &meta.tag, load_error);
+        let built = build_script_handle(&meta);
+        let handle = Lazy::new(Kind::Script, key, &meta.tag, built, origin).map_err(Reply)?;
         Ok(Script {
             meta,
             handle,
-            building: Mutex::new(()),
             stats: Mutex::new(Stats::default()),
-            id,
         })
     }
 
     /// The runtime handle, built now if needed (as [`Model::handle`]).
     pub fn handle(&self) -> Result<&BackendScriptBox, String> {
-        if let Some(h) = self.handle.get() {
-            return Ok(h);
-        }
-        let _g = lock(&self.building);
-        if let Some(h) = self.handle.get() {
-            return Ok(h);
-        }
-        match build_script_handle(&self.meta) {
-            Ok(h) => {
-                set_load_error(self.id, None);
-                Ok(self.handle.get_or_init(|| h))
-            }
-            Err(e) => {
-                set_load_error(self.id, Some(e.clone()));
-                Err(format!(
-                    "ERR the script is stored but the TORCH backend cannot load it: {e}"
-                ))
-            }
-        }
+        self.handle
+            .get(|| build_script_handle(&self.meta))
+            .map_err(|e| {
+                format!("ERR the script is stored but the TORCH backend cannot load it: {e}")
+            })
     }
 
     /// Why the script is not loaded, if it is not.
     pub fn load_error(&self) -> Option<String> {
-        if self.handle.get().is_some() {
-            return None;
-        }
-        lock(&REGISTRY)
-            .get(&self.id)
-            .and_then(|e| e.load_error.clone())
+        self.handle.load_error()
     }
 }
 
