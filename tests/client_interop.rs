@@ -39,7 +39,12 @@ fn interop(shards: usize) {
     let orc = launch(
         &static_host(),
         &state,
-        ai_settings(&format!("io{shards}"), shards, &[]),
+        // A small chunk floor so that a tiny model travels in several chunks.
+        ai_settings(
+            &format!("io{shards}"),
+            shards,
+            &["MODEL_CHUNK_SIZE_MIN", "16"],
+        ),
     )
     .unwrap();
     let addrs = orc.addresses();
