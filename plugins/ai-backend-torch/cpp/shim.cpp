@@ -169,11 +169,17 @@ std::vector<std::shared_ptr<torch::jit::Graph>> graphs(torch::jit::CompilationUn
     return out;
 }
 
+// Every graph of a module: its compilation unit's functions and its methods (often the
+// same graphs), each once.
 std::vector<std::shared_ptr<torch::jit::Graph>> module_graphs(torch::jit::Module& m) {
     auto cu = m._ivalue()->compilation_unit();
     auto out = graphs(*cu);
     for (const auto& method : m.get_methods()) out.push_back(method.graph());
-    return out;
+    std::set<torch::jit::Graph*> seen;
+    std::vector<std::shared_ptr<torch::jit::Graph>> unique;
+    for (auto& g : out)
+        if (seen.insert(g.get()).second) unique.push_back(g);
+    return unique;
 }
 
 void insert_checks(torch::jit::Block* b, const c10::Symbol& sym) {
@@ -181,6 +187,8 @@ void insert_checks(torch::jit::Block* b, const c10::Symbol& sym) {
         for (auto* sub : n->blocks()) insert_checks(sub, sym);
         if (n->kind() == c10::prim::Loop && !n->blocks().empty()) {
             auto* body = n->blocks()[0];
+            if (body->nodes().begin() != body->nodes().end() && body->nodes().front()->kind() == sym)
+                continue;  // checked already
             auto* check = b->owningGraph()->create(sym, 0);
             if (body->nodes().begin() != body->nodes().end())
                 check->insertBefore(body->nodes().front());

@@ -16,12 +16,19 @@ pub const MAX_CODE_BYTES: usize = 64 << 20;
 
 /// Source fragments that name file or network operations (as `torch.jit.save` prints
 /// them); checked in archive code before loading, since `__setstate__` runs during load.
-pub const UNSAFE_SOURCE: [&str; 4] = [
-    "torch.from_file(",
-    "torch.save(",
-    "torch.classes.",
-    "ops.c10d.",
-];
+/// `torch.classes.<namespace>` is refused too unless the namespace only computes.
+pub const UNSAFE_SOURCE: [&str; 3] = ["torch.from_file(", "torch.save(", "ops.c10d."];
+
+/// The first `torch.classes.<namespace>` in `code` whose namespace is not compute-only.
+fn unsafe_class(code: &str) -> Option<String> {
+    code.match_indices("torch.classes.").find_map(|(at, p)| {
+        let ns: String = code[at + p.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!crate::policy::compute_only_classes(&ns)).then(|| format!("torch.classes.{ns}"))
+    })
+}
 
 fn u16_at(b: &[u8], at: usize) -> Option<usize> {
     Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?) as usize)
@@ -102,11 +109,16 @@ pub fn check(blob: &[u8], allow_unsafe: bool) -> Result<(), String> {
     for (name, code) in code_entries(blob)? {
         let text = String::from_utf8_lossy(&code);
         crate::source::check(&text).map_err(|e| format!("{name}, {e}"))?;
-        if !allow_unsafe && let Some(p) = UNSAFE_SOURCE.iter().find(|p| text.contains(*p)) {
-            return Err(crate::policy::refusal(&format!(
-                "{} (in {name})",
-                p.trim_end_matches(['(', '.'])
-            )));
+        if allow_unsafe {
+            continue;
+        }
+        let found = UNSAFE_SOURCE
+            .iter()
+            .find(|p| text.contains(*p))
+            .map(|p| p.trim_end_matches(['(', '.']).to_string())
+            .or_else(|| unsafe_class(&text));
+        if let Some(what) = found {
+            return Err(crate::policy::refusal(&format!("{what} (in {name})")));
         }
     }
     Ok(())
@@ -171,6 +183,20 @@ mod tests {
         )]);
         assert!(check(&evil, false).unwrap_err().contains("torch.from_file"));
         assert!(check(&evil, true).is_ok());
+        let classes = zip(&[(
+            "m/code/__torch__/m.py",
+            b"class M(Module):\n  p : __torch__.torch.classes.quantized.LinearPackedParamsBase\n  s : __torch__.torch.classes.dist_c10d.TCPStore\n",
+        )]);
+        assert!(
+            check(&classes, false)
+                .unwrap_err()
+                .contains("torch.classes.dist_c10d")
+        );
+        let quantized = zip(&[(
+            "m/code/__torch__/m.py",
+            b"class M(Module):\n  p : __torch__.torch.classes.quantized.LinearPackedParamsBase\n",
+        )]);
+        assert!(check(&quantized, false).is_ok());
         let deep = format!(
             "def f(x):\n  return {}x{}\n",
             "(".repeat(300),

@@ -7,7 +7,8 @@
 //! them, `torch::jit::getAllOperators`): `aten::from_file` (reads a file), `aten::save`
 //! (writes one), the `c10d` collectives (network), `prim::fork` / `aten::wait` (tasks
 //! on other threads, beyond the request's interrupt), any RPC operation, and any use of a
-//! C++ class (`torch.classes.*`: `FileStore`, `TCPStore`, process groups).
+//! C++ class (`torch.classes.*`: `FileStore`, `TCPStore`, process groups) outside the
+//! compute-only namespaces of [`COMPUTE_CLASS_NAMESPACES`] (quantized models use them).
 
 /// Operations refused by name.
 pub const UNSAFE_OPS: [&str; 4] = ["aten::from_file", "aten::save", "prim::fork", "aten::wait"];
@@ -21,9 +22,25 @@ pub const UNSAFE_NAMESPACES: [&str; 5] = [
     "dist_autograd::",
 ];
 
+/// Namespaces of C++ classes that only compute (quantized models hold packed weights in
+/// them); classes of any other namespace are refused.
+pub const COMPUTE_CLASS_NAMESPACES: [&str; 4] = ["quantized", "xnnpack", "mkldnn", "sparse"];
+
+/// Whether a `torch.classes` namespace holds compute-only classes.
+pub fn compute_only_classes(namespace: &str) -> bool {
+    COMPUTE_CLASS_NAMESPACES.contains(&namespace)
+}
+
 /// Why `name` (a qualified operation, or `class <qualified name>`) is unsafe, if it is.
 pub fn unsafe_reason(name: &str) -> Option<&'static str> {
-    if name.starts_with("class ") {
+    if let Some(class) = name.strip_prefix("class ") {
+        let ns = class
+            .strip_prefix("__torch__.torch.classes.")
+            .and_then(|rest| rest.split('.').next())
+            .unwrap_or_default();
+        if compute_only_classes(ns) {
+            return None;
+        }
         return Some("uses a C++ class, which can reach files, the network or other processes");
     }
     match name {
@@ -73,6 +90,13 @@ mod tests {
         assert!(check(["c10d::barrier"], false).is_err());
         assert!(check(["aten::rpc_async"], false).is_err());
         assert!(check(["class __torch__.torch.classes.dist_c10d.FileStore"], false).is_err());
+        assert!(
+            check(
+                ["class __torch__.torch.classes.quantized.LinearPackedParamsBase"],
+                false
+            )
+            .is_ok()
+        );
         assert!(
             check(
                 [

@@ -116,14 +116,12 @@ impl Ticket {
         let Some(Waiter(bc)) = lock(&self.waiter).take() else {
             return;
         };
-        // SAFETY: a live handle; the context is bound to it (and so to its database).
-        let tsc = unsafe { api!(RedisModule_GetThreadSafeContext)(bc) };
-        unsafe { api!(RedisModule_ThreadSafeContextLock)(tsc) };
-        let out = Out(tsc);
+        let tsc = Gil::take(bc);
+        let out = Out(tsc.0);
         if self.interrupted() {
             out.error("ERR the request was interrupted");
         } else {
-            let ctx = Context::new(tsc);
+            let ctx = Context::new(tsc.0);
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&ctx, &out))).is_err()
             {
                 out.error(
@@ -132,14 +130,7 @@ impl Ticket {
             }
         }
         live_remove(bc);
-        // SAFETY: unblocked while the GIL is held, so no timeout can slip in between the
-        // writes above and the answer; the context is freed after the GIL is released, as
-        // Redis requires.
-        unsafe {
-            api!(RedisModule_UnblockClient)(bc, std::ptr::null_mut());
-            api!(RedisModule_ThreadSafeContextUnlock)(tsc);
-            api!(RedisModule_FreeThreadSafeContext)(tsc);
-        }
+        tsc.unblock_and_release(bc);
     }
 
     /// Answer with an error (the watchdog: the run passed the execution timeout). The
@@ -149,15 +140,41 @@ impl Ticket {
             return;
         };
         self.interrupt.store(true, Ordering::SeqCst);
-        // SAFETY: as in `answer`.
-        let tsc = unsafe { api!(RedisModule_GetThreadSafeContext)(bc) };
-        unsafe { api!(RedisModule_ThreadSafeContextLock)(tsc) };
-        Out(tsc).error(msg);
+        let tsc = Gil::take(bc);
+        Out(tsc.0).error(msg);
         live_remove(bc);
+        tsc.unblock_and_release(bc);
+    }
+}
+
+/// A thread-safe context bound to a blocked client, with the Redis GIL held. On Redis's main
+/// thread (a ticket dropped there) the GIL is held already and is not taken again.
+struct Gil(*mut raw::RedisModuleCtx, bool);
+
+impl Gil {
+    fn take(bc: *mut raw::RedisModuleBlockedClient) -> Gil {
+        // SAFETY: a live handle; the context is bound to it (and so to its database).
+        let tsc = unsafe { api!(RedisModule_GetThreadSafeContext)(bc) };
+        let lock = !crate::retained::on_main_thread();
+        if lock {
+            // SAFETY: a context just made, locked once and unlocked in `unblock_and_release`.
+            unsafe { api!(RedisModule_ThreadSafeContextLock)(tsc) };
+        }
+        Gil(tsc, lock)
+    }
+
+    /// Unblock the client while the GIL is held (so no timeout can slip in between what
+    /// was written and the answer), then release the GIL and free the context, as Redis
+    /// requires.
+    fn unblock_and_release(self, bc: *mut raw::RedisModuleBlockedClient) {
+        // SAFETY: the handle is unblocked once (its ticket's waiter was taken); the context
+        // is this one's.
         unsafe {
             api!(RedisModule_UnblockClient)(bc, std::ptr::null_mut());
-            api!(RedisModule_ThreadSafeContextUnlock)(tsc);
-            api!(RedisModule_FreeThreadSafeContext)(tsc);
+            if self.1 {
+                api!(RedisModule_ThreadSafeContextUnlock)(self.0);
+            }
+            api!(RedisModule_FreeThreadSafeContext)(self.0);
         }
     }
 }
