@@ -1593,6 +1593,39 @@ fn timeouts_answer_clients_stop_runs_and_free_workers() {
             .unwrap(),
     ));
     assert!(info.contains("ai_runs_timed_out:1"), "{info}");
+    // One operator that cannot be interrupted (six 4000x4000 matrix products, seconds of
+    // work on any CPU): the client is answered at the timeout, and a second later the
+    // worker is replaced, so the next request runs without waiting for the products.
+    line(&mut con, "AI.TENSORSET big FLOAT 4000 4000").unwrap();
+    scriptset(
+        &mut con,
+        "mm",
+        "def mm(a):\n    return torch.mm(torch.mm(torch.mm(torch.mm(torch.mm(torch.mm(a, a), a), a), a), a), a)\n",
+    )
+    .unwrap();
+    let t = Instant::now();
+    let e = err_text(line(&mut con, "AI.SCRIPTRUN mm mm INPUTS big OUTPUTS out"));
+    assert!(e.contains("MODEL_EXECUTION_TIMEOUT"), "{e}");
+    line(&mut con, "AI.MODELEXECUTE free INPUTS 1 x OUTPUTS 1 z").unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the worker was not replaced: {:?}",
+        t.elapsed()
+    );
+    let info = text(&bulk(
+        &redis::cmd("INFO")
+            .arg("ai_execution")
+            .query::<Value>(&mut con)
+            .unwrap(),
+    ));
+    assert!(info.contains("ai_workers_given_up:1"), "{info}");
+    assert_eq!(
+        redis::cmd("EXISTS")
+            .arg("out")
+            .query::<i64>(&mut con)
+            .unwrap(),
+        0
+    );
     orc.stop().unwrap();
 }
 
