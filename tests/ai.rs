@@ -1439,6 +1439,13 @@ fn scripts_survive_restarts_and_aof_rewrites_too() {
 
 const SPIN: &str = "def spin(a):\n    while True:\n        a = a + 1\n    return a\n";
 
+/// A looping script `spin`, the linear model `free` and its input `x`.
+fn spin_and_free(con: &mut redis::Connection) {
+    scriptset(con, "spin", SPIN).unwrap();
+    store_linear(con, "free");
+    line(con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 2 3").unwrap();
+}
+
 /// Run `words` on a new connection to `addr` (for requests that block).
 fn line_at(addr: &str, words: &str) -> redis::RedisResult<Value> {
     line(&mut connect(addr), words)
@@ -1470,13 +1477,7 @@ fn timeouts_answer_clients_stop_runs_and_free_workers() {
         ],
     ));
     assert!(e.starts_with("ERR "), "{e}");
-    cmd(
-        &mut con,
-        &[b("AI.SCRIPTSET"), b("spin"), b("CPU"), b("SOURCE"), b(SPIN)],
-    )
-    .unwrap();
-    store_linear(&mut con, "free");
-    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 2 3").unwrap();
+    spin_and_free(&mut con);
     // A looping script under TIMEOUT 200 is answered at the timeout, not when it ends,
     // writes nothing, and is stopped: the only worker runs the next request at once.
     let t = Instant::now();
@@ -1574,13 +1575,7 @@ fn timeouts_answer_clients_stop_runs_and_free_workers() {
         &["THREADS_PER_QUEUE", "1", "MODEL_EXECUTION_TIMEOUT", "1000"],
     );
     let mut con = connect(&orc.addresses()[0]);
-    cmd(
-        &mut con,
-        &[b("AI.SCRIPTSET"), b("spin"), b("CPU"), b("SOURCE"), b(SPIN)],
-    )
-    .unwrap();
-    store_linear(&mut con, "free");
-    line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 2 3").unwrap();
+    spin_and_free(&mut con);
     let t = Instant::now();
     let e = err_text(line(&mut con, "AI.SCRIPTRUN spin spin INPUTS x OUTPUTS y"));
     assert!(e.contains("MODEL_EXECUTION_TIMEOUT"), "{e}");

@@ -39,6 +39,20 @@ fn start(module: &std::path::Path, dir: &tempfile::TempDir, extra: &[&str]) -> S
     Shard::start(dir.path(), module, &args, &[])
 }
 
+/// Run `case` against a fresh shard of each module, with sentinel data planted; afterwards
+/// the server must be alive with the sentinel intact, and it is shut down.
+fn each_module(extra: &[&str], case: impl Fn(&mut Shard, &mut redis::Connection, &Sentinel)) {
+    for module in modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = start(&module, &dir, extra);
+        let mut c = con(&s);
+        let sentinel = Sentinel::plant(&mut c);
+        case(&mut s, &mut c, &sentinel);
+        sentinel.check(&mut s, &format!("after the case, {}", module.display()));
+        s.shutdown(false);
+    }
+}
+
 fn con(s: &Shard) -> redis::Connection {
     connect(&s.addr)
 }
@@ -108,23 +122,19 @@ impl Rng {
 
 #[test]
 fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
-    for module in modules() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = start(&module, &dir, &[]);
-        let mut c = con(&s);
-        let sentinel = Sentinel::plant(&mut c);
-        line(&mut c, "AI.TENSORSET u16 UINT16 1 VALUES 7").unwrap();
-        line(&mut c, "AI.TENSORSET str STRING 2 VALUES ab c").unwrap();
-        store_linear(&mut c, "lin");
-        scriptset(&mut c, "scr", "def f(a):\n    return a\n").unwrap();
+    each_module(&[], |s, c, sentinel| {
+        line(c, "AI.TENSORSET u16 UINT16 1 VALUES 7").unwrap();
+        line(c, "AI.TENSORSET str STRING 2 VALUES ab c").unwrap();
+        store_linear(c, "lin");
+        scriptset(c, "scr", "def f(a):\n    return a\n").unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let (mut accepted, mut refused) = (0, 0);
         for key in ["keep", "u16", "str", "lin", "scr"] {
-            let p = dump(&mut c, key);
+            let p = dump(c, key);
             let body = dump_body(&p);
             // Every truncation of the value.
             for cut in 1..body.len() {
-                match restore(&mut c, &redump(&p, &body[..cut])) {
+                match restore(c, &redump(&p, &body[..cut])) {
                     Ok(_) => accepted += 1,
                     Err(_) => refused += 1,
                 }
@@ -134,12 +144,12 @@ fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
                 let mut b = body.to_vec();
                 let i = 1 + (rng.next() as usize) % (b.len() - 1);
                 b[i] = rng.next() as u8;
-                match restore(&mut c, &redump(&p, &b)) {
+                match restore(c, &redump(&p, &b)) {
                     Ok(_) => accepted += 1,
                     Err(_) => refused += 1,
                 }
             }
-            sentinel.check(&mut s, key);
+            sentinel.check(s, key);
         }
         assert!(
             refused > 0 && accepted > 0,
@@ -147,7 +157,7 @@ fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
         );
         // The lie of the issue: a UINT16 tensor whose shape says 63 elements over 2 bytes
         // of data. Refused at RESTORE, so it can never reach a TORCH script.
-        let p = dump(&mut c, "u16");
+        let p = dump(c, "u16");
         let body = dump_body(&p);
         let at = body
             .windows(5)
@@ -155,28 +165,23 @@ fn restore_of_truncated_or_lying_payloads_is_an_error_and_nothing_is_lost() {
             .expect("ndim 1, dim 1, then the data");
         let mut lie = body.to_vec();
         lie[at + 3] = 63;
-        let e = err_text(restore(&mut c, &redump(&p, &lie)));
+        let e = err_text(restore(c, &redump(&p, &lie)));
         assert!(e.contains("Bad data format") || e.contains("ERR"), "{e}");
         assert!(s.log().contains("does not match"), "the log says why");
-        sentinel.check(&mut s, "uint16 lie");
+        sentinel.check(s, "uint16 lie");
         // What was stored is intact and still works.
-        line(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
-        line(&mut c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
+        line(c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        line(c, "AI.MODELEXECUTE lin INPUTS 1 x OUTPUTS 1 y").unwrap();
         assert_eq!(
-            f32_from(&bulk(&line(&mut c, "AI.TENSORGET y BLOB").unwrap())),
+            f32_from(&bulk(&line(c, "AI.TENSORGET y BLOB").unwrap())),
             [1.5, 1.0]
         );
-        s.shutdown(false);
-    }
+    });
 }
 
 #[test]
 fn key_extraction_with_huge_counts_answers_at_once() {
-    for module in modules() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = start(&module, &dir, &[]);
-        let mut c = con(&s);
-        let sentinel = Sentinel::plant(&mut c);
+    each_module(&[], |s, c, sentinel| {
         for w in [
             "COMMAND GETKEYS AI.DAGEXECUTE LOAD 18446744073709551614 a b |> AI.TENSORGET a",
             "COMMAND GETKEYS AI.DAGEXECUTE PERSIST 18446744073709551615 a |> AI.TENSORSET a FLOAT 1",
@@ -187,22 +192,17 @@ fn key_extraction_with_huge_counts_answers_at_once() {
             "AI.SCRIPTEXECUTE s f INPUTS 18446744073709551615 a",
         ] {
             // Keys or an error, at once (the connection's timeout is 5 s, not forever).
-            let _ = line(&mut c, w);
-            sentinel.check(&mut s, w);
+            let _ = line(c, w);
+            sentinel.check(s, w);
         }
-        s.shutdown(false);
-    }
+    });
 }
 
 const DEEP: usize = 100_000;
 
 #[test]
 fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
-    for module in modules() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = start(&module, &dir, &[]);
-        let mut c = con(&s);
-        let sentinel = Sentinel::plant(&mut c);
+    each_module(&[], |s, c, sentinel| {
         let scriptset = |c: &mut redis::Connection, src: &str| {
             cmd(
                 c,
@@ -236,9 +236,9 @@ fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
             ),
         ];
         for (src, expect) in &cases {
-            let e = err_text(scriptset(&mut c, src));
+            let e = err_text(scriptset(c, src));
             assert!(e.contains(expect), "{expect}: {e}");
-            sentinel.check(&mut s, expect);
+            sentinel.check(s, expect);
         }
         assert!(!std::path::Path::new("/tmp/orc-hostile").exists());
         for (file, expect) in [
@@ -249,16 +249,16 @@ fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
         ] {
             let blob = std::fs::read(data_file(&format!("hostile/{file}"))).unwrap();
             let e = err_text(cmd(
-                &mut c,
+                c,
                 &[b"AI.MODELSTORE", b"m", b"TORCH", b"CPU", b"BLOB", &blob],
             ));
             assert!(e.contains(expect), "{file}: {e}");
-            sentinel.check(&mut s, file);
+            sentinel.check(s, file);
         }
         // 0-d and empty results, and UINT16 inputs, are ordinary tensors.
         let src = "def zero(a):\n    return a.sum()\n\ndef empty(a):\n    return a[0:0]\n\ndef same(a):\n    return a\n";
         cmd(
-            &mut c,
+            c,
             &[
                 b"AI.SCRIPTSET",
                 b"shapes",
@@ -268,9 +268,9 @@ fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
             ],
         )
         .unwrap();
-        line(&mut c, "AI.TENSORSET x FLOAT 2 3 VALUES 1 2 3 4 5 6").unwrap();
-        line(&mut c, "AI.SCRIPTRUN shapes zero INPUTS x OUTPUTS z").unwrap();
-        line(&mut c, "AI.SCRIPTRUN shapes empty INPUTS x OUTPUTS e").unwrap();
+        line(c, "AI.TENSORSET x FLOAT 2 3 VALUES 1 2 3 4 5 6").unwrap();
+        line(c, "AI.SCRIPTRUN shapes zero INPUTS x OUTPUTS z").unwrap();
+        line(c, "AI.SCRIPTRUN shapes empty INPUTS x OUTPUTS e").unwrap();
         let meta =
             |c: &mut redis::Connection, k: &str| match line(c, &format!("AI.TENSORGET {k} META"))
                 .unwrap()
@@ -278,42 +278,37 @@ fn torchscript_that_could_take_the_server_down_or_reach_outside_is_refused() {
                 Value::Array(a) => a[3].clone(),
                 other => panic!("{other:?}"),
             };
-        assert_eq!(meta(&mut c, "z"), Value::Array(vec![]));
+        assert_eq!(meta(c, "z"), Value::Array(vec![]));
         assert_eq!(
-            meta(&mut c, "e"),
+            meta(c, "e"),
             Value::Array(vec![Value::Int(0), Value::Int(3)])
         );
-        line(&mut c, "AI.TENSORSET u UINT16 3 VALUES 0 1 65535").unwrap();
-        line(&mut c, "AI.SCRIPTRUN shapes same INPUTS u OUTPUTS w").unwrap();
+        line(c, "AI.TENSORSET u UINT16 3 VALUES 0 1 65535").unwrap();
+        line(c, "AI.SCRIPTRUN shapes same INPUTS u OUTPUTS w").unwrap();
         assert_eq!(
-            line(&mut c, "AI.TENSORGET w VALUES").unwrap(),
+            line(c, "AI.TENSORGET w VALUES").unwrap(),
             Value::Array(vec![Value::Int(0), Value::Int(1), Value::Int(65535)])
         );
-        sentinel.check(&mut s, "shapes");
-        s.shutdown(false);
-    }
+        sentinel.check(s, "shapes");
+    });
 }
 
 #[test]
 fn work_and_memory_per_request_are_bounded() {
-    for module in modules() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = start(&module, &dir, &["MAX_DAG_SIZE", "2000"]);
-        let mut c = con(&s);
-        let sentinel = Sentinel::plant(&mut c);
+    each_module(&["MAX_DAG_SIZE", "2000"], |s, c, sentinel| {
         // VALUES replies are bounded; BLOB is not.
-        line(&mut c, "AI.TENSORSET big UINT8 4194304").unwrap();
-        let e = err_text(line(&mut c, "AI.TENSORGET big VALUES"));
+        line(c, "AI.TENSORSET big UINT8 4194304").unwrap();
+        let e = err_text(line(c, "AI.TENSORGET big VALUES"));
         assert!(e.contains("MAX_VALUES_REPLY") && e.contains("BLOB"), "{e}");
         assert_eq!(
-            bulk(&line(&mut c, "AI.TENSORGET big BLOB").unwrap()).len(),
+            bulk(&line(c, "AI.TENSORGET big BLOB").unwrap()).len(),
             4 << 20
         );
         // A zero-filled tensor larger than MAX_TENSOR_BYTES is refused before allocation.
-        let e = err_text(line(&mut c, "AI.TENSORSET huge DOUBLE 1000000 1000"));
+        let e = err_text(line(c, "AI.TENSORSET huge DOUBLE 1000000 1000"));
         assert!(e.contains("MAX_TENSOR_BYTES"), "{e}");
         // The chunk size has a floor.
-        let e = err_text(line(&mut c, "AI.CONFIG MODEL_CHUNK_SIZE 1"));
+        let e = err_text(line(c, "AI.CONFIG MODEL_CHUNK_SIZE 1"));
         assert!(e.contains("MODEL_CHUNK_SIZE_MIN"), "{e}");
         // A DAG that loads one large key a thousand times shares it: answered at once.
         let mut dag = String::from("AI.DAGEXECUTE_RO LOAD 1000");
@@ -322,13 +317,13 @@ fn work_and_memory_per_request_are_bounded() {
         }
         dag.push_str(" |> AI.TENSORGET big META");
         let t = Instant::now();
-        line(&mut c, &dag).unwrap();
+        line(c, &dag).unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         let mut too_big = String::from("AI.DAGEXECUTE ROUTING keep");
         for _ in 0..2001 {
             too_big.push_str(" |> AI.TENSORGET keep");
         }
-        let e = err_text(line(&mut c, &too_big));
+        let e = err_text(line(c, &too_big));
         assert!(e.contains("MAX_DAG_SIZE"), "{e}");
         // PERSIST uniqueness over many keys is not quadratic on the main thread.
         let mut persist = String::from("AI.DAGEXECUTE PERSIST 1000");
@@ -338,15 +333,15 @@ fn work_and_memory_per_request_are_bounded() {
         for i in 0..1000 {
             persist.push_str(&format!(" |> AI.TENSORSET p{i} FLOAT 1"));
         }
-        line(&mut c, &persist).unwrap();
+        line(c, &persist).unwrap();
         // Device queues are bounded; each device string is not a new thread for ever.
         let lin = std::fs::read(data_file("models/linear.onnx")).unwrap();
-        line(&mut c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
+        line(c, "AI.TENSORSET x FLOAT 1 3 VALUES 1 0 0").unwrap();
         let mut refused = None;
         for d in 1..=20 {
             let dev = format!("CPU:{d}");
             cmd(
-                &mut c,
+                c,
                 &[
                     b"AI.MODELSTORE",
                     b"m",
@@ -357,7 +352,7 @@ fn work_and_memory_per_request_are_bounded() {
                 ],
             )
             .unwrap();
-            if let Err(e) = line(&mut c, "AI.MODELEXECUTE m INPUTS 1 x OUTPUTS 1 y") {
+            if let Err(e) = line(c, "AI.MODELEXECUTE m INPUTS 1 x OUTPUTS 1 y") {
                 refused = Some((d, e.to_string()));
                 break;
             }
@@ -367,7 +362,7 @@ fn work_and_memory_per_request_are_bounded() {
         assert!(e.contains("MAX_DEVICE_QUEUES"), "{e}");
         // Tags and statistics go with their objects.
         cmd(
-            &mut c,
+            c,
             &[
                 b"AI.MODELSTORE",
                 b"tagged",
@@ -383,13 +378,12 @@ fn work_and_memory_per_request_are_bounded() {
         redis::cmd("DEL")
             .arg("tagged")
             .arg("m")
-            .query::<i64>(&mut c)
+            .query::<i64>(c)
             .unwrap();
-        assert_eq!(line(&mut c, "AI._MODELSCAN").unwrap(), Value::Array(vec![]));
-        assert!(err_text(line(&mut c, "AI.INFO tagged")).contains("cannot find run info"));
-        sentinel.check(&mut s, "bounded work");
-        s.shutdown(false);
-    }
+        assert_eq!(line(c, "AI._MODELSCAN").unwrap(), Value::Array(vec![]));
+        assert!(err_text(line(c, "AI.INFO tagged")).contains("cannot find run info"));
+        sentinel.check(s, "bounded work");
+    });
 }
 
 #[test]

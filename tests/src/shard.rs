@@ -19,8 +19,24 @@ pub struct Shard {
 
 impl Shard {
     /// Start `redis-server` in `dir` loading `module` with `args`, plus `config` directives.
+    /// A port taken between the check and the server's bind (a client's ephemeral port,
+    /// say) is retried on another.
     pub fn start(dir: &Path, module: &Path, args: &[&str], config: &[(&str, &str)]) -> Shard {
+        for _ in 0..5 {
+            let mut s = Self::try_start(dir, module, args, config);
+            if s.alive() {
+                return s;
+            }
+            if !s.log().contains("Address already in use") {
+                panic!("redis-server did not start:\n{}", s.log());
+            }
+        }
+        panic!("no free port for redis-server after 5 tries");
+    }
+
+    fn try_start(dir: &Path, module: &Path, args: &[&str], config: &[(&str, &str)]) -> Shard {
         let port = crate::free_port_range(1);
+        let _ = std::fs::remove_file(dir.join("redis.log"));
         let mut c = Command::new("redis-server");
         c.arg("--port")
             .arg(port.to_string())
@@ -50,10 +66,7 @@ impl Shard {
             dir: dir.to_path_buf(),
         };
         let up = crate::wait_for(Duration::from_secs(20), || {
-            if let Ok(Some(_)) = s.child.try_wait() {
-                return true;
-            }
-            crate::redis_cmd::<String>(&s.addr, &["PING"]).is_ok()
+            !s.alive() || crate::redis_cmd::<String>(&s.addr, &["PING"]).is_ok()
         });
         assert!(up, "redis-server on {} did not start", s.addr);
         s
