@@ -288,3 +288,90 @@ fn orc_plugins_lists_sources_and_refusals() {
         "{e}"
     );
 }
+
+/// The launcher built against orc-plugin-abi 1.0 (`tests/legacy/launcher-abi-1-0`).
+fn legacy_plugin() -> (tempfile::TempDir, PathBuf) {
+    let dir = external_plugin(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("legacy/launcher-abi-1-0"),
+        "orc_fixture_launcher_abi_1_0",
+    );
+    let file = dir.path().join("liborc_fixture_launcher_abi_1_0.so");
+    (dir, file)
+}
+
+#[test]
+fn a_plugin_built_against_the_previous_minor_works_for_what_it_declared() {
+    let (_keep, file) = legacy_plugin();
+    let mut host = PluginHost::new();
+    host.load_file(&file).expect("an ABI 1.0 plugin loads");
+    host.load_file(&plugin_file("orc_plugin_db_redis")).unwrap();
+    let legacy = host.plugins().find(|p| p.name == "legacy").unwrap();
+    match &legacy.source {
+        PluginSource::Dynamic { abi, .. } => assert_eq!(abi, "1.0"),
+        other => panic!("{other:?}"),
+    }
+    let l = host.launcher("legacy").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // What minor 0 had: launch, status, cancel, allocation.
+    let mut step = LaunchStep::new("fails", "/bin/sh", dir.path());
+    step.args = vec!["-c".into(), "exit 3".into()];
+    let id = l.launch(&step).unwrap();
+    let st = wait_terminal(l.as_ref(), &id);
+    assert_eq!((st.status, st.exit_code), (JobStatus::Failed, Some(3)));
+    let mut sleeper = LaunchStep::new("sleeps", "sleep", dir.path());
+    sleeper.args = vec!["30".into()];
+    let id = l.launch(&sleeper).unwrap();
+    assert_eq!(l.cancel(&id).unwrap().status, JobStatus::Cancelled);
+    assert_eq!(l.allocation().unwrap().hosts, ["localhost"]);
+    // What it cannot understand is refused by the host, naming the capability, instead of
+    // being sent and silently cut short (an MPMD step would start only its first part).
+    let mut mpmd = LaunchStep::new("mpmd", "true", dir.path());
+    mpmd.mpmd = vec![LaunchStep::new("part", "true", dir.path())];
+    let e = l.launch(&mpmd).unwrap_err().to_string();
+    assert!(
+        e.contains("orc-plugin-abi 1.0") && e.contains("launcher.mpmd") && e.contains("MPMD"),
+        "{e}"
+    );
+    let mut in_job = LaunchStep::new("in_job", "true", dir.path());
+    in_job.run.allocation = Some("42".into());
+    let e = l.launch(&in_job).unwrap_err().to_string();
+    assert!(e.contains("launcher.run_allocation"), "{e}");
+    let e = l
+        .allocate(&orc_core::BatchSettings::default(), "x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("launcher.allocate"), "{e}");
+    // And a whole database through it.
+    let state = State::new();
+    let mut s = settings("legacy", 1);
+    s.launcher = "legacy".into();
+    let orc = launch(&host, &state, s).expect("an orchestrator through the 1.0 launcher");
+    assert_eq!(orc.status().unwrap().state, "ready");
+    let addrs = orc.addresses();
+    assert_eq!(redis_cmd::<String>(&addrs[0], &["PING"]).unwrap(), "PONG");
+    orc.stop().unwrap();
+    assert!(!listening(&addrs[0]));
+}
+
+#[test]
+fn plugins_of_this_minor_declare_every_capability_and_orc_plugins_shows_the_abi() {
+    let mut host = PluginHost::new();
+    host.load_file(&plugin_file("orc_plugin_launcher_slurm")).unwrap();
+    let slurm = host.plugins().find(|p| p.name == "slurm").unwrap();
+    match &slurm.source {
+        PluginSource::Dynamic { abi, .. } => assert_eq!(
+            abi,
+            &format!("{}.{}", orc_plugin_abi::ABI_VERSION, orc_plugin_abi::ABI_MINOR)
+        ),
+        other => panic!("{other:?}"),
+    }
+    let state = State::new();
+    let (_keep, legacy) = legacy_plugin();
+    let out = state
+        .orc_cmd(&["plugins"])
+        .env("ORC_PLUGIN_PATH", &legacy)
+        .output()
+        .unwrap();
+    let t = text(&out.stdout);
+    assert!(t.contains("plugin ABI 1.0") && t.contains("plugin ABI 1.1"), "{t}");
+}

@@ -12,7 +12,19 @@
 //! * [`OrcPluginMod::init`] hands the plugin a [`LogSink`] and lets it refuse to start;
 //! * [`OrcPluginMod::instantiate`] returns a [`PluginObjectBox`], whose single
 //!   [`PluginObject::call`] method carries a JSON request and returns a JSON reply.
-//!   The JSON vocabulary is defined by `orc-core` and versioned by [`ABI_VERSION`].
+//!   The JSON vocabulary is defined by `orc-core` (its shapes pinned by golden tests) and
+//!   versioned here.
+//!
+//! **Versions.** [`ABI_VERSION`] is the major version: a plugin built for another one is
+//! refused. [`ABI_MINOR`] grows when messages gain methods or fields. When the host loads
+//! a plugin it asks each component, through the [`HELLO`] call, which minor it was built
+//! against and which [`capability`] names it understands; a plugin built before 1.1 does
+//! not know [`HELLO`] and is taken as minor 0 with [`capabilities_up_to`]`(0)`. (The root
+//! module itself never grows: abi_stable refuses a library whose root module has fewer
+//! fields than the host's, so new fields there would lock older plugins out.) The host
+//! never sends a plugin a method or a field it did not declare: a request that needs one
+//! is refused with a message naming the capability and the minor that added it, instead
+//! of being silently cut short by an older plugin.
 //!
 //! Nothing asynchronous, no tokio type and no tracing dispatcher crosses this boundary:
 //! plugins get plain synchronous calls and a log sink.
@@ -21,9 +33,11 @@
 //! the host side lives in `orc_core::plugin`.
 //!
 //! ```
-//! use orc_plugin_abi::{ABI_VERSION, PluginKind};
+//! use orc_plugin_abi::{ABI_MINOR, ABI_VERSION, PluginKind, capabilities_up_to, capability};
 //! assert_eq!(PluginKind::LAUNCHER.name(), "launcher");
 //! assert!(ABI_VERSION >= 1);
+//! assert!(capabilities_up_to(ABI_MINOR).any(|c| c == capability::MPMD));
+//! assert_eq!(capabilities_up_to(0).count(), 0);
 //! ```
 #![deny(missing_docs)]
 
@@ -35,10 +49,96 @@ use abi_stable::{
     std_types::{RBox, RResult, RStr, RString, RVec},
 };
 
-/// The version of the JSON protocol and of the calls in [`OrcPluginMod`].
+/// The major version of the JSON protocol and of the calls in [`OrcPluginMod`].
 ///
 /// The host refuses a plugin whose [`OrcPluginMod::abi_version`] differs from its own.
 pub const ABI_VERSION: u32 = 1;
+
+/// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
+/// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
+pub const ABI_MINOR: u32 = 1;
+
+/// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
+/// method, or a field of a message, that an older plugin would not know.
+pub mod capability {
+    /// Launchers: `allocate` and `release` (a batch job that holds an orchestrator).
+    pub const ALLOCATE: &str = "launcher.allocate";
+    /// Launchers: steps with MPMD parts (`LaunchStep::mpmd`).
+    pub const MPMD: &str = "launcher.mpmd";
+    /// Launchers: steps that run in a named allocation (`RunSettings::allocation`).
+    pub const RUN_ALLOCATION: &str = "launcher.run_allocation";
+    /// Launchers: `BatchSettings::tasks_per_node`.
+    pub const BATCH_TASKS_PER_NODE: &str = "launcher.batch_tasks_per_node";
+    /// Launchers: `BatchSettings::queue_timeout_secs`.
+    pub const BATCH_QUEUE_TIMEOUT: &str = "launcher.batch_queue_timeout";
+    /// Deployments: shards whose interfaces are looked up on their node
+    /// (`ShardSpec::interfaces`).
+    pub const SHARD_INTERFACES: &str = "deployment.shard_interfaces";
+}
+
+/// The call a host makes once per component when it loads a plugin (since 1.1): the
+/// request is `{"abi": "<major>.<minor>"}` (the host's), the reply
+/// `{"abi_minor": <minor>, "capabilities": ["<name>", ...]}` (the plugin's). Plugins built
+/// before 1.1 answer it with an error.
+pub const HELLO: &str = "hello";
+
+/// One capability: its name, the minor version that added it, and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability {
+    /// The name exchanged at load ([`capability`]).
+    pub name: &'static str,
+    /// The minor version of [`ABI_VERSION`] that added it.
+    pub since_minor: u32,
+    /// What an older plugin would not understand, for refusal messages.
+    pub about: &'static str,
+}
+
+/// Every capability of this minor version, oldest first.
+pub const CAPABILITIES: &[Capability] = &[
+    Capability {
+        name: capability::ALLOCATE,
+        since_minor: 1,
+        about: "batch jobs that hold an orchestrator (allocate/release)",
+    },
+    Capability {
+        name: capability::MPMD,
+        since_minor: 1,
+        about: "MPMD steps (several programs launched as one step)",
+    },
+    Capability {
+        name: capability::RUN_ALLOCATION,
+        since_minor: 1,
+        about: "steps that run inside a named batch job",
+    },
+    Capability {
+        name: capability::BATCH_TASKS_PER_NODE,
+        since_minor: 1,
+        about: "batch jobs with a number of tasks per node",
+    },
+    Capability {
+        name: capability::BATCH_QUEUE_TIMEOUT,
+        since_minor: 1,
+        about: "batch jobs with a queue timeout",
+    },
+    Capability {
+        name: capability::SHARD_INTERFACES,
+        since_minor: 1,
+        about: "shards that look their network interfaces up on their node",
+    },
+];
+
+/// The capabilities a plugin built against `minor` understands.
+pub fn capabilities_up_to(minor: u32) -> impl Iterator<Item = &'static str> {
+    CAPABILITIES
+        .iter()
+        .filter(move |c| c.since_minor <= minor)
+        .map(|c| c.name)
+}
+
+/// The capability called `name`, if this crate knows it.
+pub fn capability_info(name: &str) -> Option<&'static Capability> {
+    CAPABILITIES.iter().find(|c| c.name == name)
+}
 
 /// What kind of component a plugin provides (a `u8` newtype, so new kinds can be added).
 #[repr(transparent)]

@@ -418,12 +418,20 @@ pub fn wait_terminal(l: &dyn orc_core::Launcher, id: &orc_core::StepId) -> orc_c
 /// `plugins/<dir>` compiled by its own `cargo build` into a target directory beside ours.
 /// Returns a fresh directory holding only its `lib<lib>.so`, for `$ORC_PLUGIN_PATH`.
 pub fn site_plugin(dir: &str, lib: &str) -> tempfile::TempDir {
+    external_plugin(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../plugins")
+            .join(dir),
+        lib,
+    )
+}
+
+/// Build the plugin crate at `crate_dir` (a crate of its own, outside the workspace, with its
+/// own lock file) and copy `lib<lib>.so` into a fresh directory for `$ORC_PLUGIN_PATH`.
+pub fn external_plugin(crate_dir: &Path, lib: &str) -> tempfile::TempDir {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins")
-        .join(dir)
-        .join("Cargo.toml");
+    let manifest = crate_dir.join("Cargo.toml");
     let target = target_dir().join("../site-plugins");
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([

@@ -112,9 +112,22 @@ struct Server {
     inner: Served,
 }
 
+/// The reply to [`orc_plugin_abi::HELLO`]: a component built with this orc-core
+/// understands every message of the minor version it was built against.
+pub fn hello() -> String {
+    serde_json::json!({
+        "abi_minor": orc_plugin_abi::ABI_MINOR,
+        "capabilities": orc_plugin_abi::capabilities_up_to(orc_plugin_abi::ABI_MINOR).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
 impl PluginObject for Server {
     fn call(&self, method: RStr<'_>, payload: RStr<'_>) -> RResult<RString, RString> {
         let (method, payload) = (method.as_str(), payload.as_str());
+        if method == orc_plugin_abi::HELLO {
+            return RResult::ROk(hello().into());
+        }
         let result = catch_unwind(AssertUnwindSafe(|| match &self.inner {
             Served::Launcher(l) => serve_launcher(l.as_ref(), method, payload),
             Served::Deployment(d) => serve_deployment(d.as_ref(), method, payload),

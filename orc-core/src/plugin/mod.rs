@@ -94,6 +94,8 @@ pub enum PluginSource {
         package: String,
         /// That package's version.
         package_version: String,
+        /// The plugin ABI it was built against (`1.0`, `1.1`, ...).
+        abi: String,
     },
 }
 
@@ -105,8 +107,13 @@ impl fmt::Display for PluginSource {
                 path,
                 package,
                 package_version,
+                abi,
             } => {
-                write!(f, "{} ({package} {package_version})", path.display())
+                write!(
+                    f,
+                    "{} ({package} {package_version}, plugin ABI {abi})",
+                    path.display()
+                )
             }
         }
     }
@@ -153,7 +160,62 @@ pub struct SearchEntry {
 
 enum Origin {
     Static(Factory),
-    Dynamic(Arc<LoadedLib>),
+    Dynamic(Arc<LoadedLib>, Arc<Contract>),
+}
+
+/// What a dynamically loaded component declared when it was loaded (its answer to
+/// [`orc_plugin_abi::HELLO`], or minor 0 when it does not know that call).
+#[derive(Debug, Clone)]
+pub(crate) struct Contract {
+    /// The minor ABI version it was built against.
+    pub(crate) minor: u32,
+    /// The capability names it understands.
+    pub(crate) capabilities: std::collections::BTreeSet<String>,
+}
+
+impl Contract {
+    fn of_minor(minor: u32) -> Self {
+        Self {
+            minor,
+            capabilities: orc_plugin_abi::capabilities_up_to(minor)
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// Ask component `kind`/`name` of `lib` (one throwaway instance).
+    fn ask(lib: &LoadedLib, kind: AbiKind, name: &str) -> Self {
+        let RResult::ROk(obj) = (lib.module.instantiate())(kind, RStr::from_str(name)) else {
+            return Self::of_minor(0); // its instantiation error surfaces when it is used
+        };
+        let request = format!(
+            r#"{{"abi":"{}.{}"}}"#,
+            orc_plugin_abi::ABI_VERSION,
+            orc_plugin_abi::ABI_MINOR
+        );
+        let reply = match obj.call(
+            RStr::from_str(orc_plugin_abi::HELLO),
+            RStr::from_str(&request),
+        ) {
+            RResult::ROk(r) => r.into_string(),
+            RResult::RErr(_) => return Self::of_minor(0), // built before 1.1
+        };
+        #[derive(serde::Deserialize)]
+        struct Hello {
+            abi_minor: u32,
+            capabilities: Vec<String>,
+        }
+        match serde_json::from_str::<Hello>(&reply) {
+            Ok(h) => Self {
+                minor: h.abi_minor,
+                capabilities: h.capabilities.into_iter().collect(),
+            },
+            Err(e) => {
+                tracing::warn!(plugin = name, "unreadable hello reply ({e}); taken as ABI minor 0");
+                Self::of_minor(0)
+            }
+        }
+    }
 }
 
 struct Entry {
@@ -284,7 +346,7 @@ impl PluginHost {
         if self
             .entries
             .iter()
-            .any(|e| matches!(&e.origin, Origin::Dynamic(l) if l.path == canonical))
+            .any(|e| matches!(&e.origin, Origin::Dynamic(l, _) if l.path == canonical))
         {
             return Ok(Vec::new()); // the same file reached twice through the search path
         }
@@ -309,6 +371,7 @@ impl PluginHost {
                 ));
                 continue;
             }
+            let contract = Contract::ask(&lib, d.kind, d.name.as_str());
             let info = PluginInfo {
                 kind,
                 name: d.name.into_string(),
@@ -318,13 +381,14 @@ impl PluginHost {
                     path: canonical.clone(),
                     package: lib.package.clone(),
                     package_version: lib.package_version.clone(),
+                    abi: format!("{}.{}", orc_plugin_abi::ABI_VERSION, contract.minor),
                 },
             };
             tracing::debug!(plugin = %info.name, kind = %kind, file = %canonical.display(), "plugin loaded");
             added.push(info.clone());
             self.entries.push(Entry {
                 info,
-                origin: Origin::Dynamic(lib.clone()),
+                origin: Origin::Dynamic(lib.clone(), Arc::new(contract)),
             });
         }
         for reason in refused {
@@ -409,11 +473,12 @@ impl PluginHost {
             .ok_or_else(|| self.unknown(kind, name))?;
         match &entry.origin {
             Origin::Static(f) => Ok((Some(*f), None)),
-            Origin::Dynamic(lib) => {
+            Origin::Dynamic(lib, contract) => {
                 match (lib.module.instantiate())(kind.to_abi(), RStr::from_str(name)) {
-                    RResult::ROk(obj) => {
-                        Ok((None, Some(Proxy::new(name.into(), obj, lib.clone()))))
-                    }
+                    RResult::ROk(obj) => Ok((
+                        None,
+                        Some(Proxy::new(name.into(), obj, lib.clone(), contract.clone())),
+                    )),
                     RResult::RErr(e) => Err(Error::PluginLoad {
                         path: lib.path.clone(),
                         reason: e.into_string(),

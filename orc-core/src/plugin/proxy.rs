@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use abi_stable::std_types::{RResult, RStr};
-use orc_plugin_abi::PluginObjectBox;
+use orc_plugin_abi::{PluginObjectBox, capability};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{
+    Contract,
     dynamic::LoadedLib,
     protocol::{self, AllocateRequest, ConfigRequest, FormRequest, ShutdownRequest},
 };
@@ -22,15 +23,22 @@ use crate::{
 pub(crate) struct Proxy {
     name: String,
     obj: PluginObjectBox,
-    _lib: Arc<LoadedLib>,
+    lib: Arc<LoadedLib>,
+    contract: Arc<Contract>,
 }
 
 impl Proxy {
-    pub(crate) fn new(name: String, obj: PluginObjectBox, lib: Arc<LoadedLib>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        obj: PluginObjectBox,
+        lib: Arc<LoadedLib>,
+        contract: Arc<Contract>,
+    ) -> Self {
         Self {
             name,
             obj,
-            _lib: lib,
+            lib,
+            contract,
         }
     }
 
@@ -56,6 +64,29 @@ impl Proxy {
         }
     }
 
+    /// Refuse a request that needs `capability` when the plugin did not declare it: an
+    /// older plugin would drop what it does not know and do something else than asked.
+    fn require(&self, method: &str, capability: &str) -> Result<()> {
+        if self.contract.capabilities.contains(capability) {
+            return Ok(());
+        }
+        let (about, since) = orc_plugin_abi::capability_info(capability)
+            .map(|c| (c.about, c.since_minor))
+            .unwrap_or(("this request", orc_plugin_abi::ABI_MINOR));
+        Err(self.err(
+            method,
+            format!(
+                "{} was built against orc-plugin-abi {}.{} and does not understand {about} (capability `{capability}`, added in {}.{since}); rebuild it against orc-plugin-abi {}.{} or use a plugin that does",
+                self.lib.path.display(),
+                orc_plugin_abi::ABI_VERSION,
+                self.contract.minor,
+                orc_plugin_abi::ABI_VERSION,
+                orc_plugin_abi::ABI_VERSION,
+                orc_plugin_abi::ABI_MINOR,
+            ),
+        ))
+    }
+
     fn err(&self, method: &str, message: String) -> Error {
         Error::Plugin {
             plugin: self.name.clone(),
@@ -79,7 +110,14 @@ impl Launcher for LauncherProxy {
         &self.0.name
     }
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
-        self.0.call(protocol::launcher::LAUNCH, step)
+        let m = protocol::launcher::LAUNCH;
+        if !step.mpmd.is_empty() {
+            self.0.require(m, capability::MPMD)?;
+        }
+        if step.parts().any(|p| p.run.allocation.is_some()) {
+            self.0.require(m, capability::RUN_ALLOCATION)?;
+        }
+        self.0.call(m, step)
     }
     fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> {
         self.0.call(protocol::launcher::STATUS, ids)
@@ -91,6 +129,14 @@ impl Launcher for LauncherProxy {
         self.0.call(protocol::launcher::ALLOCATION, &())
     }
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
+        let m = protocol::launcher::ALLOCATE;
+        self.0.require(m, capability::ALLOCATE)?;
+        if batch.tasks_per_node.is_some() {
+            self.0.require(m, capability::BATCH_TASKS_PER_NODE)?;
+        }
+        if batch.queue_timeout_secs.is_some() {
+            self.0.require(m, capability::BATCH_QUEUE_TIMEOUT)?;
+        }
         let req = AllocateRequest {
             batch: batch.clone(),
             name: name.into(),
@@ -98,6 +144,8 @@ impl Launcher for LauncherProxy {
         self.0.call(protocol::launcher::ALLOCATE, &req)
     }
     fn release(&self, allocation: &str) -> Result<()> {
+        self.0
+            .require(protocol::launcher::RELEASE, capability::ALLOCATE)?;
         self.0.call(protocol::launcher::RELEASE, &allocation)
     }
 }
@@ -122,7 +170,11 @@ impl DbDeployment for DeploymentProxy {
         self.clustered
     }
     fn plan(&self, request: &PlanRequest) -> Result<Vec<LaunchStep>> {
-        self.proxy.call(protocol::deployment::PLAN, request)
+        let m = protocol::deployment::PLAN;
+        if request.shards.iter().any(|s| !s.interfaces.is_empty()) {
+            self.proxy.require(m, capability::SHARD_INTERFACES)?;
+        }
+        self.proxy.call(m, request)
     }
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {
         self.proxy.call(protocol::deployment::PROBE, shard)
