@@ -356,12 +356,17 @@ fn a_plugin_built_against_the_previous_minor_works_for_what_it_declared() {
 #[test]
 fn plugins_of_this_minor_declare_every_capability_and_orc_plugins_shows_the_abi() {
     let mut host = PluginHost::new();
-    host.load_file(&plugin_file("orc_plugin_launcher_slurm")).unwrap();
+    host.load_file(&plugin_file("orc_plugin_launcher_slurm"))
+        .unwrap();
     let slurm = host.plugins().find(|p| p.name == "slurm").unwrap();
     match &slurm.source {
         PluginSource::Dynamic { abi, .. } => assert_eq!(
             abi,
-            &format!("{}.{}", orc_plugin_abi::ABI_VERSION, orc_plugin_abi::ABI_MINOR)
+            &format!(
+                "{}.{}",
+                orc_plugin_abi::ABI_VERSION,
+                orc_plugin_abi::ABI_MINOR
+            )
         ),
         other => panic!("{other:?}"),
     }
@@ -373,5 +378,8 @@ fn plugins_of_this_minor_declare_every_capability_and_orc_plugins_shows_the_abi(
         .output()
         .unwrap();
     let t = text(&out.stdout);
-    assert!(t.contains("plugin ABI 1.0") && t.contains("plugin ABI 1.1"), "{t}");
+    assert!(
+        t.contains("plugin ABI 1.0") && t.contains("plugin ABI 1.1"),
+        "{t}"
+    );
 }

@@ -9,6 +9,7 @@ use crate::{error::Result, settings::OrchestratorSettings, step::LaunchStep};
 
 /// Where one shard will run, decided by the orchestrator before launch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ShardSpec {
     /// Shard index, from 0.
     pub index: usize,
@@ -27,6 +28,18 @@ pub struct ShardSpec {
 }
 
 impl ShardSpec {
+    /// Shard `index`, step `name`, on `host`:`port`, binding nothing yet.
+    pub fn new(index: usize, name: impl Into<String>, host: impl Into<String>, port: u16) -> Self {
+        Self {
+            index,
+            name: name.into(),
+            host: host.into(),
+            port,
+            bind: Vec::new(),
+            interfaces: Vec::new(),
+        }
+    }
+
     /// Where a shard whose [`interfaces`](ShardSpec::interfaces) are looked up on its node
     /// writes the address it advertises, in the orchestrator's directory `dir`.
     pub fn address_file(&self, dir: &std::path::Path) -> PathBuf {
@@ -70,6 +83,7 @@ impl fmt::Display for ShardAddress {
 
 /// What a deployment needs to plan the shard steps.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PlanRequest {
     /// The orchestrator settings.
     pub settings: OrchestratorSettings,
@@ -79,8 +93,49 @@ pub struct PlanRequest {
     pub dir: PathBuf,
 }
 
+impl PlanRequest {
+    /// What a deployment needs to plan `shards` with `settings` in `dir`.
+    pub fn new(settings: OrchestratorSettings, shards: Vec<ShardSpec>, dir: PathBuf) -> Self {
+        Self {
+            settings,
+            shards,
+            dir,
+        }
+    }
+}
+
+impl ShardHealth {
+    /// Health of shard `index` at `address`, nothing known yet.
+    pub fn new(index: usize, address: impl Into<String>) -> Self {
+        Self {
+            index,
+            address: address.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Probe {
+    /// The shard is ready.
+    pub fn ready() -> Self {
+        Self {
+            ready: true,
+            detail: None,
+        }
+    }
+
+    /// The shard is not ready, for this reason.
+    pub fn not_ready(detail: impl Into<String>) -> Self {
+        Self {
+            ready: false,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
 /// The answer to one readiness probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Probe {
     /// The shard answers and can take commands.
     pub ready: bool,
@@ -90,6 +145,7 @@ pub struct Probe {
 
 /// Health of one shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ShardHealth {
     /// Shard index.
     pub index: usize,
@@ -124,6 +180,7 @@ pub struct ShardHealth {
 
 /// Health of the whole database.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DbHealth {
     /// Every shard answers and (for a cluster) all slots are served and the state is ok.
     pub ok: bool,

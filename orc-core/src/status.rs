@@ -58,6 +58,7 @@ impl fmt::Display for JobStatus {
 
 /// What a launcher knows about one step: our status plus its own words for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepStatus {
     /// The launcher-independent status.
     pub status: JobStatus,
@@ -78,6 +79,39 @@ impl StepStatus {
             exit_code: None,
             detail: None,
         }
+    }
+
+    /// A status from all its parts.
+    pub fn from_parts(
+        status: JobStatus,
+        native_state: Option<String>,
+        exit_code: Option<i32>,
+        detail: Option<String>,
+    ) -> Self {
+        Self {
+            status,
+            native_state,
+            exit_code,
+            detail,
+        }
+    }
+
+    /// With the launcher's native state.
+    pub fn native_state(mut self, state: impl Into<String>) -> Self {
+        self.native_state = Some(state.into());
+        self
+    }
+
+    /// With an exit code.
+    pub fn exit_code(mut self, code: Option<i32>) -> Self {
+        self.exit_code = code;
+        self
+    }
+
+    /// With a note.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 

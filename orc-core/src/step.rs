@@ -231,11 +231,19 @@ pub fn shell_quote(s: &str) -> String {
 
 /// An allocation the launcher runs inside, or the machine it runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Allocation {
     /// The scheduler's job id of the allocation, `None` for the local machine.
     pub id: Option<String>,
     /// The hosts available, in the scheduler's order.
     pub hosts: Vec<String>,
+}
+
+impl Allocation {
+    /// The allocation with scheduler id `id` (`None`: this machine) holding `hosts`.
+    pub fn new(id: Option<String>, hosts: Vec<String>) -> Self {
+        Self { id, hosts }
+    }
 }
 
 #[cfg(test)]

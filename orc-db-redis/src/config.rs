@@ -104,14 +104,8 @@ mod tests {
             path: "/opt/orc ai.so".into(),
             args: vec!["THREADS_PER_QUEUE".into(), "2".into()],
         });
-        let shard = ShardSpec {
-            index: 1,
-            name: "orchestrator_1".into(),
-            host: "vm".into(),
-            port: 7001,
-            bind: vec!["127.0.0.1".into(), "10.0.0.2".into()],
-            interfaces: vec![],
-        };
+        let mut shard = ShardSpec::new(1, "orchestrator_1", "vm", 7001);
+        shard.bind = vec!["127.0.0.1".into(), "10.0.0.2".into()];
         let c = render(&s, &shard, Path::new("/data/db"), true);
         assert!(c.contains("\nport 7001\n"));
         assert!(c.contains("\nbind 127.0.0.1 10.0.0.2\n"));
@@ -127,14 +121,8 @@ mod tests {
     #[test]
     fn a_shard_bound_on_its_node_has_no_bind_line() {
         let s = OrchestratorSettings::with_shards(2);
-        let shard = ShardSpec {
-            index: 0,
-            name: "orchestrator_0".into(),
-            host: "nid00001".into(),
-            port: 6379,
-            bind: vec![],
-            interfaces: vec!["ib0".into()],
-        };
+        let mut shard = ShardSpec::new(0, "orchestrator_0", "nid00001", 6379);
+        shard.interfaces = vec!["ib0".into()];
         let c = render(&s, &shard, Path::new("/data/db"), true);
         assert!(!c.contains("\nbind "), "{c}");
         assert!(!c.contains("cluster-announce-ip"), "{c}");

@@ -18,9 +18,10 @@
 //! let cluster = RedisDeployment::cluster();
 //! let mut settings = OrchestratorSettings::with_shards(1);
 //! settings.server_exe = Some("/bin/true".into()); // any existing file, for planning only
-//! let shard = ShardSpec { index: 0, name: "db_0".into(), host: "vm".into(), port: 7000, bind: vec!["127.0.0.1".into()], interfaces: vec![] };
+//! let mut shard = ShardSpec::new(0, "db_0", "vm", 7000);
+//! shard.bind = vec!["127.0.0.1".into()];
 //! let dir = tempfile::tempdir()?;
-//! let steps = cluster.plan(&PlanRequest { settings, shards: vec![shard], dir: dir.path().into() })?;
+//! let steps = cluster.plan(&PlanRequest::new(settings, vec![shard], dir.path().into()))?;
 //! let conf = std::fs::read_to_string(dir.path().join("db_0.conf"))?;
 //! assert!(conf.contains("cluster-enabled yes"));
 //! assert_eq!(steps[0].args, [dir.path().join("db_0.conf").display().to_string()]);
@@ -190,26 +191,14 @@ impl DbDeployment for RedisDeployment {
         let mut con = match connect(shard) {
             Ok(c) => c,
             Err(e) => {
-                return Ok(Probe {
-                    ready: false,
-                    detail: Some(e.to_string()),
-                });
+                return Ok(Probe::not_ready(e.to_string()));
             }
         };
         match redis::cmd("PING").query::<String>(&mut con) {
-            Ok(p) if p == "PONG" => Ok(Probe {
-                ready: true,
-                detail: None,
-            }),
-            Ok(other) => Ok(Probe {
-                ready: false,
-                detail: Some(format!("PING answered {other}")),
-            }),
+            Ok(p) if p == "PONG" => Ok(Probe::ready()),
+            Ok(other) => Ok(Probe::not_ready(format!("PING answered {other}"))),
             // LOADING (a snapshot is being read) and the like: not ready yet.
-            Err(e) => Ok(Probe {
-                ready: false,
-                detail: Some(e.to_string()),
-            }),
+            Err(e) => Ok(Probe::not_ready(e.to_string())),
         }
     }
 
@@ -236,11 +225,8 @@ impl DbDeployment for RedisDeployment {
     }
 
     fn health(&self, shards: &[ShardAddress]) -> Result<DbHealth> {
-        let mut out = DbHealth {
-            ok: true,
-            problems: Vec::new(),
-            shards: Vec::new(),
-        };
+        let mut out = DbHealth::default();
+        out.ok = true;
         let mut slots_total = 0;
         for shard in shards {
             let h = shard_health(shard, self.clustered);
@@ -317,11 +303,7 @@ impl DbDeployment for RedisDeployment {
 }
 
 fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
-    let mut h = ShardHealth {
-        index: shard.index,
-        address: shard.to_string(),
-        ..ShardHealth::default()
-    };
+    let mut h = ShardHealth::new(shard.index, shard.to_string());
     let mut con = match connect(shard) {
         Ok(c) => c,
         Err(e) => {

@@ -358,10 +358,7 @@ impl Wlm for Cobalt {
                 format!("$COBALT_PARTNAME `{part}` is not a node list like 3824-3827,4000"),
             )
         })?;
-        Ok(Allocation {
-            hosts,
-            id: Some(job),
-        })
+        Ok(Allocation::new(Some(job), hosts))
     }
 
     fn errors(&self, e: Error) -> Error {

@@ -38,12 +38,7 @@ pub fn status(state: &str) -> Option<StepStatus> {
         "terminating" | "killing" | "exiting" => JobStatus::Running, // still shutting down
         _ => return None,
     };
-    Some(StepStatus {
-        status: s,
-        native_state: Some(state.into()),
-        exit_code: None,
-        detail: None,
-    })
+    Some(StepStatus::from_parts(s, Some(state.into()), None, None))
 }
 
 /// Host names (`nid03824`) of a `$COBALT_PARTNAME` node list (`3824-3827,4000`); `None`

@@ -199,10 +199,8 @@ impl LocalLauncher {
                     let mut s = match (exit.code(), exit.signal()) {
                         (Some(0), _) => StepStatus::new(JobStatus::Completed),
                         (Some(_), _) => StepStatus::new(JobStatus::Failed),
-                        (None, Some(sig)) => StepStatus {
-                            detail: Some(format!("killed by {}", proc::signal_name(sig))),
-                            ..StepStatus::new(JobStatus::Failed)
-                        },
+                        (None, Some(sig)) => StepStatus::new(JobStatus::Failed)
+                            .detail(format!("killed by {}", proc::signal_name(sig))),
                         (None, None) => StepStatus::new(JobStatus::Failed),
                     };
                     s.exit_code = exit.code().or(exit.signal().map(|sig| 128 + sig));
@@ -223,16 +221,11 @@ impl LocalLauncher {
                     'T' | 't' => JobStatus::Paused,
                     _ => JobStatus::Running, // a zombie leader with threads left is still exiting
                 };
-                StepStatus {
-                    native_state: Some(st.state.to_string()),
-                    ..StepStatus::new(status)
-                }
+                StepStatus::new(status).native_state(st.state.to_string())
             }
-            _ => StepStatus {
-                native_state: Some("gone".into()),
-                detail: Some("exited; its exit code is unknown to this process".into()),
-                ..StepStatus::new(JobStatus::Completed)
-            },
+            _ => StepStatus::new(JobStatus::Completed)
+                .native_state("gone")
+                .detail("exited; its exit code is unknown to this process"),
         })
     }
 
@@ -324,10 +317,7 @@ impl Launcher for LocalLauncher {
     }
 
     fn allocation(&self) -> Result<Allocation> {
-        Ok(Allocation {
-            id: None,
-            hosts: vec![orc_core::net::hostname()],
-        })
+        Ok(Allocation::new(None, vec![orc_core::net::hostname()]))
     }
 }
 

@@ -432,10 +432,7 @@ impl Wlm for Lsf {
         if hosts.len() > 1 {
             hosts.remove(0);
         }
-        Ok(Allocation {
-            hosts,
-            id: Some(job),
-        })
+        Ok(Allocation::new(Some(job), hosts))
     }
 
     fn errors(&self, e: Error) -> Error {

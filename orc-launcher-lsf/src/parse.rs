@@ -76,12 +76,7 @@ pub fn batch_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
         "ZOMBI" | "UNKWN" => JobStatus::Failed,
         _ => return None,
     };
-    Some(StepStatus {
-        status: s,
-        native_state: Some(state.into()),
-        exit_code: exit,
-        detail: None,
-    })
+    Some(StepStatus::from_parts(s, Some(state.into()), exit, None))
 }
 
 /// Our status for a jsrun step (the return code decides Complete/Killed steps).
@@ -94,12 +89,7 @@ pub fn step_status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
         "Killed" => JobStatus::Cancelled,
         _ => return None,
     };
-    Some(StepStatus {
-        status: s,
-        native_state: Some(state.into()),
-        exit_code: exit,
-        detail: None,
-    })
+    Some(StepStatus::from_parts(s, Some(state.into()), exit, None))
 }
 
 /// `(state, exit code)` of job `id` from `bjobs -noheader -o "jobid stat exit_code"`

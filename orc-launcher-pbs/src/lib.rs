@@ -281,10 +281,7 @@ impl Wlm for Pbs {
                 format!("$PBS_NODEFILE {file} lists no hosts"),
             ));
         }
-        Ok(Allocation {
-            hosts,
-            id: Some(job),
-        })
+        Ok(Allocation::new(Some(job), hosts))
     }
 
     fn errors(&self, e: Error) -> Error {

@@ -121,12 +121,12 @@ pub fn status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
         },
         _ => return None,
     };
-    Some(StepStatus {
-        status: s,
-        native_state: Some(state.to_string()),
-        exit_code: exit,
-        detail: None,
-    })
+    Some(StepStatus::from_parts(
+        s,
+        Some(state.to_string()),
+        exit,
+        None,
+    ))
 }
 
 #[cfg(test)]

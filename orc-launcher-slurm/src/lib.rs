@@ -434,12 +434,12 @@ impl SlurmLauncher {
             } else {
                 JobStatus::Failed
             };
-            return Ok(StepStatus {
-                status: s,
-                native_state: Some("srun exited".into()),
-                exit_code: code,
-                detail: None,
-            });
+            return Ok(StepStatus::from_parts(
+                s,
+                Some("srun exited".into()),
+                code,
+                None,
+            ));
         }
         drop(children);
         let out = run("scontrol", &["show", "step", &id.0])?;
@@ -479,12 +479,12 @@ impl SlurmLauncher {
                     } else {
                         JobStatus::Failed
                     };
-                    return Ok(StepStatus {
-                        status: s,
-                        native_state: Some("srun exited".into()),
-                        exit_code: code,
-                        detail: None,
-                    });
+                    return Ok(StepStatus::from_parts(
+                        s,
+                        Some("srun exited".into()),
+                        code,
+                        None,
+                    ));
                 }
                 if Instant::now() >= deadline {
                     break;
@@ -495,12 +495,12 @@ impl SlurmLauncher {
             if let Some(s) = accounting_status(&id.0)? {
                 return Ok(s);
             }
-            return Ok(StepStatus {
-                status: JobStatus::Completed,
-                native_state: Some("gone".into()),
-                exit_code: None,
-                detail: Some("the step has ended; its exit code is unknown to this process".into()),
-            });
+            return Ok(StepStatus::from_parts(
+                JobStatus::Completed,
+                Some("gone".into()),
+                None,
+                Some("the step has ended; its exit code is unknown to this process".into()),
+            ));
         }
         let said = if err.trim().is_empty() {
             format!("unexpected output: {}", info.trim())
@@ -643,10 +643,7 @@ impl Launcher for SlurmLauncher {
                 return Err(e);
             }
         };
-        Ok(Allocation {
-            hosts,
-            id: Some(job),
-        })
+        Ok(Allocation::new(Some(job), hosts))
     }
 
     fn release(&self, allocation: &str) -> Result<()> {
@@ -677,9 +674,7 @@ impl Launcher for SlurmLauncher {
 
     fn allocation(&self) -> Result<Allocation> {
         let job = self.job()?;
-        Ok(Allocation {
-            hosts: job_hosts(&job)?,
-            id: Some(job),
-        })
+        let hosts = job_hosts(&job)?;
+        Ok(Allocation::new(Some(job), hosts))
     }
 }

@@ -112,12 +112,12 @@ pub fn status(state: &str, exit: Option<i32>) -> Option<StepStatus> {
         "CANCELLED" | "REVOKED" => JobStatus::Cancelled,
         _ => return None,
     };
-    Some(StepStatus {
-        status: s,
-        native_state: Some(state.to_string()),
-        exit_code: exit,
-        detail: None,
-    })
+    Some(StepStatus::from_parts(
+        s,
+        Some(state.to_string()),
+        exit,
+        None,
+    ))
 }
 
 #[cfg(test)]

@@ -211,7 +211,10 @@ impl Contract {
                 capabilities: h.capabilities.into_iter().collect(),
             },
             Err(e) => {
-                tracing::warn!(plugin = name, "unreadable hello reply ({e}); taken as ABI minor 0");
+                tracing::warn!(
+                    plugin = name,
+                    "unreadable hello reply ({e}); taken as ABI minor 0"
+                );
                 Self::of_minor(0)
             }
         }

@@ -83,7 +83,10 @@ mod golden {
             tasks_per_node: Some(1),
             cpus_per_task: Some(4),
             hosts: vec!["nid0001".into()],
-            extra: BTreeMap::from([("exclusive".into(), None), ("mem".into(), Some("4G".into()))]),
+            extra: BTreeMap::from([
+                ("exclusive".into(), None),
+                ("mem".into(), Some("4G".into())),
+            ]),
             allocation: Some("4242".into()),
         };
         let mut part = LaunchStep::new("db_1", "/usr/bin/redis-server", "/run/db");
@@ -237,8 +240,10 @@ mod golden {
             ),
             (
                 "error.launcher",
-                serde_json::from_str(&Error::launcher("slurm", "sbatch: error: invalid account").to_json())
-                    .expect("json"),
+                serde_json::from_str(
+                    &Error::launcher("slurm", "sbatch: error: invalid account").to_json(),
+                )
+                .expect("json"),
             ),
             (
                 "hello.reply",

@@ -579,10 +579,8 @@ impl Launcher for SgeLauncher {
                  qrsh), or use --batch",
             )
         })?;
-        Ok(Allocation {
-            hosts: job_hosts(&job)?,
-            id: Some(job),
-        })
+        let hosts = job_hosts(&job)?;
+        Ok(Allocation::new(Some(job), hosts))
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
@@ -625,10 +623,7 @@ impl Launcher for SgeLauncher {
         let hosts = Self::wait_running(&job, batch.queue_timeout_secs.map(Duration::from_secs))
             .and_then(|()| job_hosts(&job));
         match hosts {
-            Ok(hosts) => Ok(Allocation {
-                hosts,
-                id: Some(job),
-            }),
+            Ok(hosts) => Ok(Allocation::new(Some(job), hosts)),
             Err(e) => {
                 let _ = delete(&job);
                 Err(e)
