@@ -65,7 +65,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static StaticPlugin> {
 /// #     fn launch(&self, _: &LaunchStep) -> Result<StepId> { Err(orc_core::Error::not_implemented("nop")) }
 /// #     fn status(&self, _: &[StepId]) -> Result<Vec<StepStatus>> { Ok(vec![]) }
 /// #     fn cancel(&self, _: &StepId) -> Result<StepStatus> { Err(orc_core::Error::not_implemented("nop")) }
-/// #     fn allocation(&self) -> Result<Allocation> { Ok(Allocation { id: None, hosts: vec![] }) }
+/// #     fn allocation(&self) -> Result<Allocation> { Ok(Allocation::new(None, vec![])) }
 /// # }
 /// pub const NOP: StaticPlugin = StaticPlugin {
 ///     name: "nop",
