@@ -41,7 +41,7 @@ fn start_status_address_run_config_stop() {
     // Reconnect from this (second) process through the library.
     let orc = Orchestrator::connect(&static_host(), state.path(), "orchestrator").unwrap();
     assert_eq!(orc.addresses(), addrs);
-    assert_eq!(orc.status().unwrap().state, "ready");
+    assert_eq!(orc.status().unwrap().state, orc_core::DbState::Ready);
 
     let out = state.orc(&["db", "address"]);
     assert_eq!(text(&out.stdout).trim(), addrs.join(","));

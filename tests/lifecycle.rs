@@ -33,11 +33,11 @@ fn standalone_starts_answers_and_stops_with_nothing_left() {
     let record = orc.record_path().to_path_buf();
     assert!(record.exists());
     let st = orc.status().expect("status");
-    assert_eq!(st.state, "ready");
+    assert_eq!(st.state, orc_core::DbState::Ready);
     assert_eq!(st.steps[0].as_ref().unwrap().status, JobStatus::Running);
     let p = pids(&orc);
     let report = orc.stop().expect("stop");
-    assert_eq!(report[0].how, "shutdown");
+    assert_eq!(report[0].how, orc_core::StopWay::Shutdown);
     assert!(!record.exists(), "the reconnect file must be removed");
     assert_all_gone(&p, &addrs);
     assert!(orc_core::record::list_records(state.path()).is_empty());
@@ -147,7 +147,7 @@ fn several_orchestrators_side_by_side() {
     assert_all_gone(&pa, &aa);
     assert_eq!(
         b.status().unwrap().state,
-        "ready",
+        orc_core::DbState::Ready,
         "stopping alpha must not touch beta"
     );
     b.stop().unwrap();
@@ -245,7 +245,7 @@ fn a_killed_shard_shows_in_status_and_stop_still_cleans_up() {
     unsafe { libc_kill(p[1]) };
     assert!(wait_for(Duration::from_secs(5), || pid_gone(p[1])));
     let st = orc.status().unwrap();
-    assert_ne!(st.state, "ready");
+    assert_ne!(st.state, orc_core::DbState::Ready);
     assert!(!st.health.shards[1].reachable);
     let s1 = st.steps[1].as_ref().unwrap();
     assert_eq!(s1.status, JobStatus::Failed, "{s1}");
@@ -259,8 +259,8 @@ fn a_killed_shard_shows_in_status_and_stop_still_cleans_up() {
         st.health.problems
     );
     let report = orc.stop().unwrap();
-    assert_eq!(report[1].how, "already-gone");
-    assert_eq!(report[0].how, "shutdown");
+    assert_eq!(report[1].how, orc_core::StopWay::AlreadyGone);
+    assert_eq!(report[0].how, orc_core::StopWay::Shutdown);
     assert_all_gone(&p, &addrs);
 }
 
@@ -271,4 +271,133 @@ unsafe extern "C" {
 unsafe fn libc_kill(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { kill(pid as i32, 9) };
+}
+
+/// An embedder's own launcher: the local launcher underneath, every launch and batch
+/// request counted, and batch jobs that hold this machine.
+struct Embedded {
+    inner: orc_launcher_local::LocalLauncher,
+    launches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    batches: std::sync::Arc<std::sync::Mutex<Vec<orc_core::BatchSettings>>>,
+}
+
+impl orc_core::Launcher for Embedded {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+    fn launch(&self, step: &orc_core::LaunchStep) -> orc_core::Result<orc_core::StepId> {
+        self.launches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut local = step.clone();
+        local.run.allocation = None; // the "job" is this machine
+        self.inner.launch(&local)
+    }
+    fn status(&self, ids: &[orc_core::StepId]) -> orc_core::Result<Vec<orc_core::StepStatus>> {
+        self.inner.status(ids)
+    }
+    fn cancel(&self, id: &orc_core::StepId) -> orc_core::Result<orc_core::StepStatus> {
+        self.inner.cancel(id)
+    }
+    fn allocation(&self) -> orc_core::Result<orc_core::Allocation> {
+        self.inner.allocation()
+    }
+    fn allocate(
+        &self,
+        batch: &orc_core::BatchSettings,
+        _name: &str,
+    ) -> orc_core::Result<orc_core::Allocation> {
+        self.batches.lock().unwrap().push(batch.clone());
+        Ok(orc_core::Allocation::new(
+            Some("job-1".into()),
+            vec!["127.0.0.1".into()],
+        ))
+    }
+    fn release(&self, _allocation: &str) -> orc_core::Result<()> {
+        Ok(())
+    }
+}
+
+fn embedded() -> (
+    Embedded,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<orc_core::BatchSettings>>>,
+) {
+    let launches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    (
+        Embedded {
+            inner: orc_launcher_local::LocalLauncher::new(),
+            launches: launches.clone(),
+            batches: batches.clone(),
+        },
+        launches,
+        batches,
+    )
+}
+
+#[test]
+fn an_embedder_runs_an_orchestrator_with_a_launcher_object_of_its_own() {
+    let state = State::new();
+    let (launcher, launches, _) = embedded();
+    let mut seen = Vec::new();
+    let mut progress = |p: &orc_core::Progress| seen.push(format!("{p:?}"));
+    let orc = Orchestrator::builder(ai_settings("mine", 2, &[]))
+        .launcher(Box::new(launcher))
+        .deployment(Box::new(orc_db_redis::RedisDeployment::cluster()))
+        .state_dir(state.path())
+        .progress(&mut progress)
+        .launch()
+        .expect("launched with the embedder's objects, no plugin host");
+    assert_eq!(launches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(orc.record().launcher, "embedded");
+    assert_cluster_holds_data(&orc.addresses());
+    assert!(seen.iter().any(|p| p == "Ready"), "{seen:?}");
+    // Another process reconnects with objects of its own.
+    let (again, _, _) = embedded();
+    let back = Orchestrator::connect_with(
+        state.path(),
+        "mine",
+        Box::new(again),
+        Box::new(orc_db_redis::RedisDeployment::cluster()),
+    )
+    .unwrap();
+    assert_eq!(back.status().unwrap().state, orc_core::DbState::Ready);
+    let pids = pids(&back);
+    let addrs = back.addresses();
+    let report = back.stop().unwrap();
+    assert!(report.iter().all(|s| s.how == orc_core::StopWay::Shutdown));
+    assert_all_gone(&pids, &addrs);
+}
+
+#[test]
+fn the_library_sizes_batch_jobs_as_the_cli_does() {
+    let state = State::new();
+    // Three shards, three per host: one node of three tasks.
+    let (launcher, _, batches) = embedded();
+    let mut s = settings("batched", 3);
+    s.shards_per_host = 3;
+    s.port = free_port_range(3);
+    s.batch = Some(orc_core::BatchSettings::default());
+    let orc = Orchestrator::builder(s)
+        .launcher(Box::new(launcher))
+        .deployment(Box::new(orc_db_redis::RedisDeployment::cluster()))
+        .state_dir(state.path())
+        .launch()
+        .unwrap();
+    let asked = batches.lock().unwrap()[0].clone();
+    assert_eq!((asked.nodes, asked.tasks_per_node), (Some(3 / 3), Some(3)));
+    assert_eq!(orc.record().batch_job.as_ref().unwrap().0, "job-1");
+    orc.stop().unwrap();
+    // Three shards, one per host: three nodes (the job here holds one, so the start is
+    // refused after the request; what matters is what was asked for).
+    let (launcher, _, batches) = embedded();
+    let mut s = settings("wide", 3);
+    s.batch = Some(orc_core::BatchSettings::default());
+    let e = Orchestrator::builder(s)
+        .launcher(Box::new(launcher))
+        .deployment(Box::new(orc_db_redis::RedisDeployment::cluster()))
+        .state_dir(state.path())
+        .launch()
+        .unwrap_err();
+    assert_eq!(batches.lock().unwrap()[0].nodes, Some(3), "{e}");
 }

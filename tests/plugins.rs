@@ -70,7 +70,7 @@ fn real_plugins_load_dynamically_and_run_a_database() {
     // A whole database through the dynamic launcher and deployment (calls cross the ABI).
     let state = State::new();
     let orc = launch(&host, &state, settings("dyn", 2)).expect("launch through plugins");
-    assert_eq!(orc.status().unwrap().state, "ready");
+    assert_eq!(orc.status().unwrap().state, orc_core::DbState::Ready);
     let addrs = orc.addresses();
     let pids: Vec<u32> = orc
         .record()
@@ -346,7 +346,7 @@ fn a_plugin_built_against_the_previous_minor_works_for_what_it_declared() {
     let mut s = settings("legacy", 1);
     s.launcher = "legacy".into();
     let orc = launch(&host, &state, s).expect("an orchestrator through the 1.0 launcher");
-    assert_eq!(orc.status().unwrap().state, "ready");
+    assert_eq!(orc.status().unwrap().state, orc_core::DbState::Ready);
     let addrs = orc.addresses();
     assert_eq!(redis_cmd::<String>(&addrs[0], &["PING"]).unwrap(), "PONG");
     orc.stop().unwrap();

@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context;
 use orc_core::{
     BatchSettings, Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings,
-    Progress, ShardStop, plugin::PluginHost, settings::parse_memory,
+    Progress, ShardStop, StopWay, settings::parse_memory,
 };
 use serde_json::json;
 
@@ -26,7 +26,7 @@ use crate::{
 pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DbCommand::Start(args) => {
-            let settings = settings_from(&args, &ctx.host)?;
+            let settings = settings_from(&args)?;
             start(ctx, settings)
         }
         DbCommand::Status { select, all } => status(ctx, &targets(ctx, &select.db, all)?),
@@ -72,25 +72,18 @@ pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn settings_from(a: &StartArgs, host: &PluginHost) -> anyhow::Result<OrchestratorSettings> {
+fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     let mut s = OrchestratorSettings::with_shards(a.shards);
     s.db_identifier = a.select.db.clone();
     s.port = a.port;
     s.interfaces = a.interface.clone();
     s.hosts = a.hosts.clone();
     s.single_step = a.single_step;
-    s.launcher = if a.launcher == orc_core::launcher::AUTO {
-        orc_core::launcher::detect_in(host, a.batch)
-    } else {
-        a.launcher.clone()
-    };
+    s.launcher = a.launcher.clone(); // `auto` is resolved by orc-core when it launches
     s.shards_per_host = a.shards_per_host;
     if a.batch {
         let mut b = BatchSettings::default();
-        b.nodes = Some(
-            a.nodes
-                .unwrap_or(a.shards.div_ceil(a.shards_per_host.max(1)) as u32),
-        );
+        b.nodes = a.nodes; // default (shards / shards per host) decided by orc-core
         b.walltime_secs = a.walltime.map(|m| m * 60);
         b.account = a.account.clone();
         b.queue = a.queue.clone();
@@ -140,36 +133,21 @@ fn settings_from(a: &StartArgs, host: &PluginHost) -> anyhow::Result<Orchestrato
             args: a.module_args.clone(),
         });
     } else if !a.no_ai {
-        let path = find_orc_ai()?;
-        let mut args = Vec::new();
-        for (k, v) in [
-            ("THREADS_PER_QUEUE", a.threads_per_queue.map(u64::from)),
-            ("INTER_OP_PARALLELISM", a.inter_op_threads.map(u64::from)),
-            ("INTRA_OP_PARALLELISM", a.intra_op_threads.map(u64::from)),
-            ("MAX_TENSOR_BYTES", a.ai_max_tensor_bytes),
-            ("MAX_VALUES_REPLY", a.ai_max_values_reply),
-            ("MAX_DAG_SIZE", a.ai_max_dag_size),
-            ("MAX_DEVICE_QUEUES", a.ai_max_device_queues),
-            ("MODEL_CHUNK_SIZE_MIN", a.ai_min_chunk_size),
-            ("MODEL_EXECUTION_TIMEOUT", a.ai_execution_timeout),
-        ] {
-            if let Some(v) = v {
-                args.extend([k.to_string(), v.to_string()]);
-            }
-        }
-        for (k, on) in [
-            ("ALLOW_BACKEND_PATHS", a.ai_allow_backend_paths),
-            ("TORCH_ALLOW_UNSAFE_OPS", a.ai_allow_unsafe_torchscript),
-        ] {
-            if on {
-                args.extend([k.to_string(), "yes".to_string()]);
-            }
-        }
-        for b in &a.ai_backends {
-            args.push(b.to_ascii_uppercase());
-        }
-        args.extend(a.module_args.iter().cloned());
-        s.module = Some(ModuleSpec { path, args });
+        let mut ai = orc_core::AiSettings::default();
+        ai.threads_per_queue = a.threads_per_queue.map(u64::from);
+        ai.inter_op_threads = a.inter_op_threads.map(u64::from);
+        ai.intra_op_threads = a.intra_op_threads.map(u64::from);
+        ai.max_tensor_bytes = a.ai_max_tensor_bytes;
+        ai.max_values_reply = a.ai_max_values_reply;
+        ai.max_dag_size = a.ai_max_dag_size;
+        ai.max_device_queues = a.ai_max_device_queues;
+        ai.min_chunk_size = a.ai_min_chunk_size;
+        ai.execution_timeout_ms = a.ai_execution_timeout;
+        ai.allow_backend_paths = a.ai_allow_backend_paths;
+        ai.allow_unsafe_torchscript = a.ai_allow_unsafe_torchscript;
+        ai.backends = a.ai_backends.clone();
+        ai.extra_args = a.module_args.clone();
+        s.ai = Some(ai); // the deployment finds the module and writes its arguments
     } else if !a.module_args.is_empty() || !a.ai_backends.is_empty() {
         anyhow::bail!("--module-arg and --ai-backends need a module (drop --no-ai)");
     }
@@ -179,34 +157,6 @@ fn settings_from(a: &StartArgs, host: &PluginHost) -> anyhow::Result<Orchestrato
         anyhow::bail!("--maxmemory `{m}`: expected a size such as 3gb");
     }
     Ok(s)
-}
-
-/// The orc-ai module: `$ORC_AI_MODULE`, else `liborc_ai.so` next to the `orc` binary or in
-/// `../lib/orc/`.
-fn find_orc_ai() -> anyhow::Result<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("ORC_AI_MODULE") {
-        let p = std::path::PathBuf::from(p);
-        return p
-            .canonicalize()
-            .with_context(|| format!("$ORC_AI_MODULE {}", p.display()));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("the orc binary has no directory")?;
-    let candidates = [
-        dir.join("liborc_ai.so"),
-        dir.join("../lib/orc/liborc_ai.so"),
-    ];
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(p) => Ok(p.canonicalize()?),
-        None => anyhow::bail!(
-            "the orc-ai module was not found (looked for {}); build it with `cargo build -p orc-ai`, point $ORC_AI_MODULE or --module at it, or start plain Redis with --no-ai",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -330,7 +280,7 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     for orc in orcs {
         let st = orc.status()?;
-        if st.state != "ready" {
+        if st.state != orc_core::DbState::Ready {
             worst = exit::DEGRADED;
         }
         if ctx.json {
@@ -340,7 +290,7 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
         println!(
             "Orchestrator `{}`: {} ({}, launcher {})",
             st.db_identifier,
-            st.state.to_uppercase(),
+            st.state.to_string().to_uppercase(),
             st.deployment,
             st.launcher
         );
@@ -443,13 +393,13 @@ fn stop(ctx: &Ctx, orcs: Vec<Orchestrator>) -> anyhow::Result<ExitCode> {
         } else {
             println!("Orchestrator `{id}` stopped in {secs:.2} s");
             for s in &report {
-                let what = match s.how.as_str() {
-                    "shutdown" => "shut down".to_string(),
-                    "cancelled" => format!(
+                let what = match s.how {
+                    StopWay::Shutdown => "shut down".to_string(),
+                    StopWay::Cancelled => format!(
                         "did not shut down in time; cancelled by the launcher ({})",
                         s.status
                     ),
-                    _ => format!("was already gone ({})", s.status),
+                    StopWay::AlreadyGone => format!("was already gone ({})", s.status),
                 };
                 println!("  shard {:<3} {:<22} {what}", s.index, s.address);
             }

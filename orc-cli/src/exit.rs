@@ -21,7 +21,7 @@ pub(crate) fn code_for(e: &anyhow::Error) -> ExitCode {
     let code = match e.downcast_ref::<E>() {
         Some(E::NotFound { .. }) => NOT_RUNNING,
         Some(E::UnknownPlugin { .. } | E::PluginLoad { .. } | E::Plugin { .. }) => PLUGIN,
-        Some(E::Database(m)) if m == "launch interrupted" => INTERRUPTED,
+        Some(E::Interrupted) => INTERRUPTED,
         _ => FAILURE,
     };
     ExitCode::from(code)

@@ -144,6 +144,10 @@ pub enum Error {
         /// Its reconnect file.
         path: PathBuf,
     },
+    /// The operation was interrupted on request (Ctrl-C, an abort flag); what it had
+    /// started was stopped again.
+    #[error("interrupted; everything launched so far was stopped")]
+    Interrupted,
     /// A reconnect file or a plugin reply could not be read.
     #[error("{context}: {message}")]
     Format {

@@ -67,8 +67,10 @@ pub use deployment::{
 };
 pub use error::{Error, Result};
 pub use launcher::Launcher;
-pub use orchestrator::{LaunchOptions, Orchestrator, OrchestratorStatus, Progress, ShardStop};
-pub use settings::{Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig};
+pub use orchestrator::{
+    Builder, DbState, LaunchOptions, Orchestrator, OrchestratorStatus, Progress, ShardStop, StopWay,
+};
+pub use settings::{AiSettings, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig};
 pub use status::{JobStatus, StepStatus};
 pub use step::{Allocation, BatchSettings, LaunchStep, MpmdPart, RunSettings, StepId};
 

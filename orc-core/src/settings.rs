@@ -45,8 +45,14 @@ pub struct OrchestratorSettings {
     pub deployment: Option<String>,
     /// Redis server configuration.
     pub redis: RedisConfig,
-    /// A Redis module to load into every shard, with its arguments.
+    /// A Redis module to load into every shard, with its arguments (taken as it is; see
+    /// [`OrchestratorSettings::ai`] for orc-ai).
     pub module: Option<ModuleSpec>,
+    /// Load the orc-ai module with these settings into every shard: the deployment finds
+    /// the module file and turns the settings into its arguments. Ignored when
+    /// [`OrchestratorSettings::module`] is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiSettings>,
     /// The server executable; `None` looks up `redis-server` on `PATH`.
     pub server_exe: Option<PathBuf>,
     /// Directory for configuration, output and data files; `None` uses the state directory.
@@ -73,6 +79,7 @@ impl Default for OrchestratorSettings {
             deployment: None,
             redis: RedisConfig::default(),
             module: None,
+            ai: None,
             server_exe: None,
             dir: None,
             startup_timeout_secs: 60.0,
@@ -372,6 +379,76 @@ pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Settings of the orc-ai module; `None` and `false` leave the module's defaults (see the
+/// module's documentation for each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct AiSettings {
+    /// Worker threads per device queue (`THREADS_PER_QUEUE`).
+    pub threads_per_queue: Option<u64>,
+    /// Threads between operators (`INTER_OP_PARALLELISM`).
+    pub inter_op_threads: Option<u64>,
+    /// Threads inside an operator (`INTRA_OP_PARALLELISM`).
+    pub intra_op_threads: Option<u64>,
+    /// The largest tensor a request may create, in bytes (`MAX_TENSOR_BYTES`).
+    pub max_tensor_bytes: Option<u64>,
+    /// The most elements of a VALUES reply (`MAX_VALUES_REPLY`).
+    pub max_values_reply: Option<u64>,
+    /// The most operations plus LOAD/PERSIST keys in one DAG (`MAX_DAG_SIZE`).
+    pub max_dag_size: Option<u64>,
+    /// The most device queues (`MAX_DEVICE_QUEUES`).
+    pub max_device_queues: Option<u64>,
+    /// The smallest model chunk size clients may set (`MODEL_CHUNK_SIZE_MIN`).
+    pub min_chunk_size: Option<u64>,
+    /// How long any run may take, in ms (`MODEL_EXECUTION_TIMEOUT`).
+    pub execution_timeout_ms: Option<u64>,
+    /// Let clients load backends from any path (`ALLOW_BACKEND_PATHS yes`).
+    pub allow_backend_paths: bool,
+    /// Accept TorchScript that reaches outside the server (`TORCH_ALLOW_UNSAFE_OPS yes`).
+    pub allow_unsafe_torchscript: bool,
+    /// Backends to load at start (`onnx`, `torch`, `tflite`, `tf`).
+    pub backends: Vec<String>,
+    /// Further module arguments, passed as they are, last.
+    pub extra_args: Vec<String>,
+    /// The module file; `None` lets the deployment find it (`$ORC_AI_MODULE`, then next
+    /// to the running program or in its `../lib/orc/`).
+    pub module: Option<PathBuf>,
+}
+
+impl AiSettings {
+    /// The module arguments for these settings.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (k, v) in [
+            ("THREADS_PER_QUEUE", self.threads_per_queue),
+            ("INTER_OP_PARALLELISM", self.inter_op_threads),
+            ("INTRA_OP_PARALLELISM", self.intra_op_threads),
+            ("MAX_TENSOR_BYTES", self.max_tensor_bytes),
+            ("MAX_VALUES_REPLY", self.max_values_reply),
+            ("MAX_DAG_SIZE", self.max_dag_size),
+            ("MAX_DEVICE_QUEUES", self.max_device_queues),
+            ("MODEL_CHUNK_SIZE_MIN", self.min_chunk_size),
+            ("MODEL_EXECUTION_TIMEOUT", self.execution_timeout_ms),
+        ] {
+            if let Some(v) = v {
+                args.extend([k.to_string(), v.to_string()]);
+            }
+        }
+        for (k, on) in [
+            ("ALLOW_BACKEND_PATHS", self.allow_backend_paths),
+            ("TORCH_ALLOW_UNSAFE_OPS", self.allow_unsafe_torchscript),
+        ] {
+            if on {
+                args.extend([k.to_string(), "yes".to_string()]);
+            }
+        }
+        args.extend(self.backends.iter().map(|b| b.to_ascii_uppercase()));
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+}
+
 /// A Redis module loaded into every shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleSpec {
@@ -384,6 +461,33 @@ pub struct ModuleSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ai_settings_become_module_arguments() {
+        let o = AiSettings {
+            threads_per_queue: Some(2),
+            max_dag_size: Some(7),
+            allow_unsafe_torchscript: true,
+            backends: vec!["onnx".into()],
+            extra_args: vec!["BACKENDSPATH".into(), "/b".into()],
+            ..AiSettings::default()
+        };
+        assert_eq!(
+            o.args(),
+            [
+                "THREADS_PER_QUEUE",
+                "2",
+                "MAX_DAG_SIZE",
+                "7",
+                "TORCH_ALLOW_UNSAFE_OPS",
+                "yes",
+                "ONNX",
+                "BACKENDSPATH",
+                "/b"
+            ]
+        );
+        assert!(AiSettings::default().args().is_empty());
+    }
 
     #[test]
     fn default_deployment_follows_shard_count() {

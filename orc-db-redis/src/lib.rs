@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ai;
 mod cluster;
 mod config;
 mod conn;
@@ -139,6 +140,16 @@ impl DbDeployment for RedisDeployment {
             )));
         }
         let exe = server_exe(&req.settings)?;
+        let resolved;
+        let req = match (&req.settings.module, &req.settings.ai) {
+            (None, Some(ai)) => {
+                let mut r = req.clone();
+                r.settings.module = Some(ai::module_spec(ai)?);
+                resolved = r;
+                &resolved
+            }
+            _ => req,
+        };
         if let Some(m) = &req.settings.module
             && !m.path.is_file()
         {

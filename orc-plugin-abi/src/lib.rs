@@ -74,6 +74,9 @@ pub mod capability {
     /// Deployments: shards whose interfaces are looked up on their node
     /// (`ShardSpec::interfaces`).
     pub const SHARD_INTERFACES: &str = "deployment.shard_interfaces";
+    /// Deployments: orc-ai settings the deployment resolves into a module line
+    /// (`OrchestratorSettings::ai`).
+    pub const AI_SETTINGS: &str = "deployment.ai_settings";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -124,6 +127,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::SHARD_INTERFACES,
         since_minor: 1,
         about: "shards that look their network interfaces up on their node",
+    },
+    Capability {
+        name: capability::AI_SETTINGS,
+        since_minor: 1,
+        about: "orc-ai settings to turn into a module line",
     },
 ];
 

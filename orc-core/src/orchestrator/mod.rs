@@ -70,6 +70,18 @@ impl std::fmt::Debug for LaunchOptions<'_> {
     }
 }
 
+/// How one shard ended when its orchestrator was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopWay {
+    /// It exited on request (`SHUTDOWN`).
+    Shutdown,
+    /// The launcher had to stop it.
+    Cancelled,
+    /// It was not running any more.
+    AlreadyGone,
+}
+
 /// How one shard ended when the orchestrator was stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShardStop {
@@ -77,18 +89,39 @@ pub struct ShardStop {
     pub index: usize,
     /// `host:port`.
     pub address: String,
-    /// `shutdown` (it exited on request), `cancelled` (the launcher had to stop it) or
-    /// `already-gone` (it was not running any more).
-    pub how: String,
+    /// How it ended.
+    pub how: StopWay,
     /// Its final status.
     pub status: StepStatus,
+}
+
+/// The state of a database as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbState {
+    /// Every shard runs and the database is healthy.
+    Ready,
+    /// Some shards answer, not all is well.
+    Degraded,
+    /// No shard answers.
+    Down,
+}
+
+impl std::fmt::Display for DbState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbState::Ready => "ready",
+            DbState::Degraded => "degraded",
+            DbState::Down => "down",
+        })
+    }
 }
 
 /// The state of a running orchestrator.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrchestratorStatus {
-    /// `ready`, `degraded` or `down`.
-    pub state: String,
+    /// Ready, degraded or down.
+    pub state: DbState,
     /// The database identifier.
     pub db_identifier: String,
     /// Deployment style.
@@ -130,33 +163,166 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-impl Orchestrator {
-    /// Launch with default options (state directory from the environment, no progress).
-    pub fn launch(host: &PluginHost, settings: OrchestratorSettings) -> Result<Self> {
-        Self::launch_with(
-            host,
-            settings,
-            LaunchOptions {
-                state_dir: record::state_dir(),
-                progress: &mut |_| {},
-                abort: None,
-            },
-        )
+/// A launch being prepared: settings, and optionally the launcher and deployment objects
+/// (an embedder's own, say), the plugin host that provides named ones, the state
+/// directory, a progress callback and an abort flag. See [`Orchestrator::builder`].
+pub struct Builder<'a> {
+    settings: OrchestratorSettings,
+    host: Option<&'a PluginHost>,
+    launcher: Option<Box<dyn Launcher>>,
+    deployment: Option<Box<dyn DbDeployment>>,
+    state_dir: Option<PathBuf>,
+    progress: Option<&'a mut dyn FnMut(&Progress)>,
+    abort: Option<Arc<AtomicBool>>,
+}
+
+impl std::fmt::Debug for Builder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("settings", &self.settings)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// The host that provides launchers and deployments by name (default: every component
+    /// linked in plus the plugins on the plugin path, [`PluginHost::discover`]).
+    pub fn host(mut self, host: &'a PluginHost) -> Self {
+        self.host = Some(host);
+        self
     }
 
-    /// Launch every shard, wait until each answers, form and verify the database, and
-    /// write the reconnect file. On any failure every launched shard is stopped again.
-    #[tracing::instrument(skip_all, fields(db = %settings.db_identifier, shards = settings.shards))]
+    /// Launch with this launcher object instead of the one named in the settings.
+    pub fn launcher(mut self, launcher: Box<dyn Launcher>) -> Self {
+        self.launcher = Some(launcher);
+        self
+    }
+
+    /// Form the database with this deployment object instead of the named one.
+    pub fn deployment(mut self, deployment: Box<dyn DbDeployment>) -> Self {
+        self.deployment = Some(deployment);
+        self
+    }
+
+    /// Keep the reconnect file under `dir` (default [`record::state_dir`]).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Call `progress` as the launch goes on.
+    pub fn progress(mut self, progress: &'a mut dyn FnMut(&Progress)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Abort the launch (every launched shard stopped, [`Error::Interrupted`]) once `flag`
+    /// is set, from a Ctrl-C handler say.
+    pub fn abort_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.abort = Some(flag);
+        self
+    }
+
+    /// Launch every shard, wait until each answers, form and verify the database, and write
+    /// the reconnect file. On any failure every launched shard is stopped again.
+    pub fn launch(self) -> Result<Orchestrator> {
+        let owned;
+        let host = match self.host {
+            Some(h) => h,
+            None if self.launcher.is_some() && self.deployment.is_some() => {
+                owned = PluginHost::new();
+                &owned
+            }
+            None => {
+                owned = PluginHost::discover();
+                &owned
+            }
+        };
+        let mut settings = self.settings;
+        let launcher = match self.launcher {
+            Some(l) => {
+                settings.launcher = l.name().into();
+                l
+            }
+            None => {
+                if settings.launcher == crate::launcher::AUTO {
+                    settings.launcher = crate::launcher::detect_in(host, settings.batch.is_some());
+                    tracing::info!(launcher = %settings.launcher, "launcher chosen by `auto`");
+                }
+                host.launcher(&settings.launcher)?
+            }
+        };
+        let deployment = match self.deployment {
+            Some(d) => {
+                settings.deployment = Some(d.name().into());
+                d
+            }
+            None => host.deployment(settings.deployment_name())?,
+        };
+        let mut nothing = |_: &Progress| {};
+        let opts = LaunchOptions {
+            state_dir: self.state_dir.unwrap_or_else(record::state_dir),
+            progress: self.progress.unwrap_or(&mut nothing),
+            abort: self.abort,
+        };
+        Orchestrator::launch_objects(host, settings, launcher, deployment, opts)
+    }
+}
+
+impl Orchestrator {
+    /// Prepare a launch with `settings`: give it launcher and deployment objects or let it
+    /// find them by name, then [`Builder::launch`].
+    ///
+    /// ```no_run
+    /// use orc_core::{Orchestrator, OrchestratorSettings};
+    /// let orc = Orchestrator::builder(OrchestratorSettings::with_shards(3))
+    ///     .state_dir("/tmp/orc-state")
+    ///     .launch()?;
+    /// orc.stop()?;
+    /// # Ok::<(), orc_core::Error>(())
+    /// ```
+    pub fn builder<'a>(settings: OrchestratorSettings) -> Builder<'a> {
+        Builder {
+            settings,
+            host: None,
+            launcher: None,
+            deployment: None,
+            state_dir: None,
+            progress: None,
+            abort: None,
+        }
+    }
+
+    /// Launch with default options (state directory from the environment, no progress).
+    pub fn launch(host: &PluginHost, settings: OrchestratorSettings) -> Result<Self> {
+        Self::builder(settings).host(host).launch()
+    }
+
+    /// Launch with `opts` (see [`Builder`] for launching with objects of your own).
     pub fn launch_with(
         host: &PluginHost,
         settings: OrchestratorSettings,
         opts: LaunchOptions<'_>,
     ) -> Result<Self> {
-        let mut settings = settings;
-        if settings.launcher == crate::launcher::AUTO {
-            settings.launcher = crate::launcher::detect(settings.batch.is_some()).into();
-            tracing::info!(launcher = %settings.launcher, "launcher chosen by `auto`");
+        let mut b = Self::builder(settings)
+            .host(host)
+            .state_dir(opts.state_dir)
+            .progress(opts.progress);
+        if let Some(a) = opts.abort {
+            b = b.abort_on(a);
         }
+        b.launch()
+    }
+
+    #[tracing::instrument(skip_all, fields(db = %settings.db_identifier, shards = settings.shards))]
+    fn launch_objects(
+        host: &PluginHost,
+        settings: OrchestratorSettings,
+        launcher: Box<dyn Launcher>,
+        deployment: Box<dyn DbDeployment>,
+        opts: LaunchOptions<'_>,
+    ) -> Result<Self> {
         settings.validate()?;
         let record_path = record::record_path(&opts.state_dir, &settings.db_identifier);
         if record_path.exists() {
@@ -173,8 +339,6 @@ impl Orchestrator {
             std::fs::remove_file(&record_path)
                 .map_err(|e| Error::io(format!("removing {}", record_path.display()), e))?;
         }
-        let launcher = host.launcher(&settings.launcher)?;
-        let deployment = host.deployment(settings.deployment_name())?;
         let dir = settings
             .dir
             .clone()
@@ -188,8 +352,12 @@ impl Orchestrator {
             Some(b) => {
                 let name = format!("orc-{}", settings.db_identifier);
                 let mut b = b.clone();
+                let per_host = settings.shards_per_host.max(1);
+                b.nodes.get_or_insert(
+                    u32::try_from(settings.shards.div_ceil(per_host)).unwrap_or(u32::MAX),
+                );
                 b.tasks_per_node
-                    .get_or_insert(u32::try_from(settings.shards_per_host).unwrap_or(u32::MAX));
+                    .get_or_insert(u32::try_from(per_host).unwrap_or(u32::MAX));
                 let alloc = launcher.allocate(&b, &name)?;
                 let job = alloc.id.clone().map(StepId);
                 (alloc, job)
@@ -382,7 +550,7 @@ impl Orchestrator {
                 return Ok(());
             }
             if abort.is_some_and(|a| a.load(Ordering::SeqCst)) {
-                return Err(Error::Database("launch interrupted".into()));
+                return Err(Error::Interrupted);
             }
             // Catch shards that died at start without waiting for the timeout.
             if last_status_check.elapsed() >= Duration::from_millis(50) {
@@ -470,6 +638,29 @@ impl Orchestrator {
         })
     }
 
+    /// Reconnect to orchestrator `db_identifier` under `state_dir` through launcher and
+    /// deployment objects of your own (those it was launched with, or equivalent ones).
+    pub fn connect_with(
+        state_dir: &Path,
+        db_identifier: &str,
+        launcher: Box<dyn Launcher>,
+        deployment: Box<dyn DbDeployment>,
+    ) -> Result<Self> {
+        let record_path = record::record_path(state_dir, db_identifier);
+        if !record_path.exists() {
+            return Err(Error::NotFound {
+                db_identifier: db_identifier.into(),
+                path: record_path,
+            });
+        }
+        Ok(Self {
+            record: OrchestratorRecord::load(&record_path)?,
+            record_path,
+            launcher,
+            deployment,
+        })
+    }
+
     /// Every recorded orchestrator under `state_dir` (reconnect files that cannot be read
     /// are returned as errors).
     pub fn connect_all(host: &PluginHost, state_dir: &Path) -> Vec<Result<Self>> {
@@ -550,14 +741,14 @@ impl Orchestrator {
             .count();
         let reachable = health.shards.iter().filter(|s| s.reachable).count();
         let state = if health.ok && running == steps.len() {
-            "ready"
+            DbState::Ready
         } else if reachable == 0 {
-            "down"
+            DbState::Down
         } else {
-            "degraded"
+            DbState::Degraded
         };
         Ok(OrchestratorStatus {
-            state: state.into(),
+            state,
             db_identifier: self.db_identifier().into(),
             deployment: self.record.deployment.clone(),
             launcher: self.record.launcher.clone(),
@@ -632,20 +823,14 @@ impl Orchestrator {
         let shards = &self.record.shards;
         let ids: Vec<StepId> = shards.iter().map(|s| s.step.clone()).collect();
         let before = self.launcher.status(&ids)?;
-        let mut how: Vec<&str> = before
+        let mut how: Vec<Option<StopWay>> = before
             .iter()
-            .map(|s| {
-                if s.status.is_terminal() {
-                    "already-gone"
-                } else {
-                    ""
-                }
-            })
+            .map(|s| s.status.is_terminal().then_some(StopWay::AlreadyGone))
             .collect();
         for (i, shard) in shards.iter().enumerate() {
-            if how[i].is_empty() {
+            if how[i].is_none() {
                 match self.deployment.shutdown(&shard.address, save) {
-                    Ok(()) => how[i] = "shutdown",
+                    Ok(()) => how[i] = Some(StopWay::Shutdown),
                     Err(e) => tracing::debug!(shard = i, "SHUTDOWN failed, will cancel: {e}"),
                 }
             }
@@ -657,7 +842,7 @@ impl Orchestrator {
             let pending = now
                 .iter()
                 .zip(&how)
-                .filter(|(s, h)| !s.status.is_terminal() && **h == "shutdown")
+                .filter(|(s, h)| !s.status.is_terminal() && **h == Some(StopWay::Shutdown))
                 .count();
             if pending == 0 || Instant::now() >= deadline {
                 break now;
@@ -667,21 +852,14 @@ impl Orchestrator {
         let mut out = Vec::new();
         for (i, shard) in shards.iter().enumerate() {
             let (how, status) = if last[i].status.is_terminal() {
-                (
-                    if how[i].is_empty() {
-                        "already-gone"
-                    } else {
-                        how[i]
-                    },
-                    last[i].clone(),
-                )
+                (how[i].unwrap_or(StopWay::AlreadyGone), last[i].clone())
             } else {
-                ("cancelled", self.launcher.cancel(&shard.step)?)
+                (StopWay::Cancelled, self.launcher.cancel(&shard.step)?)
             };
             out.push(ShardStop {
                 index: i,
                 address: shard.address.to_string(),
-                how: how.into(),
+                how,
                 status,
             });
         }

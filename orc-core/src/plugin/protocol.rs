@@ -122,6 +122,12 @@ mod golden {
             args: vec!["THREADS_PER_QUEUE".into(), "2".into()],
         });
         s.batch = Some(batch());
+        s.ai = Some(crate::settings::AiSettings {
+            threads_per_queue: Some(2),
+            max_dag_size: Some(64),
+            backends: vec!["onnx".into()],
+            ..Default::default()
+        });
         s
     }
 

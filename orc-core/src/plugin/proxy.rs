@@ -174,6 +174,9 @@ impl DbDeployment for DeploymentProxy {
         if request.shards.iter().any(|s| !s.interfaces.is_empty()) {
             self.proxy.require(m, capability::SHARD_INTERFACES)?;
         }
+        if request.settings.ai.is_some() && request.settings.module.is_none() {
+            self.proxy.require(m, capability::AI_SETTINGS)?;
+        }
         self.proxy.call(m, request)
     }
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {
