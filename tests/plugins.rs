@@ -257,10 +257,14 @@ fn orc_plugins_lists_sources_and_refusals() {
     // Without orc-ai next to it, `orc db start` says where it looked and what to do.
     let empty_ai = tempfile::tempdir().unwrap();
     let lonely_ai = empty_ai.path().join("orc");
+    // (its plugins are found: only the module is missing)
+    let plugin_file = plugin_file("orc_plugin_launcher_local");
+    let plugin_dir = plugin_file.parent().unwrap();
     std::fs::copy(orc_bin(), &lonely_ai).unwrap();
     let out = std::process::Command::new(&lonely_ai)
         .args(["db", "start", "--port", "0"])
         .env("ORC_STATE_DIR", state.path())
+        .env("ORC_PLUGIN_PATH", plugin_dir)
         .env_remove("ORC_AI_MODULE")
         .output()
         .unwrap();
