@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use orc_core::Orchestrator;
+use orc_orchestrator::Orchestrator;
 use orc_tests::*;
 
 #[test]
@@ -41,7 +41,10 @@ fn start_status_address_run_config_stop() {
     // Reconnect from this (second) process through the library.
     let orc = Orchestrator::connect(&static_host(), state.path(), "orchestrator").unwrap();
     assert_eq!(orc.addresses(), addrs);
-    assert_eq!(orc.status().unwrap().state, orc_core::DbState::Ready);
+    assert_eq!(
+        orc.status().unwrap().state,
+        orc_orchestrator::DbState::Ready
+    );
 
     let out = state.orc(&["db", "address"]);
     assert_eq!(text(&out.stdout).trim(), addrs.join(","));
@@ -169,7 +172,7 @@ fn two_databases_and_orc_run_exports_both() {
     assert_eq!(out.status.code(), Some(0));
     let out = state.orc(&["db", "stop", "--all"]);
     assert!(out.status.success());
-    assert!(orc_core::record::list_records(state.path()).is_empty());
+    assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use orc_client::{Client, Config, DataSet, Error, MemoryLayout, ModelOptions, Tensor, TensorType};
 use orc_tests::*;
 
-fn client_for(orc: &orc_core::Orchestrator) -> Client {
+fn client_for(orc: &orc_orchestrator::Orchestrator) -> Client {
     let addrs: Vec<String> = orc.addresses();
     let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let cfg = Config::new(&a, orc.record().clustered)

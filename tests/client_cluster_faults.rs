@@ -7,7 +7,7 @@ use std::time::Duration;
 use orc_client::{Client, Config, MemoryLayout, hash_slot};
 use orc_tests::*;
 
-fn client(orc: &orc_core::Orchestrator, timeout: Duration) -> Client {
+fn client(orc: &orc_orchestrator::Orchestrator, timeout: Duration) -> Client {
     let addrs = orc.addresses();
     let a: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let cfg = Config::new(&a, true)

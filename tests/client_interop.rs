@@ -7,7 +7,7 @@ use std::time::Duration;
 use orc_client::{Client, Config, DataSet, MemoryLayout, ModelOptions, Tensor};
 use orc_tests::*;
 
-fn python(orc: &orc_core::Orchestrator, mode: &str) {
+fn python(orc: &orc_orchestrator::Orchestrator, mode: &str) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/interop.py");
     let out = std::process::Command::new(smartredis_python())
         .arg(&script)

@@ -1,12 +1,11 @@
 //! The launcher conformance suite (`orc_tests::conformance`) on the local launcher, linked
 //! and loaded as a dynamic plugin (through the plugin ABI), and on the PBS, Cobalt and LSF
-//! launchers' plugins inside jobs of the scheduler simulator (`tests/sim`). The Slurm
+//! launchers' plugins inside jobs of the scheduler simulator (`orc-launcher-kit/sim`). The Slurm
 //! launcher runs it in `slurm.rs`.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
-use orc_core::{LaunchStep, plugin::PluginHost};
+use orc_core::LaunchStep;
+use orc_host::PluginHost;
 use orc_tests::{conformance, plugin_file};
 
 #[test]
@@ -37,8 +36,8 @@ fn local_launcher_as_a_plugin() {
 fn pbs_launcher_as_a_plugin_inside_a_simulated_job() {
     let dir = tempfile::tempdir().unwrap();
     let nodefile = dir.path().join("nodefile");
-    std::fs::write(&nodefile, format!("{}\n", orc_core::net::hostname())).unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    std::fs::write(&nodefile, format!("{}\n", orc_net::hostname())).unwrap();
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let mut host = PluginHost::new();
     host.load_file(&plugin_file("orc_plugin_launcher_pbs"))
@@ -59,7 +58,7 @@ fn pbs_launcher_as_a_plugin_inside_a_simulated_job() {
 #[test]
 fn cobalt_launcher_as_a_plugin_inside_a_simulated_job() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let mut host = PluginHost::new();
     host.load_file(&plugin_file("orc_plugin_launcher_cobalt"))
@@ -80,13 +79,13 @@ fn cobalt_launcher_as_a_plugin_inside_a_simulated_job() {
 
 fn lsf_suite(placed: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let mut host = PluginHost::new();
     host.load_file(&plugin_file("orc_plugin_launcher_lsf"))
         .unwrap();
     let l = host.launcher("lsf").unwrap();
-    let me = orc_core::net::hostname();
+    let me = orc_net::hostname();
     let spool = tempfile::tempdir().unwrap();
     let place = |mut s: LaunchStep| {
         if placed {

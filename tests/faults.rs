@@ -3,13 +3,14 @@
 
 use std::{net::TcpListener, time::Duration};
 
-use orc_core::{Error, Orchestrator};
+use orc_core::Error;
+use orc_orchestrator::Orchestrator;
 use orc_tests::*;
 
 /// No redis-server of this state directory may be running and no record may remain.
 fn assert_clean(state: &State) {
     assert!(
-        orc_core::record::list_records(state.path()).is_empty(),
+        orc_orchestrator::record::list_records(state.path()).is_empty(),
         "a reconnect file was left behind"
     );
     let mine = state.path().display().to_string();
@@ -141,7 +142,7 @@ fn unknown_launcher_and_deployment_names() {
     s.launcher = "slurmish".into();
     let err = launch(&host, &state, s).unwrap_err().to_string();
     assert!(
-        err.contains("unknown launcher `slurmish`; available: local"),
+        err.contains("unknown launcher `slurmish`; available: cobalt, local, lsf, pbs, slurm"),
         "{err}"
     );
     let mut s = settings("names", 1);

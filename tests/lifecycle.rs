@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use orc_core::{Checkpoints, JobStatus, Orchestrator};
+use orc_core::{Checkpoints, JobStatus};
+use orc_orchestrator::Orchestrator;
 use orc_tests::*;
 
 fn pids(orc: &Orchestrator) -> Vec<u32> {
@@ -33,14 +34,14 @@ fn standalone_starts_answers_and_stops_with_nothing_left() {
     let record = orc.record_path().to_path_buf();
     assert!(record.exists());
     let st = orc.status().expect("status");
-    assert_eq!(st.state, orc_core::DbState::Ready);
+    assert_eq!(st.state, orc_orchestrator::DbState::Ready);
     assert_eq!(st.steps[0].as_ref().unwrap().status, JobStatus::Running);
     let p = pids(&orc);
     let report = orc.stop().expect("stop");
-    assert_eq!(report[0].how, orc_core::StopWay::Shutdown);
+    assert_eq!(report[0].how, orc_orchestrator::StopWay::Shutdown);
     assert!(!record.exists(), "the reconnect file must be removed");
     assert_all_gone(&p, &addrs);
-    assert!(orc_core::record::list_records(state.path()).is_empty());
+    assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }
 
 fn check_cluster(n: usize) {
@@ -147,7 +148,7 @@ fn several_orchestrators_side_by_side() {
     assert_all_gone(&pa, &aa);
     assert_eq!(
         b.status().unwrap().state,
-        orc_core::DbState::Ready,
+        orc_orchestrator::DbState::Ready,
         "stopping alpha must not touch beta"
     );
     b.stop().unwrap();
@@ -245,7 +246,7 @@ fn a_killed_shard_shows_in_status_and_stop_still_cleans_up() {
     unsafe { libc_kill(p[1]) };
     assert!(wait_for(Duration::from_secs(5), || pid_gone(p[1])));
     let st = orc.status().unwrap();
-    assert_ne!(st.state, orc_core::DbState::Ready);
+    assert_ne!(st.state, orc_orchestrator::DbState::Ready);
     assert!(!st.health.shards[1].reachable);
     let s1 = st.steps[1].as_ref().unwrap();
     assert_eq!(s1.status, JobStatus::Failed, "{s1}");
@@ -259,8 +260,8 @@ fn a_killed_shard_shows_in_status_and_stop_still_cleans_up() {
         st.health.problems
     );
     let report = orc.stop().unwrap();
-    assert_eq!(report[1].how, orc_core::StopWay::AlreadyGone);
-    assert_eq!(report[0].how, orc_core::StopWay::Shutdown);
+    assert_eq!(report[1].how, orc_orchestrator::StopWay::AlreadyGone);
+    assert_eq!(report[0].how, orc_orchestrator::StopWay::Shutdown);
     assert_all_gone(&p, &addrs);
 }
 
@@ -340,7 +341,7 @@ fn an_embedder_runs_an_orchestrator_with_a_launcher_object_of_its_own() {
     let state = State::new();
     let (launcher, launches, _) = embedded();
     let mut seen = Vec::new();
-    let mut progress = |p: &orc_core::Progress| seen.push(format!("{p:?}"));
+    let mut progress = |p: &orc_orchestrator::Progress| seen.push(format!("{p:?}"));
     let orc = Orchestrator::builder(ai_settings("mine", 2, &[]))
         .launcher(Box::new(launcher))
         .deployment(Box::new(orc_db_redis::RedisDeployment::cluster()))
@@ -361,11 +362,18 @@ fn an_embedder_runs_an_orchestrator_with_a_launcher_object_of_its_own() {
         Box::new(orc_db_redis::RedisDeployment::cluster()),
     )
     .unwrap();
-    assert_eq!(back.status().unwrap().state, orc_core::DbState::Ready);
+    assert_eq!(
+        back.status().unwrap().state,
+        orc_orchestrator::DbState::Ready
+    );
     let pids = pids(&back);
     let addrs = back.addresses();
     let report = back.stop().unwrap();
-    assert!(report.iter().all(|s| s.how == orc_core::StopWay::Shutdown));
+    assert!(
+        report
+            .iter()
+            .all(|s| s.how == orc_orchestrator::StopWay::Shutdown)
+    );
     assert_all_gone(&pids, &addrs);
 }
 

@@ -3,10 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use orc_core::{
-    Error, JobStatus, LaunchStep,
-    plugin::{PluginHost, PluginKind, PluginSource},
-};
+use orc_core::{Error, JobStatus, LaunchStep};
+use orc_host::{PluginHost, PluginKind, PluginSource};
 use orc_tests::*;
 
 fn refusal(host: &mut PluginHost, path: &Path) -> String {
@@ -70,7 +68,10 @@ fn real_plugins_load_dynamically_and_run_a_database() {
     // A whole database through the dynamic launcher and deployment (calls cross the ABI).
     let state = State::new();
     let orc = launch(&host, &state, settings("dyn", 2)).expect("launch through plugins");
-    assert_eq!(orc.status().unwrap().state, orc_core::DbState::Ready);
+    assert_eq!(
+        orc.status().unwrap().state,
+        orc_orchestrator::DbState::Ready
+    );
     let addrs = orc.addresses();
     let pids: Vec<u32> = orc
         .record()
@@ -295,12 +296,44 @@ fn orc_plugins_lists_sources_and_refusals() {
 
 /// The launcher built against orc-plugin-abi 1.0 (`tests/legacy/launcher-abi-1-0`).
 fn legacy_plugin() -> (tempfile::TempDir, PathBuf) {
-    let dir = external_plugin(
+    legacy_plugin_with(&[])
+}
+
+/// The same launcher with cargo `features` (`minor-1`: built against 1.1).
+fn legacy_plugin_with(features: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = external_plugin_with(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("legacy/launcher-abi-1-0"),
         "orc_fixture_launcher_abi_1_0",
+        features,
     );
     let file = dir.path().join("liborc_fixture_launcher_abi_1_0.so");
     (dir, file)
+}
+
+#[test]
+fn a_plugin_built_against_minor_1_is_never_sent_what_minor_2_added() {
+    let (_keep, file) = legacy_plugin_with(&["minor-1"]);
+    let mut host = PluginHost::new();
+    host.load_file(&file).expect("an ABI 1.1 plugin loads");
+    host.load_file(&plugin_file("orc_plugin_db_redis")).unwrap();
+    let legacy = host.plugins().find(|p| p.name == "legacy").unwrap();
+    match &legacy.source {
+        PluginSource::Dynamic { abi, .. } => assert_eq!(abi, "1.1"),
+        other => panic!("{other:?}"),
+    }
+    // The plugin answers `unknown method` to anything it does not know, so a launch that
+    // sent it `use_state_dir` (minor 2) would fail: the host must leave it out.
+    let l = host.launcher("legacy").unwrap();
+    l.use_state_dir(Path::new("/nonexistent/state"))
+        .expect("not sent, so no error");
+    let state = State::new();
+    let mut s = settings("legacy11", 1);
+    s.launcher = "legacy".into();
+    let orc = launch(&host, &state, s).expect("an orchestrator through the 1.1 launcher");
+    let addrs = orc.addresses();
+    assert_eq!(redis_cmd::<String>(&addrs[0], &["PING"]).unwrap(), "PONG");
+    orc.stop().unwrap();
+    assert!(!listening(&addrs[0]));
 }
 
 #[test]
@@ -350,7 +383,10 @@ fn a_plugin_built_against_the_previous_minor_works_for_what_it_declared() {
     let mut s = settings("legacy", 1);
     s.launcher = "legacy".into();
     let orc = launch(&host, &state, s).expect("an orchestrator through the 1.0 launcher");
-    assert_eq!(orc.status().unwrap().state, orc_core::DbState::Ready);
+    assert_eq!(
+        orc.status().unwrap().state,
+        orc_orchestrator::DbState::Ready
+    );
     let addrs = orc.addresses();
     assert_eq!(redis_cmd::<String>(&addrs[0], &["PING"]).unwrap(), "PONG");
     orc.stop().unwrap();
@@ -382,8 +418,10 @@ fn plugins_of_this_minor_declare_every_capability_and_orc_plugins_shows_the_abi(
         .output()
         .unwrap();
     let t = text(&out.stdout);
-    assert!(
-        t.contains("plugin ABI 1.0") && t.contains("plugin ABI 1.1"),
-        "{t}"
+    let current = format!(
+        "plugin ABI {}.{}",
+        orc_plugin_abi::ABI_VERSION,
+        orc_plugin_abi::ABI_MINOR
     );
+    assert!(t.contains("plugin ABI 1.0") && t.contains(&current), "{t}");
 }

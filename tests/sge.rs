@@ -7,7 +7,8 @@
 
 use std::{process::Command, time::Duration};
 
-use orc_core::{BatchSettings, JobStatus, LaunchStep, Launcher, plugin::PluginHost};
+use orc_core::{BatchSettings, JobStatus, LaunchStep, Launcher};
+use orc_host::PluginHost;
 use orc_tests::*;
 
 /// The plugin, built and put in a directory of its own.
@@ -41,7 +42,7 @@ fn job(l: &dyn Launcher, name: &str, slots: u32) -> Qdel {
     let a = l
         .allocate(&b, name)
         .expect("a Grid Engine job: is Grid Engine up? run `scripts/sge up`");
-    assert_eq!(a.hosts, [orc_core::net::hostname()]);
+    assert_eq!(a.hosts, [orc_net::hostname()]);
     Qdel(a.id.unwrap())
 }
 
@@ -184,7 +185,7 @@ fn a_three_shard_orchestrator_as_one_grid_engine_job() {
 
     // A verified cluster that holds data.
     let host = host(&plugins);
-    let orc = orc_core::Orchestrator::connect(&host, state.path(), "sgedb").unwrap();
+    let orc = orc_orchestrator::Orchestrator::connect(&host, state.path(), "sgedb").unwrap();
     assert_eq!(
         orc.record().batch_job.as_ref().map(|j| j.0.as_str()),
         Some(job.as_str())
@@ -273,7 +274,7 @@ fn an_orchestrator_and_an_application_inside_a_job() {
     assert_eq!(start_json(&out)["launcher"], "sge");
 
     // An application step in the same job stores and reads data through the database.
-    let orc = orc_core::Orchestrator::connect(&host, state.path(), "orchestrator").unwrap();
+    let orc = orc_orchestrator::Orchestrator::connect(&host, state.path(), "orchestrator").unwrap();
     let mut app = LaunchStep::new(
         "app",
         target_dir().join("examples/simulation"),

@@ -1,17 +1,16 @@
 //! Batch jobs against the scheduler simulator's PBS (`qsub`/`qstat`/`qdel`) and LSF
-//! (`bsub`/`bjobs`/`bkill`) commands (`tests/sim`; neither scheduler can run here): every
+//! (`bsub`/`bjobs`/`bkill`) commands (`orc-launcher-kit/sim`; neither scheduler can run here): every
 //! step submitted outside a job passes the launcher conformance suite as a job of its own;
 //! a submission the scheduler refuses, and a job id it does not know, are clear errors;
 //! and steps inside a job orc allocated from outside it (through the job agent,
-//! `orc_core::agent`) pass the suite too.
+//! `orc_launcher_kit::agent`) pass the suite too.
 //!
 //! The launchers run their status and cancel commands from this process's `PATH`, so this
 //! binary puts the simulator on it first; it holds this one test only.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
-use orc_core::{BatchSettings, LaunchStep, plugin::PluginHost};
+use orc_core::{BatchSettings, LaunchStep};
+use orc_host::PluginHost;
 use orc_tests::{conformance, plugin_file};
 
 fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&str, &str)) {
@@ -44,12 +43,12 @@ fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&st
     let mut b = BatchSettings::default();
     b.nodes = Some(1);
     b.queue_timeout_secs = Some(30);
-    conformance::through_agent(l.as_ref(), &b, &[orc_core::net::hostname()], &|_, _| {});
+    conformance::through_agent(l.as_ref(), &b, &[orc_net::hostname()], &|_, _| {});
 }
 
 #[test]
 fn pbs_and_lsf_batch_jobs() {
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let spool = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();

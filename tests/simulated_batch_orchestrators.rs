@@ -1,15 +1,12 @@
 //! Orchestrators as one batch job on PBS and LSF, against the scheduler simulator
-//! (`tests/sim`): from outside any job, `orc db start --batch` submits one job whose script
+//! (`orc-launcher-kit/sim`): from outside any job, `orc db start --batch` submits one job whose script
 //! runs orc's job agent, the agent starts every shard inside the job (`mpiexec`, `jsrun`),
 //! and `orc db stop` ends the job with nothing left running. On Cobalt the shards' nodes
 //! (`nid03824`) have names that do not resolve here, so the shards bind to an interface
-//! looked up on their node (`--interface lo`, through `orc shard-exec`).
+//! looked up on their node (`--interface lo`, through `orc-shard-exec`).
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::PathBuf, process::Command};
 
 use orc_tests::*;
 
@@ -17,6 +14,9 @@ use orc_tests::*;
 /// outside any job.
 struct Site {
     state: State,
+    /// What `$ORC_STATE_DIR` names: `orc` is given `--state-dir` instead, and nothing
+    /// (job agents, job records) may land here.
+    decoy: tempfile::TempDir,
     spool: tempfile::TempDir,
     path: String,
 }
@@ -24,17 +24,10 @@ struct Site {
 impl Site {
     /// The simulator's PBS and LSF commands, or its Cobalt flavour first for `cobalt`.
     fn new(launcher: &str) -> Site {
-        let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim");
-        let mut path = format!(
-            "{}:{}",
-            sim.join("bin").display(),
-            std::env::var("PATH").unwrap()
-        );
-        if launcher == "cobalt" {
-            path = format!("{}:{path}", sim.join("cobalt/bin").display());
-        }
+        let path = orc_tests::sim().path_for(launcher == "cobalt");
         Site {
             state: State::new(),
+            decoy: tempfile::tempdir().unwrap(),
             spool: tempfile::tempdir().unwrap(),
             path,
         }
@@ -45,7 +38,7 @@ impl Site {
         c.args(args)
             .env("PATH", &self.path)
             .env("ORC_SIM_SPOOL", self.spool.path())
-            .env("ORC_STATE_DIR", self.state.path())
+            .env("ORC_STATE_DIR", self.decoy.path())
             .env_remove("ORC_PLUGIN_PATH")
             .env_remove("PBS_JOBID")
             .env_remove("LSB_JOBID")
@@ -54,7 +47,21 @@ impl Site {
     }
 
     fn orc(&self, args: &[&str]) -> std::process::Output {
-        self.cmd(orc_bin(), args).output().unwrap()
+        let state = self.state.path().display().to_string();
+        let mut all = vec!["--state-dir", state.as_str()];
+        all.extend_from_slice(args);
+        self.cmd(orc_bin(), &all).output().unwrap()
+    }
+
+    /// Nothing was written under `$ORC_STATE_DIR`: the state directory `orc` was given
+    /// reached the launcher and its job agent.
+    fn assert_decoy_untouched(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.decoy.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "written under $ORC_STATE_DIR: {left:?}");
     }
 
     fn agents(&self) -> PathBuf {
@@ -209,6 +216,7 @@ fn an_orchestrator_as_one_batch_job(
         "agent left: {}",
         text(&agent.stdout)
     );
+    site.assert_decoy_untouched();
 }
 
 #[test]

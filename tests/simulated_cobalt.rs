@@ -1,4 +1,4 @@
-//! Cobalt batch jobs against the scheduler simulator's Cobalt flavour (`tests/sim/cobalt`):
+//! Cobalt batch jobs against the scheduler simulator's Cobalt flavour (`orc-launcher-kit/sim/cobalt`):
 //! steps submitted outside a job pass the launcher conformance suite as jobs of their own
 //! (Cobalt's `qstat` forgets ended jobs, so exit codes come from the record the job script
 //! leaves); steps inside a job orc holds from outside it pass it through the job agent; a
@@ -8,20 +8,13 @@
 //! simulator on it first; it holds this one test only.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
-use orc_core::{BatchSettings, JobStatus, LaunchStep, plugin::PluginHost};
+use orc_core::{BatchSettings, JobStatus, LaunchStep};
+use orc_host::PluginHost;
 use orc_tests::{conformance, orc_bin, plugin_file, wait_terminal};
 
 #[test]
 fn cobalt_batch_jobs_and_steps_through_the_agent() {
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim");
-    let path = format!(
-        "{}:{}:{}",
-        sim.join("cobalt/bin").display(),
-        sim.join("bin").display(),
-        std::env::var("PATH").unwrap()
-    );
+    let path = orc_tests::sim().path_for(true);
     let spool = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     // SAFETY: the only test in this binary; nothing else runs while the variables change.

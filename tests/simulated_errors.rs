@@ -1,9 +1,7 @@
 //! The Cobalt and LSF launchers' errors, against the scheduler simulator's `aprun` and
-//! `jsrun` (`tests/sim`; neither scheduler can run here). The conformance suite runs both
+//! `jsrun` (`orc-launcher-kit/sim`; neither scheduler can run here). The conformance suite runs both
 //! in `conformance.rs`.
 #![allow(clippy::unwrap_used)]
-
-use std::path::Path;
 
 use orc_core::{JobStatus, LaunchStep, Launcher};
 use orc_launcher_cobalt::CobaltLauncher;
@@ -13,7 +11,7 @@ use orc_tests::wait_terminal;
 #[test]
 fn cobalt_steps_outside_the_job_or_its_nodes_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let l = CobaltLauncher::new();
     let in_job = |name: &str| {
@@ -63,10 +61,10 @@ fn cobalt_steps_outside_the_job_or_its_nodes_are_refused_clearly() {
 #[test]
 fn lsf_steps_outside_the_job_or_its_hosts_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let l = LSFLauncher::new();
-    let me = orc_core::net::hostname();
+    let me = orc_net::hostname();
     let in_job = |name: &str| {
         LaunchStep::new(name, "true", dir.path())
             .env("LSB_JOBID", "12345")
@@ -130,10 +128,10 @@ fn lsf_cancel_ends_the_tasks_through_jskill() {
     // JSM leaves a step's tasks running when only jsrun is killed (SmartSim's LSF pain
     // point), and so does the simulator: the launcher's jsrun wrapper must jskill its step.
     let dir = tempfile::tempdir().unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let spool = dir.path().join("spool");
-    let me = orc_core::net::hostname();
+    let me = orc_net::hostname();
     let l = LSFLauncher::new();
     let marker = format!("orc-jskill-test-{}", std::process::id());
     let step = LaunchStep::new("long", "sh", dir.path())

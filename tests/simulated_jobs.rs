@@ -1,4 +1,4 @@
-//! Orchestrators inside PBS and LSF jobs, against orc's scheduler simulator (`tests/sim`:
+//! Orchestrators inside PBS and LSF jobs, against orc's scheduler simulator (`orc-launcher-kit/sim`:
 //! PALS `mpiexec` and `jsrun` on a one-node "cluster"; neither scheduler can run here): a
 //! 3-shard orchestrator started with `--launcher auto`, an application step that stores
 //! data through it, and the PBS launcher's exit codes, cancellation and errors for a
@@ -16,8 +16,8 @@ const JOB: &str = "4242.sim-pbs";
 /// The variables PBS sets inside a job, with the simulator first on `PATH`.
 fn job_env(dir: &Path) -> Vec<(String, String)> {
     let nodefile = dir.join("nodefile");
-    std::fs::write(&nodefile, format!("{}\n", orc_core::net::hostname())).unwrap();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    std::fs::write(&nodefile, format!("{}\n", orc_net::hostname())).unwrap();
+    let sim = orc_tests::sim().bin();
     vec![
         ("PBS_JOBID".into(), JOB.into()),
         ("PBS_NODEFILE".into(), nodefile.display().to_string()),
@@ -66,8 +66,8 @@ fn a_three_shard_orchestrator_inside_a_pbs_job() {
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
 
     // An application step in the same job stores data through the database.
-    let orc =
-        orc_core::Orchestrator::connect(&static_host(), state.path(), "orchestrator").unwrap();
+    let orc = orc_orchestrator::Orchestrator::connect(&static_host(), state.path(), "orchestrator")
+        .unwrap();
     let l = PBSLauncher::new();
     let mut app = in_job(
         LaunchStep::new(
@@ -78,7 +78,7 @@ fn a_three_shard_orchestrator_inside_a_pbs_job() {
         .args(["3"]),
         &env,
     );
-    app.run.hosts = vec![orc_core::net::hostname()];
+    app.run.hosts = vec![orc_net::hostname()];
     for (k, val) in orc.client_env() {
         app = app.env(k, val);
     }
@@ -169,7 +169,7 @@ fn exit_codes_cancellation_and_errors() {
 #[test]
 fn a_three_shard_orchestrator_inside_an_lsf_job() {
     let state = State::new();
-    let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/bin");
+    let sim = orc_tests::sim().bin();
     let env = [
         (
             "ORC_SIM_SPOOL".to_string(),
@@ -178,7 +178,7 @@ fn a_three_shard_orchestrator_inside_an_lsf_job() {
         ("LSB_JOBID".to_string(), "12345".to_string()),
         (
             "LSB_MCPU_HOSTS".into(),
-            format!("batch1 1 {} 42", orc_core::net::hostname()),
+            format!("batch1 1 {} 42", orc_net::hostname()),
         ),
         (
             "PATH".into(),

@@ -4,7 +4,7 @@
 //! for `orc db start --launcher template`.
 #![allow(clippy::unwrap_used)]
 
-use orc_core::plugin::PluginHost;
+use orc_host::PluginHost;
 use orc_tests::*;
 
 #[test]

@@ -93,8 +93,8 @@ fn a_three_shard_orchestrator_inside_an_allocation() {
 
     // An application step in the same allocation stores and reads data through the database.
     let l = SlurmLauncher::new();
-    let orc =
-        orc_core::Orchestrator::connect(&static_host(), state.path(), "orchestrator").unwrap();
+    let orc = orc_orchestrator::Orchestrator::connect(&static_host(), state.path(), "orchestrator")
+        .unwrap();
     let mut app = LaunchStep::new(
         "app",
         target_dir().join("examples/simulation"),
@@ -270,7 +270,8 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
     assert_eq!(shard_steps, 3, "{}", steps_of(&job));
 
     // A verified cluster that holds data.
-    let orc = orc_core::Orchestrator::connect(&static_host(), state.path(), "batchdb").unwrap();
+    let orc =
+        orc_orchestrator::Orchestrator::connect(&static_host(), state.path(), "batchdb").unwrap();
     assert_eq!(
         orc.record().batch_job.as_ref().map(|j| j.0.as_str()),
         Some(job.as_str())
@@ -422,7 +423,7 @@ fn a_batch_job_that_ended_under_orc_still_stops_cleanly() {
 fn the_slurm_plugin_passes_the_launcher_conformance_suite() {
     let alloc = Alloc::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut host = orc_core::plugin::PluginHost::new();
+    let mut host = orc_host::PluginHost::new();
     host.load_file(&plugin_file("orc_plugin_launcher_slurm"))
         .unwrap();
     let l = host.launcher("slurm").unwrap();
@@ -441,7 +442,7 @@ fn the_slurm_plugin_passes_the_launcher_conformance_suite() {
 #[test]
 fn steps_outside_an_allocation_pass_the_conformance_suite_as_batch_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut host = orc_core::plugin::PluginHost::new();
+    let mut host = orc_host::PluginHost::new();
     host.load_file(&plugin_file("orc_plugin_launcher_slurm"))
         .unwrap();
     let l = host.launcher("slurm").unwrap();
@@ -528,7 +529,7 @@ fn start_inside(
 
 #[test]
 fn named_interfaces_are_looked_up_on_the_shards_node() {
-    // With --interface under a workload manager each shard starts through `orc shard-exec`
+    // With --interface under a workload manager each shard starts through `orc-shard-exec`
     // on its node, which binds it to that node's address of the interface and tells orc.
     let alloc = Alloc::new();
     let state = State::new();

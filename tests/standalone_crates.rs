@@ -1,5 +1,7 @@
 //! Each library crate can be added by itself to a new crate (`cargo add --path`) and
-//! builds; orc-client pulls in no launcher and no orc-core.
+//! builds; orc-client pulls in no launcher and no orc-core; orc-core pulls in nothing of
+//! the plugin machinery (abi_stable, inventory) and no libc; the launcher kit alone is
+//! enough to write and register a launcher.
 #![allow(clippy::unwrap_used)]
 
 use std::{path::Path, process::Command};
@@ -80,5 +82,43 @@ fn orc_core_alone() {
         "fn main() { println!(\"{}\", orc_core::OrchestratorSettings::with_shards(3).deployment_name()); }",
     );
     assert!(tree.contains("cluster"), "{tree}");
-    assert!(!tree.contains("orc-launcher"), "{tree}");
+    for heavy in [
+        "orc-launcher",
+        "abi_stable",
+        "inventory",
+        "libc",
+        "orc-plugin",
+    ] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(heavy)),
+            "orc-core must not pull in {heavy}:\n{tree}"
+        );
+    }
+}
+
+#[test]
+fn the_launcher_kit_alone() {
+    let tree = check(
+        "orc-launcher-kit",
+        r#"use orc_launcher_kit::prelude::*;
+struct Mine(LocalLauncher);
+impl Launcher for Mine {
+    fn name(&self) -> &str { "mine" }
+    fn launch(&self, s: &LaunchStep) -> Result<StepId> { self.0.launch(s) }
+    fn status(&self, ids: &[StepId]) -> Result<Vec<StepStatus>> { self.0.status(ids) }
+    fn cancel(&self, id: &StepId) -> Result<StepStatus> { self.0.cancel(id) }
+    fn allocation(&self) -> Result<Allocation> { self.0.allocation() }
+}
+pub const PLUGIN: StaticPlugin = StaticPlugin {
+    name: "mine", version: "0.1.0", description: "mine", crate_name: "user",
+    factory: Factory::Launcher(|| Box::new(Mine(LocalLauncher::new()))),
+};
+orc_launcher_kit::register_plugin!(PLUGIN);
+fn main() {
+    let l = Mine(LocalLauncher::new());
+    println!("{} {}", l.name(), l.allocation().unwrap().hosts.len());
+}
+"#,
+    );
+    assert!(tree.contains("mine 1"), "{tree}");
 }

@@ -9,7 +9,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use orc_core::{StepId, plugin::PluginHost};
+use orc_core::StepId;
+use orc_host::PluginHost;
 use orc_tests::{plugin_file, site_plugin};
 
 #[test]

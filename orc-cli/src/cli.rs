@@ -35,26 +35,6 @@ pub(crate) enum Command {
     /// of launchers whose schedulers cannot start steps in a job from outside it).
     #[command(hide = true)]
     Agent(AgentArgs),
-    /// Start a shard on its node: look up the addresses of network interfaces there, write
-    /// the first to a file for orc, and run the server bound to them.
-    #[command(hide = true)]
-    ShardExec(ShardExecArgs),
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ShardExecArgs {
-    /// Interfaces to bind (comma-separated); the first is advertised.
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub(crate) interfaces: Vec<String>,
-    /// Where to write the advertised address.
-    #[arg(long)]
-    pub(crate) address_file: PathBuf,
-    /// Also announce that address to cluster peers (`--cluster-announce-ip`).
-    #[arg(long)]
-    pub(crate) announce: bool,
-    /// The server command (`redis-server <conf>`), after `--`.
-    #[arg(last = true, required = true)]
-    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

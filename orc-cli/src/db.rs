@@ -12,9 +12,9 @@ use std::{
 
 use anyhow::Context;
 use orc_core::{
-    BatchSettings, Checkpoints, LaunchOptions, ModuleSpec, Orchestrator, OrchestratorSettings,
-    Progress, ShardStop, StopWay, settings::parse_memory,
+    BatchSettings, Checkpoints, ModuleSpec, OrchestratorSettings, settings::parse_memory,
 };
+use orc_orchestrator::{LaunchOptions, Orchestrator, Progress, ShardStop, StopWay};
 use serde_json::json;
 
 use crate::{
@@ -280,7 +280,7 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     for orc in orcs {
         let st = orc.status()?;
-        if st.state != orc_core::DbState::Ready {
+        if st.state != orc_orchestrator::DbState::Ready {
             worst = exit::DEGRADED;
         }
         if ctx.json {

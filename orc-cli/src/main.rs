@@ -5,12 +5,11 @@ mod db;
 mod exit;
 mod plugins;
 mod run;
-mod shard_exec;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use orc_core::plugin::PluginHost;
+use orc_host::PluginHost;
 
 use crate::cli::{Cli, Command};
 
@@ -46,18 +45,17 @@ fn main() -> ExitCode {
         state_dir: cli
             .state_dir
             .clone()
-            .unwrap_or_else(orc_core::record::state_dir),
+            .unwrap_or_else(orc_core::settings::default_state_dir),
         json: cli.json,
     };
     let result = match cli.command {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Plugins => plugins::run(&ctx),
         Command::Run(args) => run::run(&ctx, args),
-        Command::ShardExec(args) => shard_exec::run(args),
         Command::Agent(args) => ctx
             .host
             .launcher(&args.launcher)
-            .and_then(|l| orc_core::agent::serve(l.as_ref(), &args.dir))
+            .and_then(|l| orc_launcher_kit::agent::serve(l.as_ref(), &args.dir))
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
     };

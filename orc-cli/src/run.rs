@@ -3,7 +3,7 @@
 use std::{os::unix::process::ExitStatusExt, process::ExitCode};
 
 use anyhow::Context;
-use orc_core::Orchestrator;
+use orc_orchestrator::Orchestrator;
 
 use crate::{Ctx, cli::RunArgs};
 
@@ -21,7 +21,7 @@ pub(crate) fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
     if orcs.is_empty() {
         anyhow::bail!(orc_core::Error::NotFound {
             db_identifier: orc_core::settings::DEFAULT_DB_IDENTIFIER.into(),
-            path: orc_core::record::record_path(
+            path: orc_orchestrator::record::record_path(
                 &ctx.state_dir,
                 orc_core::settings::DEFAULT_DB_IDENTIFIER
             ),

@@ -196,13 +196,6 @@ impl Error {
     pub fn not_implemented(what: impl Into<String>) -> Self {
         Error::NotImplemented { what: what.into() }
     }
-
-    /// Serialise for the plugin wire.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!(r#"{{"kind":"database","detail":"unserialisable error: {e}"}}"#)
-        })
-    }
 }
 
 mod io_error_serde {
@@ -247,7 +240,7 @@ mod tests {
             "reading x",
             std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
         );
-        let back: Error = serde_json::from_str(&e.to_json()).expect("json");
+        let back: Error = serde_json::from_str(&serde_json::to_string(&e).unwrap()).expect("json");
         match back {
             Error::Io { context, source } => {
                 assert_eq!(context, "reading x");
@@ -260,7 +253,7 @@ mod tests {
             port: 7,
             by: String::new(),
         };
-        let back: Error = serde_json::from_str(&e.to_json()).expect("json");
+        let back: Error = serde_json::from_str(&serde_json::to_string(&e).unwrap()).expect("json");
         assert_eq!(back.to_string(), e.to_string());
         assert!(
             e.to_string()

@@ -1,5 +1,7 @@
 //! The [`Launcher`] trait: how steps reach a machine and how they are watched.
 
+use std::path::Path;
+
 use crate::{
     error::{Error, Result},
     status::StepStatus,
@@ -50,6 +52,16 @@ pub trait Launcher: Send + Sync {
             "batch mode is not supported by this launcher",
         ))
     }
+
+    /// Keep files that later processes and other nodes must find (a batch job's agent
+    /// directory, say) under `dir`: the orchestrator's state directory, on a filesystem
+    /// that login and compute nodes share. The orchestrator calls it before anything else;
+    /// without it a launcher uses [`default_state_dir`](crate::settings::default_state_dir).
+    /// Launchers that keep no files ignore it.
+    fn use_state_dir(&self, dir: &Path) -> Result<()> {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// The launcher name `auto` stands for.
@@ -71,31 +83,9 @@ pub fn detect(batch: bool) -> &'static str {
     )
 }
 
-/// The launchers orc ships, which [`detect`] knows how to recognise.
-const BUILT_IN: [&str; 5] = ["local", "slurm", "pbs", "lsf", "cobalt"];
-
-/// [`detect`], extended to the launchers of `host` that orc does not ship (site plugins):
-/// when no known workload manager claims this process and the launch is not a batch
-/// launch, the first other launcher whose [`Launcher::allocation`] names a job (Grid
-/// Engine's inside a Grid Engine job, say) is the one.
-pub fn detect_in(host: &crate::plugin::PluginHost, batch: bool) -> String {
-    let known = detect(batch);
-    if known != "local" || batch {
-        return known.to_string();
-    }
-    let site = host
-        .plugins()
-        .filter(|p| p.kind == crate::plugin::PluginKind::Launcher)
-        .filter(|p| !BUILT_IN.contains(&p.name.as_str()));
-    for p in site {
-        let seen = host.launcher(&p.name).and_then(|l| l.allocation());
-        tracing::debug!(launcher = %p.name, ?seen, "auto: does this launcher see a job?");
-        if seen.is_ok_and(|a| a.id.is_some()) {
-            return p.name.clone();
-        }
-    }
-    known.to_string()
-}
+/// The launchers orc ships, which [`detect`] knows how to recognise (a plugin host tries
+/// the others itself).
+pub const BUILT_IN: [&str; 5] = ["local", "slurm", "pbs", "lsf", "cobalt"];
 
 fn detect_with(
     batch: bool,

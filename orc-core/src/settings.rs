@@ -12,6 +12,29 @@ use crate::{
 /// The default database identifier; it gives un-suffixed `SSDB` / `SR_DB_TYPE`.
 pub const DEFAULT_DB_IDENTIFIER: &str = "orchestrator";
 
+/// Where orc keeps orchestrator directories, reconnect files and job-agent directories
+/// when no state directory is given.
+///
+/// `$ORC_STATE_DIR`, else `$XDG_STATE_HOME/orc`, else `~/.local/state/orc`, else
+/// `/tmp/orc-<uid>`. On clusters the home directory is usually shared, so a database
+/// started on one node can be found from another.
+pub fn default_state_dir() -> PathBuf {
+    let set = |k: &str| std::env::var_os(k).filter(|d| !d.is_empty());
+    if let Some(d) = set("ORC_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = set("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("orc");
+    }
+    if let Some(h) = set("HOME") {
+        return PathBuf::from(h).join(".local/state/orc");
+    }
+    // The owner of /proc/self is this process's user.
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
+    PathBuf::from(format!("/tmp/orc-{uid}"))
+}
+
 /// Everything needed to launch one orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -217,6 +217,18 @@ impl LaunchStep {
     }
 }
 
+/// The `orc` binary to run on other nodes (job agents, shard starters): `$ORC_BIN`, else
+/// this process when it is `orc`, else `orc` from `PATH`.
+pub fn orc_exe() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ORC_BIN").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .filter(|p| p.file_name().is_some_and(|n| n == "orc"))
+        .unwrap_or_else(|| "orc".into())
+}
+
 /// Quote `s` for a POSIX shell when it needs quoting.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()

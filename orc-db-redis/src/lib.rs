@@ -33,14 +33,15 @@ pub mod ai;
 mod cluster;
 mod config;
 mod conn;
+pub mod shard_exec;
 
 use std::{path::PathBuf, time::Duration};
 
 use orc_core::{
     DbDeployment, DbHealth, Error, LaunchStep, OrchestratorSettings, PlanRequest, Probe, Result,
     ShardAddress, ShardHealth,
-    plugin::{Factory, StaticPlugin},
 };
+use orc_plugin::{Factory, StaticPlugin};
 
 use crate::conn::{connect, field, parse_info, query};
 
@@ -52,7 +53,7 @@ pub const STANDALONE: StaticPlugin = StaticPlugin {
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Deployment(|| Box::new(RedisDeployment::standalone())),
 };
-orc_core::register_plugin!(STANDALONE);
+orc_plugin::register_plugin!(STANDALONE);
 
 /// The cluster deployment: a Redis Cluster of 1 or more primaries.
 pub const CLUSTER: StaticPlugin = StaticPlugin {
@@ -62,7 +63,7 @@ pub const CLUSTER: StaticPlugin = StaticPlugin {
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Deployment(|| Box::new(RedisDeployment::cluster())),
 };
-orc_core::register_plugin!(CLUSTER);
+orc_plugin::register_plugin!(CLUSTER);
 
 /// The environment variable that overrides which `redis-server` is used.
 pub const SERVER_VAR: &str = "ORC_REDIS_SERVER";
@@ -172,24 +173,15 @@ impl DbDeployment for RedisDeployment {
                 let mut step = if shard.interfaces.is_empty() {
                     LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()])
                 } else {
-                    // The interfaces exist on the shard's node: `orc shard-exec` looks them up
+                    // The interfaces exist on the shard's node: `orc-shard-exec` looks them up
                     // there, records the address and runs redis-server bound to it.
-                    let mut args = vec![
-                        "shard-exec".to_string(),
-                        "--interfaces".into(),
-                        shard.interfaces.join(","),
-                        "--address-file".into(),
-                        shard.address_file(&req.dir).display().to_string(),
-                    ];
-                    if self.clustered {
-                        args.push("--announce".into());
-                    }
-                    args.extend([
-                        "--".into(),
-                        exe.display().to_string(),
-                        conf.display().to_string(),
-                    ]);
-                    LaunchStep::new(&shard.name, orc_core::tools::orc_exe(), &req.dir).args(args)
+                    let exec = shard_exec::ShardExec {
+                        interfaces: shard.interfaces.clone(),
+                        address_file: shard.address_file(&req.dir),
+                        announce: self.clustered,
+                        command: vec![exe.display().to_string(), conf.display().to_string()],
+                    };
+                    LaunchStep::new(&shard.name, shard_exec::program(), &req.dir).args(exec.args())
                 };
                 step.run = req.settings.run.clone();
                 step.run.hosts = vec![shard.host.clone()];

@@ -3,7 +3,7 @@
 //! Inside a job (`$COBALT_JOBID`, nodes from `$COBALT_PARTNAME`, named `nidNNNNN`) every
 //! step runs as `aprun -n <tasks> -N 1 [-L <nid>] [-d <cpus>] <command>`, watched and
 //! cancelled as a process on the node that runs orc (Cobalt has no step ids; the step id
-//! is the `aprun` process's `<pid>@<start time>`, see [`orc_launcher_local`]). [`parse`]
+//! is the `aprun` process's `<pid>@<start time>`, see [`orc_launcher_kit::process`]). [`parse`]
 //! reads `qsub` and `qstat` output and maps Cobalt's states, tested on captured output.
 //!
 //! Outside a job a step is a batch job of its own: `qsub` of a generated script
@@ -13,7 +13,7 @@
 //! killed with TERM); a job orc never submitted is an error, never "completed".
 //!
 //! An orchestrator as one batch job (`--batch`): the job's script
-//! ([`allocation_script`]) runs orc's job agent ([`orc_core::agent`]), which starts the
+//! ([`allocation_script`]) runs orc's job agent ([`orc_launcher_kit::agent`]), which starts the
 //! shards with `aprun` inside the job.
 //!
 //! ```
@@ -33,12 +33,13 @@ use std::{
 };
 
 use orc_core::{
-    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Result, StepId, StepStatus, agent,
-    plugin::{Factory, StaticPlugin},
+    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Result, StepId, StepStatus,
     step::shell_quote,
-    tools,
 };
-use orc_launcher_local::wlm::{Wlm, WlmLauncher};
+use orc_launcher_kit::{
+    Factory, StaticPlugin, agent, process, tools,
+    wlm::{Wlm, WlmLauncher},
+};
 
 /// The launcher's name.
 pub const NAME: &str = "cobalt";
@@ -51,7 +52,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(CobaltLauncher::new())),
 };
-orc_core::register_plugin!(PLUGIN);
+orc_launcher_kit::register_plugin!(PLUGIN);
 
 /// Launches steps through Cobalt.
 pub type CobaltLauncher = WlmLauncher<Cobalt>;
@@ -70,7 +71,7 @@ fn outside() -> Error {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    orc_launcher_local::attribute(
+    process::attribute(
         e,
         NAME,
         "aprun",
@@ -98,9 +99,9 @@ fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
 }
 
 /// Where batch jobs leave their exit codes (`<job>.exit`) and orc marks the jobs it
-/// submitted (`<job>.submitted`).
-pub fn records() -> PathBuf {
-    orc_core::record::state_dir().join("cobalt-jobs")
+/// submitted (`<job>.submitted`), under the state directory `state_dir`.
+pub fn records(state_dir: &Path) -> PathBuf {
+    state_dir.join("cobalt-jobs")
 }
 
 /// The `qsub` script that runs `step` as a batch job of its own with `aprun`, leaving its
@@ -138,8 +139,13 @@ pub fn batch_script(step: &LaunchStep, records: &Path) -> String {
 }
 
 /// The `qsub` script of a job that holds an orchestrator's nodes: it runs the job agent
-/// ([`orc_core::agent`]), which starts the shards with `aprun` inside the job.
-pub fn allocation_script(batch: &BatchSettings, name: &str, output: &Path) -> String {
+/// ([`orc_launcher_kit::agent`]), which starts the shards with `aprun` inside the job.
+pub fn allocation_script(
+    batch: &BatchSettings,
+    name: &str,
+    output: &Path,
+    agent_line: &str,
+) -> String {
     let mut s = String::from("#!/bin/bash\n");
     s.push_str(&format!("#COBALT --jobname {name}\n"));
     s.push_str(&format!("#COBALT -n {}\n", batch.nodes.unwrap_or(1).max(1)));
@@ -155,14 +161,13 @@ pub fn allocation_script(batch: &BatchSettings, name: &str, output: &Path) -> St
     s.push_str(&format!("#COBALT -o {}\n", output.display()));
     s.push_str(&format!("#COBALT -e {}\n", output.display()));
     s.push_str(&tools::extra_directives("#COBALT", &batch.extra, true));
-    s.push_str(&agent::script_line(NAME, "COBALT_JOBID"));
+    s.push_str(agent_line);
     s
 }
 
 /// `qsub` a script file from `cwd`; the job id (also marked as submitted by orc).
-fn qsub(file: &Path, cwd: &Path, path: Option<&String>) -> Result<String> {
-    let dir = records();
-    std::fs::create_dir_all(&dir)
+fn qsub(file: &Path, cwd: &Path, path: Option<&String>, dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let out = tools::output(
         NAME,
@@ -202,7 +207,7 @@ fn qdel(id: &str) -> Result<()> {
 }
 
 /// The status of batch job `id`: `qstat` while Cobalt lists it, then the exit record.
-fn job_status(id: &str) -> Result<StepStatus> {
+fn job_status(id: &str, dir: &Path) -> Result<StepStatus> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::launcher(
             NAME,
@@ -230,7 +235,6 @@ fn job_status(id: &str) -> Result<StepStatus> {
             )
         });
     }
-    let dir = records();
     if let Ok(t) = std::fs::read_to_string(dir.join(format!("{id}.exit"))) {
         let code: i32 = t.trim().parse().map_err(|_| {
             Error::launcher(
@@ -265,46 +269,62 @@ fn job_status(id: &str) -> Result<StepStatus> {
 }
 
 /// Submit `step` as a batch job of its own; its id is the job id.
-fn submit(step: &LaunchStep) -> Result<StepId> {
+fn submit(step: &LaunchStep, records: &Path) -> Result<StepId> {
     std::fs::create_dir_all(&step.cwd)
         .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
     let file = step.cwd.join(format!("{}.cobalt.sh", step.name));
-    std::fs::write(&file, batch_script(step, &records()))
+    std::fs::write(&file, batch_script(step, records))
         .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    let id = qsub(&file, &step.cwd, step.env.get("PATH"))?;
+    let id = qsub(&file, &step.cwd, step.env.get("PATH"), records)?;
     tracing::debug!(job = %id, step = %step.name, "submitted");
     Ok(StepId(id))
 }
 
 /// Cobalt's commands for a [`WlmLauncher`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Cobalt;
+#[derive(Debug, Default)]
+pub struct Cobalt {
+    /// The state directory given by `use_state_dir`.
+    state_dir: std::sync::Mutex<Option<PathBuf>>,
+}
+
+impl Cobalt {
+    fn records(&self) -> PathBuf {
+        let given = self
+            .state_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        records(&given.unwrap_or_else(orc_core::settings::default_state_dir))
+    }
+}
 
 impl agent::Scheduler for Cobalt {
     fn launcher(&self) -> &str {
         NAME
     }
-    fn script(&self, batch: &BatchSettings, name: &str, output: &Path) -> String {
-        allocation_script(batch, name, output)
+    fn job_var(&self) -> &'static str {
+        "COBALT_JOBID"
+    }
+    fn script(&self, batch: &BatchSettings, name: &str, output: &Path, agent_line: &str) -> String {
+        allocation_script(batch, name, output, agent_line)
     }
     fn submit(&self, file: &Path, cwd: &Path) -> Result<String> {
-        qsub(file, cwd, None)
+        qsub(file, cwd, None, &self.records())
     }
     fn job_status(&self, job: &str) -> Result<StepStatus> {
-        job_status(job)
+        job_status(job, &self.records())
     }
     fn kill(&self, job: &str) -> Result<()> {
         qdel(job)
     }
+    fn use_state_dir(&self, dir: &Path) {
+        *self.state_dir.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir.to_path_buf());
+    }
 }
 
 impl Wlm for Cobalt {
-    fn job_var(&self) -> &'static str {
-        "COBALT_JOBID"
-    }
-
     fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
-        submit(step)
+        submit(step, &self.records())
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
@@ -331,11 +351,11 @@ impl Wlm for Cobalt {
             });
             args.extend(v.clone());
         }
-        Ok(orc_launcher_local::wrap(step, "aprun", args))
+        Ok(process::wrap(step, "aprun", args))
     }
 
     fn parallel_mpmd(&self, step: &LaunchStep) -> Result<LaunchStep> {
-        orc_launcher_local::wrap_mpmd(step, "aprun", |part| {
+        process::wrap_mpmd(step, "aprun", |part| {
             let mut seg = vec!["-n".to_string(), "1".into(), "-N".into(), "1".into()];
             if let Some(h) = &part.host {
                 seg.extend(["-L".into(), node_id(h)?]);

@@ -6,7 +6,7 @@
 //! that gives every host its rank (the ERF format of [`parse::erf`]); an unplaced step runs
 //! as `jsrun -n <tasks> -a 1 -c <cpus>`; an MPMD step as one ERF file with an app per part.
 //! Steps are watched as the `jsrun` process on the launch node (`<pid>@<start time>`, see
-//! [`orc_launcher_local`]), whose exit code is the step's. JSM leaves a step's tasks
+//! [`orc_launcher_kit::process`]), whose exit code is the step's. JSM leaves a step's tasks
 //! running when only `jsrun` dies, so each `jsrun` runs under [`JSRUN_WRAPPER`], which
 //! learns its JSM step id from `jslist` (one orc launch at a time per job, so without
 //! SmartSim's step-id race) and turns a cancel into `jskill`. [`parse`] reads `bsub`,
@@ -32,12 +32,12 @@ pub mod parse;
 use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus, agent,
-    plugin::{Factory, StaticPlugin},
-    step::shell_quote,
-    tools,
+    Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus, step::shell_quote,
 };
-use orc_launcher_local::wlm::{Wlm, WlmLauncher};
+use orc_launcher_kit::{
+    Factory, StaticPlugin, agent, process, tools,
+    wlm::{Wlm, WlmLauncher},
+};
 
 /// The launcher's name.
 pub const NAME: &str = "lsf";
@@ -93,7 +93,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(LSFLauncher::new())),
 };
-orc_core::register_plugin!(PLUGIN);
+orc_launcher_kit::register_plugin!(PLUGIN);
 
 /// How long a cancelled batch job may take to end.
 const CANCEL_LIMIT: Duration = Duration::from_secs(60);
@@ -110,7 +110,7 @@ fn outside() -> Error {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    orc_launcher_local::attribute(
+    process::attribute(
         e,
         NAME,
         "jsrun",
@@ -176,8 +176,13 @@ pub fn batch_script(step: &LaunchStep) -> String {
 }
 
 /// The `bsub` script of a job that holds an orchestrator's nodes: it runs the job agent
-/// ([`orc_core::agent`]), which starts the shards with `jsrun` inside the job.
-pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
+/// ([`orc_launcher_kit::agent`]), which starts the shards with `jsrun` inside the job.
+pub fn allocation_script(
+    batch: &BatchSettings,
+    name: &str,
+    output: &std::path::Path,
+    agent_line: &str,
+) -> String {
     let mut s = String::from("#!/bin/bash\n");
     s.push_str(&format!("#BSUB -J {name}\n"));
     s.push_str(&format!(
@@ -201,7 +206,7 @@ pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::
     s.push_str(&format!("#BSUB -o {}\n", output.display()));
     s.push_str(&format!("#BSUB -e {}\n", output.display()));
     s.push_str(&tools::extra_directives("#BSUB", &batch.extra, false));
-    s.push_str(&agent::script_line(NAME, "LSB_JOBID"));
+    s.push_str(agent_line);
     s
 }
 
@@ -298,8 +303,17 @@ impl agent::Scheduler for Lsf {
     fn launcher(&self) -> &str {
         NAME
     }
-    fn script(&self, batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
-        allocation_script(batch, name, output)
+    fn job_var(&self) -> &'static str {
+        "LSB_JOBID"
+    }
+    fn script(
+        &self,
+        batch: &BatchSettings,
+        name: &str,
+        output: &std::path::Path,
+        agent_line: &str,
+    ) -> String {
+        allocation_script(batch, name, output, agent_line)
     }
     fn submit(&self, file: &std::path::Path, cwd: &std::path::Path) -> Result<String> {
         bsub(file, cwd, None)
@@ -316,7 +330,7 @@ impl agent::Scheduler for Lsf {
 /// which learns its JSM step id and turns a cancel into `jskill`: JSM leaves a step's
 /// tasks running when only `jsrun` is killed.
 fn jsrun_wrapped(w: &LaunchStep) -> Result<LaunchStep> {
-    orc_launcher_local::resolve_exe(
+    process::resolve_exe(
         std::path::Path::new("jsrun"),
         w.env.get("PATH").map(String::as_str),
     )
@@ -332,10 +346,6 @@ fn jsrun_wrapped(w: &LaunchStep) -> Result<LaunchStep> {
 }
 
 impl Wlm for Lsf {
-    fn job_var(&self) -> &'static str {
-        "LSB_JOBID"
-    }
-
     fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
         submit(step)
     }
@@ -352,7 +362,7 @@ impl Wlm for Lsf {
                 "-c".into(),
                 cpus.to_string(),
             ];
-            orc_launcher_local::wrap(step, "jsrun", args)
+            process::wrap(step, "jsrun", args)
         } else {
             let all = job_hosts(Some(step))?;
             let at = step

@@ -3,7 +3,7 @@
 //! Inside a PBS job (`$PBS_JOBID`, hosts from `$PBS_NODEFILE`) every step runs as
 //! `mpiexec -n 1 --hosts <host> <command>`, watched and cancelled as a process on the
 //! node that runs orc (PBS has no step ids of its own; the step id is the `mpiexec`
-//! process's `<pid>@<start time>`, see [`orc_launcher_local`]). [`parse`] reads `qsub`,
+//! process's `<pid>@<start time>`, see [`orc_launcher_kit::process`]). [`parse`] reads `qsub`,
 //! `qstat` (table and `-f -F json`) and `$PBS_NODEFILE` output and maps PBS states, tested
 //! on captured output.
 //!
@@ -13,7 +13,7 @@
 //! "completed") and cancelled with `qdel`.
 //!
 //! An orchestrator as one batch job (`orc db start --launcher pbs --batch`): the job's
-//! script ([`allocation_script`]) runs orc's job agent ([`orc_core::agent`]), and the shards
+//! script ([`allocation_script`]) runs orc's job agent ([`orc_launcher_kit::agent`]), and the shards
 //! are `mpiexec` steps the agent starts inside the job; step ids are
 //! `agent:<job>:<id inside the job>`, and `orc db stop` ends the job through the agent
 //! (then `qdel`). Not yet: `aprun` on PBS systems.
@@ -30,12 +30,11 @@ pub mod parse;
 
 use std::{process::Command, time::Duration};
 
-use orc_core::{
-    Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus, agent,
-    plugin::{Factory, StaticPlugin},
-    tools,
+use orc_core::{Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus};
+use orc_launcher_kit::{
+    Factory, StaticPlugin, agent, process, tools,
+    wlm::{Wlm, WlmLauncher},
 };
-use orc_launcher_local::wlm::{Wlm, WlmLauncher};
 
 /// The launcher's name.
 pub const NAME: &str = "pbs";
@@ -48,7 +47,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(PBSLauncher::new())),
 };
-orc_core::register_plugin!(PLUGIN);
+orc_launcher_kit::register_plugin!(PLUGIN);
 
 /// How long a cancelled batch job may take to end.
 const CANCEL_LIMIT: Duration = Duration::from_secs(60);
@@ -70,7 +69,7 @@ fn outside() -> Error {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    orc_launcher_local::attribute(
+    process::attribute(
         e,
         NAME,
         "mpiexec",
@@ -107,8 +106,13 @@ pub fn batch_script(step: &LaunchStep) -> String {
 }
 
 /// The `qsub` script of a job that holds an orchestrator's nodes: it runs the job agent
-/// ([`orc_core::agent`]), which starts the shards with `mpiexec` inside the job.
-pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
+/// ([`orc_launcher_kit::agent`]), which starts the shards with `mpiexec` inside the job.
+pub fn allocation_script(
+    batch: &BatchSettings,
+    name: &str,
+    output: &std::path::Path,
+    agent_line: &str,
+) -> String {
     let nodes = batch.nodes.unwrap_or(1).max(1);
     let per_node = batch.tasks_per_node.unwrap_or(1).max(1);
     let mut s = String::from("#!/bin/bash\n");
@@ -133,7 +137,7 @@ pub fn allocation_script(batch: &BatchSettings, name: &str, output: &std::path::
     s.push_str(&format!("#PBS -o {}\n", output.display()));
     s.push_str(&format!("#PBS -e {}\n", output.display()));
     s.push_str(&tools::extra_directives("#PBS", &batch.extra, false));
-    s.push_str(&agent::script_line(NAME, "PBS_JOBID"));
+    s.push_str(agent_line);
     s
 }
 
@@ -215,8 +219,17 @@ impl agent::Scheduler for Pbs {
     fn launcher(&self) -> &str {
         NAME
     }
-    fn script(&self, batch: &BatchSettings, name: &str, output: &std::path::Path) -> String {
-        allocation_script(batch, name, output)
+    fn job_var(&self) -> &'static str {
+        "PBS_JOBID"
+    }
+    fn script(
+        &self,
+        batch: &BatchSettings,
+        name: &str,
+        output: &std::path::Path,
+        agent_line: &str,
+    ) -> String {
+        allocation_script(batch, name, output, agent_line)
     }
     fn submit(&self, file: &std::path::Path, cwd: &std::path::Path) -> Result<String> {
         qsub(file, cwd, None)
@@ -230,10 +243,6 @@ impl agent::Scheduler for Pbs {
 }
 
 impl Wlm for Pbs {
-    fn job_var(&self) -> &'static str {
-        "PBS_JOBID"
-    }
-
     fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
         submit(step)
     }
@@ -251,11 +260,11 @@ impl Wlm for Pbs {
             args.push(format!("--{k}"));
             args.extend(v.clone());
         }
-        Ok(orc_launcher_local::wrap(step, "mpiexec", args))
+        Ok(process::wrap(step, "mpiexec", args))
     }
 
     fn parallel_mpmd(&self, step: &LaunchStep) -> Result<LaunchStep> {
-        orc_launcher_local::wrap_mpmd(step, "mpiexec", |part| {
+        process::wrap_mpmd(step, "mpiexec", |part| {
             let mut seg = vec!["-n".to_string(), "1".into()];
             if let Some(h) = &part.host {
                 seg.extend(["--hosts".into(), h.clone()]);

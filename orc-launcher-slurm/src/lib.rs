@@ -40,9 +40,8 @@ use std::{
 
 use orc_core::{
     Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
-    plugin::{Factory, StaticPlugin},
-    tools,
 };
+use orc_launcher_kit::{Factory, StaticPlugin, tools};
 
 /// The launcher's name.
 pub const NAME: &str = "slurm";
@@ -55,7 +54,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     crate_name: env!("CARGO_PKG_NAME"),
     factory: Factory::Launcher(|| Box::new(SlurmLauncher::new())),
 };
-orc_core::register_plugin!(PLUGIN);
+orc_launcher_kit::register_plugin!(PLUGIN);
 
 /// How long `scancel` of a batch job may take to end it.
 const JOB_END: Duration = Duration::from_secs(60);

@@ -12,8 +12,8 @@
 //! * [`OrcPluginMod::init`] hands the plugin a [`LogSink`] and lets it refuse to start;
 //! * [`OrcPluginMod::instantiate`] returns a [`PluginObjectBox`], whose single
 //!   [`PluginObject::call`] method carries a JSON request and returns a JSON reply.
-//!   The JSON vocabulary is defined by `orc-core` (its shapes pinned by golden tests) and
-//!   versioned here.
+//!   The JSON vocabulary ([`protocol`]: `orc-core` types, their shapes pinned by golden
+//!   tests) is versioned here.
 //!
 //! **Versions.** [`ABI_VERSION`] is the major version: a plugin built for another one is
 //! refused. [`ABI_MINOR`] grows when messages gain methods or fields. When the host loads
@@ -29,8 +29,8 @@
 //! Nothing asynchronous, no tokio type and no tracing dispatcher crosses this boundary:
 //! plugins get plain synchronous calls and a log sink.
 //!
-//! Most users never touch this crate: plugin authors use `orc_core::export_plugins!`, and
-//! the host side lives in `orc_core::plugin`.
+//! Most users never touch this crate: plugin authors use `orc_plugin::export_plugins!`
+//! (or `orc-launcher-kit`, which re-exports it), and the host side is `orc-host`.
 //!
 //! ```
 //! use orc_plugin_abi::{ABI_MINOR, ABI_VERSION, PluginKind, capabilities_up_to, capability};
@@ -40,6 +40,8 @@
 //! assert_eq!(capabilities_up_to(0).count(), 0);
 //! ```
 #![deny(missing_docs)]
+
+pub mod protocol;
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
@@ -56,7 +58,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
 /// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
-pub const ABI_MINOR: u32 = 1;
+pub const ABI_MINOR: u32 = 2;
 
 /// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
 /// method, or a field of a message, that an older plugin would not know.
@@ -77,6 +79,10 @@ pub mod capability {
     /// Deployments: orc-ai settings the deployment resolves into a module line
     /// (`OrchestratorSettings::ai`).
     pub const AI_SETTINGS: &str = "deployment.ai_settings";
+    /// `use_state_dir`: the launcher keeps its files under the orchestrator's state
+    /// directory (minor 2). Without it the host does not call it, and the launcher keeps
+    /// its files under its default state directory.
+    pub const STATE_DIR: &str = "launcher.state_dir";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -132,6 +138,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::AI_SETTINGS,
         since_minor: 1,
         about: "orc-ai settings to turn into a module line",
+    },
+    Capability {
+        name: capability::STATE_DIR,
+        since_minor: 2,
+        about: "the orchestrator's state directory for files other nodes must find",
     },
 ];
 

@@ -9,8 +9,15 @@
 //! ```
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
-pub mod conformance;
 pub mod shard;
+
+pub use orc_launcher_kit::testing::{conformance, pid_gone, wait_for, wait_terminal};
+
+/// The scheduler simulator of the launcher kit, installed once under the target directory.
+pub fn sim() -> orc_launcher_kit::testing::sim::Simulator {
+    orc_launcher_kit::testing::sim::Simulator::install(&target_dir().join("orc-sim"))
+        .expect("installing the scheduler simulator")
+}
 
 // Linked so that their `inventory` registrations exist in the test binaries.
 use orc_db_redis as _;
@@ -23,10 +30,11 @@ use orc_launcher_slurm as _;
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use orc_core::{Orchestrator, plugin::PluginHost};
+use orc_host::PluginHost;
+use orc_orchestrator::Orchestrator;
 
 /// The cargo target profile directory the tests were built into (`target/debug`).
 pub fn target_dir() -> PathBuf {
@@ -137,37 +145,9 @@ pub fn listening(addr: &str) -> bool {
     std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_ok()
 }
 
-/// Whether process `pid` is gone (a zombie counts as gone: PID 1 may reap it late).
-pub fn pid_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // A zombie main thread with other threads left is still exiting (and holds its sockets).
-        Ok(s) => {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().starts_with('Z'))
-                .unwrap_or(true)
-                && std::fs::read_dir(format!("/proc/{pid}/task"))
-                    .map(|d| d.count() <= 1)
-                    .unwrap_or(true)
-        }
-    }
-}
-
 /// The pid part of a local step id (`<pid>@<start>`).
 pub fn step_pid(step: &str) -> u32 {
     step.split('@').next().unwrap().parse().unwrap()
-}
-
-/// Wait until `f` holds or `timeout` passes; returns whether it held.
-pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    f()
 }
 
 /// Settings for a test database on free ports in `state`.
@@ -185,10 +165,10 @@ pub fn launch(
     state: &State,
     s: orc_core::OrchestratorSettings,
 ) -> orc_core::Result<Orchestrator> {
-    orc_core::Orchestrator::launch_with(
+    orc_orchestrator::Orchestrator::launch_with(
         host,
         s,
-        orc_core::LaunchOptions {
+        orc_orchestrator::LaunchOptions {
             state_dir: state.path().to_path_buf(),
             progress: &mut |_| {},
             abort: None,
@@ -397,23 +377,6 @@ pub fn free_port_range(n: u16) -> u16 {
     panic!("no {n} consecutive free ports on loopback");
 }
 
-/// Wait (up to 60 s) until step `id` has ended, and return its final status.
-pub fn wait_terminal(l: &dyn orc_core::Launcher, id: &orc_core::StepId) -> orc_core::StepStatus {
-    let mut last = None;
-    let done = wait_for(Duration::from_secs(60), || {
-        let s = l
-            .status(std::slice::from_ref(id))
-            .unwrap_or_else(|e| panic!("{}: status of {id}: {e}", l.name()))
-            .remove(0);
-        let t = s.status.is_terminal();
-        last = Some(s);
-        t
-    });
-    let last = last.expect("a status");
-    assert!(done, "{}: step {id} still {last}", l.name());
-    last
-}
-
 /// A launcher crate built outside the workspace, as a site admin builds one:
 /// `plugins/<dir>` compiled by its own `cargo build` into a target directory beside ours.
 /// Returns a fresh directory holding only its `lib<lib>.so`, for `$ORC_PLUGIN_PATH`.
@@ -429,16 +392,28 @@ pub fn site_plugin(dir: &str, lib: &str) -> tempfile::TempDir {
 /// Build the plugin crate at `crate_dir` (a crate of its own, outside the workspace, with its
 /// own lock file) and copy `lib<lib>.so` into a fresh directory for `$ORC_PLUGIN_PATH`.
 pub fn external_plugin(crate_dir: &Path, lib: &str) -> tempfile::TempDir {
+    external_plugin_with(crate_dir, lib, &[])
+}
+
+/// [`external_plugin`] with cargo `features` enabled (built in a target directory of their
+/// own, so that builds with other features do not replace it).
+pub fn external_plugin_with(crate_dir: &Path, lib: &str, features: &[&str]) -> tempfile::TempDir {
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let manifest = crate_dir.join("Cargo.toml");
-    let target = target_dir().join("../site-plugins");
+    let target = if features.is_empty() {
+        target_dir().join("../site-plugins")
+    } else {
+        target_dir().join(format!("../site-plugins-{}", features.join("-")))
+    };
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",
             "--offline",
             "--locked",
             "--quiet",
+            "--features",
+            &features.join(","),
             "--manifest-path",
         ])
         .arg(&manifest)

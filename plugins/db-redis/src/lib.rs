@@ -5,4 +5,4 @@
 //! ```
 //! assert_eq!(orc_db_redis::CLUSTER.name, "cluster");
 //! ```
-orc_core::export_plugins!(orc_db_redis::STANDALONE, orc_db_redis::CLUSTER);
+orc_plugin::export_plugins!(orc_db_redis::STANDALONE, orc_db_redis::CLUSTER);

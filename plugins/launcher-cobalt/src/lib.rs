@@ -5,4 +5,4 @@
 //! ```
 //! assert_eq!(orc_launcher_cobalt::PLUGIN.name, "cobalt");
 //! ```
-orc_core::export_plugins!(orc_launcher_cobalt::PLUGIN);
+orc_plugin::export_plugins!(orc_launcher_cobalt::PLUGIN);

@@ -6,4 +6,4 @@
 //! // The exported launcher is the crate's own registration:
 //! assert_eq!(orc_launcher_local::PLUGIN.name, "local");
 //! ```
-orc_core::export_plugins!(orc_launcher_local::PLUGIN);
+orc_plugin::export_plugins!(orc_launcher_local::PLUGIN);

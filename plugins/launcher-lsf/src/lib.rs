@@ -5,4 +5,4 @@
 //! ```
 //! assert_eq!(orc_launcher_lsf::PLUGIN.name, "lsf");
 //! ```
-orc_core::export_plugins!(orc_launcher_lsf::PLUGIN);
+orc_plugin::export_plugins!(orc_launcher_lsf::PLUGIN);

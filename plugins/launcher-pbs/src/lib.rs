@@ -5,4 +5,4 @@
 //! ```
 //! assert_eq!(orc_launcher_pbs::PLUGIN.name, "pbs");
 //! ```
-orc_core::export_plugins!(orc_launcher_pbs::PLUGIN);
+orc_plugin::export_plugins!(orc_launcher_pbs::PLUGIN);

@@ -19,10 +19,10 @@
 //!   `-l h_rt` (walltime), `-A` (account) and `-q` (queue); shards are tasks in it, and
 //!   `orc db stop` ends the job.
 //!
-//! [`RunSettings::allocation`]: orc_core::RunSettings::allocation
+//! [`RunSettings::allocation`]: orc_launcher_kit::orc_core::RunSettings::allocation
 //!
 //! ```
-//! use orc_core::Launcher;
+//! use orc_launcher_kit::orc_core::Launcher;
 //! let l = orc_site_launcher_sge::SgeLauncher::default();
 //! assert_eq!(l.name(), "sge");
 //! ```
@@ -37,13 +37,14 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use orc_core::{
-    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
-    plugin::{Factory, StaticPlugin},
-    step::shell_quote,
-    tools,
+use orc_launcher_kit::{
+    Factory, LocalLauncher, StaticPlugin,
+    orc_core::{
+        Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId,
+        StepStatus, step::shell_quote,
+    },
+    process, tools,
 };
-use orc_launcher_local::LocalLauncher;
 
 /// The launcher's name: `orc db start --launcher sge`.
 pub const NAME: &str = "sge";
@@ -57,7 +58,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
     factory: Factory::Launcher(|| Box::new(SgeLauncher::default())),
 };
 
-orc_core::export_plugins!(PLUGIN);
+orc_launcher_kit::export_plugins!(PLUGIN);
 
 /// How long a deleted job may take to leave `qstat`.
 const JOB_END: Duration = Duration::from_secs(60);
@@ -356,7 +357,7 @@ fn task_wrapper(step: &LaunchStep, pidfile: &Path) -> String {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    orc_launcher_local::attribute(e, NAME, "qrsh", HINT)
+    process::attribute(e, NAME, "qrsh", HINT)
 }
 
 impl SgeLauncher {

@@ -1,7 +1,7 @@
 //! Parsers for Grid Engine's command output, tested on output captured from Son of Grid
 //! Engine 8.1.9 (Debian 12's `gridengine-*` packages).
 
-use orc_core::{JobStatus, StepStatus};
+use orc_launcher_kit::orc_core::{JobStatus, StepStatus};
 
 /// The job id `qsub -terse` printed (`42`, or `42.1-10:1` for an array job).
 pub fn qsub_job_id(stdout: &str) -> Option<String> {

@@ -5,4 +5,4 @@
 //! ```
 //! assert_eq!(orc_launcher_slurm::PLUGIN.name, "slurm");
 //! ```
-orc_core::export_plugins!(orc_launcher_slurm::PLUGIN);
+orc_plugin::export_plugins!(orc_launcher_slurm::PLUGIN);

@@ -1,13 +1,13 @@
 //! A launcher plugin for `orc`, built outside the orc workspace: the starting point for
 //! a site's own workload manager.
 //!
-//! As shipped it runs every step as a process on this machine (through
-//! [`orc_launcher_local`]), so it builds, loads and passes orc's launcher conformance
-//! suite before you change a line. Each `SITE:` comment marks where a real scheduler's
+//! It depends on one crate, [`orc_launcher_kit`]. As shipped it runs every step as a
+//! process on this machine (the kit's process table), so it builds, loads and passes orc's
+//! launcher conformance suite (`tests/conformance.rs`) before you change a line. Each `SITE:` comment marks where a real scheduler's
 //! commands go; `plugins/launcher-sge` in the orc repository is a complete launcher
 //! (Grid Engine) grown from this file.
 //!
-//! The contract a launcher keeps (see [`orc_core::Launcher`]):
+//! The contract a launcher keeps (see [`Launcher`]):
 //!
 //! * [`launch`](Launcher::launch) submits and returns at once with an id you can parse
 //!   later, in this process or another one (`orc db stop` runs long after `orc db start`);
@@ -15,21 +15,22 @@
 //!   unknown ids are errors;
 //! * [`cancel`](Launcher::cancel) of a step that already ended is not an error;
 //! * errors say what happened and what to do ([`Error::launcher`],
-//!   [`orc_core::tools::output`] for scheduler commands missing from `PATH`).
+//!   [`orc_launcher_kit::tools::output`] for scheduler commands missing from `PATH`).
+//!
+//! A scheduler whose steps run through a parallel launcher inside a job (`mpiexec`,
+//! `jsrun`, `aprun`) is better served by [`orc_launcher_kit::wlm::WlmLauncher`]: implement
+//! its `Wlm` trait (submit, status, delete, the parallel launch line) and it does the rest,
+//! batch allocations through the job agent included. The README says more.
 //!
 //! ```
-//! use orc_core::Launcher;
+//! use orc_launcher_kit::prelude::*;
 //! let l = orc_site_launcher_template::TemplateLauncher::default();
 //! assert_eq!(l.name(), "template");
 //! assert_eq!(orc_site_launcher_template::PLUGIN.name, "template");
 //! ```
 #![deny(missing_docs)]
 
-use orc_core::{
-    Allocation, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
-    plugin::{Factory, StaticPlugin},
-};
-use orc_launcher_local::LocalLauncher;
+use orc_launcher_kit::{prelude::*, process};
 
 /// The name users select the launcher by: `orc db start --launcher template`.
 /// SITE: your scheduler's name.
@@ -45,7 +46,7 @@ pub const PLUGIN: StaticPlugin = StaticPlugin {
 };
 
 // The plugin's root module: what `orc` finds when it loads the library.
-orc_core::export_plugins!(PLUGIN);
+orc_launcher_kit::export_plugins!(PLUGIN);
 
 /// The site launcher.
 #[derive(Debug, Default)]
@@ -58,7 +59,7 @@ pub struct TemplateLauncher {
 
 /// Errors from the process layer name this launcher.
 fn ours(e: Error) -> Error {
-    orc_launcher_local::attribute(e, NAME, "sh", "install a POSIX shell")
+    process::attribute(e, NAME, "sh", "install a POSIX shell")
 }
 
 impl Launcher for TemplateLauncher {
@@ -69,8 +70,10 @@ impl Launcher for TemplateLauncher {
     fn launch(&self, step: &LaunchStep) -> Result<StepId> {
         // SITE: inside an allocation (your scheduler's job id in the environment, or
         // `step.run.allocation`), wrap the step in the scheduler's task launcher
-        // (`orc_launcher_local::wrap(step, "srun", args)`); outside one, write a batch
-        // script and submit it, returning the scheduler's job id.
+        // (`process::wrap(step, "srun", args)`); outside one, write a batch script and
+        // submit it, returning the scheduler's job id. An MPMD step (`step.mpmd` not
+        // empty) runs several programs as one launch (`process::wrap_mpmd`); a launcher
+        // that cannot, refuses it (`step.refuse_mpmd(NAME)`).
         self.procs.launch(step).map_err(ours)
     }
 
@@ -83,7 +86,7 @@ impl Launcher for TemplateLauncher {
 
     fn cancel(&self, id: &StepId) -> Result<StepStatus> {
         // SITE: the scheduler's cancel command, then wait until the job has ended
-        // (`orc_core::tools::wait_cancelled`).
+        // (`orc_launcher_kit::tools::wait_cancelled`).
         self.procs.cancel(id).map_err(ours)
     }
 
@@ -95,5 +98,8 @@ impl Launcher for TemplateLauncher {
 
     // SITE: `allocate` and `release` give `orc db start --batch`: submit a job that
     // holds the nodes (`BatchSettings` has nodes, tasks per node, walltime, account,
-    // queue and extra directives), wait until it runs, return its hosts; release ends it.
+    // queue, extra directives and a queue timeout), wait until it runs, return its id and
+    // hosts; steps then name it in `step.run.allocation`, and release ends it. When steps
+    // can only start inside the job, `orc_launcher_kit::agent::allocate` runs the kit's job
+    // agent in it; keep its files under the directory `use_state_dir` gives.
 }

@@ -1,6 +1,9 @@
 //! A local launcher (`legacy`) written against orc-plugin-abi 1.0: the minor-0 protocol of
 //! `launch`, `status`, `cancel` and `allocation`, with JSON handled by hand, as a plugin
 //! built before minor versions and capabilities would have been.
+//!
+//! With feature `minor-1` it answers `hello` as a plugin built against 1.1 did: minor 1
+//! and the capabilities of 1.1 (and nothing of what 1.2 added, such as `use_state_dir`).
 #![allow(missing_docs)]
 
 use std::{
@@ -96,6 +99,19 @@ impl PluginObject for Legacy {
             )),
             "cancel" => Ok(status_of(p.as_str().unwrap_or_default(), true)),
             "allocation" => Ok(json!({"id": null, "hosts": ["localhost"]})),
+            #[cfg(feature = "minor-1")]
+            "hello" => Ok(json!({
+                "abi_minor": 1,
+                "capabilities": [
+                    "launcher.allocate",
+                    "launcher.mpmd",
+                    "launcher.run_allocation",
+                    "launcher.batch_tasks_per_node",
+                    "launcher.batch_queue_timeout",
+                    "deployment.shard_interfaces",
+                    "deployment.ai_settings",
+                ],
+            })),
             other => Err(format!("unknown method `{other}`")),
         };
         match reply {

@@ -1,0 +1,256 @@
+//! Network helpers for **orc**: the IPv4 addresses of this host's interfaces, free ports
+//! (alone or with a companion port such as a Redis cluster bus), and the host name.
+//!
+//! # Example
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! let lo = orc_net::resolve_interfaces(&["lo".to_string()])?;
+//! assert_eq!(lo, [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+//! let ports = orc_net::free_ports(&lo, 2)?;
+//! assert!(orc_net::port_is_free(lo[0], ports[0]));
+//! assert!(!orc_net::hostname().is_empty());
+//! # Ok::<(), orc_core::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::{
+    collections::BTreeMap,
+    ffi::CStr,
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener},
+};
+
+use orc_core::{Error, Result};
+
+/// The IPv4 addresses of every interface on this host, by interface name.
+pub fn interfaces() -> Result<BTreeMap<String, Vec<Ipv4Addr>>> {
+    let mut out: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(Error::io(
+            "listing network interfaces",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a valid node of the list returned by getifaddrs.
+        let ifa = unsafe { &*cur };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        let entry = out.entry(name).or_default();
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family says how to read it.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: family AF_INET means the sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !entry.contains(&ip) {
+                    entry.push(ip);
+                }
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// The first IPv4 address of each named interface, in order, without duplicates.
+///
+/// An unknown interface or one without an IPv4 address is an error that lists the
+/// interfaces that do exist (SmartSim only warns, then fails later).
+pub fn resolve_interfaces(names: &[String]) -> Result<Vec<IpAddr>> {
+    let all = interfaces()?;
+    let available = || all.keys().cloned().collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    for name in names {
+        let ip = match all.get(name) {
+            None => {
+                return Err(Error::Interface {
+                    name: name.clone(),
+                    problem: "does not exist".into(),
+                    available: available(),
+                });
+            }
+            Some(ips) if ips.is_empty() => {
+                return Err(Error::Interface {
+                    name: name.clone(),
+                    problem: "has no IPv4 address".into(),
+                    available: available(),
+                });
+            }
+            Some(ips) => IpAddr::V4(ips[0]),
+        };
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `port` can be bound on `ip` right now.
+pub fn port_is_free(ip: IpAddr, port: u16) -> bool {
+    TcpListener::bind(SocketAddr::new(ip, port)).is_ok()
+}
+
+/// Fail with [`Error::PortInUse`] when `port` is taken on any of `ips`.
+pub fn ensure_port_free(ips: &[IpAddr], port: u16) -> Result<()> {
+    for ip in ips {
+        if !port_is_free(*ip, port) {
+            return Err(Error::PortInUse {
+                host: ip.to_string(),
+                port,
+                by: String::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `count` ports that are free on all `ips`, chosen by the kernel.
+pub fn free_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
+    let first = ips
+        .first()
+        .copied()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    let mut attempts = 0;
+    while ports.len() < count {
+        attempts += 1;
+        if attempts > count * 50 + 100 {
+            return Err(Error::config("could not find enough free ports"));
+        }
+        let l = TcpListener::bind(SocketAddr::new(first, 0))
+            .map_err(|e| Error::io(format!("binding a free port on {first}"), e))?;
+        let port = l
+            .local_addr()
+            .map_err(|e| Error::io("reading a bound port", e))?
+            .port();
+        if ips.iter().skip(1).all(|ip| port_is_free(*ip, port)) {
+            ports.push(port);
+        }
+        held.push(l); // keep it bound so the kernel does not hand it out twice
+    }
+    Ok(ports)
+}
+
+/// Cluster ports recently handed out by [`free_cluster_ports`] in this process.
+static HANDED_OUT: std::sync::Mutex<Vec<(u16, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How long a handed-out port is kept from other callers in this process.
+const HANDED_OUT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How far above a Redis port its cluster bus port is.
+pub const CLUSTER_BUS_OFFSET: u16 = 10000;
+
+/// `count` distinct ports that are free on all `ips` together with their cluster bus
+/// ports (`port + 10000`).
+///
+/// Ports come from 10000..=19999, so bus ports (20000..=29999) never collide with another
+/// shard's port, and both stay below the usual ephemeral range (32768 and up) that client
+/// connections use.
+pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
+    // A small xorshift seeded from the clock and pid spreads concurrent callers apart.
+    let mut x: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ (u64::from(std::process::id()) << 32)
+        | 1;
+    let mut ports = Vec::new();
+    // Ports handed out in this process stay taken for a while: a caller launching in
+    // another thread has not bound them yet, so the check below cannot see them.
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    handed.retain(|(_, at)| at.elapsed() < HANDED_OUT_FOR);
+    for _ in 0..count * 200 + 1000 {
+        if ports.len() == count {
+            let now = std::time::Instant::now();
+            handed.extend(ports.iter().map(|p| (*p, now)));
+            return Ok(ports);
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 10000 + (x % 10000) as u16; // 10000..=19999
+        if !ports.contains(&port)
+            && !handed.iter().any(|(p, _)| *p == port)
+            && ips
+                .iter()
+                .all(|ip| port_is_free(*ip, port) && port_is_free(*ip, port + CLUSTER_BUS_OFFSET))
+        {
+            ports.push(port);
+        }
+    }
+    Err(Error::config(
+        "could not find enough free port pairs for cluster shards",
+    ))
+}
+
+/// This host's short name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end])
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_callers_never_share_cluster_ports() {
+        let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let picks: Vec<Vec<u16>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| free_cluster_ports(&lo, 50).expect("ports")))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u16> = picks.concat();
+        all.sort_unstable();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(all.len(), n, "a port was handed out twice");
+    }
+
+    #[test]
+    fn loopback_resolves_and_unknown_interfaces_are_refused() {
+        let ips = resolve_interfaces(&["lo".into()]).expect("lo exists");
+        assert_eq!(ips, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        let err = resolve_interfaces(&["nosuchnic0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`nosuchnic0` does not exist"), "{err}");
+        assert!(err.contains("lo"), "{err}");
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let ports = free_ports(&lo, 3).expect("ports");
+        assert_eq!(ports.len(), 3);
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+        let held = TcpListener::bind(("127.0.0.1", ports[0])).expect("bind");
+        assert!(!port_is_free(lo[0], ports[0]));
+        assert!(ensure_port_free(&lo, ports[0]).is_err());
+        drop(held);
+        assert!(ensure_port_free(&lo, ports[0]).is_ok());
+    }
+}

@@ -1,0 +1,137 @@
+//! The reconnect file: what any later process needs to find, watch and stop a database.
+//!
+//! It is plain JSON at `<state dir>/<db_identifier>/orchestrator.json`, written atomically.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use orc_core::{Error, OrchestratorSettings, Result, ShardAddress, StepId};
+
+/// The reconnect-file format version this crate writes.
+pub const RECORD_FORMAT: u32 = 1;
+/// The reconnect file's name inside an orchestrator directory.
+pub const RECORD_FILE: &str = "orchestrator.json";
+
+/// One launched shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Shard index.
+    pub index: usize,
+    /// Step name.
+    pub name: String,
+    /// Host it runs on.
+    pub host: String,
+    /// Advertised address.
+    pub address: ShardAddress,
+    /// The launcher's id for its step.
+    pub step: StepId,
+    /// Its standard output file.
+    pub stdout: PathBuf,
+    /// Its standard error file.
+    pub stderr: PathBuf,
+    /// Where the shard writes the address it advertises when its interfaces are looked up
+    /// on its node ([`orc_core::ShardSpec::address_file`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_file: Option<PathBuf>,
+}
+
+/// Everything recorded about a running orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrchestratorRecord {
+    /// [`RECORD_FORMAT`] at the time of writing.
+    pub format: u32,
+    /// The orc-core version that wrote it.
+    pub orc_version: String,
+    /// The settings it was started with, including runtime changes since.
+    pub settings: OrchestratorSettings,
+    /// Launcher name.
+    pub launcher: String,
+    /// Deployment style.
+    pub deployment: String,
+    /// Whether clients must use cluster routing.
+    pub clustered: bool,
+    /// The data directory (configuration, output and snapshot files of the shards).
+    pub dir: PathBuf,
+    /// The shards.
+    pub shards: Vec<ShardRecord>,
+    /// The batch job holding all shards, when launched as one.
+    pub batch_job: Option<StepId>,
+    /// Seconds since the Unix epoch when it became ready.
+    pub started_at: u64,
+    /// The pid of the process that launched it.
+    pub launched_by_pid: u32,
+    /// False while shards are still starting (the file is written before waiting, so an
+    /// interrupted start can still be cleaned up).
+    #[serde(default)]
+    pub ready: bool,
+}
+
+impl OrchestratorRecord {
+    /// The shard addresses, in shard order.
+    pub fn addresses(&self) -> Vec<ShardAddress> {
+        self.shards.iter().map(|s| s.address.clone()).collect()
+    }
+
+    /// Write to `path` atomically (write a temporary file beside it, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        let tmp = parent.join(format!(".{RECORD_FILE}.{}", std::process::id()));
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Format {
+            context: "serialising the reconnect file".into(),
+            message: e.to_string(),
+        })?;
+        fs::write(&tmp, json).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        Ok(())
+    }
+
+    /// Read a reconnect file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes =
+            fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let rec: Self = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+            context: format!("reconnect file {}", path.display()),
+            message: e.to_string(),
+        })?;
+        if rec.format > RECORD_FORMAT {
+            return Err(Error::Format {
+                context: format!("reconnect file {}", path.display()),
+                message: format!(
+                    "format {} was written by a newer orc (this one reads up to {RECORD_FORMAT})",
+                    rec.format
+                ),
+            });
+        }
+        Ok(rec)
+    }
+}
+
+/// The directory of orchestrator `db_identifier` under `state_dir` (its default data
+/// directory, and always the home of its reconnect file).
+pub fn orchestrator_dir(state_dir: &Path, db_identifier: &str) -> PathBuf {
+    state_dir.join(db_identifier)
+}
+
+/// The reconnect file of orchestrator `db_identifier` under `state_dir`.
+pub fn record_path(state_dir: &Path, db_identifier: &str) -> PathBuf {
+    orchestrator_dir(state_dir, db_identifier).join(RECORD_FILE)
+}
+
+/// Every reconnect file under `state_dir`, sorted by identifier.
+pub fn list_records(state_dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(state_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(RECORD_FILE))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
