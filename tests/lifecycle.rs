@@ -49,6 +49,9 @@ fn check_cluster(n: usize) {
     let host = static_host();
     let mut s = settings(&format!("c{n}"), n);
     s.deployment = Some("cluster".into());
+    // Fixed ports, so that the restart below reuses the nodes files' names.
+    let port = free_port_range(n as u16);
+    s.port = port;
     let orc = launch(&host, &state, s).expect("launch");
     assert!(orc.record().clustered);
     let addrs = orc.addresses();
@@ -90,13 +93,21 @@ fn check_cluster(n: usize) {
     let p = pids(&orc);
     orc.stop().expect("stop");
     assert_all_gone(&p, &addrs);
-    // No cluster nodes file is left to confuse the next start.
-    let left: Vec<_> = std::fs::read_dir(state.path().join(format!("c{n}")))
+    // The cluster's nodes files stay with its data; the next start's plan removes them
+    // (a shard must not rejoin the old cluster), so the same cluster starts again.
+    let left = std::fs::read_dir(state.path().join(format!("c{n}")))
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("nodes-"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+        .count();
+    assert_eq!(left, n, "one nodes file per shard");
+    let mut s = settings(&format!("c{n}"), n);
+    s.deployment = Some("cluster".into());
+    s.port = port;
+    let again = launch(&host, &state, s).expect("the same cluster starts again");
+    assert_eq!(again.addresses(), addrs);
+    assert!(again.status().unwrap().health.ok);
+    again.stop().expect("stop");
 }
 
 #[test]

@@ -33,8 +33,7 @@ use std::{
 };
 
 use orc_core::{
-    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Result, StepId, StepStatus,
-    step::shell_quote,
+    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Result, StepStatus, step::shell_quote,
 };
 use orc_launcher_kit::{
     Factory, StaticPlugin, agent, process, tools,
@@ -146,138 +145,26 @@ pub fn allocation_script(
     output: &Path,
     agent_line: &str,
 ) -> String {
+    let output = output.display().to_string();
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#COBALT --jobname {name}\n"));
-    s.push_str(&format!("#COBALT -n {}\n", batch.nodes.unwrap_or(1).max(1)));
-    if let Some(t) = batch.walltime_secs {
-        s.push_str(&format!("#COBALT -t {}\n", t.div_ceil(60)));
-    }
-    if let Some(q) = &batch.queue {
-        s.push_str(&format!("#COBALT -q {q}\n"));
-    }
-    if let Some(a) = &batch.account {
-        s.push_str(&format!("#COBALT -A {a}\n"));
-    }
-    s.push_str(&format!("#COBALT -o {}\n", output.display()));
-    s.push_str(&format!("#COBALT -e {}\n", output.display()));
+    s.push_str(&tools::directives(
+        "#COBALT",
+        [
+            ("--jobname", Some(name.to_string())),
+            ("-n", Some(batch.nodes.unwrap_or(1).max(1).to_string())),
+            (
+                "-t",
+                batch.walltime_secs.map(|t| t.div_ceil(60).to_string()),
+            ),
+            ("-q", batch.queue.clone()),
+            ("-A", batch.account.clone()),
+            ("-o", Some(output.clone())),
+            ("-e", Some(output)),
+        ],
+    ));
     s.push_str(&tools::extra_directives("#COBALT", &batch.extra, true));
     s.push_str(agent_line);
     s
-}
-
-/// `qsub` a script file from `cwd`; the job id (also marked as submitted by orc).
-fn qsub(file: &Path, cwd: &Path, path: Option<&String>, dir: &Path) -> Result<String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let out = tools::output(
-        NAME,
-        Command::new("qsub")
-            .arg(file)
-            .current_dir(cwd)
-            .envs(path.map(|p| ("PATH", p))),
-        HINT,
-    )?;
-    let id = parse::qsub_job_id(&String::from_utf8_lossy(&out.stdout))
-        .filter(|_| out.status.success())
-        .ok_or_else(|| {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let said = if err.trim().is_empty() {
-                String::from_utf8_lossy(&out.stdout).trim().to_string()
-            } else {
-                err.trim().to_string()
-            };
-            Error::launcher(NAME, format!("qsub refused the job: {said}"))
-        })?;
-    let mark = dir.join(format!("{id}.submitted"));
-    std::fs::write(&mark, b"").map_err(|e| Error::io(format!("writing {}", mark.display()), e))?;
-    Ok(id)
-}
-
-/// `qdel` a job.
-fn qdel(id: &str) -> Result<()> {
-    let out = run("qdel", &[id])?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::launcher(
-            NAME,
-            format!("qdel {id}: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        ))
-    }
-}
-
-/// The status of batch job `id`: `qstat` while Cobalt lists it, then the exit record.
-fn job_status(id: &str, dir: &Path) -> Result<StepStatus> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::launcher(
-            NAME,
-            format!("{id:?} is not a Cobalt job id"),
-        ));
-    }
-    let out = run("qstat", &["--header", "JobId:State", id])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !(text.trim().is_empty() || text.contains("JobId")) {
-        return Err(Error::launcher(
-            NAME,
-            format!(
-                "qstat --header JobId:State {id} failed or printed something else: {}",
-                [text.trim(), String::from_utf8_lossy(&out.stderr).trim()]
-                    .join(" ")
-                    .trim()
-            ),
-        ));
-    }
-    if let Some(state) = parse::qstat_state(&text, id) {
-        return parse::status(&state).ok_or_else(|| {
-            Error::launcher(
-                NAME,
-                format!("job {id} is in state {state}, which orc does not know"),
-            )
-        });
-    }
-    if let Ok(t) = std::fs::read_to_string(dir.join(format!("{id}.exit"))) {
-        let code: i32 = t.trim().parse().map_err(|_| {
-            Error::launcher(
-                NAME,
-                format!("job {id} left an exit record orc cannot read: {t:?}"),
-            )
-        })?;
-        let mut s = StepStatus::new(if code == 0 {
-            JobStatus::Completed
-        } else {
-            JobStatus::Failed
-        });
-        s.exit_code = Some(code);
-        s.native_state = Some("done".into());
-        return Ok(s);
-    }
-    if dir.join(format!("{id}.submitted")).exists() {
-        let mut s = StepStatus::new(JobStatus::Failed);
-        s.native_state = Some("done".into());
-        s.detail = Some(
-            "ended without an exit record (killed, out of walltime, or its node failed)".into(),
-        );
-        return Ok(s);
-    }
-    Err(Error::launcher(
-        NAME,
-        format!(
-            "Cobalt does not list job {id}, and orc did not submit it (Cobalt keeps no history \
-             of ended jobs)"
-        ),
-    ))
-}
-
-/// Submit `step` as a batch job of its own; its id is the job id.
-fn submit(step: &LaunchStep, records: &Path) -> Result<StepId> {
-    std::fs::create_dir_all(&step.cwd)
-        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-    let file = step.cwd.join(format!("{}.cobalt.sh", step.name));
-    std::fs::write(&file, batch_script(step, records))
-        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    let id = qsub(&file, &step.cwd, step.env.get("PATH"), records)?;
-    tracing::debug!(job = %id, step = %step.name, "submitted");
-    Ok(StepId(id))
 }
 
 /// Cobalt's commands for a [`WlmLauncher`].
@@ -308,14 +195,105 @@ impl agent::Scheduler for Cobalt {
     fn script(&self, batch: &BatchSettings, name: &str, output: &Path, agent_line: &str) -> String {
         allocation_script(batch, name, output, agent_line)
     }
-    fn submit(&self, file: &Path, cwd: &Path) -> Result<String> {
-        qsub(file, cwd, None, &self.records())
+    fn submit(&self, file: &Path, cwd: &Path, path: Option<&str>) -> Result<String> {
+        let dir = &self.records();
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let out = tools::output(
+            NAME,
+            Command::new("qsub")
+                .arg(file)
+                .current_dir(cwd)
+                .envs(path.map(|p| ("PATH", p))),
+            HINT,
+        )?;
+        let id = parse::qsub_job_id(&String::from_utf8_lossy(&out.stdout))
+            .filter(|_| out.status.success())
+            .ok_or_else(|| {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let said = if err.trim().is_empty() {
+                    String::from_utf8_lossy(&out.stdout).trim().to_string()
+                } else {
+                    err.trim().to_string()
+                };
+                Error::launcher(NAME, format!("qsub refused the job: {said}"))
+            })?;
+        let mark = dir.join(format!("{id}.submitted"));
+        std::fs::write(&mark, b"")
+            .map_err(|e| Error::io(format!("writing {}", mark.display()), e))?;
+        Ok(id)
     }
-    fn job_status(&self, job: &str) -> Result<StepStatus> {
-        job_status(job, &self.records())
+    fn job_status(&self, id: &str) -> Result<StepStatus> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::launcher(
+                NAME,
+                format!("{id:?} is not a Cobalt job id"),
+            ));
+        }
+        let out = run("qstat", &["--header", "JobId:State", id])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !(text.trim().is_empty() || text.contains("JobId")) {
+            return Err(Error::launcher(
+                NAME,
+                format!(
+                    "qstat --header JobId:State {id} failed or printed something else: {}",
+                    [text.trim(), String::from_utf8_lossy(&out.stderr).trim()]
+                        .join(" ")
+                        .trim()
+                ),
+            ));
+        }
+        if let Some(state) = parse::qstat_state(&text, id) {
+            return parse::status(&state).ok_or_else(|| {
+                Error::launcher(
+                    NAME,
+                    format!("job {id} is in state {state}, which orc does not know"),
+                )
+            });
+        }
+        let dir = self.records();
+        if let Ok(t) = std::fs::read_to_string(dir.join(format!("{id}.exit"))) {
+            let code: i32 = t.trim().parse().map_err(|_| {
+                Error::launcher(
+                    NAME,
+                    format!("job {id} left an exit record orc cannot read: {t:?}"),
+                )
+            })?;
+            let mut s = StepStatus::new(if code == 0 {
+                JobStatus::Completed
+            } else {
+                JobStatus::Failed
+            });
+            s.exit_code = Some(code);
+            s.native_state = Some("done".into());
+            return Ok(s);
+        }
+        if dir.join(format!("{id}.submitted")).exists() {
+            let mut s = StepStatus::new(JobStatus::Failed);
+            s.native_state = Some("done".into());
+            s.detail = Some(
+                "ended without an exit record (killed, out of walltime, or its node failed)".into(),
+            );
+            return Ok(s);
+        }
+        Err(Error::launcher(
+            NAME,
+            format!(
+                "Cobalt does not list job {id}, and orc did not submit it (Cobalt keeps no history \
+                 of ended jobs)"
+            ),
+        ))
     }
-    fn kill(&self, job: &str) -> Result<()> {
-        qdel(job)
+    fn kill(&self, id: &str) -> Result<()> {
+        let out = run("qdel", &[id])?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::launcher(
+                NAME,
+                format!("qdel {id}: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            ))
+        }
     }
     fn use_state_dir(&self, dir: &Path) {
         *self.state_dir.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir.to_path_buf());
@@ -323,8 +301,8 @@ impl agent::Scheduler for Cobalt {
 }
 
 impl Wlm for Cobalt {
-    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
-        submit(step, &self.records())
+    fn step_script(&self, step: &LaunchStep) -> Result<String> {
+        Ok(batch_script(step, &self.records()))
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {

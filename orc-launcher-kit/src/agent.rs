@@ -102,8 +102,9 @@ pub trait Scheduler {
     /// the job name `name`, output to `output`, and `agent_line` (the [`script_line`] that
     /// runs the agent) at the end.
     fn script(&self, batch: &BatchSettings, name: &str, output: &Path, agent_line: &str) -> String;
-    /// Submit the script file `file` from directory `cwd`; the job id.
-    fn submit(&self, file: &Path, cwd: &Path) -> Result<String>;
+    /// Submit the script file `file` from directory `cwd`, with `path` as `PATH` when
+    /// given (a step's own); the job id.
+    fn submit(&self, file: &Path, cwd: &Path, path: Option<&str>) -> Result<String>;
     /// The status of job `job` (terminal once it has ended).
     fn job_status(&self, job: &str) -> Result<StepStatus>;
     /// Delete job `job` (`qdel`, `bkill`); one that already ended is not an error.
@@ -142,7 +143,7 @@ pub fn allocate(
     let file = root.join(format!("{name}.{}.sh", s.launcher()));
     let line = script_line(s.launcher(), s.job_var(), root);
     std::fs::write(&file, s.script(batch, name, &output, &line)).map_err(io("writing", &file))?;
-    let job = s.submit(&file, root)?;
+    let job = s.submit(&file, root, None)?;
     tracing::info!(job = %job, "batch job submitted; waiting for its agent");
     let agent = Agent::new(s.launcher(), &job, root);
     match agent.wait_ready(

@@ -8,6 +8,25 @@ use std::{
 
 use orc_core::{Error, JobStatus, Result, StepStatus};
 
+/// Job-script directive lines `<prefix> <flag> <value>`, in order, for each `lines` entry
+/// whose value is given: a batch job's name, resources, account, queue and output files.
+///
+/// ```
+/// use orc_launcher_kit::tools::directives;
+/// let account: Option<&str> = None;
+/// let s = directives("#PBS", [("-N", Some("db")), ("-A", account), ("-q", Some("debug"))]);
+/// assert_eq!(s, "#PBS -N db\n#PBS -q debug\n");
+/// ```
+pub fn directives<'a, V: std::fmt::Display + 'a>(
+    prefix: &str,
+    lines: impl IntoIterator<Item = (&'a str, Option<V>)>,
+) -> String {
+    lines
+        .into_iter()
+        .filter_map(|(flag, v)| v.map(|v| format!("{prefix} {flag} {v}\n")))
+        .collect()
+}
+
 /// Job-script directive lines (`<prefix> -k v`, or `<prefix> -k` for a flag) for a step's
 /// or batch job's `extra` settings. With `long`, keys of more than one letter take two
 /// dashes (`--key v`).

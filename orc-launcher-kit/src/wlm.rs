@@ -26,8 +26,9 @@ use crate::{
 /// A workload manager's side of a [`WlmLauncher`]; its [`Scheduler`] part gives batch
 /// jobs (submit, status, delete) and agent-held jobs.
 pub trait Wlm: Scheduler + Send + Sync {
-    /// Submit `step` as a batch job of its own (it runs outside any job); its id.
-    fn submit_step(&self, step: &LaunchStep) -> Result<StepId>;
+    /// The batch script that runs `step` as a job of its own (it runs outside any job);
+    /// the launcher writes it to `<cwd>/<name>.<launcher>.sh` and submits it.
+    fn step_script(&self, step: &LaunchStep) -> Result<String>;
     /// `step` (inside a job) as the local process that runs it with the parallel launcher.
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep>;
     /// An MPMD `step` (inside a job) as the local process that runs all its parts.
@@ -80,6 +81,23 @@ impl<W: Wlm> WlmLauncher<W> {
         Agent::new(self.wlm.launcher(), job, &self.agents())
     }
 
+    /// Write `step`'s batch script next to its output and submit it; the job id.
+    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
+        let io = |what: &str, p: &Path| {
+            let what = format!("{what} {}", p.display());
+            move |e| Error::io(what, e)
+        };
+        std::fs::create_dir_all(&step.cwd).map_err(io("creating", &step.cwd))?;
+        let file = step
+            .cwd
+            .join(format!("{}.{}.sh", step.name, self.wlm.launcher()));
+        std::fs::write(&file, self.wlm.step_script(step)?).map_err(io("writing", &file))?;
+        let path = step.env.get("PATH").map(String::as_str);
+        let id = self.wlm.submit(&file, &step.cwd, path)?;
+        tracing::debug!(job = %id, step = %step.name, "submitted");
+        Ok(StepId(id))
+    }
+
     fn status_one(&self, id: &StepId) -> Result<StepStatus> {
         let name = self.wlm.launcher();
         if let Some((job, inner)) = agent::parse_id(id) {
@@ -113,7 +131,7 @@ impl<W: Wlm> Launcher for WlmLauncher<W> {
         }
         if step.run.allocation.is_none() && current.is_none() && !step.env.contains_key(var) {
             step.refuse_mpmd(name)?;
-            return self.wlm.submit_step(step);
+            return self.submit_step(step);
         }
         let process = if step.mpmd.is_empty() {
             self.wlm.parallel(step)?

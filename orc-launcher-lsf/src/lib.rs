@@ -32,7 +32,7 @@ pub mod parse;
 use std::{process::Command, time::Duration};
 
 use orc_core::{
-    Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus, step::shell_quote,
+    Allocation, BatchSettings, Error, LaunchStep, Result, StepStatus, step::shell_quote,
 };
 use orc_launcher_kit::{
     Factory, StaticPlugin, agent, process, tools,
@@ -183,116 +183,27 @@ pub fn allocation_script(
     output: &std::path::Path,
     agent_line: &str,
 ) -> String {
-    let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#BSUB -J {name}\n"));
-    s.push_str(&format!(
-        "#BSUB -nnodes {}\n",
-        batch.nodes.unwrap_or(1).max(1)
-    ));
-    if let Some(t) = batch.walltime_secs {
+    let walltime = batch.walltime_secs.map(|t| {
         let minutes = t.div_ceil(60);
-        s.push_str(&format!(
-            "#BSUB -W {:02}:{:02}\n",
-            minutes / 60,
-            minutes % 60
-        ));
-    }
-    if let Some(a) = &batch.account {
-        s.push_str(&format!("#BSUB -P {a}\n"));
-    }
-    if let Some(q) = &batch.queue {
-        s.push_str(&format!("#BSUB -q {q}\n"));
-    }
-    s.push_str(&format!("#BSUB -o {}\n", output.display()));
-    s.push_str(&format!("#BSUB -e {}\n", output.display()));
+        format!("{:02}:{:02}", minutes / 60, minutes % 60)
+    });
+    let output = output.display().to_string();
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&tools::directives(
+        "#BSUB",
+        [
+            ("-J", Some(name.to_string())),
+            ("-nnodes", Some(batch.nodes.unwrap_or(1).max(1).to_string())),
+            ("-W", walltime),
+            ("-P", batch.account.clone()),
+            ("-q", batch.queue.clone()),
+            ("-o", Some(output.clone())),
+            ("-e", Some(output)),
+        ],
+    ));
     s.push_str(&tools::extra_directives("#BSUB", &batch.extra, false));
     s.push_str(agent_line);
     s
-}
-
-/// `bsub` a script file from `cwd`; the job id.
-fn bsub(file: &std::path::Path, cwd: &std::path::Path, path: Option<&String>) -> Result<String> {
-    let out = tools::output(
-        NAME,
-        Command::new("bsub")
-            .arg(file)
-            .current_dir(cwd)
-            .envs(path.map(|p| ("PATH", p))),
-        "run orc on an LSF login node, or inside a job",
-    )?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match parse::bsub_job_id(&stdout) {
-        Ok(id) if out.status.success() => Ok(id),
-        Ok(_) | Err(_) if !stderr.trim().is_empty() => Err(Error::launcher(
-            NAME,
-            format!("bsub refused the job: {}", stderr.trim()),
-        )),
-        Ok(_) => Err(Error::launcher(
-            NAME,
-            format!("bsub failed ({})", out.status),
-        )),
-        Err(e) => Err(Error::launcher(NAME, format!("bsub refused the job: {e}"))),
-    }
-}
-
-/// `bkill` a job; one that already finished is not an error.
-fn bkill(id: &str) -> Result<()> {
-    let out = run("bkill", &[id])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && !err.contains("already finished") {
-        return Err(Error::launcher(NAME, format!("bkill {id}: {}", err.trim())));
-    }
-    Ok(())
-}
-
-/// Submit `step` as a batch job (`bsub`); its id is the job id.
-fn submit(step: &LaunchStep) -> Result<StepId> {
-    std::fs::create_dir_all(&step.cwd)
-        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-    let file = step.cwd.join(format!("{}.lsf.sh", step.name));
-    std::fs::write(&file, batch_script(step))
-        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    bsub(&file, &step.cwd, step.env.get("PATH")).map(StepId)
-}
-
-/// The status of batch job `id` (`bjobs -noheader -o "jobid stat exit_code"`).
-fn job_status(id: &str) -> Result<StepStatus> {
-    let out = run("bjobs", &["-noheader", "-o", "jobid stat exit_code", id])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    match parse::bjobs_fields(&text, id) {
-        // DONE means exit code 0, which bjobs shows as `-`.
-        Some((state, exit)) => parse::batch_status(
-            &state,
-            if state == "DONE" {
-                exit.or(Some(0))
-            } else {
-                exit
-            },
-        )
-        .ok_or_else(|| {
-            Error::launcher(
-                NAME,
-                format!("job {id} is in state {state}, which orc does not know"),
-            )
-        }),
-        None if err.contains("not found") => Err(Error::launcher(
-            NAME,
-            format!("LSF does not know job {id} (cleaned from its history, or not a job id)"),
-        )),
-        None => Err(Error::launcher(
-            NAME,
-            format!(
-                "bjobs gave no state for job {id}: {}",
-                if err.trim().is_empty() {
-                    text.trim()
-                } else {
-                    err.trim()
-                }
-            ),
-        )),
-    }
 }
 
 /// LSF's commands for a [`WlmLauncher`].
@@ -315,14 +226,79 @@ impl agent::Scheduler for Lsf {
     ) -> String {
         allocation_script(batch, name, output, agent_line)
     }
-    fn submit(&self, file: &std::path::Path, cwd: &std::path::Path) -> Result<String> {
-        bsub(file, cwd, None)
+    fn submit(
+        &self,
+        file: &std::path::Path,
+        cwd: &std::path::Path,
+        path: Option<&str>,
+    ) -> Result<String> {
+        let out = tools::output(
+            NAME,
+            Command::new("bsub")
+                .arg(file)
+                .current_dir(cwd)
+                .envs(path.map(|p| ("PATH", p))),
+            "run orc on an LSF login node, or inside a job",
+        )?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match parse::bsub_job_id(&stdout) {
+            Ok(id) if out.status.success() => Ok(id),
+            Ok(_) | Err(_) if !stderr.trim().is_empty() => Err(Error::launcher(
+                NAME,
+                format!("bsub refused the job: {}", stderr.trim()),
+            )),
+            Ok(_) => Err(Error::launcher(
+                NAME,
+                format!("bsub failed ({})", out.status),
+            )),
+            Err(e) => Err(Error::launcher(NAME, format!("bsub refused the job: {e}"))),
+        }
     }
-    fn job_status(&self, job: &str) -> Result<StepStatus> {
-        job_status(job)
+    fn job_status(&self, id: &str) -> Result<StepStatus> {
+        let out = run("bjobs", &["-noheader", "-o", "jobid stat exit_code", id])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        match parse::bjobs_fields(&text, id) {
+            // DONE means exit code 0, which bjobs shows as `-`.
+            Some((state, exit)) => parse::batch_status(
+                &state,
+                if state == "DONE" {
+                    exit.or(Some(0))
+                } else {
+                    exit
+                },
+            )
+            .ok_or_else(|| {
+                Error::launcher(
+                    NAME,
+                    format!("job {id} is in state {state}, which orc does not know"),
+                )
+            }),
+            None if err.contains("not found") => Err(Error::launcher(
+                NAME,
+                format!("LSF does not know job {id} (cleaned from its history, or not a job id)"),
+            )),
+            None => Err(Error::launcher(
+                NAME,
+                format!(
+                    "bjobs gave no state for job {id}: {}",
+                    if err.trim().is_empty() {
+                        text.trim()
+                    } else {
+                        err.trim()
+                    }
+                ),
+            )),
+        }
     }
-    fn kill(&self, job: &str) -> Result<()> {
-        bkill(job)
+    fn kill(&self, id: &str) -> Result<()> {
+        let out = run("bkill", &[id])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !err.contains("already finished") {
+            return Err(Error::launcher(NAME, format!("bkill {id}: {}", err.trim())));
+        }
+        Ok(())
     }
 }
 
@@ -346,8 +322,8 @@ fn jsrun_wrapped(w: &LaunchStep) -> Result<LaunchStep> {
 }
 
 impl Wlm for Lsf {
-    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
-        submit(step)
+    fn step_script(&self, step: &LaunchStep) -> Result<String> {
+        Ok(batch_script(step))
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {

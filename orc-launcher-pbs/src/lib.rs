@@ -30,7 +30,7 @@ pub mod parse;
 
 use std::{process::Command, time::Duration};
 
-use orc_core::{Allocation, BatchSettings, Error, LaunchStep, Result, StepId, StepStatus};
+use orc_core::{Allocation, BatchSettings, Error, LaunchStep, Result, StepStatus};
 use orc_launcher_kit::{
     Factory, StaticPlugin, agent, process, tools,
     wlm::{Wlm, WlmLauncher},
@@ -115,100 +115,31 @@ pub fn allocation_script(
 ) -> String {
     let nodes = batch.nodes.unwrap_or(1).max(1);
     let per_node = batch.tasks_per_node.unwrap_or(1).max(1);
+    let walltime = batch
+        .walltime_secs
+        .map(|t| format!("walltime={:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60));
+    let output = output.display().to_string();
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#PBS -N {name}\n"));
-    s.push_str(&format!(
-        "#PBS -l select={nodes}:ncpus={per_node}:mpiprocs={per_node}\n"
+    s.push_str(&tools::directives(
+        "#PBS",
+        [
+            ("-N", Some(name.to_string())),
+            (
+                "-l",
+                Some(format!(
+                    "select={nodes}:ncpus={per_node}:mpiprocs={per_node}"
+                )),
+            ),
+            ("-l", walltime),
+            ("-A", batch.account.clone()),
+            ("-q", batch.queue.clone()),
+            ("-o", Some(output.clone())),
+            ("-e", Some(output)),
+        ],
     ));
-    if let Some(t) = batch.walltime_secs {
-        s.push_str(&format!(
-            "#PBS -l walltime={:02}:{:02}:{:02}\n",
-            t / 3600,
-            t / 60 % 60,
-            t % 60
-        ));
-    }
-    if let Some(a) = &batch.account {
-        s.push_str(&format!("#PBS -A {a}\n"));
-    }
-    if let Some(q) = &batch.queue {
-        s.push_str(&format!("#PBS -q {q}\n"));
-    }
-    s.push_str(&format!("#PBS -o {}\n", output.display()));
-    s.push_str(&format!("#PBS -e {}\n", output.display()));
     s.push_str(&tools::extra_directives("#PBS", &batch.extra, false));
     s.push_str(agent_line);
     s
-}
-
-/// `qsub` a script file from `cwd`; the job id.
-fn qsub(file: &std::path::Path, cwd: &std::path::Path, path: Option<&String>) -> Result<String> {
-    let out = tools::output(
-        NAME,
-        Command::new("qsub")
-            .arg(file)
-            .current_dir(cwd)
-            .envs(path.map(|p| ("PATH", p))),
-        "run orc on a PBS login node, or inside a job",
-    )?;
-    parse::qsub_job_id(
-        &String::from_utf8_lossy(&out.stdout),
-        &String::from_utf8_lossy(&out.stderr),
-    )
-    .map_err(|e| Error::launcher(NAME, format!("qsub refused the job: {e}")))
-}
-
-/// `qdel` a job; a job that already finished is not an error.
-fn qdel(id: &str) -> Result<()> {
-    let out = run("qdel", &[id])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && !err.contains("finished") {
-        return Err(Error::launcher(NAME, format!("qdel {id}: {}", err.trim())));
-    }
-    Ok(())
-}
-
-/// Submit `step` as a batch job (`qsub`); its id is the job id.
-fn submit(step: &LaunchStep) -> Result<StepId> {
-    std::fs::create_dir_all(&step.cwd)
-        .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-    let file = step.cwd.join(format!("{}.pbs.sh", step.name));
-    std::fs::write(&file, batch_script(step))
-        .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    let id = qsub(&file, &step.cwd, step.env.get("PATH"))?;
-    tracing::debug!(job = %id, step = %step.name, "submitted");
-    Ok(StepId(id))
-}
-
-/// The status of batch job `id` (`qstat -f -F json -x`, history included).
-fn job_status(id: &str) -> Result<StepStatus> {
-    let out = run("qstat", &["-f", "-F", "json", "-x", id])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    let doc = parse::clean_json(&text);
-    match doc.as_ref().and_then(|d| parse::qstat_json_status(d, id)) {
-        Some((state, exit)) => parse::status(&state, exit).ok_or_else(|| {
-            Error::launcher(
-                NAME,
-                format!("job {id} is in state {state}, which orc does not know"),
-            )
-        }),
-        None if err.contains("Unknown Job Id") => Err(Error::launcher(
-            NAME,
-            format!("PBS does not know job {id} (finished without job history, or not a job id)"),
-        )),
-        None => Err(Error::launcher(
-            NAME,
-            format!(
-                "qstat -f -F json -x {id} gave no state for it: {}",
-                if err.trim().is_empty() {
-                    text.trim()
-                } else {
-                    err.trim()
-                }
-            ),
-        )),
-    }
 }
 
 /// PBS's commands for a [`WlmLauncher`].
@@ -231,20 +162,70 @@ impl agent::Scheduler for Pbs {
     ) -> String {
         allocation_script(batch, name, output, agent_line)
     }
-    fn submit(&self, file: &std::path::Path, cwd: &std::path::Path) -> Result<String> {
-        qsub(file, cwd, None)
+    fn submit(
+        &self,
+        file: &std::path::Path,
+        cwd: &std::path::Path,
+        path: Option<&str>,
+    ) -> Result<String> {
+        let out = tools::output(
+            NAME,
+            Command::new("qsub")
+                .arg(file)
+                .current_dir(cwd)
+                .envs(path.map(|p| ("PATH", p))),
+            "run orc on a PBS login node, or inside a job",
+        )?;
+        parse::qsub_job_id(
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        )
+        .map_err(|e| Error::launcher(NAME, format!("qsub refused the job: {e}")))
     }
-    fn job_status(&self, job: &str) -> Result<StepStatus> {
-        job_status(job)
+    fn job_status(&self, id: &str) -> Result<StepStatus> {
+        let out = run("qstat", &["-f", "-F", "json", "-x", id])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let doc = parse::clean_json(&text);
+        match doc.as_ref().and_then(|d| parse::qstat_json_status(d, id)) {
+            Some((state, exit)) => parse::status(&state, exit).ok_or_else(|| {
+                Error::launcher(
+                    NAME,
+                    format!("job {id} is in state {state}, which orc does not know"),
+                )
+            }),
+            None if err.contains("Unknown Job Id") => Err(Error::launcher(
+                NAME,
+                format!(
+                    "PBS does not know job {id} (finished without job history, or not a job id)"
+                ),
+            )),
+            None => Err(Error::launcher(
+                NAME,
+                format!(
+                    "qstat -f -F json -x {id} gave no state for it: {}",
+                    if err.trim().is_empty() {
+                        text.trim()
+                    } else {
+                        err.trim()
+                    }
+                ),
+            )),
+        }
     }
-    fn kill(&self, job: &str) -> Result<()> {
-        qdel(job)
+    fn kill(&self, id: &str) -> Result<()> {
+        let out = run("qdel", &[id])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !err.contains("finished") {
+            return Err(Error::launcher(NAME, format!("qdel {id}: {}", err.trim())));
+        }
+        Ok(())
     }
 }
 
 impl Wlm for Pbs {
-    fn submit_step(&self, step: &LaunchStep) -> Result<StepId> {
-        submit(step)
+    fn step_script(&self, step: &LaunchStep) -> Result<String> {
+        Ok(batch_script(step))
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {

@@ -28,20 +28,20 @@ pub mod batch;
 pub mod parse;
 
 use std::{
-    collections::HashMap,
     os::unix::process::CommandExt,
-    process::{Child, Command, Stdio},
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
 use orc_core::{
     Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
 };
-use orc_launcher_kit::{Factory, StaticPlugin, tools};
+use orc_launcher_kit::{
+    Factory, StaticPlugin,
+    process::{Children, exit_status},
+    tools,
+};
 
 /// The launcher's name.
 pub const NAME: &str = "slurm";
@@ -65,7 +65,7 @@ const STEP_APPEAR: Duration = Duration::from_secs(30);
 /// Launches steps through Slurm.
 #[derive(Debug, Default)]
 pub struct SlurmLauncher {
-    children: Mutex<HashMap<String, Child>>,
+    children: Children<String>,
     counter: AtomicU64,
 }
 
@@ -364,10 +364,7 @@ impl SlurmLauncher {
         match rx.recv_timeout(STEP_APPEAR) {
             Ok(Ok(id)) => {
                 tracing::debug!(step = %id, name = %name, "srun step started");
-                self.children
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone(), child);
+                self.children.insert(id.clone(), child);
                 Ok(StepId(id))
             }
             Ok(Err(tail)) => {
@@ -423,24 +420,9 @@ impl SlurmLauncher {
                 )
             });
         }
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(child) = children.get_mut(&id.0)
-            && let Ok(Some(exit)) = child.try_wait()
-        {
-            let code = exit.code();
-            let s = if code == Some(0) {
-                JobStatus::Completed
-            } else {
-                JobStatus::Failed
-            };
-            return Ok(StepStatus::from_parts(
-                s,
-                Some("srun exited".into()),
-                code,
-                None,
-            ));
+        if let Ok(Some(exit)) = self.children.exited(&id.0) {
+            return Ok(exit_status(exit, "srun exited"));
         }
-        drop(children);
         let out = run("scontrol", &["show", "step", &id.0])?;
         let info = String::from_utf8_lossy(&out.stdout);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -464,31 +446,8 @@ impl SlurmLauncher {
         if gone(&info) || gone(&err) {
             // Our own srun exits moments after its step leaves Slurm's tables: wait for it,
             // so the exit code is known.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while let Some(child) = self
-                .children
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(&id.0)
-            {
-                if let Ok(Some(exit)) = child.try_wait() {
-                    let code = exit.code();
-                    let s = if code == Some(0) {
-                        JobStatus::Completed
-                    } else {
-                        JobStatus::Failed
-                    };
-                    return Ok(StepStatus::from_parts(
-                        s,
-                        Some("srun exited".into()),
-                        code,
-                        None,
-                    ));
-                }
-                if Instant::now() >= deadline {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            if let Some(exit) = self.children.wait_exited(&id.0, Duration::from_secs(5)) {
+                return Ok(exit_status(exit, "srun exited"));
             }
             // The step has left Slurm's tables: it ended. Accounting may know how.
             if let Some(s) = accounting_status(&id.0)? {
@@ -612,14 +571,7 @@ impl Launcher for SlurmLauncher {
             Duration::from_secs(30),
             || self.status_one(id),
         )?;
-        if let Some(mut c) = self
-            .children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id.0)
-        {
-            let _ = c.wait();
-        }
+        self.children.forget(&id.0);
         Ok(s)
     }
 

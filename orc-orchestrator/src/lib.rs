@@ -894,14 +894,6 @@ impl Orchestrator {
                 status,
             });
         }
-        // A cluster member leaves a nodes file that would confuse the next start.
-        for shard in shards {
-            let _ = std::fs::remove_file(
-                self.record
-                    .dir
-                    .join(format!("nodes-{}-{}.conf", shard.name, shard.address.port)),
-            );
-        }
         Ok(out)
     }
 

@@ -30,21 +30,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod children;
 mod proc;
 
 use std::{
-    collections::HashMap,
     fs::{self, File},
-    os::unix::process::{CommandExt, ExitStatusExt},
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::Mutex,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use orc_core::{Allocation, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus};
 
-pub use self::proc::{ProcStat, parse_stat, signal_group, signal_name, stat, threads_left};
+pub use self::{
+    children::{Children, exit_status},
+    proc::{ProcStat, parse_stat, signal_group, signal_name, stat, threads_left},
+};
 
 /// The local launcher's name.
 pub const NAME: &str = "local";
@@ -55,7 +57,7 @@ const TERM_GRACE: Duration = Duration::from_secs(5);
 /// Runs steps as local processes.
 #[derive(Debug, Default)]
 pub struct LocalLauncher {
-    children: Mutex<HashMap<u32, Child>>,
+    children: Children<u32>,
 }
 
 fn parse_id(id: &StepId) -> Result<(u32, u64)> {
@@ -156,21 +158,6 @@ pub fn resolve_exe(exe: &Path, env_path: Option<&str>) -> Result<PathBuf> {
     })
 }
 
-/// `try_wait`, but a child whose main thread is already a zombie is given a moment for
-/// its other threads to exit: until they have, the kernel does not report it as exited,
-/// although `/proc` already shows it as a zombie.
-fn reap(child: &mut Child, pid: u32) -> std::io::Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + Duration::from_millis(500);
-    loop {
-        let r = child.try_wait()?;
-        let zombie = proc::stat(pid).is_some_and(|s| s.state == 'Z');
-        if r.is_some() || !zombie || Instant::now() >= deadline {
-            return Ok(r);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 impl LocalLauncher {
     /// A launcher with no steps yet.
     pub fn new() -> Self {
@@ -179,26 +166,11 @@ impl LocalLauncher {
 
     fn status_one(&self, id: &StepId) -> Result<StepStatus> {
         let (pid, start) = parse_id(id)?;
-        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(child) = children.get_mut(&pid) {
-            match reap(child, pid) {
-                Ok(Some(exit)) => {
-                    let mut s = match (exit.code(), exit.signal()) {
-                        (Some(0), _) => StepStatus::new(JobStatus::Completed),
-                        (Some(_), _) => StepStatus::new(JobStatus::Failed),
-                        (None, Some(sig)) => StepStatus::new(JobStatus::Failed)
-                            .detail(format!("killed by {}", proc::signal_name(sig))),
-                        (None, None) => StepStatus::new(JobStatus::Failed),
-                    };
-                    s.exit_code = exit.code().or(exit.signal().map(|sig| 128 + sig));
-                    s.native_state = Some("exited".into());
-                    return Ok(s);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::io(format!("waiting for process {pid}"), e)),
-            }
+        match self.children.exited(&pid) {
+            Ok(Some(exit)) => return Ok(exit_status(exit, "exited")),
+            Ok(None) => {}
+            Err(e) => return Err(Error::io(format!("waiting for process {pid}"), e)),
         }
-        drop(children);
         Ok(match proc::stat(pid) {
             Some(st)
                 if st.start_time == start
@@ -266,10 +238,7 @@ impl Launcher for LocalLauncher {
         // The child exists until we reap it, so its /proc entry is there.
         let start = proc::stat(pid).map(|s| s.start_time).unwrap_or(0);
         tracing::debug!(step = %step.name, pid, cmd = %step.command_line(), "launched");
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pid, child);
+        self.children.insert(pid, child);
         Ok(StepId(format!("{pid}@{start}")))
     }
 
@@ -296,10 +265,7 @@ impl Launcher for LocalLauncher {
             }
             s.status = JobStatus::Cancelled;
         }
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&pid);
+        self.children.forget(&pid);
         Ok(s)
     }
 
