@@ -164,17 +164,19 @@ impl RootModule for BackendModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
+/// The message of a caught panic (its `&str` or `String` payload).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 /// Run `f`, turning a panic into an error message (backend entry points must not unwind).
 pub fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(p) => Err(format!(
-            "backend panicked: {}",
-            p.downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default()
-        )),
+        Err(p) => Err(format!("backend panicked: {}", panic_message(p.as_ref()))),
     }
 }
 

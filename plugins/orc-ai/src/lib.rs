@@ -49,6 +49,7 @@ pub mod exec;
 pub mod execute;
 pub mod fuzzing;
 pub mod info;
+pub mod keys;
 pub mod model;
 pub mod objects;
 pub mod rdb;

@@ -10,9 +10,9 @@ use redis_module::{Context, RedisError};
 
 use super::{Job, StoredDag, Work, queue::Queue, watchdog::Running};
 use crate::{
-    commands::{key_string, typed},
     config::Limits,
     dag::Op,
+    keys::{key_string, typed},
     objects::{Stats, from_abi, to_abi},
     state::{limits, lock},
     tensor::{DType, GetFormat, Tensor},
@@ -29,7 +29,7 @@ pub(super) fn worker(q: &Arc<Queue>) {
             Err(p) => crate::state::log_warning(format!(
                 "orc-ai: a worker of queue {} panicked (bug), and carries on: {}",
                 q.name,
-                crate::commands::panic_message(&*p)
+                orc_ai_backend_abi::panic_message(&*p)
             )),
         }
     }
