@@ -5,10 +5,7 @@ use std::{
     sync::Arc,
 };
 
-use abi_stable::{
-    library::{LibraryError, RawLibrary, RootModuleError, lib_header_from_raw_library},
-    std_types::{RResult, RStr},
-};
+use abi_stable::std_types::{RResult, RStr};
 use orc_plugin_abi::{ABI_VERSION, LogSink, OrcPluginModRef, PluginDescriptor, level};
 
 /// A loaded plugin library. Libraries are never unloaded (plugins may leave threads or
@@ -56,60 +53,16 @@ fn host_sink() -> LogSink {
     }
 }
 
-fn first_lines(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut out = lines
-        .iter()
-        .take(n)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" / ");
-    if lines.len() > n {
-        out.push_str(" / ...");
-    }
-    out
-}
-
-fn describe_library_error(e: &LibraryError) -> String {
-    match e {
-        LibraryError::OpenError { err, .. } => {
-            format!("cannot be opened as a shared library ({err}); is it a Linux .so built for this machine?")
-        }
-        LibraryError::GetSymbolError { .. } => {
-            "is not an orc plugin: it has no orc plugin root module (was it built with orc_plugin::export_plugins!?)"
-                .into()
-        }
-        LibraryError::IncompatibleVersionNumber { library_name, expected_version, actual_version } => format!(
-            "was built against {library_name} {actual_version}, but this orc uses {expected_version}; rebuild the plugin"
-        ),
-        LibraryError::AbiInstability(report) => format!(
-            "has an incompatible plugin interface layout (built against another orc-plugin-abi); rebuild the plugin. Details: {}",
-            first_lines(&report.to_string(), 3)
-        ),
-        LibraryError::RootModule { err: RootModuleError::Unwound, .. } => {
-            "panicked while its root module was being loaded".into()
-        }
-        LibraryError::RootModule { err: RootModuleError::Returned(e), .. } => {
-            format!("refused to load: {e}")
-        }
-        other => format!("could not be loaded: {}", first_lines(&other.to_string(), 3)),
-    }
-}
+/// How refusals name a plugin library.
+const NAMES: orc_dylib::Names<'static> = orc_dylib::Names::new(
+    "orc plugin",
+    "orc-plugin-abi",
+    "orc_plugin::export_plugins!",
+);
 
 /// Load one file. The error string says why it was refused (without the path).
 pub(crate) fn load(path: &Path) -> Result<(Arc<LoadedLib>, Vec<PluginDescriptor>), String> {
-    if !path.is_file() {
-        return Err("does not exist or is not a file".into());
-    }
-    let raw = RawLibrary::load_at(path).map_err(|e| describe_library_error(&e))?;
-    // Never unloaded: plugins may leave threads, statics or thread-locals behind.
-    let raw: &'static RawLibrary = Box::leak(Box::new(raw));
-    // SAFETY: `raw` lives for the rest of the process, as the function requires.
-    let header =
-        unsafe { lib_header_from_raw_library(raw) }.map_err(|e| describe_library_error(&e))?;
-    let module = header
-        .init_root_module::<OrcPluginModRef>()
-        .map_err(|e| describe_library_error(&e))?;
+    let module = orc_dylib::load::<OrcPluginModRef>(path, &NAMES)?;
     let abi = module.abi_version();
     if abi != ABI_VERSION {
         return Err(format!(

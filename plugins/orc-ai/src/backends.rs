@@ -5,15 +5,10 @@
 //! written by anyone else; which files may be named at all is decided by
 //! [`crate::config::Config::backend_file`].
 
-use std::{
-    collections::HashMap,
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use std::{collections::HashMap, path::PathBuf, sync::Mutex};
 
-use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use orc_ai_backend_abi::{BACKEND_ABI_VERSION, BackendModRef};
+pub use orc_dylib::check_trusted;
 
 use crate::model::Backend;
 
@@ -32,72 +27,12 @@ pub struct Backends {
     loaded: Mutex<HashMap<Backend, Loaded>>,
 }
 
-fn describe(e: &LibraryError) -> String {
-    let s = e.to_string();
-    let first = s
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    match e {
-        LibraryError::OpenError { .. } => format!("cannot be opened ({first})"),
-        LibraryError::GetSymbolError { .. } => {
-            "is not an orc-ai backend plugin (no backend root module)".into()
-        }
-        LibraryError::AbiInstability(_) => {
-            "was built against another orc-ai-backend-abi layout; rebuild it".into()
-        }
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => {
-            format!(
-                "was built against orc-ai-backend-abi {actual_version}, this orc-ai uses {expected_version}; rebuild it"
-            )
-        }
-        _ => first,
-    }
-}
-
-/// Refuse a file others could have written: it must be a regular file owned by this
-/// process's user or root, not writable by group or others, in a directory with the same
-/// properties.
-pub fn check_trusted(path: &Path) -> Result<(), String> {
-    // SAFETY: plain system call.
-    let me = unsafe { libc::geteuid() };
-    let check = |p: &Path, what: &str| -> Result<(), String> {
-        let m = std::fs::metadata(p)
-            .map_err(|e| format!("cannot inspect {what} {}: {e}", p.display()))?;
-        if m.uid() != me && m.uid() != 0 {
-            return Err(format!(
-                "{what} {} belongs to uid {}, not to this server's user ({me}) or root; refusing to load code from it",
-                p.display(),
-                m.uid()
-            ));
-        }
-        if m.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{what} {} can be written by other users (mode {:o}); refusing to load code from it",
-                p.display(),
-                m.mode() & 0o7777
-            ));
-        }
-        Ok(())
-    };
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    check(path, "file")?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    check(dir, "directory")
-}
+/// How refusals name a backend library.
+const NAMES: orc_dylib::Names<'static> = orc_dylib::Names::new(
+    "orc-ai backend plugin",
+    "orc-ai-backend-abi",
+    "orc_ai_backend_abi::export_backend!",
+);
 
 impl Backends {
     /// The backend, loading it from `file` on first use.
@@ -160,13 +95,7 @@ impl Backends {
             )));
         }
         check_trusted(&path).map_err(fail)?;
-        let raw = RawLibrary::load_at(&path).map_err(|e| fail(describe(&e)))?;
-        let raw: &'static RawLibrary = Box::leak(Box::new(raw));
-        // SAFETY: `raw` lives for the rest of the process.
-        let header = unsafe { lib_header_from_raw_library(raw) }.map_err(|e| fail(describe(&e)))?;
-        let module = header
-            .init_root_module::<BackendModRef>()
-            .map_err(|e| fail(describe(&e)))?;
+        let module = orc_dylib::load::<BackendModRef>(&path, &NAMES).map_err(fail)?;
         if module.abi_version() != BACKEND_ABI_VERSION {
             return Err(fail(format!(
                 "built for backend ABI version {}, this orc-ai speaks version {BACKEND_ABI_VERSION}; rebuild it",
