@@ -130,6 +130,15 @@ pub fn describe(e: &LibraryError, names: &Names<'_>) -> String {
     }
 }
 
+/// The message of a caught panic (its `&str` or `String` payload), for the errors that
+/// plugin entry points return instead of unwinding across the boundary.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// Refuse a file others could have written: it must be a regular file owned by this
 /// process's user or root, not writable by group or others, in a directory with the same
 /// properties.

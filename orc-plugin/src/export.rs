@@ -25,13 +25,7 @@ use orc_plugin_abi::{
 
 use crate::registry::{Factory, StaticPlugin};
 
-/// The message of a caught panic.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
+pub use orc_dylib::panic_message;
 
 /// Answer one launcher call.
 pub fn serve_launcher(l: &dyn Launcher, method: &str, payload: &str) -> Result<String> {

@@ -164,13 +164,7 @@ impl RootModule for BackendModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
-/// The message of a caught panic (its `&str` or `String` payload).
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
+pub use orc_dylib::panic_message;
 
 /// Run `f`, turning a panic into an error message (backend entry points must not unwind).
 pub fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
