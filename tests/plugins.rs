@@ -410,6 +410,19 @@ fn plugins_of_this_minor_declare_every_capability_and_orc_plugins_shows_the_abi(
         ),
         other => panic!("{other:?}"),
     }
+    // What a deployment declares of its own reaches the host through the plugin: a Redis
+    // Cluster's shards also listen on their bus port.
+    host.load_file(&plugin_file("orc_plugin_db_redis")).unwrap();
+    assert_eq!(
+        host.deployment("cluster").unwrap().companion_ports(),
+        [orc_db_redis::CLUSTER_BUS_OFFSET]
+    );
+    assert!(
+        host.deployment("standalone")
+            .unwrap()
+            .companion_ports()
+            .is_empty()
+    );
     let state = State::new();
     let (_keep, legacy) = legacy_plugin();
     let out = state

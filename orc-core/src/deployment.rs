@@ -198,6 +198,13 @@ pub trait DbDeployment: Send + Sync {
     /// Whether clients must use cluster routing (`SR_DB_TYPE=Clustered`).
     fn clustered(&self) -> bool;
 
+    /// Further ports each shard listens on, as offsets above its client port (a Redis
+    /// Cluster's bus: `+10000`). Placement keeps them free too, and ports are chosen so
+    /// that no shard's companion port is another's client port.
+    fn companion_ports(&self) -> Vec<u16> {
+        Vec::new()
+    }
+
     /// One launch step per shard. Checks that the server executable exists.
     fn plan(&self, request: &PlanRequest) -> Result<Vec<LaunchStep>>;
 

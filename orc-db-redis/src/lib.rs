@@ -65,6 +65,9 @@ pub const CLUSTER: StaticPlugin = StaticPlugin {
 };
 orc_plugin::register_plugin!(CLUSTER);
 
+/// How far above a cluster shard's port its cluster bus port is (Redis's fixed offset).
+pub const CLUSTER_BUS_OFFSET: u16 = 10000;
+
 /// The environment variable that overrides which `redis-server` is used.
 pub const SERVER_VAR: &str = "ORC_REDIS_SERVER";
 
@@ -131,6 +134,14 @@ impl DbDeployment for RedisDeployment {
 
     fn clustered(&self) -> bool {
         self.clustered
+    }
+
+    fn companion_ports(&self) -> Vec<u16> {
+        if self.clustered {
+            vec![CLUSTER_BUS_OFFSET]
+        } else {
+            Vec::new()
+        }
     }
 
     fn plan(&self, req: &PlanRequest) -> Result<Vec<LaunchStep>> {

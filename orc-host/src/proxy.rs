@@ -158,12 +158,27 @@ impl Launcher for LauncherProxy {
 pub(crate) struct DeploymentProxy {
     pub(crate) proxy: Proxy,
     pub(crate) clustered: bool,
+    pub(crate) companion_ports: Vec<u16>,
 }
 
 impl DeploymentProxy {
     pub(crate) fn new(proxy: Proxy) -> Result<Self> {
         let clustered = proxy.call(protocol::deployment::CLUSTERED, &())?;
-        Ok(Self { proxy, clustered })
+        // A plugin built before minor 2 declares no companion ports.
+        let companion_ports = if proxy
+            .contract
+            .capabilities
+            .contains(capability::COMPANION_PORTS)
+        {
+            proxy.call(protocol::deployment::COMPANION_PORTS, &())?
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            proxy,
+            clustered,
+            companion_ports,
+        })
     }
 }
 
@@ -173,6 +188,9 @@ impl DbDeployment for DeploymentProxy {
     }
     fn clustered(&self) -> bool {
         self.clustered
+    }
+    fn companion_ports(&self) -> Vec<u16> {
+        self.companion_ports.clone()
     }
     fn plan(&self, request: &PlanRequest) -> Result<Vec<LaunchStep>> {
         let m = protocol::deployment::PLAN;

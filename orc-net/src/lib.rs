@@ -1,5 +1,5 @@
 //! Network helpers for **orc**: the IPv4 addresses of this host's interfaces, free ports
-//! (alone or with a companion port such as a Redis cluster bus), and the host name.
+//! (alone or with companion ports, such as a Redis Cluster's bus), and the host name.
 //!
 //! # Example
 //!
@@ -141,23 +141,32 @@ pub fn free_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
     Ok(ports)
 }
 
-/// Cluster ports recently handed out by [`free_cluster_ports`] in this process.
+/// Ports recently handed out by [`free_ports_with`] in this process.
 static HANDED_OUT: std::sync::Mutex<Vec<(u16, std::time::Instant)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// How long a handed-out port is kept from other callers in this process.
 const HANDED_OUT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// How far above a Redis port its cluster bus port is.
-pub const CLUSTER_BUS_OFFSET: u16 = 10000;
-
-/// `count` distinct ports that are free on all `ips` together with their cluster bus
-/// ports (`port + 10000`).
+/// `count` distinct ports that are free on all `ips` together with their companion ports
+/// (`port + offset` for each of `offsets`: a Redis Cluster's bus port, say).
 ///
-/// Ports come from 10000..=19999, so bus ports (20000..=29999) never collide with another
-/// shard's port, and both stay below the usual ephemeral range (32768 and up) that client
-/// connections use.
-pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
+/// Ports come from `10000..10000 + min(lowest offset, 10000)`, so no companion port is
+/// ever another shard's port; with the Redis bus offset (10000) ports are 10000..=19999
+/// and bus ports 20000..=29999, both below the usual ephemeral range (32768 and up) that
+/// client connections use. Without offsets this is [`free_ports`].
+pub fn free_ports_with(ips: &[IpAddr], count: usize, offsets: &[u16]) -> Result<Vec<u16>> {
+    let Some(lowest) = offsets.iter().copied().filter(|o| *o > 0).min() else {
+        return free_ports(ips, count);
+    };
+    let base: u16 = 10000;
+    let span = u64::from(lowest.min(10000));
+    let highest = offsets.iter().copied().max().unwrap_or(0);
+    if u32::from(base) + u32::from(lowest.min(10000)) + u32::from(highest) > u32::from(u16::MAX) {
+        return Err(Error::config(format!(
+            "companion ports {offsets:?} above the shard ports do not fit below 65536"
+        )));
+    }
     // A small xorshift seeded from the clock and pid spreads concurrent callers apart.
     let mut x: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -179,18 +188,18 @@ pub fn free_cluster_ports(ips: &[IpAddr], count: usize) -> Result<Vec<u16>> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let port = 10000 + (x % 10000) as u16; // 10000..=19999
-        if !ports.contains(&port)
-            && !handed.iter().any(|(p, _)| *p == port)
-            && ips
-                .iter()
-                .all(|ip| port_is_free(*ip, port) && port_is_free(*ip, port + CLUSTER_BUS_OFFSET))
-        {
+        let port = base + (x % span) as u16;
+        let all_free = || {
+            ips.iter().all(|ip| {
+                port_is_free(*ip, port) && offsets.iter().all(|o| port_is_free(*ip, port + o))
+            })
+        };
+        if !ports.contains(&port) && !handed.iter().any(|(p, _)| *p == port) && all_free() {
             ports.push(port);
         }
     }
     Err(Error::config(
-        "could not find enough free port pairs for cluster shards",
+        "could not find enough free ports with their companion ports",
     ))
 }
 
@@ -219,7 +228,7 @@ mod tests {
         let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
         let picks: Vec<Vec<u16>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| free_cluster_ports(&lo, 50).expect("ports")))
+                .map(|_| s.spawn(|| free_ports_with(&lo, 50, &[10000]).expect("ports")))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

@@ -400,7 +400,7 @@ impl Orchestrator {
             None => (launcher.allocation()?, None),
         };
         let planned =
-            placement::place(&settings, &alloc, deployment.clustered()).and_then(|shards| {
+            placement::place(&settings, &alloc, &deployment.companion_ports()).and_then(|shards| {
                 let steps = deployment.plan(&PlanRequest::new(
                     settings.clone(),
                     shards.clone(),

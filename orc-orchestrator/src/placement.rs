@@ -14,18 +14,21 @@ use orc_core::{Allocation, Error, OrchestratorSettings, Result, ShardSpec};
 /// their host's address, or, when interfaces are named, to those interfaces' addresses
 /// as looked up on their node when they start.
 ///
-/// Cluster shards also need their bus port (`port + 10000`), which is checked too.
+/// Shards also listen on the deployment's companion ports (`port + offset` for each of
+/// `companions`: a Redis Cluster's bus at `+10000`), which are checked too.
 pub(crate) fn place(
     settings: &OrchestratorSettings,
     alloc: &Allocation,
-    clustered: bool,
+    companions: &[u16],
 ) -> Result<Vec<ShardSpec>> {
     let n = settings.shards;
-    if clustered && settings.port != 0 && usize::from(settings.port) + n - 1 > 55535 {
+    let highest = usize::from(companions.iter().copied().max().unwrap_or(0));
+    let last = usize::from(settings.port) + n - 1;
+    if settings.port != 0 && last + highest > usize::from(u16::MAX) {
         return Err(Error::config(format!(
-            "cluster shards need port + 10000 for the cluster bus, so ports must be at most 55535 (got {}..{})",
+            "the shards also need port + {highest} (the deployment's companion ports), so ports must be at most {} (got {}..{last})",
+            usize::from(u16::MAX) - highest,
             settings.port,
-            usize::from(settings.port) + n - 1
         )));
     }
     let name = |i: usize| format!("{}_{i}", settings.db_identifier);
@@ -39,8 +42,8 @@ pub(crate) fn place(
         let check = |ports: &[u16]| -> Result<()> {
             for p in ports {
                 orc_net::ensure_port_free(&ips, *p)?;
-                if clustered {
-                    orc_net::ensure_port_free(&ips, *p + orc_net::CLUSTER_BUS_OFFSET)?;
+                for offset in companions {
+                    orc_net::ensure_port_free(&ips, *p + offset)?;
                 }
             }
             Ok(())
@@ -49,11 +52,7 @@ pub(crate) fn place(
             // Chosen ports can be taken by someone else before we check them again; pick anew.
             let mut attempt = 0;
             loop {
-                let ports = if clustered {
-                    orc_net::free_cluster_ports(&ips, n)?
-                } else {
-                    orc_net::free_ports(&ips, n)?
-                };
+                let ports = orc_net::free_ports_with(&ips, n, companions)?;
                 match check(&ports) {
                     Ok(()) => break ports,
                     Err(e) if attempt >= 5 => return Err(e),
@@ -151,7 +150,7 @@ mod tests {
         let ports = orc_net::free_ports(&[IpAddr::from([127, 0, 0, 1])], 1).expect("port");
         s.port = ports[0];
         // Consecutive ports may be taken by chance; then the error must say so.
-        match place(&s, &Allocation::new(None, vec!["vm".into()]), false) {
+        match place(&s, &Allocation::new(None, vec!["vm".into()]), &[]) {
             Ok(shards) => {
                 assert_eq!(shards.len(), 3);
                 assert_eq!(shards[2].port, s.port + 2);
@@ -167,16 +166,17 @@ mod tests {
     }
 
     #[test]
-    fn cluster_ports_leave_room_for_the_bus() {
+    fn ports_leave_room_for_companion_ports() {
+        let bus = [10000];
         let mut s = OrchestratorSettings::with_shards(2);
         s.port = 55535;
-        let err = place(&s, &Allocation::new(None, vec![]), true)
+        let err = place(&s, &Allocation::new(None, vec![]), &bus)
             .unwrap_err()
             .to_string();
         assert!(err.contains("at most 55535"), "{err}");
         s.port = 0;
-        let shards = place(&s, &Allocation::new(None, vec![]), true).expect("placed");
-        assert!(shards.iter().all(|s| s.port <= 55535 && s.port >= 10000));
+        let shards = place(&s, &Allocation::new(None, vec![]), &bus).expect("placed");
+        assert!(shards.iter().all(|s| s.port <= 19999 && s.port >= 10000));
     }
 
     #[test]
@@ -186,7 +186,7 @@ mod tests {
             Some("42".into()),
             vec!["n1".into(), "n2".into(), "n3".into()],
         );
-        let err = place(&s, &alloc, true).unwrap_err().to_string();
+        let err = place(&s, &alloc, &[10000]).unwrap_err().to_string();
         assert!(
             err.contains("5 shards need 5 host(s) at 1 shard(s) per host")
                 && err.contains("the allocation has 3 (n1,n2,n3)")
@@ -198,7 +198,7 @@ mod tests {
             Some("42".into()),
             vec!["n1".into(), "n2".into(), "n3".into()],
         );
-        let shards = place(&s, &alloc, true).expect("placed");
+        let shards = place(&s, &alloc, &[10000]).expect("placed");
         let got: Vec<(String, u16)> = shards.iter().map(|s| (s.host.clone(), s.port)).collect();
         assert_eq!(
             got,

@@ -83,6 +83,9 @@ pub mod capability {
     /// directory (minor 2). Without it the host does not call it, and the launcher keeps
     /// its files under its default state directory.
     pub const STATE_DIR: &str = "launcher.state_dir";
+    /// `companion_ports`: the further ports each shard listens on (minor 2). A plugin
+    /// without it is taken to have none.
+    pub const COMPANION_PORTS: &str = "deployment.companion_ports";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -143,6 +146,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::STATE_DIR,
         since_minor: 2,
         about: "the orchestrator's state directory for files other nodes must find",
+    },
+    Capability {
+        name: capability::COMPANION_PORTS,
+        since_minor: 2,
+        about: "further ports each shard listens on",
     },
 ];
 

@@ -43,6 +43,9 @@ pub mod launcher {
 pub mod deployment {
     /// `clustered() -> bool`.
     pub const CLUSTERED: &str = "clustered";
+    /// `companion_ports() -> [u16]` (capability
+    /// [`COMPANION_PORTS`](crate::capability::COMPANION_PORTS)).
+    pub const COMPANION_PORTS: &str = "companion_ports";
     /// `plan(request: PlanRequest) -> [LaunchStep]`.
     pub const PLAN: &str = "plan";
     /// `probe(shard: ShardAddress) -> Probe`.
@@ -296,6 +299,7 @@ mod golden {
                 v(&std::path::Path::new("/home/me/.local/state/orc")),
             ),
             ("clustered.reply", v(&true)),
+            ("companion_ports.reply", v(&vec![10000_u16])),
             ("plan.request", v(&plan)),
             ("plan.reply", v(&vec![step()])),
             ("probe.request", v(&shard(0))),

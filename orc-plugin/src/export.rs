@@ -52,6 +52,7 @@ pub fn serve_deployment(d: &dyn DbDeployment, method: &str, payload: &str) -> Re
     use protocol::deployment as m;
     match method {
         m::CLUSTERED => encode(&d.clustered()),
+        m::COMPANION_PORTS => encode(&d.companion_ports()),
         m::PLAN => encode(&d.plan(&decode(method, payload)?)?),
         m::PROBE => encode(&d.probe(&decode(method, payload)?)?),
         m::FORM => {
