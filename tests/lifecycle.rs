@@ -420,3 +420,22 @@ fn the_library_sizes_batch_jobs_as_the_cli_does() {
         .unwrap_err();
     assert_eq!(batches.lock().unwrap()[0].nodes, Some(3), "{e}");
 }
+
+#[test]
+fn a_failing_test_leaves_no_shard_of_an_embedded_launcher_behind() {
+    // A test that panics before it stops its orchestrator drops its `State`, which must
+    // stop the shards even when the host does not know the launcher they were started by.
+    let state = State::new();
+    let (launcher, _, _) = embedded();
+    let orc = Orchestrator::builder(settings("left", 1))
+        .launcher(Box::new(launcher))
+        .deployment(Box::new(orc_db_redis::RedisDeployment::standalone()))
+        .state_dir(state.path())
+        .launch()
+        .unwrap();
+    let (p, addrs) = (pids(&orc), orc.addresses());
+    drop(orc); // not stopped
+    assert!(listening(&addrs[0]));
+    drop(state);
+    assert_all_gone(&p, &addrs);
+}

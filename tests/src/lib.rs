@@ -115,11 +115,24 @@ impl State {
 impl Drop for State {
     fn drop(&mut self) {
         let host = static_host();
-        for orc in Orchestrator::connect_all(&host, self.path())
-            .into_iter()
-            .flatten()
-        {
-            let _ = orc.stop();
+        for path in orc_orchestrator::record::list_records(self.path()) {
+            let Ok(rec) = orc_orchestrator::record::OrchestratorRecord::load(&path) else {
+                continue;
+            };
+            let id = rec.settings.db_identifier.clone();
+            let orc = Orchestrator::connect(&host, self.path(), &id).or_else(|_| {
+                // A launcher the host does not know (a test's own launcher object): its
+                // steps here are local processes, which the local launcher can stop.
+                Orchestrator::connect_with(
+                    self.path(),
+                    &id,
+                    Box::new(orc_launcher_local::LocalLauncher::new()),
+                    host.deployment(&rec.deployment)?,
+                )
+            });
+            if let Ok(orc) = orc {
+                let _ = orc.stop();
+            }
         }
     }
 }
