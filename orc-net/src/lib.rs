@@ -156,17 +156,40 @@ const HANDED_OUT_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 /// and bus ports 20000..=29999, both below the usual ephemeral range (32768 and up) that
 /// client connections use. Without offsets this is [`free_ports`].
 pub fn free_ports_with(ips: &[IpAddr], count: usize, offsets: &[u16]) -> Result<Vec<u16>> {
-    let Some(lowest) = offsets.iter().copied().filter(|o| *o > 0).min() else {
+    if !offsets.iter().any(|o| *o > 0) {
         return free_ports(ips, count);
-    };
+    }
+    pick_blocks(ips, count, 1, offsets)
+}
+
+/// The first of `len` consecutive ports that are free on all `ips` together with their
+/// companion ports (as in [`free_ports_with`], from the same range and never handed out
+/// twice by this process): for shards that must get consecutive ports, such as several
+/// shards on one node of a workload manager.
+pub fn free_port_block(ips: &[IpAddr], len: u16, offsets: &[u16]) -> Result<u16> {
+    pick_blocks(ips, 1, len.max(1), offsets).map(|b| b[0])
+}
+
+/// `count` starts of blocks of `len` consecutive ports, each port free on all `ips` with
+/// its companions, drawn from `10000..10000 + min(lowest offset, 10000)`.
+fn pick_blocks(ips: &[IpAddr], count: usize, len: u16, offsets: &[u16]) -> Result<Vec<u16>> {
+    let lowest = offsets
+        .iter()
+        .copied()
+        .filter(|o| *o > 0)
+        .min()
+        .unwrap_or(10000)
+        .min(10000);
     let base: u16 = 10000;
-    let span = u64::from(lowest.min(10000));
     let highest = offsets.iter().copied().max().unwrap_or(0);
-    if u32::from(base) + u32::from(lowest.min(10000)) + u32::from(highest) > u32::from(u16::MAX) {
+    if len >= lowest
+        || u32::from(base) + u32::from(lowest) + u32::from(highest) > u32::from(u16::MAX)
+    {
         return Err(Error::config(format!(
-            "companion ports {offsets:?} above the shard ports do not fit below 65536"
+            "{len} consecutive ports with companion ports {offsets:?} above them do not fit below 65536"
         )));
     }
+    let span = u64::from(lowest - len) + 1;
     // A small xorshift seeded from the clock and pid spreads concurrent callers apart.
     let mut x: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -174,28 +197,37 @@ pub fn free_ports_with(ips: &[IpAddr], count: usize, offsets: &[u16]) -> Result<
         .unwrap_or(1)
         ^ (u64::from(std::process::id()) << 32)
         | 1;
-    let mut ports = Vec::new();
+    let mut starts: Vec<u16> = Vec::new();
     // Ports handed out in this process stay taken for a while: a caller launching in
     // another thread has not bound them yet, so the check below cannot see them.
     let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     handed.retain(|(_, at)| at.elapsed() < HANDED_OUT_FOR);
     for _ in 0..count * 200 + 1000 {
-        if ports.len() == count {
+        if starts.len() == count {
             let now = std::time::Instant::now();
-            handed.extend(ports.iter().map(|p| (*p, now)));
-            return Ok(ports);
+            for s in &starts {
+                handed.extend((0..len).map(|k| (s + k, now)));
+            }
+            return Ok(starts);
         }
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let port = base + (x % span) as u16;
+        let start = base + (x % span) as u16;
+        let block = start..start + len;
+        let taken = |p: u16| {
+            handed.iter().any(|(h, _)| *h == p)
+                || starts.iter().any(|s| (*s..*s + len).contains(&p))
+        };
         let all_free = || {
-            ips.iter().all(|ip| {
-                port_is_free(*ip, port) && offsets.iter().all(|o| port_is_free(*ip, port + o))
+            block.clone().all(|port| {
+                ips.iter().all(|ip| {
+                    port_is_free(*ip, port) && offsets.iter().all(|o| port_is_free(*ip, port + o))
+                })
             })
         };
-        if !ports.contains(&port) && !handed.iter().any(|(p, _)| *p == port) && all_free() {
-            ports.push(port);
+        if !block.clone().any(taken) && all_free() {
+            starts.push(start);
         }
     }
     Err(Error::config(
@@ -237,6 +269,24 @@ mod tests {
         let n = all.len();
         all.dedup();
         assert_eq!(all.len(), n, "a port was handed out twice");
+    }
+
+    #[test]
+    fn blocks_are_consecutive_free_and_never_overlap() {
+        let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let a = free_port_block(&lo, 5, &[10000]).expect("block");
+        let b = free_port_block(&lo, 5, &[10000]).expect("block");
+        assert!(a + 5 <= b || b + 5 <= a, "{a} and {b} overlap");
+        for p in a..a + 5 {
+            assert!((10000..20000).contains(&p) && port_is_free(lo[0], p + 10000));
+        }
+        let singles = free_ports_with(&lo, 50, &[10000]).expect("ports");
+        assert!(
+            singles
+                .iter()
+                .all(|p| !(a..a + 5).contains(p) && !(b..b + 5).contains(p))
+        );
+        assert!(free_port_block(&lo, 10000, &[10000]).is_err());
     }
 
     #[test]

@@ -352,42 +352,12 @@ pub fn smartredis_python() -> PathBuf {
 
 /// A first port `p` such that `p..p + n` and their cluster bus ports (`+ 10000`) are free on
 /// loopback: workload-manager launchers give shards on one host consecutive ports and
-/// cannot pick free ones on a remote node, so tests on a single-node scheduler choose.
-/// A range is never handed out twice in one test process: tests running side by side
-/// would otherwise both find it free before either starts its servers.
+/// cannot pick free ones on a remote node, so tests on a single-node scheduler choose. The
+/// ports come from orc-net, below the kernel's ephemeral range, from the same registry the
+/// orchestrator picks free ports from in this process, so no two tests get the same ones.
 pub fn free_port_range(n: u16) -> u16 {
-    use std::net::TcpListener;
-    static HANDED: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
-    let mut handed = HANDED.lock().unwrap_or_else(|e| e.into_inner());
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-    for i in 0..1000u64 {
-        let base = 20000
-            + ((seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(i * 7919))
-                % 20000) as u16;
-        // Each range also holds its cluster bus ports (+ 10000).
-        let overlap = |a: u16, b: u16, m: u16| a < b + m && b < a + n;
-        let taken = handed.iter().any(|&(b, m)| {
-            [b, b + 10000]
-                .iter()
-                .any(|&b| overlap(base, b, m) || overlap(base + 10000, b, m))
-        });
-        let free = !taken
-            && (0..n).all(|k| {
-                TcpListener::bind(("127.0.0.1", base + k)).is_ok()
-                    && TcpListener::bind(("127.0.0.1", base + k + 10000)).is_ok()
-            });
-        if free {
-            handed.push((base, n));
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports on loopback");
+    orc_net::free_port_block(&[std::net::IpAddr::from([127, 0, 0, 1])], n, &[10000])
+        .expect("a free port range")
 }
 
 /// A launcher crate built outside the workspace, as a site admin builds one:
