@@ -148,7 +148,7 @@ impl LaunchStep {
                 let script = p.cwd.join(format!("{}.mpmd.sh", p.name));
                 let body = format!(
                     "#!/bin/sh\n{}exec {} >{} 2>{}\n",
-                    p.script_prologue(),
+                    p.script_prologue()?,
                     p.command_line(),
                     shell_quote(&p.stdout.display().to_string()),
                     shell_quote(&p.stderr.display().to_string()),
@@ -196,15 +196,29 @@ impl LaunchStep {
 
     /// The job-script lines that enter the step's directory and export its environment:
     /// `cd <cwd> || exit 1`, then `export K=V` per variable (shell-quoted).
-    pub fn script_prologue(&self) -> String {
-        let mut s = format!(
-            "cd {} || exit 1\n",
-            shell_quote(&self.cwd.display().to_string())
-        );
+    pub fn script_prologue(&self) -> crate::Result<String> {
+        Ok(format!(
+            "cd {} || exit 1\n{}",
+            shell_quote(&self.cwd.display().to_string()),
+            self.env_exports()?
+        ))
+    }
+
+    /// `export NAME='value'` lines for the step's environment, values quoted for the
+    /// shell. A name that is not a shell variable name (letters, digits, `_`, not starting
+    /// with a digit) is refused: written into a script it could run commands.
+    pub fn env_exports(&self) -> crate::Result<String> {
+        let mut s = String::new();
         for (k, v) in &self.env {
+            if !is_env_name(k) {
+                return Err(crate::Error::config(format!(
+                    "step {}: {k:?} is not an environment variable name (letters, digits and _, not starting with a digit)",
+                    self.name
+                )));
+            }
             s.push_str(&format!("export {k}={}\n", shell_quote(v)));
         }
-        s
+        Ok(s)
     }
 
     /// The command line, shell-quoted, for messages.
@@ -227,6 +241,14 @@ pub fn orc_exe() -> std::path::PathBuf {
         .ok()
         .filter(|p| p.file_name().is_some_and(|n| n == "orc"))
         .unwrap_or_else(|| "orc".into())
+}
+
+/// Whether `name` can be an environment variable in a shell script (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_env_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
 /// Quote `s` for a POSIX shell when it needs quoting.
@@ -282,8 +304,16 @@ mod tests {
         );
         let s = LaunchStep::new("a", "x", "/tmp/w d").env("K", "it's");
         assert_eq!(
-            s.script_prologue(),
+            s.script_prologue().unwrap(),
             "cd '/tmp/w d' || exit 1\nexport K='it'\\''s'\n"
         );
+        // Values are quoted whatever they hold; names must be names.
+        let s = LaunchStep::new("a", "x", "/w").env("K", "$(id)\nrm -rf ~");
+        assert_eq!(s.env_exports().unwrap(), "export K='$(id)\nrm -rf ~'\n");
+        for bad in ["A;B", "1A", "A B", "A=B", "", "A\nB", "$(id)"] {
+            let s = LaunchStep::new("a", "x", "/w").env(bad, "v");
+            assert!(s.script_prologue().is_err(), "{bad:?}");
+        }
+        assert!(is_env_name("_A1") && !is_env_name("a-b"));
     }
 }

@@ -105,17 +105,20 @@ pub fn records(state_dir: &Path) -> PathBuf {
 
 /// The `qsub` script that runs `step` as a batch job of its own with `aprun`, leaving its
 /// exit code in `records` (see [`records`]).
-pub fn batch_script(step: &LaunchStep, records: &Path) -> String {
+pub fn batch_script(step: &LaunchStep, records: &Path) -> Result<String> {
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#COBALT --jobname {}\n", step.name));
-    s.push_str(&format!("#COBALT -o {}\n", step.stdout.display()));
-    s.push_str(&format!("#COBALT -e {}\n", step.stderr.display()));
-    s.push_str(&format!("#COBALT --cwd {}\n", step.cwd.display()));
-    s.push_str(&format!(
-        "#COBALT -n {}\n",
-        step.run.nodes.unwrap_or(1).max(1)
-    ));
-    s.push_str(&tools::extra_directives("#COBALT", &step.run.extra, true));
+    s.push_str(&tools::directives(
+        "#COBALT",
+        [
+            ("--jobname", step.name.clone()),
+            ("-o", step.stdout.display().to_string()),
+            ("-e", step.stderr.display().to_string()),
+            ("--cwd", step.cwd.display().to_string()),
+            ("-n", step.run.nodes.unwrap_or(1).max(1).to_string()),
+        ]
+        .map(|(k, v)| (k, Some(v))),
+    )?);
+    s.push_str(&tools::extra_directives("#COBALT", &step.run.extra, true)?);
     s.push_str(&format!(
         "record={}/\"$COBALT_JOBID.exit\"\n",
         shell_quote(&records.display().to_string())
@@ -125,16 +128,14 @@ pub fn batch_script(step: &LaunchStep, records: &Path) -> String {
         "cd {} || {{ echo 1 > \"$record\"; exit 1; }}\n",
         shell_quote(&step.cwd.display().to_string())
     ));
-    for (k, v) in &step.env {
-        s.push_str(&format!("export {k}={}\n", shell_quote(v)));
-    }
+    s.push_str(&step.env_exports()?);
     s.push_str(&format!(
         "aprun -n {} -N {} {} &\nwait $!\nrc=$?\necho $rc > \"$record\"\nexit $rc\n",
         step.run.tasks.unwrap_or(1),
         step.run.tasks_per_node.unwrap_or(1),
         step.command_line()
     ));
-    s
+    Ok(s)
 }
 
 /// The `qsub` script of a job that holds an orchestrator's nodes: it runs the job agent
@@ -144,7 +145,7 @@ pub fn allocation_script(
     name: &str,
     output: &Path,
     agent_line: &str,
-) -> String {
+) -> Result<String> {
     let output = output.display().to_string();
     let mut s = String::from("#!/bin/bash\n");
     s.push_str(&tools::directives(
@@ -161,10 +162,10 @@ pub fn allocation_script(
             ("-o", Some(output.clone())),
             ("-e", Some(output)),
         ],
-    ));
-    s.push_str(&tools::extra_directives("#COBALT", &batch.extra, true));
+    )?);
+    s.push_str(&tools::extra_directives("#COBALT", &batch.extra, true)?);
     s.push_str(agent_line);
-    s
+    Ok(s)
 }
 
 /// Cobalt's commands for a [`WlmLauncher`].
@@ -192,7 +193,13 @@ impl agent::Scheduler for Cobalt {
     fn job_var(&self) -> &'static str {
         "COBALT_JOBID"
     }
-    fn script(&self, batch: &BatchSettings, name: &str, output: &Path, agent_line: &str) -> String {
+    fn script(
+        &self,
+        batch: &BatchSettings,
+        name: &str,
+        output: &Path,
+        agent_line: &str,
+    ) -> Result<String> {
         allocation_script(batch, name, output, agent_line)
     }
     fn submit(&self, file: &Path, cwd: &Path, path: Option<&str>) -> Result<String> {
@@ -302,7 +309,7 @@ impl agent::Scheduler for Cobalt {
 
 impl Wlm for Cobalt {
     fn step_script(&self, step: &LaunchStep) -> Result<String> {
-        Ok(batch_script(step, &self.records()))
+        batch_script(step, &self.records())
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
@@ -365,5 +372,18 @@ impl Wlm for Cobalt {
 
     fn cancel_limit(&self) -> Duration {
         CANCEL_LIMIT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_never_reach_a_job_script() {
+        orc_launcher_kit::testing::scripts::refuse_hostile_values(
+            &|b: &BatchSettings| allocation_script(b, "db", Path::new("/w/db.out"), "exec true\n"),
+            &|s: &LaunchStep| batch_script(s, Path::new("/w/records")),
+        );
     }
 }

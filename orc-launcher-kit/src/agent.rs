@@ -100,8 +100,15 @@ pub trait Scheduler {
     fn job_var(&self) -> &'static str;
     /// The job script: directives for `batch` (nodes, walltime, account, queue, extra),
     /// the job name `name`, output to `output`, and `agent_line` (the [`script_line`] that
-    /// runs the agent) at the end.
-    fn script(&self, batch: &BatchSettings, name: &str, output: &Path, agent_line: &str) -> String;
+    /// runs the agent) at the end. Values that cannot go into a script safely are refused
+    /// ([`crate::tools::directive_value`]).
+    fn script(
+        &self,
+        batch: &BatchSettings,
+        name: &str,
+        output: &Path,
+        agent_line: &str,
+    ) -> Result<String>;
     /// Submit the script file `file` from directory `cwd`, with `path` as `PATH` when
     /// given (a step's own); the job id.
     fn submit(&self, file: &Path, cwd: &Path, path: Option<&str>) -> Result<String>;
@@ -142,7 +149,7 @@ pub fn allocate(
     let output = root.join(format!("{name}.out"));
     let file = root.join(format!("{name}.{}.sh", s.launcher()));
     let line = script_line(s.launcher(), s.job_var(), root);
-    std::fs::write(&file, s.script(batch, name, &output, &line)).map_err(io("writing", &file))?;
+    std::fs::write(&file, s.script(batch, name, &output, &line)?).map_err(io("writing", &file))?;
     let job = s.submit(&file, root, None)?;
     tracing::info!(job = %job, "batch job submitted; waiting for its agent");
     let agent = Agent::new(s.launcher(), &job, root);

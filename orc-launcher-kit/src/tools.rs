@@ -8,43 +8,79 @@ use std::{
 
 use orc_core::{Error, JobStatus, Result, StepStatus};
 
+/// `v` as the value of a job-script directive (`#PBS -A <v>`, `#SBATCH --account=<v>`):
+/// refused when it holds whitespace or control characters. A directive line is read by the
+/// scheduler, not the shell, and has no quoting that every scheduler honours: a newline
+/// would start a shell line of its own, a space another option.
+pub fn directive_value(v: &str) -> Result<&str> {
+    if let Some(c) = v.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::config(format!(
+            "{v:?} cannot go into a job-script directive: it contains {c:?} (whitespace and control characters are refused)"
+        )));
+    }
+    Ok(v)
+}
+
+/// `k` as a directive's option name (from `--batch-arg k=v`, `--run-arg k=v`): letters,
+/// digits, `_`, `-` and `.`, starting with a letter or digit.
+pub fn directive_key(k: &str) -> Result<&str> {
+    let ok = k.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if ok {
+        Ok(k)
+    } else {
+        Err(Error::config(format!(
+            "{k:?} is not a scheduler option name (letters, digits, _, - and ., starting with a letter or digit)"
+        )))
+    }
+}
+
 /// Job-script directive lines `<prefix> <flag> <value>`, in order, for each `lines` entry
 /// whose value is given: a batch job's name, resources, account, queue and output files.
+/// Every value goes through [`directive_value`].
 ///
 /// ```
 /// use orc_launcher_kit::tools::directives;
 /// let account: Option<&str> = None;
-/// let s = directives("#PBS", [("-N", Some("db")), ("-A", account), ("-q", Some("debug"))]);
+/// let s = directives("#PBS", [("-N", Some("db")), ("-A", account), ("-q", Some("debug"))])?;
 /// assert_eq!(s, "#PBS -N db\n#PBS -q debug\n");
+/// assert!(directives("#PBS", [("-A", Some("p\n#PBS -l select=999"))]).is_err());
+/// # Ok::<(), orc_core::Error>(())
 /// ```
 pub fn directives<'a, V: std::fmt::Display + 'a>(
     prefix: &str,
     lines: impl IntoIterator<Item = (&'a str, Option<V>)>,
-) -> String {
-    lines
-        .into_iter()
-        .filter_map(|(flag, v)| v.map(|v| format!("{prefix} {flag} {v}\n")))
-        .collect()
+) -> Result<String> {
+    let mut s = String::new();
+    for (flag, v) in lines {
+        if let Some(v) = v {
+            let v = v.to_string();
+            s.push_str(&format!("{prefix} {flag} {}\n", directive_value(&v)?));
+        }
+    }
+    Ok(s)
 }
 
 /// Job-script directive lines (`<prefix> -k v`, or `<prefix> -k` for a flag) for a step's
 /// or batch job's `extra` settings. With `long`, keys of more than one letter take two
-/// dashes (`--key v`).
+/// dashes (`--key v`). Keys go through [`directive_key`], values through
+/// [`directive_value`].
 pub fn extra_directives(
     prefix: &str,
     extra: &std::collections::BTreeMap<String, Option<String>>,
     long: bool,
-) -> String {
-    extra
-        .iter()
-        .map(|(k, v)| {
-            let dashes = if long && k.len() > 1 { "--" } else { "-" };
-            match v {
-                Some(v) => format!("{prefix} {dashes}{k} {v}\n"),
-                None => format!("{prefix} {dashes}{k}\n"),
-            }
-        })
-        .collect()
+) -> Result<String> {
+    let mut s = String::new();
+    for (k, v) in extra {
+        let dashes = if long && k.len() > 1 { "--" } else { "-" };
+        let k = directive_key(k)?;
+        match v {
+            Some(v) => s.push_str(&format!("{prefix} {dashes}{k} {}\n", directive_value(v)?)),
+            None => s.push_str(&format!("{prefix} {dashes}{k}\n")),
+        }
+    }
+    Ok(s)
 }
 
 /// Run `cmd` (stdin closed) and collect its output. A command missing from `PATH` is
@@ -104,12 +140,32 @@ mod tests {
         ]
         .into();
         assert_eq!(
-            extra_directives("#PBS", &extra, false),
+            extra_directives("#PBS", &extra, false).unwrap(),
             "#PBS -V\n#PBS -attrs mcdram=cache\n#PBS -q debug\n"
         );
         assert_eq!(
-            extra_directives("#COBALT", &extra, true),
+            extra_directives("#COBALT", &extra, true).unwrap(),
             "#COBALT -V\n#COBALT --attrs mcdram=cache\n#COBALT -q debug\n"
+        );
+    }
+
+    #[test]
+    fn hostile_directive_values_and_keys_are_refused() {
+        for bad in ["a\nrm -rf ~", "a b", "x\r", "q\0", "$(id)\n", "\t"] {
+            assert!(directive_value(bad).is_err(), "{bad:?}");
+            let extra = [("q".to_string(), Some(bad.to_string()))].into();
+            assert!(extra_directives("#PBS", &extra, false).is_err(), "{bad:?}");
+        }
+        // Quotes and `$()` without whitespace stay one word of a comment line.
+        assert_eq!(directive_value("proj'$(id)").unwrap(), "proj'$(id)");
+        for bad in ["", "-x", "a b", "a\nb", "k=v", "a;b"] {
+            let extra = [(bad.to_string(), None)].into();
+            assert!(extra_directives("#PBS", &extra, false).is_err(), "{bad:?}");
+        }
+        let ok = [("mem-per-cpu".to_string(), Some("4G".to_string()))].into();
+        assert_eq!(
+            extra_directives("#SBATCH", &ok, true).unwrap(),
+            "#SBATCH --mem-per-cpu 4G\n"
         );
     }
 

@@ -151,16 +151,19 @@ fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
 }
 
 /// The `bsub` script that runs `step` as a batch job of its own, with `jsrun`.
-pub fn batch_script(step: &LaunchStep) -> String {
+pub fn batch_script(step: &LaunchStep) -> Result<String> {
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#BSUB -J {}\n", step.name));
-    s.push_str(&format!("#BSUB -o {}\n", step.stdout.display()));
-    s.push_str(&format!("#BSUB -e {}\n", step.stderr.display()));
-    if let Some(n) = step.run.nodes {
-        s.push_str(&format!("#BSUB -nnodes {n}\n"));
-    }
-    s.push_str(&tools::extra_directives("#BSUB", &step.run.extra, false));
-    s.push_str(&step.script_prologue());
+    s.push_str(&tools::directives(
+        "#BSUB",
+        [
+            ("-J", Some(step.name.clone())),
+            ("-o", Some(step.stdout.display().to_string())),
+            ("-e", Some(step.stderr.display().to_string())),
+            ("-nnodes", step.run.nodes.map(|n| n.to_string())),
+        ],
+    )?);
+    s.push_str(&tools::extra_directives("#BSUB", &step.run.extra, false)?);
+    s.push_str(&step.script_prologue()?);
     let tasks = step.run.tasks.unwrap_or(1);
     let cpus = step.run.cpus_per_task.unwrap_or(1);
     s.push_str(&format!(
@@ -172,7 +175,7 @@ pub fn batch_script(step: &LaunchStep) -> String {
         s.push_str(&shell_quote(a));
     }
     s.push('\n');
-    s
+    Ok(s)
 }
 
 /// The `bsub` script of a job that holds an orchestrator's nodes: it runs the job agent
@@ -182,7 +185,7 @@ pub fn allocation_script(
     name: &str,
     output: &std::path::Path,
     agent_line: &str,
-) -> String {
+) -> Result<String> {
     let walltime = batch.walltime_secs.map(|t| {
         let minutes = t.div_ceil(60);
         format!("{:02}:{:02}", minutes / 60, minutes % 60)
@@ -200,10 +203,10 @@ pub fn allocation_script(
             ("-o", Some(output.clone())),
             ("-e", Some(output)),
         ],
-    ));
-    s.push_str(&tools::extra_directives("#BSUB", &batch.extra, false));
+    )?);
+    s.push_str(&tools::extra_directives("#BSUB", &batch.extra, false)?);
     s.push_str(agent_line);
-    s
+    Ok(s)
 }
 
 /// LSF's commands for a [`WlmLauncher`].
@@ -223,7 +226,7 @@ impl agent::Scheduler for Lsf {
         name: &str,
         output: &std::path::Path,
         agent_line: &str,
-    ) -> String {
+    ) -> Result<String> {
         allocation_script(batch, name, output, agent_line)
     }
     fn submit(
@@ -323,7 +326,7 @@ fn jsrun_wrapped(w: &LaunchStep) -> Result<LaunchStep> {
 
 impl Wlm for Lsf {
     fn step_script(&self, step: &LaunchStep) -> Result<String> {
-        Ok(batch_script(step))
+        batch_script(step)
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
@@ -427,5 +430,20 @@ impl Wlm for Lsf {
 
     fn cancel_limit(&self) -> Duration {
         CANCEL_LIMIT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_never_reach_a_job_script() {
+        orc_launcher_kit::testing::scripts::refuse_hostile_values(
+            &|b: &BatchSettings| {
+                allocation_script(b, "db", std::path::Path::new("/w/db.out"), "exec true\n")
+            },
+            &batch_script,
+        );
     }
 }

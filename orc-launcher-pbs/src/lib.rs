@@ -86,23 +86,29 @@ fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
 }
 
 /// The `qsub` script that runs `step` as a batch job of its own, with `mpiexec`.
-pub fn batch_script(step: &LaunchStep) -> String {
-    let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#PBS -N {}\n", step.name));
-    s.push_str(&format!("#PBS -o {}\n", step.stdout.display()));
-    s.push_str(&format!("#PBS -e {}\n", step.stderr.display()));
+pub fn batch_script(step: &LaunchStep) -> Result<String> {
     let tasks = step.run.tasks.unwrap_or(1);
-    if let Some(n) = step.run.nodes {
-        let cpus = step.run.cpus_per_task.unwrap_or(1);
-        s.push_str(&format!("#PBS -l select={n}:ncpus={cpus}\n"));
-    }
-    s.push_str(&tools::extra_directives("#PBS", &step.run.extra, false));
-    s.push_str(&step.script_prologue());
+    let cpus = step.run.cpus_per_task.unwrap_or(1);
+    let mut s = String::from("#!/bin/bash\n");
+    s.push_str(&tools::directives(
+        "#PBS",
+        [
+            ("-N", Some(step.name.clone())),
+            ("-o", Some(step.stdout.display().to_string())),
+            ("-e", Some(step.stderr.display().to_string())),
+            (
+                "-l",
+                step.run.nodes.map(|n| format!("select={n}:ncpus={cpus}")),
+            ),
+        ],
+    )?);
+    s.push_str(&tools::extra_directives("#PBS", &step.run.extra, false)?);
+    s.push_str(&step.script_prologue()?);
     s.push_str(&format!(
         "exec mpiexec -n {tasks} {}\n",
         step.command_line()
     ));
-    s
+    Ok(s)
 }
 
 /// The `qsub` script of a job that holds an orchestrator's nodes: it runs the job agent
@@ -112,7 +118,7 @@ pub fn allocation_script(
     name: &str,
     output: &std::path::Path,
     agent_line: &str,
-) -> String {
+) -> Result<String> {
     let nodes = batch.nodes.unwrap_or(1).max(1);
     let per_node = batch.tasks_per_node.unwrap_or(1).max(1);
     let walltime = batch
@@ -136,10 +142,10 @@ pub fn allocation_script(
             ("-o", Some(output.clone())),
             ("-e", Some(output)),
         ],
-    ));
-    s.push_str(&tools::extra_directives("#PBS", &batch.extra, false));
+    )?);
+    s.push_str(&tools::extra_directives("#PBS", &batch.extra, false)?);
     s.push_str(agent_line);
-    s
+    Ok(s)
 }
 
 /// PBS's commands for a [`WlmLauncher`].
@@ -159,7 +165,7 @@ impl agent::Scheduler for Pbs {
         name: &str,
         output: &std::path::Path,
         agent_line: &str,
-    ) -> String {
+    ) -> Result<String> {
         allocation_script(batch, name, output, agent_line)
     }
     fn submit(
@@ -225,7 +231,7 @@ impl agent::Scheduler for Pbs {
 
 impl Wlm for Pbs {
     fn step_script(&self, step: &LaunchStep) -> Result<String> {
-        Ok(batch_script(step))
+        batch_script(step)
     }
 
     fn parallel(&self, step: &LaunchStep) -> Result<LaunchStep> {
@@ -280,5 +286,20 @@ impl Wlm for Pbs {
 
     fn cancel_limit(&self) -> Duration {
         CANCEL_LIMIT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_never_reach_a_job_script() {
+        orc_launcher_kit::testing::scripts::refuse_hostile_values(
+            &|b: &BatchSettings| {
+                allocation_script(b, "db", std::path::Path::new("/w/db.out"), "exec true\n")
+            },
+            &batch_script,
+        );
     }
 }

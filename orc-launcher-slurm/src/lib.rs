@@ -486,7 +486,7 @@ impl Launcher for SlurmLauncher {
                 step.refuse_mpmd(NAME)?;
                 std::fs::create_dir_all(&step.cwd)
                     .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-                let id = submit(&batch::step_script(step))?;
+                let id = submit(&batch::step_script(step)?)?;
                 tracing::debug!(job = %id, step = %step.name, "submitted");
                 return Ok(StepId(id));
             }
@@ -577,7 +577,7 @@ impl Launcher for SlurmLauncher {
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
         let nodes = batch.nodes.unwrap_or(1).max(1);
-        let script = batch::script(batch, name, nodes);
+        let script = batch::script(batch, name, nodes)?;
         let job = submit(&script)?;
         tracing::info!(job = %job, nodes, "batch job submitted; waiting for it to run");
         match wait_running(&job, batch.queue_timeout_secs.map(Duration::from_secs)) {

@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed check panics with what it saw
 
 pub mod conformance;
+pub mod scripts;
 pub mod sim;
 
 use std::time::{Duration, Instant};

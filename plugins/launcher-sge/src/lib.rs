@@ -216,17 +216,23 @@ fn job_name(name: &str) -> String {
 }
 
 /// The `qsub` script that runs `step` as a batch job of its own.
-pub fn batch_script(step: &LaunchStep) -> String {
+pub fn batch_script(step: &LaunchStep) -> Result<String> {
     let mut s = String::from("#!/bin/sh\n");
-    s.push_str(&format!("#$ -N {}\n", job_name(&step.name)));
-    s.push_str(&format!("#$ -o {}\n", step.stdout.display()));
-    s.push_str(&format!("#$ -e {}\n", step.stderr.display()));
-    s.push_str(&format!("#$ -wd {}\n", step.cwd.display()));
-    s.push_str("#$ -S /bin/sh\n");
-    s.push_str(&tools::extra_directives("#$", &step.run.extra, false));
-    s.push_str(&step.script_prologue());
+    s.push_str(&tools::directives(
+        "#$",
+        [
+            ("-N", job_name(&step.name)),
+            ("-o", step.stdout.display().to_string()),
+            ("-e", step.stderr.display().to_string()),
+            ("-wd", step.cwd.display().to_string()),
+            ("-S", "/bin/sh".into()),
+        ]
+        .map(|(k, v)| (k, Some(v))),
+    )?);
+    s.push_str(&tools::extra_directives("#$", &step.run.extra, false)?);
+    s.push_str(&step.script_prologue()?);
     s.push_str(&format!("exec {}\n", step.command_line()));
-    s
+    Ok(s)
 }
 
 /// Submit a job with `qsub -terse`, the script as a file or on stdin; its id.
@@ -281,7 +287,7 @@ fn submit(step: &LaunchStep) -> Result<StepId> {
     std::fs::create_dir_all(&step.cwd)
         .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
     let file = step.cwd.join(format!("{}.sge.sh", step.name));
-    std::fs::write(&file, batch_script(step))
+    std::fs::write(&file, batch_script(step)?)
         .map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
     let id = qsub(
         &[file.display().to_string()],
@@ -586,7 +592,7 @@ impl Launcher for SgeLauncher {
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
         let pe = match batch.extra.get("pe") {
-            Some(Some(pe)) => pe.clone(),
+            Some(Some(pe)) => tools::directive_value(pe)?.to_string(),
             _ => Self::find_pe()?,
         };
         let slots = batch.nodes.unwrap_or(1).max(1) * batch.tasks_per_node.unwrap_or(1).max(1);
@@ -610,14 +616,16 @@ impl Launcher for SgeLauncher {
             args.extend(["-l".into(), format!("h_rt={t}")]);
         }
         if let Some(a) = &batch.account {
-            args.extend(["-A".into(), a.clone()]);
+            args.extend(["-A".into(), tools::directive_value(a)?.into()]);
         }
         if let Some(q) = &batch.queue {
-            args.extend(["-q".into(), q.clone()]);
+            args.extend(["-q".into(), tools::directive_value(q)?.into()]);
         }
         for (k, v) in batch.extra.iter().filter(|(k, _)| k.as_str() != "pe") {
-            args.push(format!("-{k}"));
-            args.extend(v.clone());
+            args.push(format!("-{}", tools::directive_key(k)?));
+            if let Some(v) = v {
+                args.push(tools::directive_value(v)?.into());
+            }
         }
         let job = qsub(&args, Some("exec sleep infinity\n"), None, None)?;
         tracing::info!(job = %job, pe = %pe, slots, "batch job submitted; waiting for it to run");
@@ -654,15 +662,40 @@ mod tests {
     }
 
     #[test]
+    fn hostile_values_never_reach_a_job_script() {
+        for v in orc_launcher_kit::testing::scripts::HOSTILE {
+            let mut step = LaunchStep::new("app", "/bin/true", "/w");
+            step.run.extra.insert("l".into(), Some(v.into()));
+            assert!(batch_script(&step).is_err(), "{v:?}");
+            let step = LaunchStep::new("app", "/bin/true", "/w").env(v, "x");
+            assert!(batch_script(&step).is_err(), "{v:?}");
+        }
+        let step = LaunchStep::new("app", "/bin/echo", "/w")
+            .args(["$(id)"])
+            .env("X", "a\n$(id)");
+        let s = batch_script(&step).unwrap();
+        assert!(
+            s.contains("export X='a\n$(id)'\nexec /bin/echo '$(id)'\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn scripts_and_names() {
         assert_eq!(job_name("orchestrator_0"), "orchestrator_0");
         assert_eq!(job_name("0 x/y"), "j0_x_y");
         let s = LaunchStep::new("app", "/bin/echo", "/tmp/w d")
             .args(["a b"])
             .env("K", "it's");
-        let script = batch_script(&s);
+        // A directory with a space cannot be a directive (`#$ -wd`): a clear error.
+        assert!(batch_script(&s).is_err());
+        let mut plain = s.clone();
+        plain.cwd = "/tmp/wd".into();
+        plain.stdout = "/tmp/wd/app.out".into();
+        plain.stderr = "/tmp/wd/app.err".into();
+        let script = batch_script(&plain).unwrap();
         assert!(script.contains("#$ -N app\n"), "{script}");
-        assert!(script.contains("cd '/tmp/w d' || exit 1\n"), "{script}");
+        assert!(script.contains("cd /tmp/wd || exit 1\n"), "{script}");
         assert!(script.contains("export K='it'\\''s'\n"), "{script}");
         assert!(script.ends_with("exec /bin/echo 'a b'\n"), "{script}");
         let w = task_wrapper(&s, Path::new("/tmp/w d/.p"));
