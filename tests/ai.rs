@@ -1079,8 +1079,18 @@ fn replicas_receive_tensors_models_and_run_outputs() {
         primary.addresses()[0].clone(),
         replica.addresses()[0].clone(),
     );
-    let mut rc = connect(&r);
+    let mut rc = admin_connect(state.path(), "replica", &r);
     let (host, port) = p.split_once(':').unwrap();
+    // The replica follows the primary as the primary's admin user.
+    let (user, secret) = admin_login(state.path(), "primary");
+    for (k, v) in [("masteruser", &user), ("masterauth", &secret)] {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query::<()>(&mut rc)
+            .unwrap();
+    }
     redis::cmd("REPLICAOF")
         .arg(host)
         .arg(port)
@@ -1133,7 +1143,7 @@ fn backends_that_are_missing_or_incompatible_are_named() {
         1,
         &["BACKENDSPATH", "/nonexistent/backends"],
     );
-    let mut con = connect(&orc.addresses()[0]);
+    let mut con = admin_connect(state.path(), "backends", &orc.addresses()[0]);
     // A backend that is not on BACKENDSPATH: the error names the file it looked for.
     let e = err_text(cmd(
         &mut con,
@@ -1172,7 +1182,7 @@ fn backends_that_are_missing_or_incompatible_are_named() {
     orc.stop().unwrap();
     // Where paths are allowed, files that are not backends are named as such.
     let orc = start(&state, "paths", 1, &["ALLOW_BACKEND_PATHS", "yes"]);
-    let mut con = connect(&orc.addresses()[0]);
+    let mut con = admin_connect(state.path(), "paths", &orc.addresses()[0]);
     let e = err_text(cmd(
         &mut con,
         &[
@@ -1258,7 +1268,7 @@ fn tensors_and_models_survive_restarts_and_aof_rewrites() {
         .extra
         .insert("aof-use-rdb-preamble".into(), "no".into());
     let orc = launch(&static_host(), &state, s.clone()).unwrap();
-    let mut con = connect(&orc.addresses()[0]);
+    let mut con = admin_connect(state.path(), "aof", &orc.addresses()[0]);
     line(&mut con, "AI.TENSORSET x FLOAT 1 3 VALUES 1 1 1").unwrap();
     store_linear(&mut con, "lin");
     redis::cmd("BGREWRITEAOF")
@@ -1373,7 +1383,7 @@ fn scripts_survive_restarts_and_aof_rewrites_too() {
             });
         }
         let orc = launch(&static_host(), &state, s.clone()).unwrap();
-        let mut con = connect(&orc.addresses()[0]);
+        let mut con = admin_connect(state.path(), &s.db_identifier, &orc.addresses()[0]);
         let src = std::fs::read(data_file("scripts/ops.py")).unwrap();
         cmd(
             &mut con,
@@ -1633,7 +1643,7 @@ fn deprecated_and_admin_commands() {
         1,
         &["BACKENDSPATH", "/nonexistent", "ALLOW_BACKEND_PATHS", "yes"],
     );
-    let mut con = connect(&orc.addresses()[0]);
+    let mut con = admin_connect(state.path(), "admin", &orc.addresses()[0]);
     // Backends load from an explicit path when BACKENDSPATH has none (a site that allows
     // paths at run time).
     let onnx = plugin_file("orc_ai_backend_onnx");

@@ -129,7 +129,9 @@ fn restart_keeps_runtime_changes_and_status_reports_a_dead_shard() {
         serde_json::from_slice(&state.orc(&["db", "status", "--db", "rs", "--json"]).stdout)
             .unwrap();
     let addr0 = st["addresses"][0].as_str().unwrap().to_string();
-    redis_cmd::<()>(&addr0, &["SHUTDOWN", "NOSAVE"]).ok();
+    state
+        .admin_cmd::<()>("rs", &addr0, &["SHUTDOWN", "NOSAVE"])
+        .ok();
     assert!(wait_for(Duration::from_secs(5), || !listening(&addr0)));
     let out = state.orc(&["db", "status", "--db", "rs"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stdout));

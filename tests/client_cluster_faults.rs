@@ -59,20 +59,26 @@ fn a_client_keeps_working_while_slots_move() {
     let dst = (src + 1) % addrs.len();
     let (src_id, dst_id) = (node_id(&addrs[src]), node_id(&addrs[dst]));
     let s = slot.to_string();
-    redis_cmd::<()>(
+    // Moving slots is the admin's business (clients cannot).
+    let admin = |a: &str, args: &[&str]| state.admin_cmd::<()>("reshard", a, args);
+    assert!(redis_cmd::<()>(&addrs[dst], &["CLUSTER", "SETSLOT", &s, "STABLE"]).is_err());
+    admin(
         &addrs[dst],
         &["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id],
     )
     .unwrap();
-    redis_cmd::<()>(
+    admin(
         &addrs[src],
         &["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id],
     )
     .unwrap();
     let (host, port) = addrs[dst].split_once(':').unwrap();
-    redis_cmd::<()>(
+    let (user, secret) = admin_login(state.path(), "reshard");
+    admin(
         &addrs[src],
-        &["MIGRATE", host, port, "", "0", "5000", "KEYS", "{mv}.a"],
+        &[
+            "MIGRATE", host, port, "", "0", "5000", "AUTH2", &user, &secret, "KEYS", "{mv}.a",
+        ],
     )
     .unwrap();
     // Mid-migration: the moved key is reached through ASK, and a new key lands on the target.
@@ -88,7 +94,7 @@ fn a_client_keeps_working_while_slots_move() {
     assert!(redis_cmd::<i64>(&addrs[dst], &["CLUSTER", "COUNTKEYSINSLOT", &s]).unwrap() >= 2);
     // Migration done: every node learns the new owner; the client follows MOVED.
     for a in &addrs {
-        redis_cmd::<()>(a, &["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]).unwrap();
+        admin(a, &["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]).unwrap();
     }
     assert_eq!(
         c.get_tensor("{mv}.b")
@@ -133,7 +139,9 @@ fn a_client_rides_out_a_shard_restart() {
     let shard = orc.record().shards[victim].clone();
     let conf = orc.record().dir.join(format!("{}.conf", shard.name));
     let exe = which_redis_server();
-    redis_cmd::<()>(&addrs[victim], &["SHUTDOWN", "NOSAVE"]).ok();
+    state
+        .admin_cmd::<()>("restart", &addrs[victim], &["SHUTDOWN", "NOSAVE"])
+        .ok();
     assert!(wait_for(Duration::from_secs(5), || !listening(
         &addrs[victim]
     )));

@@ -194,7 +194,7 @@ fn stop_on_an_orchestrator_that_is_already_gone() {
         .map(|s| step_pid(&s.step.0))
         .collect();
     for a in orc.addresses() {
-        let _ = redis_cmd::<()>(&a, &["SHUTDOWN", "NOSAVE"]);
+        let _ = state.admin_cmd::<()>("dead", &a, &["SHUTDOWN", "NOSAVE"]);
     }
     assert!(wait_for(Duration::from_secs(5), || pids
         .iter()

@@ -65,7 +65,13 @@ fn check_cluster(n: usize) {
             "{a}: {info}"
         );
         // The configured node timeout is back after the fast formation.
-        let t: Vec<String> = redis_cmd(a, &["CONFIG", "GET", "cluster-node-timeout"]).unwrap();
+        let t: Vec<String> = state
+            .admin_cmd(
+                &format!("c{n}"),
+                a,
+                &["CONFIG", "GET", "cluster-node-timeout"],
+            )
+            .unwrap();
         assert_eq!(t[1], "5000");
     }
     // Keys route by CRC16 slot exactly as clients compute it: every key is accepted by the
@@ -184,7 +190,9 @@ fn runtime_config_changes_are_kept_for_restarts() {
     orc.config_set("maxmemory-policy", "allkeys-lru")
         .expect("set");
     for a in orc.addresses() {
-        let v: Vec<String> = redis_cmd(&a, &["CONFIG", "GET", "maxmemory"]).unwrap();
+        let v: Vec<String> = state
+            .admin_cmd("cfg", &a, &["CONFIG", "GET", "maxmemory"])
+            .unwrap();
         assert_eq!(v[1], (123u64 * 1024 * 1024).to_string());
     }
     // Bad values are refused before any shard is touched.
@@ -214,11 +222,13 @@ fn runtime_config_changes_are_kept_for_restarts() {
     // A restart with the recorded settings keeps the change.
     orc.stop().unwrap();
     let again = launch(&host, &state, settings_now).expect("relaunch");
-    let v: Vec<String> = redis_cmd(
-        &again.addresses()[0],
-        &["CONFIG", "GET", "maxmemory-policy"],
-    )
-    .unwrap();
+    let v: Vec<String> = state
+        .admin_cmd(
+            "cfg",
+            &again.addresses()[0],
+            &["CONFIG", "GET", "maxmemory-policy"],
+        )
+        .unwrap();
     assert_eq!(v[1], "allkeys-lru");
     again.stop().unwrap();
 }

@@ -3,7 +3,8 @@
 //! step submitted outside a job passes the launcher conformance suite as a job of its own;
 //! a submission the scheduler refuses, and a job id it does not know, are clear errors;
 //! and steps inside a job orc allocated from outside it (through the job agent,
-//! `orc_launcher_kit::agent`) pass the suite too.
+//! `orc_launcher_kit::agent`) pass the suite too, and the agent refuses forged requests
+//! and requests for another job.
 //!
 //! The launchers run their status and cancel commands from this process's `PATH`, so this
 //! binary puts the simulator on it first; it holds this one test only.
@@ -44,6 +45,10 @@ fn suite(plugin: &str, name: &str, bad_queue: &str, refused: &str, unknown: (&st
     b.nodes = Some(1);
     b.queue_timeout_secs = Some(30);
     conformance::through_agent(l.as_ref(), &b, &[orc_net::hostname()], &|_, _| {});
+    // Requests the job's agent must refuse: forged, or for another job.
+    let state = std::env::var("ORC_STATE_DIR").unwrap();
+    let root = orc_launcher_kit::agent::root(std::path::Path::new(&state));
+    conformance::agent_refuses_forgeries(l.as_ref(), &b, &root);
 }
 
 #[test]

@@ -82,4 +82,7 @@ fn cobalt_batch_jobs_and_steps_through_the_agent() {
         let err = std::fs::read_to_string(&off.stderr).unwrap();
         assert!(err.contains("node 4000 is not in job"), "{err}");
     });
+    // Requests the job's agent must refuse: forged, or for another job.
+    let root = orc_launcher_kit::agent::root(state.path());
+    conformance::agent_refuses_forgeries(l.as_ref(), &b, &root);
 }

@@ -42,6 +42,9 @@ pub(crate) struct AgentArgs {
     /// The launcher that starts steps inside this job.
     #[arg(long)]
     pub(crate) launcher: String,
+    /// The file holding the job's key, which signs every request (`<state dir>/agents/<job id>.key`).
+    #[arg(long)]
+    pub(crate) key_file: PathBuf,
     /// The directory requests arrive in (`<state dir>/agents/<job id>`).
     pub(crate) dir: PathBuf,
 }
@@ -209,6 +212,13 @@ pub(crate) struct StartArgs {
     /// Start plain Redis shards, without orc-ai.
     #[arg(long, conflicts_with = "module")]
     pub(crate) no_ai: bool,
+    /// Who may do what: `restricted` (default: orc connects as an admin user with a
+    /// generated secret; applications, SmartRedis included, connect without a password
+    /// but cannot stop, reconfigure or load code into a shard), `password` (every client
+    /// must also give the generated client password: SR_PASSWORD_FILE; SmartRedis cannot),
+    /// or `none` (open to every user of the machine, as SmartSim runs it).
+    #[arg(long, value_name = "MODE", default_value = "restricted")]
+    pub(crate) auth: String,
     /// orc-ai: worker threads per device queue.
     #[arg(long, value_name = "N")]
     pub(crate) threads_per_queue: Option<u32>,

@@ -79,6 +79,7 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.interfaces = a.interface.clone();
     s.hosts = a.hosts.clone();
     s.single_step = a.single_step;
+    s.auth = orc_core::Auth::parse(&a.auth)?;
     s.launcher = a.launcher.clone(); // `auto` is resolved by orc-core when it launches
     s.shards_per_host = a.shards_per_host;
     if a.batch {
@@ -189,6 +190,11 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
         eprintln!(
             "orc: starting `{}`: {total} shard(s), {style}, launcher {}",
             settings.db_identifier, settings.launcher
+        );
+    }
+    if settings.auth == orc_core::Auth::Password {
+        eprintln!(
+            "orc: warning: --auth password: every client must give the password in SR_PASSWORD_FILE (orc run passes it; orc-client reads it), but SmartRedis clients cannot authenticate and will be refused; use the default --auth restricted for them"
         );
     }
     let began = Instant::now();
@@ -372,7 +378,13 @@ fn address(ctx: &Ctx, db: &str, env: bool) -> anyhow::Result<ExitCode> {
         );
     } else if env {
         for (k, v) in orc.client_env() {
-            println!("{k}={v}");
+            if orc_core::step::is_env_name(&k) {
+                println!("{k}={}", orc_core::step::shell_quote(&v));
+            } else {
+                eprintln!(
+                    "orc: `{k}` is not a shell variable name (the database identifier has a `-`); `orc run --db {db}` passes it to programs as it is"
+                );
+            }
         }
     } else {
         println!("{}", orc.addresses().join(","));

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => ctx
             .host
             .launcher(&args.launcher)
-            .and_then(|l| orc_launcher_kit::agent::serve(l.as_ref(), &args.dir))
+            .and_then(|l| orc_launcher_kit::agent::serve(l.as_ref(), &args.dir, &args.key_file))
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
     };

@@ -171,6 +171,11 @@ impl Config {
             })
             .unwrap_or_default();
         c.password = var("SR_PASSWORD").filter(|s| !s.is_empty());
+        if c.password.is_none()
+            && let Some(file) = var("SR_PASSWORD_FILE").filter(|s| !s.is_empty())
+        {
+            c.password = Some(read_password_file(&name("SR_PASSWORD_FILE"), &file)?);
+        }
         c.username = var("SR_USERNAME").filter(|s| !s.is_empty());
         c.tls = var("SR_TLS")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
@@ -221,6 +226,22 @@ impl Config {
         self.username = username.map(Into::into);
         self
     }
+}
+
+/// The password in `file` (named by `var`): its first line, at most 4 KiB.
+fn read_password_file(var: &str, file: &str) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(4096).read_to_string(&mut text))
+        .map_err(|e| Error::Config(format!("{var}={file}: {e}")))?;
+    let pw = text.lines().next().unwrap_or("").to_string();
+    if pw.is_empty() {
+        return Err(Error::Config(format!(
+            "{var}={file}: the file holds no password"
+        )));
+    }
+    Ok(pw)
 }
 
 #[cfg(test)]

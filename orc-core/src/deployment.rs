@@ -190,6 +190,51 @@ pub struct DbHealth {
     pub shards: Vec<ShardHealth>,
 }
 
+/// The users a deployment configures on its shards and authenticates with: orc's admin
+/// user, and the password every other client must give (only with
+/// [`Auth::Password`](crate::settings::Auth::Password)). Secrets never show in `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// The admin user's name.
+    pub admin_user: String,
+    /// The admin user's secret.
+    pub admin_secret: String,
+    /// The password of the default user, when clients must authenticate.
+    #[serde(default)]
+    pub client_password: Option<String>,
+}
+
+impl Credentials {
+    /// Admin user `admin_user` with `admin_secret`, and clients without a password.
+    pub fn new(admin_user: impl Into<String>, admin_secret: impl Into<String>) -> Self {
+        Self {
+            admin_user: admin_user.into(),
+            admin_secret: admin_secret.into(),
+            client_password: None,
+        }
+    }
+
+    /// Clients must authenticate with `password`.
+    pub fn with_client_password(mut self, password: impl Into<String>) -> Self {
+        self.client_password = Some(password.into());
+        self
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("admin_user", &self.admin_user)
+            .field("admin_secret", &"<redacted>")
+            .field(
+                "client_password",
+                &self.client_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// A database deployment style (standalone Redis, Redis Cluster, ...).
 pub trait DbDeployment: Send + Sync {
     /// The name users select this style by.
@@ -203,6 +248,18 @@ pub trait DbDeployment: Send + Sync {
     /// that no shard's companion port is another's client port.
     fn companion_ports(&self) -> Vec<u16> {
         Vec::new()
+    }
+
+    /// Configure the shards planned from now on with these users, and authenticate every
+    /// later call (probe, form, health, shutdown, config) as the admin. Called before
+    /// [`plan`](DbDeployment::plan) and after reconnecting. A deployment that cannot
+    /// protect its shards says so (the default), and orc then refuses to start it unless
+    /// authentication is turned off.
+    fn use_credentials(&self, credentials: &Credentials) -> Result<()> {
+        let _ = credentials;
+        Err(crate::Error::NotImplemented {
+            what: format!("authentication in the `{}` deployment", self.name()),
+        })
     }
 
     /// One launch step per shard. Checks that the server executable exists.

@@ -148,6 +148,25 @@ pub enum Error {
     /// started was stopped again.
     #[error("interrupted; everything launched so far was stopped")]
     Interrupted,
+    /// A file or directory orc keeps private is not (owned by another user, or open to
+    /// others); orc refuses to use it.
+    #[error("{}: {problem}", path.display())]
+    Insecure {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// Another process holds the lock of this database (starting or stopping it).
+    #[error(
+        "orchestrator `{db_identifier}` is being started or stopped by another orc process (pid {pid}); wait for it, or stop that process"
+    )]
+    Busy {
+        /// The identifier.
+        db_identifier: String,
+        /// The holder's pid, as written in the lock file (0 when unknown).
+        pid: u32,
+    },
     /// A reconnect file or a plugin reply could not be read.
     #[error("{context}: {message}")]
     Format {

@@ -49,10 +49,10 @@ pub mod status;
 pub mod step;
 
 pub use deployment::{
-    DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress, ShardHealth, ShardSpec,
+    Credentials, DbDeployment, DbHealth, PlanRequest, Probe, ShardAddress, ShardHealth, ShardSpec,
 };
 pub use error::{Error, Result};
 pub use launcher::Launcher;
-pub use settings::{AiSettings, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig};
+pub use settings::{AiSettings, Auth, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig};
 pub use status::{JobStatus, StepStatus};
 pub use step::{Allocation, BatchSettings, LaunchStep, MpmdPart, RunSettings, StepId};

@@ -86,6 +86,57 @@ pub struct OrchestratorSettings {
     pub run: RunSettings,
     /// Launch all shards as one batch job with these settings.
     pub batch: Option<BatchSettings>,
+    /// Who may do what on the shards (see [`Auth`]).
+    #[serde(default)]
+    pub auth: Auth,
+}
+
+/// How a database guards its shards on a shared machine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Auth {
+    /// The default: orc connects as an admin user with a generated secret; applications
+    /// connect without a password as the default user, which may use data, list and AI
+    /// commands but cannot stop, reconfigure or load code into a shard.
+    #[default]
+    Restricted,
+    /// As [`Auth::Restricted`], and every client must also authenticate with a generated
+    /// client password (`SR_PASSWORD` / `SR_PASSWORD_FILE`). The SmartRedis clients cannot.
+    Password,
+    /// No users and no passwords: anyone who can reach a port may do anything
+    /// (SmartSim's behaviour).
+    Open,
+}
+
+impl Auth {
+    /// Every mode, by the name users select it with.
+    pub const ALL: [(&'static str, Auth); 3] = [
+        ("restricted", Auth::Restricted),
+        ("password", Auth::Password),
+        ("none", Auth::Open),
+    ];
+
+    /// The mode called `name` (`restricted`, `password`, `none`).
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "unknown auth mode `{name}`; use restricted (the default), password or none"
+                ))
+            })
+    }
+
+    /// The name users select this mode with.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("restricted", |(n, _)| n)
+    }
 }
 
 impl Default for OrchestratorSettings {
@@ -108,6 +159,7 @@ impl Default for OrchestratorSettings {
             startup_timeout_secs: 60.0,
             run: RunSettings::default(),
             batch: None,
+            auth: Auth::default(),
         }
     }
 }
@@ -392,7 +444,17 @@ pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
         | "dir"
         | "pidfile"
         | "loadmodule"
-        | "daemonize" => {
+        | "daemonize"
+        | "protected-mode"
+        | "user"
+        | "aclfile"
+        | "requirepass"
+        | "masteruser"
+        | "masterauth"
+        | "enable-protected-configs"
+        | "enable-debug-command"
+        | "enable-module-command"
+        | "unixsocketperm" => {
             return Err(Error::config(format!(
                 "`{key}` is managed by orc and cannot be set directly (use the matching orc option)"
             )));

@@ -26,6 +26,11 @@ pub fn module_spec(ai: &AiSettings) -> Result<ModuleSpec> {
     })
 }
 
+/// Whether `path` is the orc-ai module (by its file name).
+pub fn is_orc_ai(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == MODULE_FILE)
+}
+
 /// The orc-ai module: `$ORC_AI_MODULE`, else `liborc_ai.so` next to the running program or
 /// in its `../lib/orc/`.
 pub fn find_module() -> Result<PathBuf> {

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use orc_core::{Error, Result, ShardAddress};
 
-use crate::conn::{connect, field, parse_info, query};
+use crate::conn::{Login, connect, field, parse_info, query};
 
 /// Number of hash slots in a Redis Cluster.
 pub(crate) const SLOTS: u32 = 16384;
@@ -25,16 +25,48 @@ const FORMING_NODE_TIMEOUT_MS: u32 = 500;
 
 /// Assign slots, set distinct config epochs, introduce every node to the first one, then
 /// wait until every node reports `cluster_state:ok` with all slots and all nodes known.
-pub(crate) fn form(shards: &[ShardAddress], timeout: Duration, node_timeout_ms: u32) -> Result<()> {
+pub(crate) fn form(
+    shards: &[ShardAddress],
+    login: &Login,
+    timeout: Duration,
+    node_timeout_ms: u32,
+) -> Result<()> {
     let fast = node_timeout_ms.min(FORMING_NODE_TIMEOUT_MS);
-    set_node_timeout(shards, fast)?;
-    form_slots(shards, timeout)?;
-    set_node_timeout(shards, node_timeout_ms)
+    set_node_timeout(shards, login, fast)?;
+    if reformed(shards, login)? {
+        // A checkpointed cluster restarted from its nodes files: it forms again by itself.
+        wait_ok(shards, login, Instant::now() + timeout)?;
+    } else {
+        form_slots(shards, login, timeout)?;
+    }
+    set_node_timeout(shards, login, node_timeout_ms)
 }
 
-fn set_node_timeout(shards: &[ShardAddress], ms: u32) -> Result<()> {
+/// Whether every shard already knows all the others and every slot is assigned: the same
+/// cluster restarted from the nodes files it kept (`--checkpoints`).
+fn reformed(shards: &[ShardAddress], login: &Login) -> Result<bool> {
+    let n = shards.len().to_string();
     for shard in shards {
-        let mut con = connect(shard)?;
+        let mut con = connect(shard, login)?;
+        let info: String = query(
+            &mut con,
+            shard,
+            redis::cmd("CLUSTER").arg("INFO"),
+            "CLUSTER INFO",
+        )?;
+        let info = parse_info(&info);
+        if field(&info, "cluster_known_nodes") != Some(n.as_str())
+            || field(&info, "cluster_slots_assigned") != Some("16384")
+        {
+            return Ok(false);
+        }
+    }
+    Ok(!shards.is_empty())
+}
+
+fn set_node_timeout(shards: &[ShardAddress], login: &Login, ms: u32) -> Result<()> {
+    for shard in shards {
+        let mut con = connect(shard, login)?;
         let cmd = redis::cmd("CONFIG")
             .arg("SET")
             .arg("cluster-node-timeout")
@@ -45,11 +77,11 @@ fn set_node_timeout(shards: &[ShardAddress], ms: u32) -> Result<()> {
     Ok(())
 }
 
-fn form_slots(shards: &[ShardAddress], timeout: Duration) -> Result<()> {
+fn form_slots(shards: &[ShardAddress], login: &Login, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let n = shards.len();
     for (i, shard) in shards.iter().enumerate() {
-        let mut con = connect(shard)?;
+        let mut con = connect(shard, login)?;
         let info: String = query(
             &mut con,
             shard,
@@ -57,11 +89,15 @@ fn form_slots(shards: &[ShardAddress], timeout: Duration) -> Result<()> {
             "CLUSTER INFO",
         )?;
         let info = parse_info(&info);
-        if field(&info, "cluster_slots_assigned") != Some("0")
-            || field(&info, "cluster_known_nodes") != Some("1")
-        {
+        if field(&info, "cluster_known_nodes") != Some("1") {
             return Err(Error::Database(format!(
                 "shard {shard} already belongs to a cluster (stale nodes file in the data directory?)"
+            )));
+        }
+        if field(&info, "cluster_slots_assigned") != Some("0") {
+            // Redis claims the slots of the keys it loads from a snapshot.
+            return Err(Error::Database(format!(
+                "shard {shard} loaded keys from a snapshot of an earlier run (--checkpoints) but not the cluster they belonged to (its nodes file is named by port: start with the same --port and shard count to come back with the data, or move the data directory's .rdb files away to start empty)"
             )));
         }
         let (start, end) = slot_range(i, n);
@@ -88,7 +124,7 @@ fn form_slots(shards: &[ShardAddress], timeout: Duration) -> Result<()> {
     }
     if let Some(first) = shards.first() {
         for shard in &shards[1..] {
-            let mut con = connect(shard)?;
+            let mut con = connect(shard, login)?;
             query::<()>(
                 &mut con,
                 shard,
@@ -100,7 +136,7 @@ fn form_slots(shards: &[ShardAddress], timeout: Duration) -> Result<()> {
             )?;
         }
     }
-    wait_ok(shards, deadline)
+    wait_ok(shards, login, deadline)
 }
 
 /// What one node says about the cluster.
@@ -111,8 +147,8 @@ pub(crate) struct NodeView {
     pub(crate) known_nodes: usize,
 }
 
-pub(crate) fn view(shard: &ShardAddress) -> Result<NodeView> {
-    let mut con = connect(shard)?;
+pub(crate) fn view(shard: &ShardAddress, login: &Login) -> Result<NodeView> {
+    let mut con = connect(shard, login)?;
     let info: String = query(
         &mut con,
         shard,
@@ -134,8 +170,8 @@ pub(crate) fn view(shard: &ShardAddress) -> Result<NodeView> {
 }
 
 /// Slots served by the node itself, from `CLUSTER NODES`.
-pub(crate) fn own_slots(shard: &ShardAddress) -> Result<u32> {
-    let mut con = connect(shard)?;
+pub(crate) fn own_slots(shard: &ShardAddress, login: &Login) -> Result<u32> {
+    let mut con = connect(shard, login)?;
     let nodes: String = query(
         &mut con,
         shard,
@@ -165,19 +201,37 @@ pub(crate) fn count_slots(line: &str) -> u32 {
         .sum()
 }
 
-fn wait_ok(shards: &[ShardAddress], deadline: Instant) -> Result<()> {
+/// How long a shard may refuse connections while the cluster forms before it counts as
+/// gone (it was stopped, or died).
+const GONE_AFTER: Duration = Duration::from_millis(500);
+
+fn wait_ok(shards: &[ShardAddress], login: &Login, deadline: Instant) -> Result<()> {
     let n = shards.len();
     let mut delay = Duration::from_millis(5);
+    let mut refusing: Vec<Option<Instant>> = vec![None; n];
     loop {
         let mut problems = Vec::new();
-        for shard in shards {
-            match view(shard) {
+        for (i, shard) in shards.iter().enumerate() {
+            match view(shard, login) {
                 Ok(v) if v.state == "ok" && v.slots_ok == SLOTS && v.known_nodes == n => {}
                 Ok(v) => problems.push(format!(
                     "{shard}: state {}, {} of {SLOTS} slots ok, {} of {n} nodes known",
                     v.state, v.slots_ok, v.known_nodes
                 )),
-                Err(e) => problems.push(e.to_string()),
+                Err(e) => {
+                    // A shard that refuses connections is gone: fail now, not at the deadline.
+                    if crate::conn::refuses(shard) {
+                        let since = *refusing[i].get_or_insert_with(Instant::now);
+                        if since.elapsed() >= GONE_AFTER {
+                            return Err(Error::Database(format!(
+                                "shard {shard} stopped while the cluster formed (it refuses connections)"
+                            )));
+                        }
+                    } else {
+                        refusing[i] = None;
+                    }
+                    problems.push(e.to_string());
+                }
             }
         }
         if problems.is_empty() {

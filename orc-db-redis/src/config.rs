@@ -22,12 +22,50 @@ pub(crate) fn nodes_file(shard: &ShardSpec) -> String {
     format!("nodes-{}-{}.conf", shard.name, shard.port)
 }
 
-/// The configuration file text for one shard.
+/// Remove the data files of `shard` in `dir` that `settings` do not keep: the snapshot
+/// without checkpoints, the append-only log without `appendonly yes`.
+pub(crate) fn remove_unkept_data(
+    settings: &OrchestratorSettings,
+    dir: &Path,
+    shard: &ShardSpec,
+) -> orc_core::Result<()> {
+    let rdb = dir.join(format!("{}.rdb", shard.name));
+    let aof = dir.join(format!("{}-aof", shard.name));
+    let aof_kept = settings
+        .redis
+        .extra
+        .get("appendonly")
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let gone = |r: std::io::Result<()>, p: &Path| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(orc_core::Error::io(
+            format!(
+                "removing {} (a snapshot of an earlier run, loaded only with --checkpoints)",
+                p.display()
+            ),
+            e,
+        )),
+        _ => Ok(()),
+    };
+    if settings.redis.checkpoints.is_none() {
+        if rdb.exists() {
+            tracing::info!(file = %rdb.display(), "removing a snapshot of an earlier run (start with --checkpoints to keep it)");
+        }
+        gone(std::fs::remove_file(&rdb), &rdb)?;
+    }
+    if !aof_kept {
+        gone(std::fs::remove_dir_all(&aof), &aof)?;
+    }
+    Ok(())
+}
+
+/// The configuration file text for one shard; `users` are the ACL lines (`None`: an open
+/// database, as SmartSim runs it).
 pub(crate) fn render(
     settings: &OrchestratorSettings,
     shard: &ShardSpec,
     dir: &Path,
     clustered: bool,
+    users: Option<&[String]>,
 ) -> String {
     let mut c = String::new();
     let _ = writeln!(
@@ -53,7 +91,13 @@ pub(crate) fn render(
                 .join(" ")
         );
     }
+    // Every shard binds explicit addresses; access is guarded by its users.
     let _ = writeln!(c, "protected-mode no");
+    if let Some(users) = users {
+        for line in users {
+            let _ = writeln!(c, "{line}");
+        }
+    }
     let _ = writeln!(c, "daemonize no");
     let _ = writeln!(c, "logfile \"\"");
     let _ = writeln!(c, "dir {}", quote(&dir.display().to_string()));
@@ -106,7 +150,7 @@ mod tests {
         });
         let mut shard = ShardSpec::new(1, "orchestrator_1", "vm", 7001);
         shard.bind = vec!["127.0.0.1".into(), "10.0.0.2".into()];
-        let c = render(&s, &shard, Path::new("/data/db"), true);
+        let c = render(&s, &shard, Path::new("/data/db"), true, None);
         assert!(c.contains("\nport 7001\n"));
         assert!(c.contains("\nbind 127.0.0.1 10.0.0.2\n"));
         assert!(c.contains("\ncluster-config-file nodes-orchestrator_1-7001.conf\n"));
@@ -114,7 +158,7 @@ mod tests {
         assert!(c.contains("\nmaxmemory 1gb\n"));
         assert!(c.contains("\nsave \"\"\n"));
         assert!(c.contains("\nloadmodule \"/opt/orc ai.so\" THREADS_PER_QUEUE 2\n"));
-        let standalone = render(&s, &shard, Path::new("/data/db"), false);
+        let standalone = render(&s, &shard, Path::new("/data/db"), false, None);
         assert!(!standalone.contains("cluster-enabled"));
     }
 
@@ -123,7 +167,7 @@ mod tests {
         let s = OrchestratorSettings::with_shards(2);
         let mut shard = ShardSpec::new(0, "orchestrator_0", "nid00001", 6379);
         shard.interfaces = vec!["ib0".into()];
-        let c = render(&s, &shard, Path::new("/data/db"), true);
+        let c = render(&s, &shard, Path::new("/data/db"), true, None);
         assert!(!c.contains("\nbind "), "{c}");
         assert!(!c.contains("cluster-announce-ip"), "{c}");
         assert!(c.contains("\ncluster-enabled yes\n"), "{c}");

@@ -9,11 +9,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long one command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Open a connection to `shard`.
-pub(crate) fn connect(shard: &ShardAddress) -> Result<redis::Connection> {
+/// Who orc authenticates as on a shard: nobody (an open database), or its admin user.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Login(Option<(String, String)>);
+
+impl Login {
+    /// Authenticate as `user` with `secret`.
+    pub(crate) fn admin(user: &str, secret: &str) -> Self {
+        Self(Some((user.into(), secret.into())))
+    }
+}
+
+/// Open a connection to `shard`, authenticated as `login`.
+pub(crate) fn connect(shard: &ShardAddress, login: &Login) -> Result<redis::Connection> {
     let client = redis::Client::open(format!("redis://{shard}/"))
         .map_err(|e| Error::Database(format!("bad address {shard}: {e}")))?;
-    let con = client
+    let mut con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .map_err(|e| {
             Error::Database(format!(
@@ -25,7 +36,31 @@ pub(crate) fn connect(shard: &ShardAddress) -> Result<redis::Connection> {
         .map_err(|e| Error::Database(e.to_string()))?;
     con.set_write_timeout(Some(COMMAND_TIMEOUT))
         .map_err(|e| Error::Database(e.to_string()))?;
+    if let Some((user, secret)) = &login.0 {
+        redis::cmd("AUTH")
+            .arg(user)
+            .arg(secret)
+            .query::<()>(&mut con)
+            .map_err(|e| {
+                Error::Database(format!(
+                    "shard {} at {shard} refused orc's admin user `{user}`: {e} (is another database on this port, or was its secret file replaced?)",
+                    shard.index
+                ))
+            })?;
+    }
     Ok(con)
+}
+
+/// Whether nothing listens at `shard` any more: a connection is refused outright.
+pub(crate) fn refuses(shard: &ShardAddress) -> bool {
+    use std::net::ToSocketAddrs;
+    let Ok(mut addrs) = (shard.host.as_str(), shard.port).to_socket_addrs() else {
+        return false;
+    };
+    addrs.next().is_some_and(|a| {
+        std::net::TcpStream::connect_timeout(&a, CONNECT_TIMEOUT)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    })
 }
 
 /// Run `cmd` and map a server error to a message naming the shard and command.

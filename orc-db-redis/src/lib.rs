@@ -29,21 +29,26 @@
 //! ```
 #![deny(missing_docs)]
 
+mod acl;
 pub mod ai;
 mod cluster;
 mod config;
 mod conn;
 pub mod shard_exec;
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use orc_core::{
-    DbDeployment, DbHealth, Error, LaunchStep, OrchestratorSettings, PlanRequest, Probe, Result,
-    ShardAddress, ShardHealth,
+    Credentials, DbDeployment, DbHealth, Error, LaunchStep, OrchestratorSettings, PlanRequest,
+    Probe, Result, ShardAddress, ShardHealth,
 };
 use orc_plugin::{Factory, StaticPlugin};
 
-use crate::conn::{connect, field, parse_info, query};
+use crate::conn::{Login, connect, field, parse_info, query};
 
 /// The standalone deployment: exactly one Redis server.
 pub const STANDALONE: StaticPlugin = StaticPlugin {
@@ -72,20 +77,40 @@ pub const CLUSTER_BUS_OFFSET: u16 = 10000;
 pub const SERVER_VAR: &str = "ORC_REDIS_SERVER";
 
 /// A Redis deployment, standalone or clustered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RedisDeployment {
     clustered: bool,
+    credentials: Arc<RwLock<Option<Credentials>>>,
 }
 
 impl RedisDeployment {
     /// One standalone server.
     pub fn standalone() -> Self {
-        Self { clustered: false }
+        Self {
+            clustered: false,
+            credentials: Arc::default(),
+        }
     }
 
     /// A Redis Cluster.
     pub fn cluster() -> Self {
-        Self { clustered: true }
+        Self {
+            clustered: true,
+            credentials: Arc::default(),
+        }
+    }
+
+    fn credentials(&self) -> Option<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn login(&self) -> Login {
+        self.credentials()
+            .map(|c| Login::admin(&c.admin_user, &c.admin_secret))
+            .unwrap_or_default()
     }
 }
 
@@ -144,6 +169,15 @@ impl DbDeployment for RedisDeployment {
         }
     }
 
+    fn use_credentials(&self, credentials: &Credentials) -> Result<()> {
+        acl::check_user_name(&credentials.admin_user)?;
+        *self
+            .credentials
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(credentials.clone());
+        Ok(())
+    }
+
     fn plan(&self, req: &PlanRequest) -> Result<Vec<LaunchStep>> {
         if !self.clustered && req.shards.len() != 1 {
             return Err(Error::config(format!(
@@ -152,16 +186,18 @@ impl DbDeployment for RedisDeployment {
             )));
         }
         let exe = server_exe(&req.settings)?;
-        let resolved;
-        let req = match (&req.settings.module, &req.settings.ai) {
-            (None, Some(ai)) => {
-                let mut r = req.clone();
-                r.settings.module = Some(ai::module_spec(ai)?);
-                resolved = r;
-                &resolved
-            }
-            _ => req,
-        };
+        let mut req = req.clone();
+        if let (None, Some(ai)) = (&req.settings.module, &req.settings.ai) {
+            req.settings.module = Some(ai::module_spec(ai)?);
+        }
+        if let (Some(m), Some(c)) = (&mut req.settings.module, self.credentials())
+            && ai::is_orc_ai(&m.path)
+            && !m.args.iter().any(|a| a.eq_ignore_ascii_case("ADMIN_USER"))
+        {
+            // Only this user may load backends or change protected settings.
+            m.args.extend(["ADMIN_USER".into(), c.admin_user]);
+        }
+        let req = &req;
         if let Some(m) = &req.settings.module
             && !m.path.is_file()
         {
@@ -170,17 +206,29 @@ impl DbDeployment for RedisDeployment {
                 m.path.display()
             )));
         }
-        std::fs::create_dir_all(&req.dir)
-            .map_err(|e| Error::io(format!("creating {}", req.dir.display()), e))?;
+        orc_secure::private_dir(&req.dir)?;
+        let users = self.credentials().map(|c| acl::users(&c));
         req.shards
             .iter()
             .map(|shard| {
                 let conf = req.dir.join(format!("{}.conf", shard.name));
-                let text = config::render(&req.settings, shard, &req.dir, self.clustered);
-                std::fs::write(&conf, text)
-                    .map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
-                // A nodes file left by a crashed run would make this shard rejoin an old cluster.
-                let _ = std::fs::remove_file(req.dir.join(config::nodes_file(shard)));
+                let text = config::render(
+                    &req.settings,
+                    shard,
+                    &req.dir,
+                    self.clustered,
+                    users.as_deref(),
+                );
+                orc_secure::write_private(&conf, text.as_bytes())?;
+                // A nodes file left by an earlier run would make this shard rejoin an old
+                // cluster; only a checkpointed cluster keeps it, to come back with its data.
+                if req.settings.redis.checkpoints.is_none() {
+                    let _ = std::fs::remove_file(req.dir.join(config::nodes_file(shard)));
+                }
+                // Data a start did not keep on purpose is never loaded: without checkpoints,
+                // a snapshot a client's SAVE left behind is removed (and without appendonly,
+                // an old append-only log).
+                config::remove_unkept_data(&req.settings, &req.dir, shard)?;
                 let mut step = if shard.interfaces.is_empty() {
                     LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()])
                 } else {
@@ -202,7 +250,7 @@ impl DbDeployment for RedisDeployment {
     }
 
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {
-        let mut con = match connect(shard) {
+        let mut con = match connect(shard, &self.login()) {
             Ok(c) => c,
             Err(e) => {
                 return Ok(Probe::not_ready(e.to_string()));
@@ -225,6 +273,7 @@ impl DbDeployment for RedisDeployment {
         if self.clustered {
             cluster::form(
                 shards,
+                &self.login(),
                 Duration::from_secs_f64(timeout_secs),
                 settings.redis.cluster_node_timeout_ms,
             )
@@ -242,8 +291,9 @@ impl DbDeployment for RedisDeployment {
         let mut out = DbHealth::default();
         out.ok = true;
         let mut slots_total = 0;
+        let login = self.login();
         for shard in shards {
-            let h = shard_health(shard, self.clustered);
+            let h = shard_health(shard, &login, self.clustered);
             if !h.reachable {
                 out.ok = false;
                 out.problems
@@ -271,7 +321,7 @@ impl DbDeployment for RedisDeployment {
     }
 
     fn shutdown(&self, shard: &ShardAddress, save: bool) -> Result<()> {
-        let mut con = connect(shard)?;
+        let mut con = connect(shard, &self.login())?;
         let r: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
             .arg(if save { "SAVE" } else { "NOSAVE" })
             .query(&mut con);
@@ -285,7 +335,7 @@ impl DbDeployment for RedisDeployment {
     }
 
     fn config_set(&self, shard: &ShardAddress, key: &str, value: &str) -> Result<()> {
-        let mut con = connect(shard)?;
+        let mut con = connect(shard, &self.login())?;
         query::<()>(
             &mut con,
             shard,
@@ -297,11 +347,18 @@ impl DbDeployment for RedisDeployment {
             shard,
             redis::cmd("CONFIG").arg("REWRITE"),
             "CONFIG REWRITE",
-        )
+        )?;
+        // Redis rewrites the file with its own umask; it holds secrets, keep it private.
+        let info: String = query(&mut con, shard, redis::cmd("INFO").arg("server"), "INFO")?;
+        if let Some(file) = field(&parse_info(&info), "config_file").filter(|f| !f.is_empty()) {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(())
     }
 
     fn config_get(&self, shard: &ShardAddress, key: &str) -> Result<Vec<(String, String)>> {
-        let mut con = connect(shard)?;
+        let mut con = connect(shard, &self.login())?;
         let flat: Vec<String> = query(
             &mut con,
             shard,
@@ -316,9 +373,9 @@ impl DbDeployment for RedisDeployment {
     }
 }
 
-fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
+fn shard_health(shard: &ShardAddress, login: &Login, clustered: bool) -> ShardHealth {
     let mut h = ShardHealth::new(shard.index, shard.to_string());
-    let mut con = match connect(shard) {
+    let mut con = match connect(shard, login) {
         Ok(c) => c,
         Err(e) => {
             h.error = Some(e.to_string());
@@ -370,10 +427,10 @@ fn shard_health(shard: &ShardAddress, clustered: bool) -> ShardHealth {
             .collect();
     }
     if clustered {
-        if let Ok(v) = cluster::view(shard) {
+        if let Ok(v) = cluster::view(shard, login) {
             h.cluster_state = Some(v.state);
         }
-        h.slots = cluster::own_slots(shard).ok();
+        h.slots = cluster::own_slots(shard, login).ok();
     }
     h
 }

@@ -192,6 +192,24 @@ impl DbDeployment for DeploymentProxy {
     fn companion_ports(&self) -> Vec<u16> {
         self.companion_ports.clone()
     }
+    fn use_credentials(&self, credentials: &orc_core::Credentials) -> Result<()> {
+        if !self
+            .proxy
+            .contract
+            .capabilities
+            .contains(capability::CREDENTIALS)
+        {
+            // Built before minor 3: it cannot configure users on its shards.
+            return Err(Error::NotImplemented {
+                what: format!(
+                    "authentication in the `{}` deployment (its plugin predates orc-plugin-abi 1.3)",
+                    self.proxy.name
+                ),
+            });
+        }
+        self.proxy
+            .call(protocol::deployment::USE_CREDENTIALS, credentials)
+    }
     fn plan(&self, request: &PlanRequest) -> Result<Vec<LaunchStep>> {
         let m = protocol::deployment::PLAN;
         if request.shards.iter().any(|s| !s.interfaces.is_empty()) {

@@ -91,7 +91,12 @@ impl<W: Wlm> WlmLauncher<W> {
         let file = step
             .cwd
             .join(format!("{}.{}.sh", step.name, self.wlm.launcher()));
-        std::fs::write(&file, self.wlm.step_script(step)?).map_err(io("writing", &file))?;
+        // Readable by its owner only, as every file orc writes.
+        std::io::Write::write_all(
+            &mut orc_secure::create_private(&file)?,
+            self.wlm.step_script(step)?.as_bytes(),
+        )
+        .map_err(io("writing", &file))?;
         let path = step.env.get("PATH").map(String::as_str);
         let id = self.wlm.submit(&file, &step.cwd, path)?;
         tracing::debug!(job = %id, step = %step.name, "submitted");

@@ -32,9 +32,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout))]
 
+mod lock;
 mod logs;
 mod placement;
 pub mod record;
+pub mod secrets;
 
 use std::{
     path::{Path, PathBuf},
@@ -48,8 +50,8 @@ use std::{
 use serde::Serialize;
 
 use orc_core::{
-    DbDeployment, DbHealth, JobStatus, LaunchStep, Launcher, PlanRequest, ShardAddress, StepId,
-    StepStatus,
+    Auth, Credentials, DbDeployment, DbHealth, JobStatus, LaunchStep, Launcher, PlanRequest,
+    ShardAddress, StepId, StepStatus,
     launcher::AUTO,
     settings::{env_suffix, validate_config_value},
 };
@@ -359,6 +361,16 @@ impl Orchestrator {
     ) -> Result<Self> {
         settings.validate()?;
         launcher.use_state_dir(&opts.state_dir)?;
+        orc_secure::private_dir(&opts.state_dir)?;
+        let home = record::orchestrator_dir(&opts.state_dir, &settings.db_identifier);
+        orc_secure::private_dir(&home)?;
+        // One orc process at a time starts or stops this database; held until we return.
+        let _lock = lock::DbLock::acquire(&home, &settings.db_identifier)?;
+        let aborted = || {
+            opts.abort
+                .as_deref()
+                .is_some_and(|a| a.load(Ordering::SeqCst))
+        };
         let record_path = record::record_path(&opts.state_dir, &settings.db_identifier);
         if record_path.exists() {
             // Only a record whose shards are verifiably all gone is replaced; one that
@@ -374,13 +386,37 @@ impl Orchestrator {
             std::fs::remove_file(&record_path)
                 .map_err(|e| Error::io(format!("removing {}", record_path.display()), e))?;
         }
-        let dir = settings
-            .dir
-            .clone()
-            .unwrap_or_else(|| record::orchestrator_dir(&opts.state_dir, &settings.db_identifier));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let credentials = secrets::create(&home, settings.auth)?;
+        if let Some(c) = &credentials {
+            use_credentials(deployment.as_ref(), c)?;
+        }
+        let dir = settings.dir.clone().unwrap_or_else(|| home.clone());
+        orc_secure::private_dir(&dir)?;
         let dir = dir.canonicalize().unwrap_or(dir);
+
+        let mut orc = Orchestrator {
+            record: OrchestratorRecord {
+                format: RECORD_FORMAT,
+                orc_version: env!("CARGO_PKG_VERSION").into(),
+                launcher: launcher.name().into(),
+                deployment: deployment.name().into(),
+                clustered: deployment.clustered(),
+                settings: settings.clone(),
+                dir: dir.clone(),
+                shards: Vec::new(),
+                batch_job: None,
+                started_at: 0,
+                launched_by_pid: std::process::id(),
+                ready: false,
+            },
+            record_path,
+            launcher,
+            deployment,
+        };
+        // Written (and synced) before anything is launched, and after every launch, so that
+        // `orc db stop` can clean up whenever this process dies.
+        orc.record.save(&orc.record_path)?;
+        let launcher = orc.launcher.as_ref();
 
         // Batch mode: one job of our own holds every shard.
         let (alloc, batch_job) = match &settings.batch {
@@ -393,12 +429,34 @@ impl Orchestrator {
                 );
                 b.tasks_per_node
                     .get_or_insert(u32::try_from(per_host).unwrap_or(u32::MAX));
-                let alloc = launcher.allocate(&b, &name)?;
+                let alloc = match launcher.allocate(&b, &name) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        orc.teardown_quietly();
+                        return Err(e);
+                    }
+                };
                 let job = alloc.id.clone().map(StepId);
                 (alloc, job)
             }
-            None => (launcher.allocation()?, None),
+            None => match launcher.allocation() {
+                Ok(a) => (a, None),
+                Err(e) => {
+                    orc.teardown_quietly();
+                    return Err(e);
+                }
+            },
         };
+        orc.record.batch_job = batch_job.clone();
+        if let Err(e) = orc.record.save(&orc.record_path) {
+            orc.teardown_quietly();
+            return Err(e);
+        }
+        if aborted() {
+            orc.teardown_quietly();
+            return Err(Error::Interrupted);
+        }
+        let deployment = orc.deployment.as_ref();
         let planned =
             placement::place(&settings, &alloc, &deployment.companion_ports()).and_then(|shards| {
                 let steps = deployment.plan(&PlanRequest::new(
@@ -422,11 +480,7 @@ impl Orchestrator {
         let (shards, mut steps) = match planned {
             Ok(p) => p,
             Err(e) => {
-                if let Some(job) = &batch_job
-                    && let Err(r) = launcher.release(&job.0)
-                {
-                    tracing::warn!("releasing batch job {job}: {r}");
-                }
+                orc.teardown_quietly();
                 return Err(e);
             }
         };
@@ -436,25 +490,6 @@ impl Orchestrator {
             }
         }
 
-        let mut orc = Orchestrator {
-            record: OrchestratorRecord {
-                format: RECORD_FORMAT,
-                orc_version: env!("CARGO_PKG_VERSION").into(),
-                launcher: launcher.name().into(),
-                deployment: deployment.name().into(),
-                clustered: deployment.clustered(),
-                settings,
-                dir,
-                shards: Vec::new(),
-                batch_job,
-                started_at: 0,
-                launched_by_pid: std::process::id(),
-                ready: false,
-            },
-            record_path,
-            launcher,
-            deployment,
-        };
         // One MPMD step for every shard when asked (and there are several), else a step each.
         let launches: Vec<LaunchStep> = if orc.record.settings.single_step && steps.len() > 1 {
             let mut all = steps[0].clone();
@@ -469,6 +504,10 @@ impl Orchestrator {
             }
         }
         for step in &launches {
+            if aborted() {
+                orc.teardown_quietly();
+                return Err(Error::Interrupted);
+            }
             let id = match orc.launcher.launch(step) {
                 Ok(id) => id,
                 Err(e) => {
@@ -493,11 +532,10 @@ impl Orchestrator {
                         .then(|| spec.address_file(&orc.record.dir)),
                 });
             }
-        }
-        // Written before waiting, so a later `orc db stop` can clean up if we die now.
-        if let Err(e) = orc.record.save(&orc.record_path) {
-            orc.teardown_quietly();
-            return Err(e);
+            if let Err(e) = orc.record.save(&orc.record_path) {
+                orc.teardown_quietly();
+                return Err(e);
+            }
         }
         (opts.progress)(&Progress::Launched {
             shards: steps.len(),
@@ -513,8 +551,7 @@ impl Orchestrator {
                     .saturating_sub(started.elapsed())
                     .as_secs_f64()
                     .max(1.0);
-                orc.deployment
-                    .form(&orc.record.addresses(), &orc.record.settings, left)
+                orc.form_unless_aborted(left, opts.abort.as_deref())
             });
         if let Err(e) = result {
             let e = orc.explain_failure(e);
@@ -533,6 +570,42 @@ impl Orchestrator {
             "orchestrator ready"
         );
         Ok(orc)
+    }
+
+    /// Form the database on a helper thread, so that an abort (Ctrl-C) is seen at once:
+    /// the shards are then stopped, which ends the forming too.
+    fn form_unless_aborted(&self, timeout_secs: f64, abort: Option<&AtomicBool>) -> Result<()> {
+        let Some(abort) = abort else {
+            return self.deployment.form(
+                &self.record.addresses(),
+                &self.record.settings,
+                timeout_secs,
+            );
+        };
+        let addresses = self.record.addresses();
+        let deployment = self.deployment.as_ref();
+        let settings = &self.record.settings;
+        std::thread::scope(|scope| {
+            let forming = scope.spawn(|| deployment.form(&addresses, settings, timeout_secs));
+            loop {
+                if forming.is_finished() {
+                    return forming.join().unwrap_or_else(|p| {
+                        Err(Error::Database(format!(
+                            "forming the database panicked: {}",
+                            orc_dylib::panic_message(p.as_ref())
+                        )))
+                    });
+                }
+                if abort.load(Ordering::SeqCst) {
+                    // Stopping the shards makes the forming fail fast; its result no
+                    // longer matters.
+                    self.teardown_quietly();
+                    let _ = forming.join();
+                    return Err(Error::Interrupted);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
     }
 
     /// Shards whose interfaces are looked up on their node write the address they
@@ -639,7 +712,8 @@ impl Orchestrator {
 
     /// Turn a timeout or a formation failure into a shard error when a shard is to blame.
     fn explain_failure(&self, e: Error) -> Error {
-        if matches!(e, Error::Shard { .. }) {
+        // An interruption stopped the shards itself: they are not to blame.
+        if matches!(e, Error::Shard { .. } | Error::Interrupted) {
             return e;
         }
         let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
@@ -684,8 +758,21 @@ impl Orchestrator {
             });
         }
         launcher.use_state_dir(state_dir)?;
+        // Another user's files could make orc stop their processes or talk to their
+        // servers: only this user's private state is trusted.
+        orc_secure::check_private_dir(state_dir)?;
+        if let Some(home) = record_path.parent() {
+            orc_secure::check_private_dir(home)?;
+        }
+        orc_secure::check_private_file(&record_path)?;
+        let record = OrchestratorRecord::load(&record_path)?;
+        if let Some(home) = record_path.parent()
+            && let Some(c) = secrets::load(home, record.settings.auth)?
+        {
+            use_credentials(deployment.as_ref(), &c)?;
+        }
         Ok(Self {
-            record: OrchestratorRecord::load(&record_path)?,
+            record,
             record_path,
             launcher,
             deployment,
@@ -740,10 +827,15 @@ impl Orchestrator {
         } else {
             "Standalone"
         };
-        vec![
+        let mut env = vec![
             (format!("SSDB{suffix}"), self.addresses().join(",")),
             (format!("SR_DB_TYPE{suffix}"), kind.into()),
-        ]
+        ];
+        if self.record.settings.auth == Auth::Password {
+            let (k, v) = secrets::client_env(self.home(), self.db_identifier());
+            env.push((k, v.display().to_string()));
+        }
+        env
     }
 
     fn anything_alive(&self) -> bool {
@@ -819,8 +911,10 @@ impl Orchestrator {
     /// reconnect file. Shards that are already gone are reported as such.
     #[tracing::instrument(skip_all, fields(db = %self.record.settings.db_identifier))]
     pub fn stop(self) -> Result<Vec<ShardStop>> {
+        let _lock = lock::DbLock::acquire(self.home(), self.db_identifier())?;
         let save = self.record.settings.redis.checkpoints.is_some();
         let report = self.teardown(save)?;
+        secrets::remove(self.home());
         match std::fs::remove_file(&self.record_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -839,6 +933,12 @@ impl Orchestrator {
             tracing::warn!("cleaning up after a failed launch: {e}");
         }
         let _ = std::fs::remove_file(&self.record_path);
+        secrets::remove(self.home());
+    }
+
+    /// The orchestrator's directory under the state directory (reconnect file, secrets).
+    fn home(&self) -> &Path {
+        self.record_path.parent().unwrap_or(Path::new("."))
     }
 
     fn teardown(&self, save: bool) -> Result<Vec<ShardStop>> {
@@ -911,6 +1011,17 @@ impl Orchestrator {
     pub fn shard_addresses(&self) -> Vec<ShardAddress> {
         self.record.addresses()
     }
+}
+
+/// Hand the database's credentials to its deployment; one that cannot protect its shards
+/// is refused unless authentication is off.
+fn use_credentials(deployment: &dyn DbDeployment, c: &Credentials) -> Result<()> {
+    deployment.use_credentials(c).map_err(|e| match e {
+        Error::NotImplemented { what } => Error::config(format!(
+            "{what} is not available, so its shards cannot be protected; start it with `--auth none` to run it open to every local user"
+        )),
+        other => other,
+    })
 }
 
 fn port_hint(tail: &str, shard: &ShardRecord) -> String {

@@ -13,6 +13,8 @@ use orc_core::{Error, OrchestratorSettings, Result, ShardAddress, StepId};
 
 /// The reconnect-file format version this crate writes.
 pub const RECORD_FORMAT: u32 = 1;
+/// The longest reconnect file read (a record of 10,000 shards is about 5 MB).
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
 /// The reconnect file's name inside an orchestrator directory.
 pub const RECORD_FILE: &str = "orchestrator.json";
 
@@ -76,25 +78,33 @@ impl OrchestratorRecord {
         self.shards.iter().map(|s| s.address.clone()).collect()
     }
 
-    /// Write to `path` atomically (write a temporary file beside it, then rename).
+    /// Write to `path` atomically and durably (a private temporary file beside it, synced,
+    /// then renamed), readable by its owner only, in a private directory.
     pub fn save(&self, path: &Path) -> Result<()> {
         let parent = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent)
-            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-        let tmp = parent.join(format!(".{RECORD_FILE}.{}", std::process::id()));
+        orc_secure::private_dir(parent)?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Format {
             context: "serialising the reconnect file".into(),
             message: e.to_string(),
         })?;
-        fs::write(&tmp, json).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        fs::rename(&tmp, path).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        Ok(())
+        orc_secure::write_private(path, &json)
     }
 
-    /// Read a reconnect file.
+    /// Read a reconnect file (at most [`MAX_RECORD_BYTES`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes =
-            fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let mut bytes = Vec::new();
+        fs::File::open(path)
+            .and_then(|f| {
+                use std::io::Read;
+                f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)
+            })
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if bytes.len() as u64 > MAX_RECORD_BYTES {
+            return Err(Error::Format {
+                context: format!("reconnect file {}", path.display()),
+                message: format!("longer than {MAX_RECORD_BYTES} bytes"),
+            });
+        }
         let rec: Self = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
             context: format!("reconnect file {}", path.display()),
             message: e.to_string(),

@@ -58,7 +58,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
 /// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
-pub const ABI_MINOR: u32 = 2;
+pub const ABI_MINOR: u32 = 3;
 
 /// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
 /// method, or a field of a message, that an older plugin would not know.
@@ -86,6 +86,10 @@ pub mod capability {
     /// `companion_ports`: the further ports each shard listens on (minor 2). A plugin
     /// without it is taken to have none.
     pub const COMPANION_PORTS: &str = "deployment.companion_ports";
+    /// `use_credentials`: the deployment configures an admin user and restricted clients
+    /// on its shards and authenticates as the admin (minor 3). Without it the host answers
+    /// that the deployment cannot protect its shards.
+    pub const CREDENTIALS: &str = "deployment.credentials";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -151,6 +155,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::COMPANION_PORTS,
         since_minor: 2,
         about: "further ports each shard listens on",
+    },
+    Capability {
+        name: capability::CREDENTIALS,
+        since_minor: 3,
+        about: "an admin user with a secret and restricted clients on every shard",
     },
 ];
 

@@ -46,6 +46,9 @@ pub mod deployment {
     /// `companion_ports() -> [u16]` (capability
     /// [`COMPANION_PORTS`](crate::capability::COMPANION_PORTS)).
     pub const COMPANION_PORTS: &str = "companion_ports";
+    /// `use_credentials(credentials: Credentials) -> ()` (capability
+    /// [`CREDENTIALS`](crate::capability::CREDENTIALS)).
+    pub const USE_CREDENTIALS: &str = "use_credentials";
     /// `plan(request: PlanRequest) -> [LaunchStep]`.
     pub const PLAN: &str = "plan";
     /// `probe(shard: ShardAddress) -> Probe`.
@@ -300,6 +303,11 @@ mod golden {
             ),
             ("clustered.reply", v(&true)),
             ("companion_ports.reply", v(&vec![10000_u16])),
+            (
+                "use_credentials.request",
+                v(&orc_core::Credentials::new("orc-admin", "0123abcd")
+                    .with_client_password("4567ef")),
+            ),
             ("plan.request", v(&plan)),
             ("plan.reply", v(&vec![step()])),
             ("probe.request", v(&shard(0))),

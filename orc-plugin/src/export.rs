@@ -53,6 +53,7 @@ pub fn serve_deployment(d: &dyn DbDeployment, method: &str, payload: &str) -> Re
     match method {
         m::CLUSTERED => encode(&d.clustered()),
         m::COMPANION_PORTS => encode(&d.companion_ports()),
+        m::USE_CREDENTIALS => encode(&d.use_credentials(&decode(method, payload)?)?),
         m::PLAN => encode(&d.plan(&decode(method, payload)?)?),
         m::PROBE => encode(&d.probe(&decode(method, payload)?)?),
         m::FORM => {

@@ -102,6 +102,27 @@ impl State {
         self.orc_cmd(args).output().unwrap()
     }
 
+    /// Send one command to shard `addr` of database `db` as its admin user (as orc does).
+    pub fn admin_cmd<T: redis::FromRedisValue>(
+        &self,
+        db: &str,
+        addr: &str,
+        args: &[&str],
+    ) -> redis::RedisResult<T> {
+        let (user, secret) = admin_login(self.path(), db);
+        let client = redis::Client::open(format!("redis://{addr}/"))?;
+        let mut con = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        redis::cmd("AUTH")
+            .arg(&user)
+            .arg(&secret)
+            .query::<()>(&mut con)?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut con)
+    }
+
     pub fn orc_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(orc_bin());
         c.args(args)
@@ -135,6 +156,18 @@ impl Drop for State {
             }
         }
     }
+}
+
+/// The admin user and secret of database `db` under `state_dir`.
+pub fn admin_login(state_dir: &Path, db: &str) -> (String, String) {
+    let file = state_dir
+        .join(db)
+        .join(orc_orchestrator::secrets::SECRET_FILE);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    (
+        v["admin_user"].as_str().unwrap().to_string(),
+        v["admin_secret"].as_str().unwrap().to_string(),
+    )
 }
 
 /// Text of an output stream.
@@ -229,6 +262,18 @@ pub fn connect(addr: &str) -> redis::Connection {
         .unwrap()
         .get_connection_with_timeout(Duration::from_secs(5))
         .unwrap()
+}
+
+/// A connection to shard `addr` of database `db` under `state_dir`, as its admin user.
+pub fn admin_connect(state_dir: &Path, db: &str, addr: &str) -> redis::Connection {
+    let mut con = connect(addr);
+    let (user, secret) = admin_login(state_dir, db);
+    redis::cmd("AUTH")
+        .arg(&user)
+        .arg(&secret)
+        .query::<()>(&mut con)
+        .unwrap();
+    con
 }
 
 /// Run a command built from byte-string arguments.

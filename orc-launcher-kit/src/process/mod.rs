@@ -34,7 +34,7 @@ mod children;
 mod proc;
 
 use std::{
-    fs::{self, File},
+    fs,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -210,14 +210,13 @@ impl Launcher for LocalLauncher {
         let exe = resolve_exe(&step.exe, step.env.get("PATH").map(String::as_str))?;
         fs::create_dir_all(&step.cwd)
             .map_err(|e| Error::io(format!("creating {}", step.cwd.display()), e))?;
-        let out = File::create(&step.stdout)
-            .map_err(|e| Error::io(format!("creating {}", step.stdout.display()), e))?;
+        // Output files are readable by their owner only (logs may show data and commands).
+        let out = orc_secure::create_private(&step.stdout)?;
         let err = if step.stderr == step.stdout {
             out.try_clone()
                 .map_err(|e| Error::io("duplicating the output file", e))?
         } else {
-            File::create(&step.stderr)
-                .map_err(|e| Error::io(format!("creating {}", step.stderr.display()), e))?
+            orc_secure::create_private(&step.stderr)?
         };
         let child = Command::new(&exe)
             .args(&step.args)

@@ -204,3 +204,71 @@ pub fn through_agent(
     // Releasing again is no error.
     l.release(&job).unwrap();
 }
+
+/// The agent of a job the launcher allocates, whose directories lie under `root` (see
+/// [`crate::agent::root`]), refuses a request not signed with the job's key and one that
+/// launches into another job, runs neither, answers each with an error and logs it in the
+/// job's output; signed requests of the job still work, and nothing is left after release.
+pub fn agent_refuses_forgeries(l: &dyn Launcher, batch: &BatchSettings, root: &Path) {
+    use crate::agent;
+    let name = l.name().to_string();
+    let job_name = format!("orc-forgeries-{name}");
+    let alloc = l.allocate(batch, &job_name).unwrap();
+    let job = alloc.id.clone().unwrap();
+    let dir = agent::dir(root, &job);
+    let key = agent::read_key(&agent::key_file(root, &job)).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("forged");
+    let launch = |into: &str| {
+        let mut s =
+            LaunchStep::new("forged", "touch", scratch.path()).args([marker.display().to_string()]);
+        s.run.allocation = Some(into.to_string());
+        serde_json::json!({ "op": "launch", "step": s }).to_string()
+    };
+    let send = |file: &str, body: String, key: &[u8]| {
+        let signed = agent::Signed {
+            mac: orc_secure::sign(key, &agent::request_message(file, &body)),
+            body,
+        };
+        let tmp = dir.join("requests").join(format!("{file}.part"));
+        orc_secure::write_private(&tmp, &serde_json::to_vec(&signed).unwrap()).unwrap();
+        std::fs::rename(&tmp, dir.join("requests").join(file)).unwrap();
+        let reply = dir.join("replies").join(file);
+        assert!(
+            wait_for(Duration::from_secs(20), || reply.exists()),
+            "{name}: the agent did not answer {file}"
+        );
+        let text = std::fs::read_to_string(&reply).unwrap();
+        std::fs::remove_file(&reply).unwrap();
+        text
+    };
+    let other_key = orc_secure::random_secret().into_bytes();
+    let reply = send("0-forged.json", launch(&job), &other_key);
+    assert!(
+        reply.contains("signature is not the job"),
+        "{name}: {reply}"
+    );
+    let reply = send("0-elsewhere.json", launch("elsewhere.1"), &key);
+    assert!(reply.contains("not into this job"), "{name}: {reply}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!marker.exists(), "{name}: a refused request ran");
+
+    // The login side's own signed requests still work.
+    let ok = LaunchStep::new("fine", "true", scratch.path());
+    let mut ok = ok;
+    ok.run.allocation = Some(job.clone());
+    let id = l.launch(&ok).unwrap();
+    assert_eq!(wait_terminal(l, &id).status, JobStatus::Completed, "{name}");
+
+    l.release(&job).unwrap();
+    let output = std::fs::read_to_string(root.join(format!("{job_name}.out"))).unwrap_or_default();
+    assert!(
+        output.contains("agent refused a request") && output.contains("0-forged.json"),
+        "{name}: the refusal is not in the job's output:\n{output}"
+    );
+    assert!(!dir.exists(), "{name}: the agent's directory is left");
+    assert!(
+        !agent::key_file(root, &job).exists(),
+        "{name}: the job's key is left"
+    );
+}

@@ -71,10 +71,14 @@ pub struct Config {
     pub torch_allow_unsafe_ops: bool,
     /// Backends to load at start, with explicit paths when given.
     pub preload: Vec<(Backend, Option<String>)>,
+    /// `ADMIN_USER name`: only this ACL user may load backends, move BACKENDSPATH or use
+    /// `CONFIG` without limits ([`crate::guard`]); `None`: nothing is restricted.
+    pub admin_user: Option<String>,
 }
 
 /// The keys of `KEY VALUE` module arguments.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
+    "ADMIN_USER",
     "BACKENDSPATH",
     "THREADS_PER_QUEUE",
     "INTER_OP_PARALLELISM",
@@ -106,6 +110,7 @@ impl Config {
             allow_backend_paths: false,
             torch_allow_unsafe_ops: false,
             preload: Vec::new(),
+            admin_user: None,
         }
     }
 
@@ -193,6 +198,12 @@ impl Config {
             self.allow_backend_paths = yes_no()?;
         } else if is(k, "TORCH_ALLOW_UNSAFE_OPS") {
             self.torch_allow_unsafe_ops = yes_no()?;
+        } else if is(k, "ADMIN_USER") {
+            let name = text(v);
+            if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return Err(());
+            }
+            self.admin_user = Some(name);
         } else {
             return Err(());
         }

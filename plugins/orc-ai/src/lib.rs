@@ -48,6 +48,7 @@ pub mod dag;
 pub mod exec;
 pub mod execute;
 pub mod fuzzing;
+pub mod guard;
 pub mod info;
 pub mod keys;
 pub mod model;
@@ -127,6 +128,7 @@ mod module {
                 return Status::Err;
             }
         }
+        crate::guard::register(ctx);
         // SAFETY: called once from OnLoad with its context; the callbacks catch panics.
         unsafe {
             if let Some(register) = raw::RedisModule_RegisterInfoFunc {
@@ -176,6 +178,7 @@ mod module {
             ["ai.info", |c: &Context, a: Vec<RedisString>| guarded(c, a, info), "readonly", 1, 1, 1, ""],
             ["ai.config", |c: &Context, a: Vec<RedisString>| guarded(c, a, config), "write", 0, 0, 0, ""],
             ["ai._modelscan", |c: &Context, a: Vec<RedisString>| guarded(c, a, modelscan), "readonly", 0, 0, 0, ""],
+            ["orc.config", |c: &Context, a: Vec<RedisString>| guarded(c, a, crate::guard::orc_config), "deny-script allow-loading allow-stale", 0, 0, 0, ""],
             ["ai._scriptscan", |c: &Context, a: Vec<RedisString>| guarded(c, a, scriptscan), "readonly", 0, 0, 0, ""],
         ],
     }

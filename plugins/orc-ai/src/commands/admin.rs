@@ -90,9 +90,18 @@ pub fn info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `AI.CONFIG LOADBACKEND b name | BACKENDSPATH p | MODEL_CHUNK_SIZE n | GET name`
-pub fn config(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+pub fn config(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let cmd = parse_config(&bytes(&args[1..])).map_err(e)?;
     let s = state();
+    match &cmd {
+        ConfigCmd::LoadBackend(..) if !crate::guard::is_admin(ctx) => {
+            return Err(crate::guard::admin_only("LOADBACKEND"));
+        }
+        ConfigCmd::BackendsPath(..) if !crate::guard::is_admin(ctx) => {
+            return Err(crate::guard::admin_only("BACKENDSPATH"));
+        }
+        _ => {}
+    }
     match cmd {
         ConfigCmd::LoadBackend(b, path) => {
             let file = lock(&s.config)
