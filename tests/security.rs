@@ -541,3 +541,55 @@ fn environment_lines_are_only_valid_names() {
     );
     assert!(state.orc(&["db", "stop", "--db", "my-db"]).status.success());
 }
+
+#[test]
+fn a_record_from_another_host_is_never_deleted() {
+    let state = State::new();
+    let host = static_host();
+    let orc = launch(&host, &state, settings("far", 1)).unwrap();
+    let record = orc.record_path().to_path_buf();
+    let addrs = orc.addresses();
+    let pids: Vec<u32> = orc
+        .record()
+        .shards
+        .iter()
+        .map(|s| step_pid(&s.step.0))
+        .collect();
+    drop(orc);
+    let rewrite = |on: &str| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+        v["launched_on"] = on.into();
+        std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    // As if it had been started on another node sharing this state directory.
+    rewrite("node-far-away");
+    let orc = Orchestrator::connect(&host, state.path(), "far").unwrap();
+    assert_eq!(orc.runs_elsewhere().as_deref(), Some("node-far-away"));
+    let st = orc.status().unwrap();
+    let step = st.steps[0].as_ref().unwrap_err();
+    assert!(step.contains("runs on host node-far-away"), "{step}");
+    let out = state.orc(&["db", "status", "--db", "far"]);
+    assert!(
+        text(&out.stdout).contains("node-far-away") || text(&out.stderr).contains("node-far-away"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Neither a stop nor a new start removes it: from here the shards only look gone.
+    for args in [
+        &["db", "stop", "--db", "far"][..],
+        &["db", "start", "--db", "far", "--port", "0", "--no-ai"],
+    ] {
+        let out = state.orc(args);
+        assert!(!out.status.success(), "{args:?}");
+        let e = text(&out.stderr);
+        assert!(e.contains("runs on host node-far-away"), "{args:?}: {e}");
+        assert!(record.exists(), "{args:?} removed the record");
+    }
+    assert!(listening(&addrs[0]), "the shard was stopped");
+    // Back on its own host, it stops as usual.
+    rewrite(&orc_net::hostname());
+    assert!(state.orc(&["db", "stop", "--db", "far"]).status.success());
+    assert_all_gone(&pids, &addrs);
+}

@@ -280,6 +280,33 @@ fn a_three_shard_orchestrator_as_a_batch_job() {
     assert_cluster_holds_data(&addrs);
     let st = state.orc(&["db", "status", "--db", "batchdb"]);
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+    // Secure by default under Slurm too: clients cannot stop or reconfigure a shard, orc's
+    // own admin connections (status above, stop below) work, and the files are private.
+    for a in &addrs {
+        for args in [
+            &["SHUTDOWN", "NOSAVE"][..],
+            &["CONFIG", "SET", "dir", "/tmp"],
+            &["CLUSTER", "RESET"],
+        ] {
+            let e = redis_cmd::<()>(a, args)
+                .unwrap_err()
+                .to_string()
+                .to_ascii_uppercase();
+            assert!(e.contains("NOPERM"), "{args:?} at {a}: {e}");
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    for f in [
+        orc.record_path().to_path_buf(),
+        state.path().join("batchdb/secret.json"),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().mode() & 0o077,
+            0,
+            "{}",
+            f.display()
+        );
+    }
 
     // A status command that prints garbage, or fails, is reported as such: never "completed".
     for (what, script) in [

@@ -20,8 +20,9 @@ pub struct Config {
     pub command_timeout: Duration,
     /// Wait between command retries (`SR_CMD_INTERVAL`, ms, default 1000).
     pub command_interval: Duration,
-    /// Socket read/write timeout (`SR_SOCKET_TIMEOUT`, ms, default 250 in SmartRedis; here
-    /// it bounds a single reply, and long model runs are not re-sent).
+    /// Socket read/write timeout (`SR_SOCKET_TIMEOUT`, ms): how long one reply may take.
+    /// Unset, the command timeout bounds it; model, script and DAG runs may always take
+    /// the model timeout (see [`Config::io_timeout`]).
     pub socket_timeout: Option<Duration>,
     /// `TIMEOUT` sent with `AI.MODELEXECUTE` (`SR_MODEL_TIMEOUT`, ms, default 60 000 000).
     pub model_timeout_ms: u64,
@@ -192,6 +193,23 @@ impl Config {
             clustered,
             ..Config::default()
         })
+    }
+
+    /// How long one read or write may block: the socket timeout (else the command
+    /// timeout), and for a command that may run as long as a model (`long`) at least the
+    /// model timeout. Never unbounded: a hung shard cannot hang the client.
+    pub fn io_timeout(&self, long: bool) -> Duration {
+        let base = self
+            .socket_timeout
+            .unwrap_or(self.command_timeout)
+            .max(Duration::from_millis(1));
+        if long {
+            base.max(
+                Duration::from_millis(self.model_timeout_ms).saturating_add(Duration::from_secs(5)),
+            )
+        } else {
+            base
+        }
     }
 
     /// Set the connection timeout.

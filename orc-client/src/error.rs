@@ -59,6 +59,15 @@ pub enum Error {
     /// Arguments that cannot be valid (empty names, wrong buffer sizes, type mismatches).
     #[error("{0}")]
     Invalid(String),
+    /// A command that is not safe to repeat lost its reply: it may or may not have run,
+    /// and was not sent again.
+    #[error("`{command}` may or may not have run: {message}")]
+    Uncertain {
+        /// The command.
+        command: String,
+        /// What happened.
+        message: String,
+    },
     /// A reply that does not have the expected shape.
     #[error("unexpected reply to `{command}`: {message}")]
     Protocol {

@@ -5,6 +5,21 @@
 //! TRYAGAIN, CLUSTERDOWN, LOADING and lost connections are retried every
 //! `command_interval` until `command_timeout` passes. A resharded cluster, or a shard that
 //! goes away and comes back, does not break a running client.
+//!
+//! What is retried, and what is not:
+//! - a command that never reached a server (no connection, connection refused) or that the
+//!   server refused without running it (`TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN`,
+//!   `BUSY`) is retried;
+//! - a command whose reply was lost (the connection dropped, or no reply within the read
+//!   timeout) is retried only when running it twice does no harm; one that is not safe to
+//!   repeat ([`idempotent`]: `RPUSH` of `append_to_list`, `RENAME`, counters, pops) fails
+//!   with [`Error::Uncertain`] instead, since it may have run.
+//!
+//! Every read has a timeout (a hung shard never hangs the client): `socket_timeout` when
+//! set, else the command timeout; model, script and DAG runs wait up to the model timeout.
+//! Replies cost only what the server really sends (the parser never reserves memory for a
+//! length a reply claims), and credentials go only to configured addresses and the nodes
+//! of the cluster's slot map: a redirection elsewhere is refused.
 
 use std::time::{Duration, Instant};
 
@@ -43,8 +58,95 @@ pub(crate) struct Transport {
 enum Failure {
     Moved(String),
     Ask(String),
-    Retry(String),
+    /// A transient failure; `may_have_run` when the command may have reached the server.
+    Retry {
+        message: String,
+        may_have_run: bool,
+    },
     Fatal(redis::RedisError),
+}
+
+/// Whether running the command named `word` twice leaves the same result as running it
+/// once: those that are not are never re-sent after a lost reply.
+pub(crate) fn idempotent(word: &[u8]) -> bool {
+    const NOT: [&str; 26] = [
+        "RPUSH",
+        "LPUSH",
+        "RPUSHX",
+        "LPUSHX",
+        "LINSERT",
+        "LPOP",
+        "RPOP",
+        "LMOVE",
+        "BLMOVE",
+        "RPOPLPUSH",
+        "BRPOPLPUSH",
+        "LMPOP",
+        "INCR",
+        "INCRBY",
+        "INCRBYFLOAT",
+        "DECR",
+        "DECRBY",
+        "HINCRBY",
+        "HINCRBYFLOAT",
+        "ZINCRBY",
+        "APPEND",
+        "SETRANGE",
+        "RENAME",
+        "RENAMENX",
+        "GETDEL",
+        "XADD",
+    ];
+    !NOT.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(word))
+}
+
+/// Whether the command named `word` may run as long as a model does.
+fn long_running(word: &[u8]) -> bool {
+    const LONG: [&str; 11] = [
+        "AI.MODELEXECUTE",
+        "AI.MODELRUN",
+        "AI.SCRIPTEXECUTE",
+        "AI.SCRIPTRUN",
+        "AI.DAGEXECUTE",
+        "AI.DAGEXECUTE_RO",
+        "AI.DAGRUN",
+        "AI.DAGRUN_RO",
+        "AI.MODELSTORE",
+        "AI.MODELSET",
+        "SAVE",
+    ];
+    LONG.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(word))
+}
+
+/// What the transport must know of a command before sending it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    /// Safe to send again after a lost reply.
+    pub(crate) idempotent: bool,
+    /// May take as long as a model run.
+    pub(crate) long: bool,
+}
+
+impl Kind {
+    /// The kind of the commands whose first words are `words` (all of a pipeline).
+    pub(crate) fn of<'a>(words: impl IntoIterator<Item = &'a [u8]>) -> Kind {
+        let mut k = Kind {
+            idempotent: true,
+            long: false,
+        };
+        for w in words {
+            k.idempotent &= idempotent(w);
+            k.long |= long_running(w);
+        }
+        k
+    }
+
+    fn of_cmd(cmd: &Cmd) -> Kind {
+        Kind::of(cmd.args_iter().take(1).filter_map(|a| match a {
+            redis::Arg::Simple(b) => Some(b),
+            _ => None,
+        }))
+    }
 }
 
 fn classify(e: redis::RedisError) -> Failure {
@@ -59,12 +161,18 @@ fn classify(e: redis::RedisError) -> Failure {
     if matches!(
         e.code(),
         Some("TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "BUSY")
-    ) || e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
+    ) || e.is_connection_refusal()
     {
-        return Failure::Retry(e.to_string());
+        return Failure::Retry {
+            message: e.to_string(),
+            may_have_run: false,
+        };
+    }
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        return Failure::Retry {
+            message: e.to_string(),
+            may_have_run: true,
+        };
     }
     Failure::Fatal(e)
 }
@@ -115,17 +223,23 @@ impl Transport {
     }
 
     fn open(&self, addr: &str) -> Result<redis::Connection> {
-        let auth = match (&self.cfg.username, &self.cfg.password) {
-            (Some(u), Some(p)) => format!("{u}:{p}@"),
-            (None, Some(p)) => format!(":{p}@"),
-            _ => String::new(),
-        };
         let scheme = if self.cfg.tls { "rediss" } else { "redis" };
         let url = match addr.strip_prefix("unix://") {
             Some(path) => format!("redis+unix://{path}"),
-            None => format!("{scheme}://{auth}{addr}/"),
+            None => format!("{scheme}://{addr}/"),
         };
-        let client = self.client(url, addr)?;
+        // Credentials go into the connection settings, never into the URL, so any
+        // character in them is sent as it is.
+        let bad = |e: redis::RedisError| Error::Config(format!("address {addr}: {e}"));
+        let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad)?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(u) = &self.cfg.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &self.cfg.password {
+            settings = settings.set_password(p);
+        }
+        let client = self.client(info.set_redis_settings(settings), addr)?;
         let timeout = self.cfg.connect_interval.max(Duration::from_millis(200));
         let con = client
             .get_connection_with_timeout(timeout)
@@ -133,13 +247,24 @@ impl Transport {
                 command: format!("connect {addr}"),
                 message: e.to_string(),
             })?;
-        con.set_read_timeout(self.cfg.socket_timeout).ok();
-        con.set_write_timeout(self.cfg.socket_timeout).ok();
+        // Bounded from the start (the handshake, slot-map reads); each command sets its own.
+        con.set_read_timeout(Some(self.cfg.io_timeout(false))).ok();
+        con.set_write_timeout(Some(self.cfg.io_timeout(false))).ok();
         Ok(con)
     }
 
+    /// Whether credentials may go to `addr`: a configured address, or a node of the slot
+    /// map read from one.
+    fn known(&self, addr: &str) -> bool {
+        self.cfg.addresses.iter().any(|a| a == addr)
+            || self
+                .slots
+                .iter()
+                .any(|(_, _, n)| self.nodes[*n].addr == addr)
+    }
+
     #[cfg(feature = "tls")]
-    fn client(&self, url: String, addr: &str) -> Result<redis::Client> {
+    fn client(&self, url: redis::ConnectionInfo, addr: &str) -> Result<redis::Client> {
         let bad = |e: String| Error::Config(format!("address {addr}: {e}"));
         if self.cfg.tls {
             // rustls needs one process-wide crypto provider; ring is ours (already set is fine).
@@ -160,7 +285,7 @@ impl Transport {
     }
 
     #[cfg(not(feature = "tls"))]
-    fn client(&self, url: String, addr: &str) -> Result<redis::Client> {
+    fn client(&self, url: redis::ConnectionInfo, addr: &str) -> Result<redis::Client> {
         if self.cfg.tls {
             return Err(Error::Config(
                 "TLS was asked for (SR_TLS), but orc-client was built without its `tls` feature"
@@ -316,6 +441,19 @@ impl Transport {
         self.nodes.len() - 1
     }
 
+    /// The node a redirection to `addr` goes to: only one of the cluster (see [`Self::known`]).
+    fn redirect_target(&mut self, addr: &str, name: &str) -> Result<usize> {
+        if !self.known(addr) {
+            return Err(Error::Server {
+                command: name.into(),
+                message: format!(
+                    "redirected to {addr}, which is not a node of the database's slot map; not following (credentials go only to its nodes)"
+                ),
+            });
+        }
+        Ok(self.index_of(addr))
+    }
+
     /// Whether the database is a cluster.
     pub(crate) fn clustered(&self) -> bool {
         !self.slots.is_empty()
@@ -368,6 +506,7 @@ impl Transport {
         self.run_routed(
             target,
             key,
+            Kind::of_cmd(cmd),
             |con| con.req_command(cmd).and_then(Value::extract_error),
             name,
         )
@@ -389,6 +528,7 @@ impl Transport {
         self.run_routed(
             target,
             Some(key),
+            Kind::of(args.first().copied()),
             |con| {
                 con.req_packed_command(&packed)
                     .and_then(Value::extract_error)
@@ -403,6 +543,7 @@ impl Transport {
         self.run_routed(
             target,
             None,
+            Kind::of_cmd(cmd),
             |con| con.req_command(cmd).and_then(Value::extract_error),
             name,
         )
@@ -417,9 +558,14 @@ impl Transport {
     ) -> Result<Vec<Value>> {
         let target = self.node_for_key(key);
         let count = pipe.len();
+        let kind = Kind::of(pipe.cmd_iter().filter_map(|c| match c.args_iter().next() {
+            Some(redis::Arg::Simple(b)) => Some(b),
+            _ => None,
+        }));
         let v = self.run_routed(
             target,
             Some(key),
+            kind,
             |con| {
                 con.req_packed_commands(&pipe.get_packed_pipeline(), 0, count)
                     .map(Value::Array)
@@ -454,14 +600,25 @@ impl Transport {
         &mut self,
         mut target: usize,
         key: Option<&[u8]>,
+        kind: Kind,
         f: impl Fn(&mut redis::Connection) -> redis::RedisResult<Value>,
         name: &str,
     ) -> Result<Value> {
         let deadline = Instant::now() + self.cfg.command_timeout;
+        let read_timeout = self.cfg.io_timeout(kind.long);
         let mut asking = false;
         let mut redirects = 0;
         loop {
             let result = self.conn(target).and_then(|con| {
+                con.set_read_timeout(Some(read_timeout)).ok();
+                if !kind.idempotent {
+                    // A kept connection the server has closed (an idle timeout, a restart)
+                    // would lose this command's reply and make it uncertain: check the
+                    // connection first, while failing is still harmless.
+                    redis::cmd("PING")
+                        .query::<()>(con)
+                        .map_err(|e| server_error("PING", &e))?;
+                }
                 if asking {
                     redis::cmd("ASKING")
                         .query::<()>(con)
@@ -473,7 +630,7 @@ impl Transport {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => e,
                 Err(e) => {
-                    // Could not even connect: treat as transient.
+                    // Could not even connect (nothing was sent): treat as transient.
                     redis::RedisError::from(std::io::Error::new(
                         std::io::ErrorKind::ConnectionRefused,
                         e.to_string(),
@@ -492,14 +649,31 @@ impl Transport {
                 Failure::Moved(addr) => {
                     redirects += 1;
                     self.refresh();
-                    target = self.index_of(&addr);
+                    target = self.redirect_target(&addr, name)?;
                 }
                 Failure::Ask(addr) => {
                     redirects += 1;
-                    target = self.index_of(&addr);
+                    if !self.known(&addr) {
+                        self.refresh();
+                    }
+                    target = self.redirect_target(&addr, name)?;
                     asking = true;
                 }
-                Failure::Retry(msg) => {
+                Failure::Retry {
+                    message: msg,
+                    may_have_run,
+                } => {
+                    // Never reuse a connection that failed.
+                    self.nodes[target].con = None;
+                    if may_have_run && !kind.idempotent {
+                        return Err(Error::Uncertain {
+                            command: name.into(),
+                            message: format!(
+                                "the reply from {} was lost ({msg}); not sent again, as running it twice would change the result",
+                                self.nodes[target].addr
+                            ),
+                        });
+                    }
                     if Instant::now() >= deadline {
                         return Err(Error::Timeout {
                             command: name.into(),
@@ -508,7 +682,6 @@ impl Transport {
                         });
                     }
                     tracing::debug!(command = name, "transient failure: {msg}; retrying");
-                    self.nodes[target].con = None;
                     std::thread::sleep(self.cfg.command_interval);
                     if self.clustered() {
                         self.refresh();

@@ -376,6 +376,7 @@ impl Orchestrator {
             // Only a record whose shards are verifiably all gone is replaced; one that
             // cannot be checked (a plugin missing, an unreadable file) is never deleted.
             let existing = Self::connect(host, &opts.state_dir, &settings.db_identifier)?;
+            existing.refuse_if_elsewhere("started again")?;
             if existing.anything_alive() {
                 return Err(Error::AlreadyRunning {
                     db_identifier: settings.db_identifier.clone(),
@@ -407,6 +408,7 @@ impl Orchestrator {
                 batch_job: None,
                 started_at: 0,
                 launched_by_pid: std::process::id(),
+                launched_on: orc_net::hostname(),
                 ready: false,
             },
             record_path,
@@ -850,12 +852,49 @@ impl Orchestrator {
         }
     }
 
-    /// Launcher status of every shard and the database's own health.
+    /// The host the shards run on when they are processes of another host (see
+    /// [`OrchestratorRecord::other_host`]).
+    pub fn runs_elsewhere(&self) -> Option<String> {
+        self.record
+            .other_host(&orc_net::hostname())
+            .map(str::to_string)
+    }
+
+    /// Refuse to `what` (stop, replace) a database whose shards are processes of another
+    /// host: from here they look gone although they may run, and their record is the only
+    /// way to stop them.
+    fn refuse_if_elsewhere(&self, what: &str) -> Result<()> {
+        match self.runs_elsewhere() {
+            Some(other) => Err(Error::launcher(
+                self.record.launcher.clone(),
+                format!(
+                    "orchestrator `{}` runs on host {other} (its shards are processes there, which this host, {}, cannot see); it cannot be {what} from here: run `orc db stop --db {}` on {other}",
+                    self.db_identifier(),
+                    orc_net::hostname(),
+                    self.db_identifier()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Launcher status of every shard and the database's own health. Shards that are
+    /// processes of another host are reported as such, not as gone.
     pub fn status(&self) -> Result<OrchestratorStatus> {
         let ids: Vec<StepId> = self.record.shards.iter().map(|s| s.step.clone()).collect();
-        let steps: Vec<std::result::Result<StepStatus, String>> = match self.launcher.status(&ids) {
-            Ok(v) => v.into_iter().map(Ok).collect(),
-            Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
+        let steps: Vec<std::result::Result<StepStatus, String>> = if let Some(other) =
+            self.runs_elsewhere()
+        {
+            let msg = format!(
+                "runs on host {other}: its processes cannot be seen from {} (run `orc db status` there)",
+                orc_net::hostname()
+            );
+            ids.iter().map(|_| Err(msg.clone())).collect()
+        } else {
+            match self.launcher.status(&ids) {
+                Ok(v) => v.into_iter().map(Ok).collect(),
+                Err(e) => ids.iter().map(|_| Err(e.to_string())).collect(),
+            }
         };
         let health = self.deployment.health(&self.record.addresses())?;
         let running = steps
@@ -911,6 +950,7 @@ impl Orchestrator {
     /// reconnect file. Shards that are already gone are reported as such.
     #[tracing::instrument(skip_all, fields(db = %self.record.settings.db_identifier))]
     pub fn stop(self) -> Result<Vec<ShardStop>> {
+        self.refuse_if_elsewhere("stopped")?;
         let _lock = lock::DbLock::acquire(self.home(), self.db_identifier())?;
         let save = self.record.settings.redis.checkpoints.is_some();
         let report = self.teardown(save)?;

@@ -66,6 +66,10 @@ pub struct OrchestratorRecord {
     pub started_at: u64,
     /// The pid of the process that launched it.
     pub launched_by_pid: u32,
+    /// The host that process ran on (empty in records of older orc versions). Shards that
+    /// are local processes there can be watched and stopped only from there.
+    #[serde(default)]
+    pub launched_on: String,
     /// False while shards are still starting (the file is written before waiting, so an
     /// interrupted start can still be cleaned up).
     #[serde(default)]
@@ -73,6 +77,22 @@ pub struct OrchestratorRecord {
 }
 
 impl OrchestratorRecord {
+    /// The host this record's shards run on, when they are processes of another host than
+    /// this one (`this_host`): their launcher can neither see nor stop them from here.
+    /// Scheduler steps and batch jobs are visible from any node, so this is `None` for them.
+    pub fn other_host(&self, this_host: &str) -> Option<&str> {
+        let local_process = |id: &StepId| {
+            id.0.split_once('@').is_some_and(|(pid, start)| {
+                !pid.is_empty()
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && start.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        let bound = self.batch_job.is_none() && self.shards.iter().any(|s| local_process(&s.step));
+        (bound && !self.launched_on.is_empty() && self.launched_on != this_host)
+            .then_some(self.launched_on.as_str())
+    }
+
     /// The shard addresses, in shard order.
     pub fn addresses(&self) -> Vec<ShardAddress> {
         self.shards.iter().map(|s| s.address.clone()).collect()
@@ -144,4 +164,52 @@ pub fn list_records(state_dir: &Path) -> Vec<PathBuf> {
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(step: &str, batch: Option<&str>, on: &str) -> OrchestratorRecord {
+        OrchestratorRecord {
+            format: RECORD_FORMAT,
+            orc_version: "0".into(),
+            settings: OrchestratorSettings::default(),
+            launcher: "x".into(),
+            deployment: "standalone".into(),
+            clustered: false,
+            dir: PathBuf::from("/d"),
+            shards: vec![ShardRecord {
+                index: 0,
+                name: "s_0".into(),
+                host: "h".into(),
+                address: ShardAddress {
+                    index: 0,
+                    host: "127.0.0.1".into(),
+                    port: 1,
+                },
+                step: StepId(step.into()),
+                stdout: PathBuf::from("/d/o"),
+                stderr: PathBuf::from("/d/e"),
+                address_file: None,
+            }],
+            batch_job: batch.map(|b| StepId(b.into())),
+            started_at: 0,
+            launched_by_pid: 1,
+            ready: true,
+            launched_on: on.into(),
+        }
+    }
+
+    #[test]
+    fn only_local_processes_of_another_host_are_out_of_sight() {
+        assert_eq!(record("42@7", None, "a").other_host("b"), Some("a"));
+        assert_eq!(record("42@7", None, "a").other_host("a"), None);
+        // Older records do not say where they ran.
+        assert_eq!(record("42@7", None, "").other_host("b"), None);
+        // Scheduler steps, agent steps and batch jobs are visible from any node.
+        assert_eq!(record("1234.5", None, "a").other_host("b"), None);
+        assert_eq!(record("agent:9:42@7", None, "a").other_host("b"), None);
+        assert_eq!(record("42@7", Some("9"), "a").other_host("b"), None);
+    }
 }

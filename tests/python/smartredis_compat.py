@@ -133,5 +133,21 @@ if clustered:
 node = client.get_db_node_info([addresses[0]])
 check(len(node) == 1 and "Server" in node[0], "node info")
 
+# In orc's default (restricted) mode: data-plane settings, save and flush work; settings
+# that move files or change the server do not (docs/security.md).
+client.config_set("maxmemory", "1gb", addresses[0])
+check(client.config_get("maxmemory", addresses[0])["maxmemory"] == str(1 << 30), "config_set maxmemory")
+try:
+    client.config_set("dir", "/tmp", addresses[0])
+    refusal = ""
+except Exception as e:  # SmartRedis raises its RedisReplyError with the server's words
+    refusal = str(e)
+check("NOPERM" in refusal, "config_set dir is refused: %r" % refusal)
+client.save([addresses[0]])
+check(True, "save")
+client.put_tensor("last", np.array([1.0], dtype=np.float32))
+client.flush_db(addresses)
+check(not client.tensor_exists("last"), "flush_db")
+
 print("smartredis-compat: %d checks passed" % checks)
 sys.exit(0)

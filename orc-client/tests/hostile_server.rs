@@ -1,0 +1,190 @@
+//! orc-client against a hostile or failing server: a tiny RESP server in this test that
+//! answers the handshake and then misbehaves on purpose (a real Redis cannot be made to).
+//! A reply claiming an enormous length costs nothing and times out; a command that is not
+//! safe to repeat is not re-sent after its reply is lost (one that is safe is); credentials
+//! are sent exactly as given, and never to a node a redirection names outside the cluster.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{TcpListener, TcpStream},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use orc_client::{Client, Config, DataSet, Error};
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Answer data commands with a bulk string that claims 9 TB, then say nothing.
+    HugeBulk,
+    /// Answer with an array that claims 4 billion elements, then say nothing.
+    HugeArray,
+    /// Close the connection without answering data commands.
+    Drop,
+    /// Answer data commands with MOVED to `port`.
+    Redirect(u16),
+}
+
+/// A server at `addr` whose every received command is in `log`.
+struct Fake {
+    addr: String,
+    log: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl Fake {
+    fn commands(&self, name: &str) -> Vec<Vec<String>> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|c| c[0].eq_ignore_ascii_case(name))
+            .cloned()
+            .collect()
+    }
+}
+
+fn read_command(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::new();
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut buf = vec![0; len + 2];
+        std::io::Read::read_exact(r, &mut buf).ok()?;
+        buf.truncate(len);
+        args.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+    Some(args)
+}
+
+fn fake(mode: Mode, cluster: bool) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let log = l.clone();
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().unwrap();
+                let mut r = BufReader::new(stream);
+                while let Some(cmd) = read_command(&mut r) {
+                    log.lock().unwrap().push(cmd.clone());
+                    let word = cmd[0].to_ascii_uppercase();
+                    let reply: Vec<u8> = match word.as_str() {
+                        "PING" => b"+PONG\r\n".to_vec(),
+                        "AUTH" | "CLIENT" | "SELECT" | "HELLO" | "READONLY" => b"+OK\r\n".to_vec(),
+                        "CLUSTER" if cluster => format!(
+                            "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:{port}\r\n"
+                        )
+                        .into_bytes(),
+                        _ => match mode {
+                            Mode::HugeBulk => b"$9000000000000\r\nabc".to_vec(),
+                            Mode::HugeArray => b"*4000000000\r\n:1\r\n".to_vec(),
+                            Mode::Drop => return,
+                            Mode::Redirect(to) => {
+                                format!("-MOVED 1 127.0.0.1:{to}\r\n").into_bytes()
+                            }
+                        },
+                    };
+                    if w.write_all(&reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Fake {
+        addr: format!("127.0.0.1:{port}"),
+        log,
+    }
+}
+
+fn client(f: &Fake, cluster: bool, timeout: Duration) -> Client {
+    let cfg = Config::new(&[f.addr.as_str()], cluster)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .command_timeout(timeout)
+        .intervals(Duration::from_millis(50), Duration::from_millis(50));
+    Client::new(cfg).unwrap()
+}
+
+/// The most memory this process has held (kB).
+fn peak_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn hostile_servers_cost_nothing_and_lost_replies_are_handled_honestly() {
+    // Replies claiming enormous sizes: no memory is reserved for them, and a reply that
+    // never comes ends with the command timeout instead of hanging the client.
+    for mode in [Mode::HugeBulk, Mode::HugeArray] {
+        let f = fake(mode, false);
+        let mut c = client(&f, false, Duration::from_secs(2));
+        let before = peak_kb();
+        let t = Instant::now();
+        let e = c.tensor_exists("t").unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        assert!(
+            peak_kb() < before + 64 * 1024,
+            "a claimed length was allocated: {} kB -> {} kB",
+            before,
+            peak_kb()
+        );
+    }
+
+    // A lost reply: a command safe to repeat is sent again (until the timeout); RPUSH,
+    // which would add the entry twice, is sent once and reported as uncertain.
+    let f = fake(Mode::Drop, false);
+    let mut c = client(&f, false, Duration::from_secs(1));
+    let e = c.tensor_exists("t").unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(f.commands("EXISTS").len() >= 2, "EXISTS was not retried");
+    let e = c
+        .append_to_list("l", &DataSet::new("d").unwrap())
+        .unwrap_err();
+    assert!(matches!(e, Error::Uncertain { .. }), "{e}");
+    assert!(e.to_string().contains("may or may not have run"), "{e}");
+    assert_eq!(f.commands("RPUSH").len(), 1, "RPUSH was sent again");
+
+    // Credentials arrive exactly as given, whatever characters they hold.
+    let f = fake(Mode::Drop, false);
+    let pw = "p@ss:w/rd%20#?&=x y";
+    let cfg = Config::new(&[f.addr.as_str()], false)
+        .unwrap()
+        .password(pw, Some("orc user"));
+    Client::new(cfg).unwrap();
+    let auth = f.commands("AUTH");
+    assert!(!auth.is_empty(), "no AUTH sent");
+    assert_eq!(auth[0][1..], ["orc user".to_string(), pw.to_string()]);
+
+    // A redirection to a node outside the slot map is refused: no credentials go there.
+    let stranger = fake(Mode::Drop, false);
+    let port: u16 = stranger.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let f = fake(Mode::Redirect(port), true);
+    let cfg = Config::new(&[f.addr.as_str()], true)
+        .unwrap()
+        .command_timeout(Duration::from_secs(2))
+        .password("secret", None);
+    let mut c = Client::new(cfg).unwrap();
+    let e = c.tensor_exists("t").unwrap_err().to_string();
+    assert!(e.contains("not a node of the database's slot map"), "{e}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        stranger.commands("AUTH").is_empty(),
+        "the password went to a stranger"
+    );
+    assert!(
+        stranger.log.lock().unwrap().is_empty(),
+        "a stranger was contacted"
+    );
+}
