@@ -13,10 +13,22 @@ use orc_core::{Error, Result};
 /// The lock file's name inside an orchestrator directory.
 pub(crate) const LOCK_FILE: &str = "lock";
 
+/// How long a lock that is held is tried again before the holder is reported.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// A held database lock; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct DbLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for DbLock {
+    fn drop(&mut self) {
+        // Unlock explicitly: closing alone leaves the lock held while a child forked by
+        // another thread still has a copy of the descriptor.
+        // SAFETY: flock on the descriptor this lock owns.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 impl DbLock {
@@ -33,9 +45,20 @@ impl DbLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // A lock another thread of this process has just let go of may still be held for
+        // a moment by a child forked before that thread closed it (until the child's
+        // exec); a short retry tells that from a real holder.
+        let deadline = std::time::Instant::now() + RETRY_FOR;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
             let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
             if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
@@ -49,7 +72,7 @@ impl DbLock {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = write!(file, "{}", std::process::id());
-        Ok(Self { _file: file })
+        Ok(Self { file })
     }
 }
 
