@@ -593,3 +593,137 @@ fn a_record_from_another_host_is_never_deleted() {
     assert!(state.orc(&["db", "stop", "--db", "far"]).status.success());
     assert_all_gone(&pids, &addrs);
 }
+
+/// A connection to `addr` over TLS trusting `ca`, logged in as the admin of `db`.
+fn tls_admin(state: &State, db: &str, addr: &str, ca: &Path) -> redis::Connection {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(std::fs::read(ca).unwrap()),
+    };
+    let client = redis::Client::build_with_tls(format!("rediss://{addr}/"), certs).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let (user, secret) = admin_login(state.path(), db);
+    redis::cmd("AUTH")
+        .arg(user)
+        .arg(secret)
+        .query::<()>(&mut con)
+        .unwrap();
+    con
+}
+
+#[test]
+fn tls_on_every_link_of_a_three_shard_cluster() {
+    let state = State::new();
+    let host = static_host();
+    let mut s = ai_db("tls3", 3);
+    s.tls = Some(orc_core::Tls::Generate);
+    let orc = launch(&host, &state, s).unwrap();
+    let addrs = orc.addresses();
+    let env = orc.client_env();
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("SR_TLS_tls3").as_deref(), Some("1"), "{env:?}");
+    let ca = std::path::PathBuf::from(get("SR_TLS_CA_FILE_tls3").unwrap());
+    // The generated files are private.
+    for f in ["ca.crt", "shard.crt", "shard.key"] {
+        let p = state.path().join("tls3/tls").join(f);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().mode() & 0o777,
+            0o600,
+            "{}",
+            p.display()
+        );
+    }
+    for a in &addrs {
+        // No plain-text client gets an answer.
+        let plain = redis_cmd::<String>(a, &["PING"]);
+        assert!(plain.is_err(), "{a} answered in plain text: {plain:?}");
+        // Client, replication and cluster-bus links are all TLS.
+        let mut con = tls_admin(&state, "tls3", a, &ca);
+        for key in ["tls-cluster", "tls-replication"] {
+            let v: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(key)
+                .query(&mut con)
+                .unwrap();
+            assert_eq!(v[1], "yes", "{a}: {key}");
+        }
+        let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap();
+        assert!(info.contains("cluster_state:ok"), "{a}: {info}");
+        let me: String = redis::cmd("ACL").arg("WHOAMI").query(&mut con).unwrap();
+        assert_eq!(me, "orc-admin");
+        // A client without the admin secret is still restricted over TLS.
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(&ca).unwrap()),
+        };
+        let mut plain_user = redis::Client::build_with_tls(format!("rediss://{a}/"), certs)
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let e = redis::cmd("SHUTDOWN")
+            .arg("NOSAVE")
+            .query::<()>(&mut plain_user)
+            .unwrap_err()
+            .to_string();
+        assert!(e.to_ascii_uppercase().contains("NOPERM"), "{a}: {e}");
+    }
+    // orc's own connections (status) and orc-client (from the environment orc gives) work.
+    assert!(orc.status().unwrap().health.ok);
+    let cfg = orc_client::Config::from_lookup("tls3", |k| get(k)).unwrap();
+    let mut client = orc_client::Client::new(cfg).unwrap();
+    for i in 0..20 {
+        let t =
+            orc_client::Tensor::from_slice(&[i as f32], &[1], orc_client::MemoryLayout::RowMajor)
+                .unwrap();
+        client.put_tensor(&format!("t{i}"), &t).unwrap();
+    }
+    for i in 0..20 {
+        assert!(client.tensor_exists(&format!("t{i}")).unwrap());
+    }
+    // A client that does not trust the database's authority is refused.
+    let other = tempfile::tempdir().unwrap();
+    let foreign = orc_secure::tls::generate(other.path(), &["127.0.0.1".into()], "x").unwrap();
+    let cfg = orc_client::Config::new(&[addrs[0].as_str()], true)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .tls(Some(&foreign.ca));
+    assert!(
+        orc_client::Client::new(cfg).is_err(),
+        "a foreign authority was trusted"
+    );
+    let pids: Vec<u32> = orc
+        .record()
+        .shards
+        .iter()
+        .map(|s| step_pid(&s.step.0))
+        .collect();
+    orc.stop().unwrap();
+    assert_all_gone(&pids, &addrs);
+    assert!(
+        !state.path().join("tls3/tls").exists(),
+        "the generated key outlives the database"
+    );
+
+    // Certificates of one's own: given files are used as they are.
+    let mine = tempfile::tempdir().unwrap();
+    let files = orc_secure::tls::generate(mine.path(), &["127.0.0.1".into()], "mine").unwrap();
+    let mut s = settings("tlsown", 1);
+    s.tls = Some(orc_core::Tls::Files(files.clone()));
+    let orc = launch(&host, &state, s).unwrap();
+    let mut con = tls_admin(&state, "tlsown", &orc.addresses()[0], &files.ca);
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("tls-cert-file")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(v[1], files.cert.display().to_string());
+    orc.stop().unwrap();
+    assert!(files.key.exists(), "a given key was removed");
+    // --tls with an open database is refused.
+    let mut s = settings("tlsopen", 1);
+    s.tls = Some(orc_core::Tls::Generate);
+    s.auth = Auth::Open;
+    let e = launch(&host, &state, s).unwrap_err().to_string();
+    assert!(e.contains("TLS guards a protected database"), "{e}");
+}

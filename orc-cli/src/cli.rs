@@ -219,6 +219,21 @@ pub(crate) struct StartArgs {
     /// or `none` (open to every user of the machine, as SmartSim runs it).
     #[arg(long, value_name = "MODE", default_value = "restricted")]
     pub(crate) auth: String,
+    /// TLS on every client, replication and cluster-bus connection, with a certificate
+    /// authority and a certificate for the shards' hosts generated into the database's
+    /// directory (clients get SR_TLS and SR_TLS_CA_FILE; SmartRedis cannot use TLS).
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// TLS with your own certificate (PEM) instead of a generated one; needs --tls-key and
+    /// --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (readable by its owner only).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The certificate authority that signed --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_ca: Option<PathBuf>,
     /// orc-ai: worker threads per device queue.
     #[arg(long, value_name = "N")]
     pub(crate) threads_per_queue: Option<u32>,

@@ -80,6 +80,18 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     s.hosts = a.hosts.clone();
     s.single_step = a.single_step;
     s.auth = orc_core::Auth::parse(&a.auth)?;
+    s.tls = match (&a.tls_cert, &a.tls_key, &a.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let abs = |p: &std::path::PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            Some(orc_core::Tls::Files(orc_core::TlsFiles {
+                cert: abs(cert),
+                key: abs(key),
+                ca: abs(ca),
+            }))
+        }
+        _ if a.tls => Some(orc_core::Tls::Generate),
+        _ => None,
+    };
     s.launcher = a.launcher.clone(); // `auto` is resolved by orc-core when it launches
     s.shards_per_host = a.shards_per_host;
     if a.batch {
@@ -190,6 +202,11 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
         eprintln!(
             "orc: starting `{}`: {total} shard(s), {style}, launcher {}",
             settings.db_identifier, settings.launcher
+        );
+    }
+    if settings.tls.is_some() {
+        eprintln!(
+            "orc: note: --tls: clients must speak TLS (orc-client does, with SR_TLS and SR_TLS_CA_FILE, which orc run passes); SmartRedis clients cannot"
         );
     }
     if settings.auth == orc_core::Auth::Password {

@@ -203,6 +203,9 @@ pub struct Credentials {
     /// The password of the default user, when clients must authenticate.
     #[serde(default)]
     pub client_password: Option<String>,
+    /// The certificate authority to verify the shards with, when they speak TLS.
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Credentials {
@@ -212,7 +215,14 @@ impl Credentials {
             admin_user: admin_user.into(),
             admin_secret: admin_secret.into(),
             client_password: None,
+            tls_ca: None,
         }
+    }
+
+    /// The shards speak TLS, verified with the authority in `ca`.
+    pub fn with_tls_ca(mut self, ca: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca = Some(ca.into());
+        self
     }
 
     /// Clients must authenticate with `password`.
@@ -231,6 +241,7 @@ impl fmt::Debug for Credentials {
                 "client_password",
                 &self.client_password.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }

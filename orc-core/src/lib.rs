@@ -53,6 +53,8 @@ pub use deployment::{
 };
 pub use error::{Error, Result};
 pub use launcher::Launcher;
-pub use settings::{AiSettings, Auth, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig};
+pub use settings::{
+    AiSettings, Auth, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig, Tls, TlsFiles,
+};
 pub use status::{JobStatus, StepStatus};
 pub use step::{Allocation, BatchSettings, LaunchStep, MpmdPart, RunSettings, StepId};

@@ -2,7 +2,7 @@
 
 use std::{fmt::Write, path::Path};
 
-use orc_core::{OrchestratorSettings, ShardSpec};
+use orc_core::{OrchestratorSettings, ShardSpec, Tls};
 
 /// Quote a value for `redis.conf` when it needs it.
 fn quote(v: &str) -> String {
@@ -77,7 +77,25 @@ pub(crate) fn render(
         c,
         "# `orc db config set` changes are written back here (CONFIG REWRITE)."
     );
-    let _ = writeln!(c, "port {}", shard.port);
+    match &settings.tls {
+        Some(Tls::Files(f)) => {
+            // TLS only: no plain port; replication and the cluster bus speak TLS too.
+            let _ = writeln!(c, "port 0");
+            let _ = writeln!(c, "tls-port {}", shard.port);
+            let _ = writeln!(c, "tls-cert-file {}", quote(&f.cert.display().to_string()));
+            let _ = writeln!(c, "tls-key-file {}", quote(&f.key.display().to_string()));
+            let _ = writeln!(c, "tls-ca-cert-file {}", quote(&f.ca.display().to_string()));
+            // Clients need no certificate of their own (orc-client has none); peers show theirs.
+            let _ = writeln!(c, "tls-auth-clients optional");
+            let _ = writeln!(c, "tls-replication yes");
+            if clustered {
+                let _ = writeln!(c, "tls-cluster yes");
+            }
+        }
+        _ => {
+            let _ = writeln!(c, "port {}", shard.port);
+        }
+    }
     // Without addresses the shard's starter adds `--bind` for its node's interfaces.
     if !shard.bind.is_empty() {
         let _ = writeln!(

@@ -9,21 +9,49 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long one command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Who orc authenticates as on a shard: nobody (an open database), or its admin user.
+/// Who orc authenticates as on a shard (nobody for an open database, else its admin user),
+/// and the authority its TLS certificate is verified with (when it speaks TLS).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct Login(Option<(String, String)>);
+pub(crate) struct Login {
+    user: Option<(String, String)>,
+    tls_ca: Option<Vec<u8>>,
+}
 
 impl Login {
     /// Authenticate as `user` with `secret`.
     pub(crate) fn admin(user: &str, secret: &str) -> Self {
-        Self(Some((user.into(), secret.into())))
+        Self {
+            user: Some((user.into(), secret.into())),
+            tls_ca: None,
+        }
+    }
+
+    /// Speak TLS, trusting the authority in the PEM text `ca`.
+    pub(crate) fn with_tls(mut self, ca: Vec<u8>) -> Self {
+        self.tls_ca = Some(ca);
+        self
+    }
+}
+
+fn client(shard: &ShardAddress, login: &Login) -> Result<redis::Client> {
+    let bad = |e: redis::RedisError| Error::Database(format!("bad address {shard}: {e}"));
+    match &login.tls_ca {
+        None => redis::Client::open(format!("redis://{shard}/")).map_err(bad),
+        Some(ca) => {
+            // rustls needs one process-wide crypto provider; ring is ours (set is fine).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            };
+            redis::Client::build_with_tls(format!("rediss://{shard}/"), certs).map_err(bad)
+        }
     }
 }
 
 /// Open a connection to `shard`, authenticated as `login`.
 pub(crate) fn connect(shard: &ShardAddress, login: &Login) -> Result<redis::Connection> {
-    let client = redis::Client::open(format!("redis://{shard}/"))
-        .map_err(|e| Error::Database(format!("bad address {shard}: {e}")))?;
+    let client = client(shard, login)?;
     let mut con = client
         .get_connection_with_timeout(CONNECT_TIMEOUT)
         .map_err(|e| {
@@ -36,7 +64,7 @@ pub(crate) fn connect(shard: &ShardAddress, login: &Login) -> Result<redis::Conn
         .map_err(|e| Error::Database(e.to_string()))?;
     con.set_write_timeout(Some(COMMAND_TIMEOUT))
         .map_err(|e| Error::Database(e.to_string()))?;
-    if let Some((user, secret)) = &login.0 {
+    if let Some((user, secret)) = &login.user {
         redis::cmd("AUTH")
             .arg(user)
             .arg(secret)

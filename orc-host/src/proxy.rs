@@ -218,6 +218,9 @@ impl DbDeployment for DeploymentProxy {
         if request.settings.ai.is_some() && request.settings.module.is_none() {
             self.proxy.require(m, capability::AI_SETTINGS)?;
         }
+        if request.settings.tls.is_some() {
+            self.proxy.require(m, capability::TLS)?;
+        }
         self.proxy.call(m, request)
     }
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {

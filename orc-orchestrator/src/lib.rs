@@ -51,7 +51,7 @@ use serde::Serialize;
 
 use orc_core::{
     Auth, Credentials, DbDeployment, DbHealth, JobStatus, LaunchStep, Launcher, PlanRequest,
-    ShardAddress, StepId, StepStatus,
+    ShardAddress, StepId, StepStatus, Tls,
     launcher::AUTO,
     settings::{env_suffix, validate_config_value},
 };
@@ -459,6 +459,22 @@ impl Orchestrator {
             return Err(Error::Interrupted);
         }
         let deployment = orc.deployment.as_ref();
+        // TLS: certificates for every host a shard runs on, made now that they are known.
+        let settings =
+            match prepare_tls(&orc.record, &settings, &alloc, home.as_path()).and_then(|s| {
+                if let Some(c) = &credentials {
+                    use_credentials(deployment, &with_tls(c.clone(), &s))?;
+                }
+                Ok(s)
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    orc.teardown_quietly();
+                    return Err(e);
+                }
+            };
+        orc.record.settings = settings.clone();
+        let deployment = orc.deployment.as_ref();
         let planned =
             placement::place(&settings, &alloc, &deployment.companion_ports()).and_then(|shards| {
                 let steps = deployment.plan(&PlanRequest::new(
@@ -771,7 +787,7 @@ impl Orchestrator {
         if let Some(home) = record_path.parent()
             && let Some(c) = secrets::load(home, record.settings.auth)?
         {
-            use_credentials(deployment.as_ref(), &c)?;
+            use_credentials(deployment.as_ref(), &with_tls(c, &record.settings))?;
         }
         Ok(Self {
             record,
@@ -821,7 +837,9 @@ impl Orchestrator {
 
     /// The environment SmartRedis clients read: `SSDB<suffix>` (comma-separated
     /// addresses) and `SR_DB_TYPE<suffix>` (`Clustered` or `Standalone`), where the
-    /// suffix is empty for the default identifier and `_<db_identifier>` otherwise.
+    /// suffix is empty for the default identifier and `_<db_identifier>` otherwise; with
+    /// `--auth password` also `SR_PASSWORD_FILE<suffix>`, and with TLS `SR_TLS<suffix>=1`
+    /// and `SR_TLS_CA_FILE<suffix>` (read by orc-client).
     pub fn client_env(&self) -> Vec<(String, String)> {
         let suffix = env_suffix(self.db_identifier());
         let kind = if self.record.clustered {
@@ -836,6 +854,13 @@ impl Orchestrator {
         if self.record.settings.auth == Auth::Password {
             let (k, v) = secrets::client_env(self.home(), self.db_identifier());
             env.push((k, v.display().to_string()));
+        }
+        if let Some(Tls::Files(f)) = &self.record.settings.tls {
+            env.push((format!("SR_TLS{suffix}"), "1".into()));
+            env.push((
+                format!("SR_TLS_CA_FILE{suffix}"),
+                f.ca.display().to_string(),
+            ));
         }
         env
     }
@@ -1055,6 +1080,58 @@ impl Orchestrator {
 
 /// Hand the database's credentials to its deployment; one that cannot protect its shards
 /// is refused unless authentication is off.
+/// `c` with the TLS authority of `settings`, when the shards speak TLS.
+fn with_tls(c: Credentials, settings: &OrchestratorSettings) -> Credentials {
+    match &settings.tls {
+        Some(Tls::Files(f)) => c.with_tls_ca(f.ca.clone()),
+        _ => c,
+    }
+}
+
+/// `settings` with their TLS files: generated into `<home>/tls` for every host of `alloc`
+/// (and this one, and loopback) when asked for, else as given (checked to exist).
+fn prepare_tls(
+    record: &OrchestratorRecord,
+    settings: &OrchestratorSettings,
+    alloc: &orc_core::Allocation,
+    home: &Path,
+) -> Result<OrchestratorSettings> {
+    let mut s = settings.clone();
+    match &settings.tls {
+        None => {}
+        Some(Tls::Generate) => {
+            let mut hosts: Vec<String> = alloc.hosts.clone();
+            hosts.extend(settings.hosts.iter().cloned());
+            hosts.extend(["127.0.0.1".into(), "::1".into(), "localhost".into()]);
+            hosts.push(orc_net::hostname());
+            for h in alloc.hosts.iter().chain(&settings.hosts) {
+                if let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(h.as_str(), 0)) {
+                    hosts.extend(addrs.map(|a| a.ip().to_string()));
+                }
+            }
+            let files = orc_secure::tls::generate(
+                &home.join(secrets::TLS_DIR),
+                &hosts,
+                &record.settings.db_identifier,
+            )?;
+            s.tls = Some(Tls::Files(files));
+        }
+        Some(Tls::Files(f)) => {
+            for p in [&f.cert, &f.key, &f.ca] {
+                if !p.is_file() {
+                    return Err(Error::config(format!(
+                        "the TLS file {} does not exist",
+                        p.display()
+                    )));
+                }
+            }
+            orc_secure::read_private(&f.key, 1 << 20).map(|_| ())?;
+        }
+        Some(_) => return Err(Error::config("this TLS setting is not known to this orc")),
+    }
+    Ok(s)
+}
+
 fn use_credentials(deployment: &dyn DbDeployment, c: &Credentials) -> Result<()> {
     deployment.use_credentials(c).map_err(|e| match e {
         Error::NotImplemented { what } => Error::config(format!(

@@ -70,11 +70,16 @@ pub(crate) fn load(dir: &Path, auth: Auth) -> Result<Option<Credentials>> {
     Ok(Some(c))
 }
 
-/// Remove the secret files in `dir` (after a stop).
+/// The directory generated TLS certificates and their key live in, inside the
+/// orchestrator's directory.
+pub const TLS_DIR: &str = "tls";
+
+/// Remove the secret files in `dir` (after a stop), generated TLS keys included.
 pub(crate) fn remove(dir: &Path) {
     for f in [SECRET_FILE, CLIENT_PASSWORD_FILE] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+    let _ = std::fs::remove_dir_all(dir.join(TLS_DIR));
 }
 
 /// The environment a client of a password-protected database needs besides its address:

@@ -90,6 +90,11 @@ pub mod capability {
     /// on its shards and authenticates as the admin (minor 3). Without it the host answers
     /// that the deployment cannot protect its shards.
     pub const CREDENTIALS: &str = "deployment.credentials";
+    /// `plan` with `OrchestratorSettings::tls` set:
+    /// the deployment's shards speak TLS with the given files, and it connects to them over
+    /// TLS with the authority in the credentials (minor 3). A plugin without it would start
+    /// plain shards, so the host refuses to plan with TLS through it.
+    pub const TLS: &str = "deployment.tls";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -160,6 +165,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::CREDENTIALS,
         since_minor: 3,
         about: "an admin user with a secret and restricted clients on every shard",
+    },
+    Capability {
+        name: capability::TLS,
+        since_minor: 3,
+        about: "shards that speak TLS",
     },
 ];
 

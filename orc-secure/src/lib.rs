@@ -23,6 +23,8 @@
 
 mod files;
 mod secrets;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use files::{
     check_private_dir, check_private_file, create_private, euid, private_dir, read_private,
