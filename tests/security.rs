@@ -21,6 +21,15 @@ use orc_core::{Auth, Checkpoints};
 use orc_orchestrator::{LaunchOptions, Orchestrator, Progress};
 use orc_tests::*;
 
+/// The process ids of `orc`'s shards (local steps).
+fn shard_pids(orc: &Orchestrator) -> Vec<u32> {
+    orc.record()
+        .shards
+        .iter()
+        .map(|s| step_pid(&s.step.0))
+        .collect()
+}
+
 /// What a client without a password gets for `args` at `addr` (the error text, or "OK").
 fn as_client(addr: &str, args: &[&str]) -> String {
     let mut con = connect(addr);
@@ -168,12 +177,7 @@ fn clients_of_a_standalone_shard_cannot_administer_it() {
         "allkeys-lru",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let pids: Vec<u32> = orc
-        .record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect();
+    let pids = shard_pids(&orc);
     let out = state.orc(&["db", "stop", "--db", "sec1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_all_gone(&pids, &[addr]);
@@ -194,12 +198,7 @@ fn clients_of_a_cluster_cannot_administer_it() {
     }
     assert!(orc.status().unwrap().health.ok);
     assert_private_tree(state.path());
-    let pids: Vec<u32> = orc
-        .record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect();
+    let pids = shard_pids(&orc);
     orc.stop().unwrap();
     assert_all_gone(&pids, &addrs);
 }
@@ -357,12 +356,7 @@ fn one_orc_at_a_time_starts_a_database() {
     );
     // Exactly one database's shards run, and stopping it leaves nothing.
     let orc = Orchestrator::connect(&static_host(), state.path(), "twin").unwrap();
-    let pids: Vec<u32> = orc
-        .record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect();
+    let pids = shard_pids(&orc);
     let addrs = orc.addresses();
     assert_eq!(pids.len(), 3);
     drop(orc);
@@ -549,12 +543,7 @@ fn a_record_from_another_host_is_never_deleted() {
     let orc = launch(&host, &state, settings("far", 1)).unwrap();
     let record = orc.record_path().to_path_buf();
     let addrs = orc.addresses();
-    let pids: Vec<u32> = orc
-        .record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect();
+    let pids = shard_pids(&orc);
     drop(orc);
     let rewrite = |on: &str| {
         let mut v: serde_json::Value =
@@ -692,12 +681,7 @@ fn tls_on_every_link_of_a_three_shard_cluster() {
         orc_client::Client::new(cfg).is_err(),
         "a foreign authority was trusted"
     );
-    let pids: Vec<u32> = orc
-        .record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect();
+    let pids = shard_pids(&orc);
     orc.stop().unwrap();
     assert_all_gone(&pids, &addrs);
     assert!(

@@ -621,3 +621,61 @@ fn every_shard_as_one_multi_prog_step() {
         assert!(!listening(a), "{a}");
     }
 }
+
+/// The jobs named `name` Slurm still lists.
+fn jobs_named(name: &str) -> String {
+    let out = std::process::Command::new("squeue")
+        .args(["--name", name, "--noheader", "--format", "%i %T %r"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+}
+
+#[test]
+fn ctrl_c_while_the_batch_job_waits_in_the_queue_cancels_it() {
+    let _guard = BatchJobs("orc-queued");
+    let state = State::new();
+    // Two nodes on a one-node cluster: the job pends for ever (PartitionNodeLimit).
+    let child = state
+        .orc_cmd(&[
+            "db",
+            "start",
+            "--db",
+            "queued",
+            "--launcher",
+            "slurm",
+            "--batch",
+            "--nodes",
+            "2",
+            "--shards",
+            "2",
+            "--port",
+            "0",
+            "--no-ai",
+        ])
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(20), || jobs_named("orc-queued")
+            .contains("PENDING")),
+        "the job never pended: {}",
+        jobs_named("orc-queued")
+    );
+    let t = std::time::Instant::now();
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        wait_for(Duration::from_secs(10), || jobs_named("orc-queued")
+            .trim()
+            .is_empty()),
+        "the pending job is left: {}",
+        jobs_named("orc-queued")
+    );
+    assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
+}

@@ -53,6 +53,20 @@ pub trait Launcher: Send + Sync {
         ))
     }
 
+    /// Cancel the batch job an [`allocate`](Launcher::allocate) call with job name `name`
+    /// is waiting for (called from another thread while that call blocks, for a Ctrl-C
+    /// during a queue wait); that call then returns an error. Nothing pending under that
+    /// name is not an error. Launchers that cannot answer `NotImplemented`.
+    fn cancel_allocation(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Err(Error::NotImplemented {
+            what: format!(
+                "cancelling a pending batch job of the {} launcher",
+                self.name()
+            ),
+        })
+    }
+
     /// Keep files that later processes and other nodes must find (a batch job's agent
     /// directory, say) under `dir`: the orchestrator's state directory, on a filesystem
     /// that login and compute nodes share. The orchestrator calls it before anything else;

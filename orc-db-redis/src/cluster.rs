@@ -47,14 +47,7 @@ pub(crate) fn form(
 fn reformed(shards: &[ShardAddress], login: &Login) -> Result<bool> {
     let n = shards.len().to_string();
     for shard in shards {
-        let mut con = connect(shard, login)?;
-        let info: String = query(
-            &mut con,
-            shard,
-            redis::cmd("CLUSTER").arg("INFO"),
-            "CLUSTER INFO",
-        )?;
-        let info = parse_info(&info);
+        let info = cluster_info(shard, login)?;
         if field(&info, "cluster_known_nodes") != Some(n.as_str())
             || field(&info, "cluster_slots_assigned") != Some("16384")
         {
@@ -81,14 +74,8 @@ fn form_slots(shards: &[ShardAddress], login: &Login, timeout: Duration) -> Resu
     let deadline = Instant::now() + timeout;
     let n = shards.len();
     for (i, shard) in shards.iter().enumerate() {
+        let info = cluster_info(shard, login)?;
         let mut con = connect(shard, login)?;
-        let info: String = query(
-            &mut con,
-            shard,
-            redis::cmd("CLUSTER").arg("INFO"),
-            "CLUSTER INFO",
-        )?;
-        let info = parse_info(&info);
         if field(&info, "cluster_known_nodes") != Some("1") {
             return Err(Error::Database(format!(
                 "shard {shard} already belongs to a cluster (stale nodes file in the data directory?)"
@@ -147,7 +134,8 @@ pub(crate) struct NodeView {
     pub(crate) known_nodes: usize,
 }
 
-pub(crate) fn view(shard: &ShardAddress, login: &Login) -> Result<NodeView> {
+/// The fields of `CLUSTER INFO` at `shard`.
+fn cluster_info(shard: &ShardAddress, login: &Login) -> Result<Vec<(String, String)>> {
     let mut con = connect(shard, login)?;
     let info: String = query(
         &mut con,
@@ -155,7 +143,11 @@ pub(crate) fn view(shard: &ShardAddress, login: &Login) -> Result<NodeView> {
         redis::cmd("CLUSTER").arg("INFO"),
         "CLUSTER INFO",
     )?;
-    let info = parse_info(&info);
+    Ok(parse_info(&info))
+}
+
+pub(crate) fn view(shard: &ShardAddress, login: &Login) -> Result<NodeView> {
+    let info = cluster_info(shard, login)?;
     Ok(NodeView {
         state: field(&info, "cluster_state")
             .unwrap_or("unknown")

@@ -144,6 +144,22 @@ impl Launcher for LauncherProxy {
             .require(protocol::launcher::RELEASE, capability::ALLOCATE)?;
         self.0.call(protocol::launcher::RELEASE, &allocation)
     }
+    fn cancel_allocation(&self, name: &str) -> Result<()> {
+        if !self
+            .0
+            .contract
+            .capabilities
+            .contains(capability::CANCEL_ALLOCATION)
+        {
+            return Err(Error::NotImplemented {
+                what: format!(
+                    "cancelling a pending batch job of the `{}` launcher (its plugin predates orc-plugin-abi 1.3)",
+                    self.0.name
+                ),
+            });
+        }
+        self.0.call(protocol::launcher::CANCEL_ALLOCATION, name)
+    }
     fn use_state_dir(&self, dir: &std::path::Path) -> Result<()> {
         if !self.0.contract.capabilities.contains(capability::STATE_DIR) {
             // Built before minor 2: it keeps its files under its default state directory,

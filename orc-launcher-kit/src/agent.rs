@@ -167,6 +167,18 @@ pub fn allocate(
     name: &str,
     root: &Path,
 ) -> Result<Allocation> {
+    allocate_tracked(s, batch, name, root, &crate::tools::PendingJobs::default())
+}
+
+/// [`allocate`], with the job listed in `pending` while it waits in the queue, so that a
+/// launcher's [`cancel_allocation`](orc_core::Launcher::cancel_allocation) can cancel it.
+pub fn allocate_tracked(
+    s: &dyn Scheduler,
+    batch: &BatchSettings,
+    name: &str,
+    root: &Path,
+    pending: &crate::tools::PendingJobs,
+) -> Result<Allocation> {
     orc_secure::private_dir(root)?;
     let output = root.join(format!("{name}.out"));
     let file = root.join(format!("{name}.{}.sh", s.launcher()));
@@ -179,11 +191,14 @@ pub fn allocate(
         let _ = s.kill(&job);
         return Err(e);
     }
-    match agent.wait_ready(
+    let waiting = pending.waiting(name, &job);
+    let ready = agent.wait_ready(
         batch.queue_timeout_secs.map(Duration::from_secs),
         &output,
         || s.job_status(&job),
-    ) {
+    );
+    drop(waiting);
+    match ready {
         Ok(alloc) => Ok(Allocation::new(Some(job), alloc.hosts)),
         Err(e) => {
             let _ = s.kill(&job);

@@ -8,6 +8,47 @@ use std::{
 
 use orc_core::{Error, JobStatus, Result, StepStatus};
 
+/// Batch jobs an [`allocate`](orc_core::Launcher::allocate) call is waiting for, by job
+/// name, so that [`cancel_allocation`](orc_core::Launcher::cancel_allocation) (another
+/// thread, on Ctrl-C) can find and cancel one still in the queue.
+#[derive(Debug, Default)]
+pub struct PendingJobs(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl PendingJobs {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Job `job` was submitted as `name` and is waited for until the guard is dropped.
+    pub fn waiting(&self, name: &str, job: &str) -> PendingGuard<'_> {
+        self.map().insert(name.to_string(), job.to_string());
+        PendingGuard {
+            jobs: self,
+            name: name.to_string(),
+        }
+    }
+
+    /// The job waited for as `name`, if any.
+    pub fn job(&self, name: &str) -> Option<String> {
+        self.map().get(name).cloned()
+    }
+}
+
+/// Keeps a job in [`PendingJobs`] while an allocation waits for it.
+#[derive(Debug)]
+pub struct PendingGuard<'a> {
+    jobs: &'a PendingJobs,
+    name: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.jobs.map().remove(&self.name);
+    }
+}
+
 /// `v` as the value of a job-script directive (`#PBS -A <v>`, `#SBATCH --account=<v>`):
 /// refused when it holds whitespace or control characters. A directive line is read by the
 /// scheduler, not the shell, and has no quoting that every scheduler honours: a newline
@@ -130,6 +171,17 @@ pub fn wait_cancelled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_jobs_are_known_only_while_waited_for() {
+        let p = PendingJobs::default();
+        assert_eq!(p.job("orc-db"), None);
+        {
+            let _w = p.waiting("orc-db", "42");
+            assert_eq!(p.job("orc-db").as_deref(), Some("42"));
+        }
+        assert_eq!(p.job("orc-db"), None);
+    }
 
     #[test]
     fn extra_settings_become_directives() {

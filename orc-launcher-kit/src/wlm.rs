@@ -52,6 +52,8 @@ pub struct WlmLauncher<W> {
     wlm: W,
     /// The state directory given by [`Launcher::use_state_dir`].
     state_dir: Mutex<Option<PathBuf>>,
+    /// Batch jobs `allocate` is waiting for.
+    pending: crate::tools::PendingJobs,
 }
 
 impl<W: Wlm + Default> WlmLauncher<W> {
@@ -165,7 +167,15 @@ impl<W: Wlm> Launcher for WlmLauncher<W> {
     }
 
     fn allocate(&self, batch: &BatchSettings, name: &str) -> Result<Allocation> {
-        agent::allocate(&self.wlm, batch, name, &self.agents())
+        agent::allocate_tracked(&self.wlm, batch, name, &self.agents(), &self.pending)
+    }
+
+    fn cancel_allocation(&self, name: &str) -> Result<()> {
+        match self.pending.job(name) {
+            // The waiting allocate sees the job end and reports it.
+            Some(job) => self.wlm.kill(&job),
+            None => Ok(()),
+        }
     }
 
     fn release(&self, allocation: &str) -> Result<()> {

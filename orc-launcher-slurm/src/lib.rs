@@ -67,6 +67,8 @@ const STEP_APPEAR: Duration = Duration::from_secs(30);
 pub struct SlurmLauncher {
     children: Children<String>,
     counter: AtomicU64,
+    /// Batch jobs `allocate` is waiting for.
+    pending: tools::PendingJobs,
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<std::process::Output> {
@@ -580,7 +582,10 @@ impl Launcher for SlurmLauncher {
         let script = batch::script(batch, name, nodes)?;
         let job = submit(&script)?;
         tracing::info!(job = %job, nodes, "batch job submitted; waiting for it to run");
-        match wait_running(&job, batch.queue_timeout_secs.map(Duration::from_secs)) {
+        let waiting = self.pending.waiting(name, &job);
+        let ran = wait_running(&job, batch.queue_timeout_secs.map(Duration::from_secs));
+        drop(waiting);
+        match ran {
             Ok(()) => {}
             Err(e) => {
                 let _ = release(&job);
@@ -595,6 +600,14 @@ impl Launcher for SlurmLauncher {
             }
         };
         Ok(Allocation::new(Some(job), hosts))
+    }
+
+    fn cancel_allocation(&self, name: &str) -> Result<()> {
+        match self.pending.job(name) {
+            // The waiting allocate sees the job end and reports it.
+            Some(job) => release(&job),
+            None => Ok(()),
+        }
     }
 
     fn release(&self, allocation: &str) -> Result<()> {

@@ -431,13 +431,14 @@ impl Orchestrator {
                 );
                 b.tasks_per_node
                     .get_or_insert(u32::try_from(per_host).unwrap_or(u32::MAX));
-                let alloc = match launcher.allocate(&b, &name) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        orc.teardown_quietly();
-                        return Err(e);
-                    }
-                };
+                let alloc =
+                    match allocate_unless_aborted(launcher, &b, &name, opts.abort.as_deref()) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            orc.teardown_quietly();
+                            return Err(e);
+                        }
+                    };
                 let job = alloc.id.clone().map(StepId);
                 (alloc, job)
             }
@@ -1080,6 +1081,68 @@ impl Orchestrator {
 
 /// Hand the database's credentials to its deployment; one that cannot protect its shards
 /// is refused unless authentication is off.
+/// `launcher.allocate(batch, name)` on a helper thread, so that an abort (Ctrl-C) during
+/// the queue wait is seen at once: the pending job is then cancelled
+/// ([`Launcher::cancel_allocation`]), which makes the allocation fail; one that was granted
+/// meanwhile is released. Launchers that cannot cancel a pending job are waited for.
+fn allocate_unless_aborted(
+    launcher: &dyn Launcher,
+    batch: &orc_core::BatchSettings,
+    name: &str,
+    abort: Option<&AtomicBool>,
+) -> Result<orc_core::Allocation> {
+    let Some(abort) = abort else {
+        return launcher.allocate(batch, name);
+    };
+    std::thread::scope(|scope| {
+        let allocating = scope.spawn(|| launcher.allocate(batch, name));
+        let mut cancelled = false;
+        let mut last_try: Option<Instant> = None;
+        loop {
+            if allocating.is_finished() {
+                let result = allocating.join().unwrap_or_else(|p| {
+                    Err(Error::launcher(
+                        launcher.name(),
+                        format!(
+                            "allocating panicked: {}",
+                            orc_dylib::panic_message(p.as_ref())
+                        ),
+                    ))
+                });
+                if !cancelled {
+                    return result;
+                }
+                if let Ok(a) = &result
+                    && let Some(job) = &a.id
+                {
+                    let _ = launcher.release(job);
+                }
+                return Err(Error::Interrupted);
+            }
+            // Asked again every half second: the job may not be submitted (and known to
+            // the launcher) yet when the abort comes.
+            if abort.load(Ordering::SeqCst)
+                && last_try.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+            {
+                let first = !cancelled;
+                cancelled = true;
+                last_try = Some(Instant::now());
+                match launcher.cancel_allocation(name) {
+                    Ok(()) if first => {
+                        tracing::info!("interrupted: cancelling the pending batch job")
+                    }
+                    Ok(()) => {}
+                    Err(e) if first => tracing::warn!(
+                        "interrupted, but the pending batch job cannot be cancelled now ({e}); it is released once the scheduler answers"
+                    ),
+                    Err(_) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
 /// `c` with the TLS authority of `settings`, when the shards speak TLS.
 fn with_tls(c: Credentials, settings: &OrchestratorSettings) -> Credentials {
     match &settings.tls {

@@ -95,6 +95,10 @@ pub mod capability {
     /// TLS with the authority in the credentials (minor 3). A plugin without it would start
     /// plain shards, so the host refuses to plan with TLS through it.
     pub const TLS: &str = "deployment.tls";
+    /// Launchers: `cancel_allocation`, called from another thread while `allocate` waits
+    /// for its job to leave the queue (minor 3). Without it a Ctrl-C during the queue
+    /// wait takes effect only once `allocate` returns.
+    pub const CANCEL_ALLOCATION: &str = "launcher.cancel_allocation";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -170,6 +174,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::TLS,
         since_minor: 3,
         about: "shards that speak TLS",
+    },
+    Capability {
+        name: capability::CANCEL_ALLOCATION,
+        since_minor: 3,
+        about: "cancelling a batch job still waiting in the queue",
     },
 ];
 

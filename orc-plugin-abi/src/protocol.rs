@@ -37,6 +37,9 @@ pub mod launcher {
     /// `use_state_dir(dir: path) -> ()` (capability
     /// [`STATE_DIR`](crate::capability::STATE_DIR)).
     pub const USE_STATE_DIR: &str = "use_state_dir";
+    /// `cancel_allocation(name: string) -> ()` (capability
+    /// [`CANCEL_ALLOCATION`](crate::capability::CANCEL_ALLOCATION)).
+    pub const CANCEL_ALLOCATION: &str = "cancel_allocation";
 }
 
 /// Deployment calls (see `orc_core::DbDeployment`).
@@ -297,6 +300,7 @@ mod golden {
                 }),
             ),
             ("release.request", v(&"4242".to_string())),
+            ("cancel_allocation.request", v(&"orc-db".to_string())),
             (
                 "use_state_dir.request",
                 v(&std::path::Path::new("/home/me/.local/state/orc")),

@@ -43,6 +43,7 @@ pub fn serve_launcher(l: &dyn Launcher, method: &str, payload: &str) -> Result<S
         m::USE_STATE_DIR => {
             encode(&l.use_state_dir(&decode::<std::path::PathBuf>(method, payload)?)?)
         }
+        m::CANCEL_ALLOCATION => encode(&l.cancel_allocation(&decode::<String>(method, payload)?)?),
         _ => Err(unknown(method)),
     }
 }
