@@ -8,14 +8,6 @@ use orc_core::{Checkpoints, JobStatus};
 use orc_orchestrator::Orchestrator;
 use orc_tests::*;
 
-fn pids(orc: &Orchestrator) -> Vec<u32> {
-    orc.record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect()
-}
-
 #[test]
 fn standalone_starts_answers_and_stops_with_nothing_left() {
     let state = State::new();
@@ -36,7 +28,7 @@ fn standalone_starts_answers_and_stops_with_nothing_left() {
     let st = orc.status().expect("status");
     assert_eq!(st.state, orc_orchestrator::DbState::Ready);
     assert_eq!(st.steps[0].as_ref().unwrap().status, JobStatus::Running);
-    let p = pids(&orc);
+    let p = shard_pids(&orc);
     let report = orc.stop().expect("stop");
     assert_eq!(report[0].how, orc_orchestrator::StopWay::Shutdown);
     assert!(!record.exists(), "the reconnect file must be removed");
@@ -96,7 +88,7 @@ fn check_cluster(n: usize) {
             "{key} must be owned by exactly one shard"
         );
     }
-    let p = pids(&orc);
+    let p = shard_pids(&orc);
     orc.stop().expect("stop");
     assert_all_gone(&p, &addrs);
     // The cluster's nodes files stay with its data; the next start's plan removes them
@@ -160,7 +152,7 @@ fn several_orchestrators_side_by_side() {
         .to_string();
     assert!(err.contains("already running"), "{err}");
     assert_eq!(Orchestrator::connect_all(&host, state.path()).len(), 2);
-    let (pa, aa) = (pids(&a), a.addresses());
+    let (pa, aa) = (shard_pids(&a), a.addresses());
     a.stop().unwrap();
     assert_all_gone(&pa, &aa);
     assert_eq!(
@@ -261,7 +253,7 @@ fn a_killed_shard_shows_in_status_and_stop_still_cleans_up() {
     let state = State::new();
     let host = static_host();
     let orc = launch(&host, &state, settings("hurt", 3)).expect("launch");
-    let p = pids(&orc);
+    let p = shard_pids(&orc);
     let addrs = orc.addresses();
     // SAFETY: signalling a process we started.
     unsafe { libc_kill(p[1]) };
@@ -387,7 +379,7 @@ fn an_embedder_runs_an_orchestrator_with_a_launcher_object_of_its_own() {
         back.status().unwrap().state,
         orc_orchestrator::DbState::Ready
     );
-    let pids = pids(&back);
+    let pids = shard_pids(&back);
     let addrs = back.addresses();
     let report = back.stop().unwrap();
     assert!(
@@ -443,7 +435,7 @@ fn a_failing_test_leaves_no_shard_of_an_embedded_launcher_behind() {
         .state_dir(state.path())
         .launch()
         .unwrap();
-    let (p, addrs) = (pids(&orc), orc.addresses());
+    let (p, addrs) = (shard_pids(&orc), orc.addresses());
     drop(orc); // not stopped
     assert!(listening(&addrs[0]));
     drop(state);

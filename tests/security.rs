@@ -21,15 +21,6 @@ use orc_core::{Auth, Checkpoints};
 use orc_orchestrator::{LaunchOptions, Orchestrator, Progress};
 use orc_tests::*;
 
-/// The process ids of `orc`'s shards (local steps).
-fn shard_pids(orc: &Orchestrator) -> Vec<u32> {
-    orc.record()
-        .shards
-        .iter()
-        .map(|s| step_pid(&s.step.0))
-        .collect()
-}
-
 /// What a client without a password gets for `args` at `addr` (the error text, or "OK").
 fn as_client(addr: &str, args: &[&str]) -> String {
     let mut con = connect(addr);
@@ -258,6 +249,19 @@ fn password_mode_makes_every_client_authenticate() {
         text(&out.stderr).contains("SmartRedis clients cannot authenticate"),
         "{}",
         text(&out.stderr)
+    );
+    // `orc run` gives applications the password file (and nothing of the admin's).
+    let out = state.orc(&["run", "--db", "pw2", "--", "sh", "-c", "env"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let env_text = text(&out.stdout);
+    let file = state.path().join("pw2").join("client-password");
+    assert!(
+        env_text.contains(&format!("SR_PASSWORD_FILE_pw2={}", file.display())),
+        "{env_text}"
+    );
+    assert!(
+        !env_text.contains(&admin_login(state.path(), "pw2").1),
+        "the admin secret leaked"
     );
     assert!(state.orc(&["db", "stop", "--db", "pw2"]).status.success());
     orc.stop().unwrap();

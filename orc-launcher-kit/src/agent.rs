@@ -953,6 +953,24 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = root(tmp.path());
+        orc_secure::private_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let key = key_file(&root, "5");
+        let e = serve(&crate::LocalLauncher::default(), &dir(&root, "5"), &key)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("can be written by other users"), "{e}");
+        assert!(
+            !dir(&root, "5").exists(),
+            "the agent created its directory anyway"
+        );
+    }
+
+    #[test]
     fn a_reply_not_signed_with_the_key_is_ignored() {
         let tmp = tempfile::tempdir().unwrap();
         let a = Agent::new("pbs", "9", tmp.path());

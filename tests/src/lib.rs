@@ -191,6 +191,15 @@ pub fn listening(addr: &str) -> bool {
     std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_ok()
 }
 
+/// The process ids of `orc`'s shards (local steps).
+pub fn shard_pids(orc: &Orchestrator) -> Vec<u32> {
+    orc.record()
+        .shards
+        .iter()
+        .map(|s| step_pid(&s.step.0))
+        .collect()
+}
+
 /// The pid part of a local step id (`<pid>@<start>`).
 pub fn step_pid(step: &str) -> u32 {
     step.split('@').next().unwrap().parse().unwrap()
