@@ -130,7 +130,7 @@ impl ShardExec {
     }
 
     fn prepare(&self) -> Result<Command> {
-        let ips = orc_net::resolve_interfaces(&self.interfaces)?;
+        let ips = orc_net::resolve_on_node(&self.interfaces)?;
         let first = ips
             .first()
             .ok_or_else(|| Error::config("no interface address to bind"))?

@@ -251,9 +251,75 @@ pub fn hostname() -> String {
         .to_string()
 }
 
+/// The name that stands, in a list of interfaces, for "this node's own address" (see
+/// [`node_address`]): shards on nodes whose names do not resolve where orc runs look
+/// their address up on their node.
+pub const NODE_ADDRESS: &str = "@node";
+
+/// This node's own IPv4 address: what its host name resolves to here, unless that is a
+/// loopback address (Debian maps the host name to 127.0.1.1); then the first address of
+/// an interface that is not loopback.
+pub fn node_address() -> Result<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let name = hostname();
+    let by_name = (name.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.find(|a| a.is_ipv4() && !a.ip().is_loopback()))
+        .map(|a| a.ip());
+    if let Some(ip) = by_name {
+        return Ok(ip);
+    }
+    interfaces()?
+        .into_values()
+        .flatten()
+        .find(|ip| !ip.is_loopback())
+        .map(IpAddr::V4)
+        .ok_or_else(|| Error::Interface {
+            name: NODE_ADDRESS.into(),
+            problem: format!("host {name} has no IPv4 address but loopback"),
+            available: String::new(),
+        })
+}
+
+/// The addresses of `names` as [`resolve_interfaces`] finds them, where
+/// [`NODE_ADDRESS`] stands for [`node_address`].
+pub fn resolve_on_node(names: &[String]) -> Result<Vec<IpAddr>> {
+    let mut out = Vec::new();
+    for name in names {
+        let ips = if name == NODE_ADDRESS {
+            vec![node_address()?]
+        } else {
+            resolve_interfaces(std::slice::from_ref(name))?
+        };
+        for ip in ips {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_has_its_own_address() {
+        // Loopback by name, and the node's own (non-loopback) address for `@node`, where
+        // this machine has one.
+        let lo = resolve_on_node(&["lo".into()]).unwrap();
+        assert_eq!(lo, [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        match resolve_on_node(&[NODE_ADDRESS.into()]) {
+            Ok(ips) => assert!(ips.iter().all(|ip| !ip.is_loopback()), "{ips:?}"),
+            Err(e) => assert!(
+                e.to_string().contains("no IPv4 address but loopback"),
+                "{e}"
+            ),
+        }
+        assert!(resolve_on_node(&["no-such-interface".into()]).is_err());
+    }
 
     #[test]
     fn concurrent_callers_never_share_cluster_ports() {

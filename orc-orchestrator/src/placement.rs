@@ -114,11 +114,13 @@ pub(crate) fn place(
         .map(|index| {
             let host = hosts[index % hosts.len()].clone();
             let port = base + (index / hosts.len()) as u16;
-            // Named interfaces exist on the shard's node, not necessarily here.
-            let (bind, interfaces) = if settings.interfaces.is_empty() {
-                (vec![resolve(&host)], Vec::new())
-            } else {
-                (Vec::new(), settings.interfaces.clone())
+            // Named interfaces exist on the shard's node, not necessarily here. A node
+            // whose name does not resolve here looks its own address up itself, and the
+            // shard is reached at the address it bound.
+            let (bind, interfaces) = match (settings.interfaces.is_empty(), resolve(&host)) {
+                (true, Some(ip)) => (vec![ip], Vec::new()),
+                (true, None) => (Vec::new(), vec![orc_net::NODE_ADDRESS.to_string()]),
+                (false, _) => (Vec::new(), settings.interfaces.clone()),
             };
             let mut spec = ShardSpec::new(index, name(index), host, port);
             spec.bind = bind;
@@ -128,16 +130,14 @@ pub(crate) fn place(
         .collect())
 }
 
-/// The IPv4 address of `host` (shards bind to it and advertise it), or the name itself
-/// when it does not resolve here.
-fn resolve(host: &str) -> String {
+/// The IPv4 address of `host` (shards bind to it and advertise it), when it resolves here.
+fn resolve(host: &str) -> Option<String> {
     use std::net::ToSocketAddrs;
     (host, 0)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.find(|a| a.is_ipv4()))
         .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| host.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,226 @@
+//! Orchestrators across the nodes of a real multi-node Slurm: the project's test bed
+//! (`scripts/multinode up 4`, started and removed by `scripts/test`), where each node is a
+//! network namespace with its own address and hostname and its own `slurmd`, and where, as
+//! on many clusters, this ("login") namespace cannot resolve the nodes' names. Shards bind
+//! their own node's address and are reached at the address they bound; the cluster is
+//! formed from the hosts Slurm gave and verified from here; the SmartRedis Python client
+//! runs as a step on another node and orc-client from here; status and stop work from here
+//! and leave nothing on any node.
+#![allow(clippy::unwrap_used)]
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use orc_tests::*;
+
+/// The test bed's Slurm configuration (see `scripts/multinode`).
+fn slurm_conf() -> PathBuf {
+    let base = std::env::var("ORC_MN_BASE").unwrap_or_else(|_| "/run/orc-multinode".into());
+    let conf = PathBuf::from(base).join("etc/slurm.conf");
+    assert!(
+        conf.exists(),
+        "the multi-node test bed is not up: run `scripts/multinode up 4` (scripts/test does)"
+    );
+    conf
+}
+
+/// A Slurm command against the test bed.
+fn slurm(cmd: &str) -> Command {
+    let mut c = Command::new(cmd);
+    c.env("SLURM_CONF", slurm_conf())
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID");
+    c
+}
+
+/// `orc` with this state directory against the test bed's Slurm.
+fn orc(state: &State, args: &[&str]) -> std::process::Output {
+    state
+        .orc_cmd(args)
+        .env("SLURM_CONF", slurm_conf())
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .output()
+        .unwrap()
+}
+
+/// The commands of the processes running on node `i`.
+fn node_processes(i: usize) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "pids", &format!("orcn{i}")])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// Cancels the test's batch jobs however the test ends.
+struct Jobs(&'static str);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        let _ = slurm("scancel").args(["--name", self.0]).output();
+    }
+}
+
+fn check_across_nodes(db: &'static str, job_name: &'static str, extra: &[&str], nodes: usize) {
+    let _jobs = Jobs(job_name);
+    let state = State::new();
+    let port = free_port_range(2).to_string();
+    let mut args = vec![
+        "db",
+        "start",
+        "--db",
+        db,
+        "--launcher",
+        "slurm",
+        "--batch",
+        "--port",
+        &port,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = orc(&state, &args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v = start_json(&out);
+    let addrs: Vec<String> = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    // Every shard is reached at its own node's address (no node name resolves here).
+    let mut hosts: Vec<String> = addrs
+        .iter()
+        .map(|a| a.rsplit_once(':').unwrap().0.to_string())
+        .collect();
+    assert!(
+        hosts.iter().all(|h| h.starts_with("10.251.0.")),
+        "{addrs:?}"
+    );
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts.len(), nodes, "shards on {hosts:?}");
+
+    // The cluster formed from the hosts Slurm gave, verified from here as orc's admin.
+    for a in &addrs {
+        let info: String = state.admin_cmd(db, a, &["CLUSTER", "INFO"]).unwrap();
+        assert!(info.contains("cluster_state:ok"), "{a}: {info}");
+        assert!(
+            info.contains(&format!("cluster_known_nodes:{}", addrs.len())),
+            "{a}: {info}"
+        );
+    }
+    let st = orc(&state, &["db", "status", "--db", db]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+
+    // orc-client here stores and reads through every shard.
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut client =
+        orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
+    for i in 0..32 {
+        let t = orc_client::Tensor::from_slice(
+            &[i as f32, 2.0],
+            &[2],
+            orc_client::MemoryLayout::RowMajor,
+        )
+        .unwrap();
+        client.put_tensor(&format!("from-login-{i}"), &t).unwrap();
+    }
+    for i in 0..32 {
+        assert!(client.tensor_exists(&format!("from-login-{i}")).unwrap());
+    }
+
+    // The SmartRedis Python client, as a step of the database's job on another node than
+    // the first shard's, stores, reads and runs models through it.
+    let job = v["shards"][0]["step"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    let last_node: u32 = hosts
+        .last()
+        .and_then(|h| h.rsplit('.').next())
+        .and_then(|o| o.parse().ok())
+        .map(|o: u32| o - 10)
+        .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/smartredis_compat.py");
+    let app = slurm("srun")
+        .args([
+            "--jobid",
+            &job,
+            "--overlap",
+            "-N1",
+            "-n1",
+            "-w",
+            &format!("orcn{last_node}"),
+        ])
+        .arg(smartredis_python())
+        .arg(&script)
+        .env("SSDB", addrs.join(","))
+        .env("SR_DB_TYPE", "Clustered")
+        .env("SR_LOG_LEVEL", "quiet")
+        .output()
+        .unwrap();
+    assert!(
+        app.status.success() && text(&app.stdout).contains("checks passed"),
+        "SmartRedis on orcn{last_node}:\n{}\n{}",
+        text(&app.stdout),
+        text(&app.stderr)
+    );
+
+    // Stop from here: nothing left on any node, and the job is gone.
+    let out = orc(&state, &["db", "stop", "--db", db]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        wait_for(Duration::from_secs(15), || (1..=4).all(|i| {
+            !node_processes(i)
+                .iter()
+                .any(|c| c.starts_with("redis") || c.starts_with("orc"))
+        })),
+        "processes left on the nodes: {:?}",
+        (1..=4).map(node_processes).collect::<Vec<_>>()
+    );
+    let q = slurm("squeue")
+        .args(["--name", job_name, "--noheader"])
+        .output()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            let q = slurm("squeue")
+                .args(["--name", job_name, "--noheader"])
+                .output()
+                .unwrap();
+            text(&q.stdout).trim().is_empty()
+        }),
+        "the batch job is left: {}",
+        text(&q.stdout)
+    );
+}
+
+// One test: each configuration checks that nothing of it is left on any node.
+#[test]
+fn batch_orchestrators_across_nodes() {
+    // SAFETY: the only test in this binary, before any thread starts. The test's own
+    // clean-up (State's drop, through the Slurm launcher) must reach the test bed too.
+    unsafe { std::env::set_var("SLURM_CONF", slurm_conf()) };
+    // One shard per node on four nodes.
+    check_across_nodes("mn4", "orc-mn4", &["--shards", "4"], 4);
+    // Two shards per host on two nodes.
+    check_across_nodes(
+        "mn22",
+        "orc-mn22",
+        &["--nodes", "2", "--shards", "4", "--shards-per-host", "2"],
+        2,
+    );
+}
