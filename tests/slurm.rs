@@ -635,7 +635,7 @@ fn jobs_named(name: &str) -> String {
 fn ctrl_c_while_the_batch_job_waits_in_the_queue_cancels_it() {
     let _guard = BatchJobs("orc-queued");
     let state = State::new();
-    // Two nodes on a one-node cluster: the job pends for ever (PartitionNodeLimit).
+    // A start time an hour away: the job waits in the queue (Reason=BeginTime).
     let child = state
         .orc_cmd(&[
             "db",
@@ -645,9 +645,11 @@ fn ctrl_c_while_the_batch_job_waits_in_the_queue_cancels_it() {
             "--launcher",
             "slurm",
             "--batch",
-            "--nodes",
-            "2",
+            "--batch-arg",
+            "begin=now+3600",
             "--shards",
+            "2",
+            "--shards-per-host",
             "2",
             "--port",
             "0",
@@ -678,4 +680,31 @@ fn ctrl_c_while_the_batch_job_waits_in_the_queue_cancels_it() {
         jobs_named("orc-queued")
     );
     assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
+}
+
+#[test]
+fn a_batch_job_that_can_never_start_is_reported_at_once() {
+    let _guard = BatchJobs("orc-toomany");
+    let state = State::new();
+    let t = std::time::Instant::now();
+    // Two nodes on a one-node cluster: Slurm keeps it pending for ever (PartitionNodeLimit).
+    let out = start_batch(
+        &state,
+        "toomany",
+        &["--nodes", "2", "--shards", "2", "--port", "0", "--no-ai"],
+    );
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    // Slurm names it PartitionConfig or PartitionNodeLimit, depending on when it looks.
+    assert!(e.contains("can never start (Slurm says Partition"), "{e}");
+    assert!(e.contains("it asks for 2 node(s) but partition"), "{e}");
+    assert!(e.contains("use --nodes 1 or fewer"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(
+        wait_for(Duration::from_secs(10), || jobs_named("orc-toomany")
+            .trim()
+            .is_empty()),
+        "the job is left: {}",
+        jobs_named("orc-toomany")
+    );
 }

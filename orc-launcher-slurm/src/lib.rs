@@ -267,6 +267,47 @@ pub fn accounting_status(id: &str) -> Result<Option<StepStatus>> {
 }
 
 /// Wait while job `job` is queued (at most `limit`); an error if it ends instead of running.
+/// Why pending job `job` can never start, with what to change, when Slurm's reason says
+/// so (see [`parse::hopeless_reason`]).
+fn hopeless(job: &str) -> Option<String> {
+    let out = run("scontrol", &["show", "job", job]).ok()?;
+    let info = String::from_utf8_lossy(&out.stdout);
+    let reason = parse::scontrol_field(&info, "Reason")?;
+    if !parse::hopeless_reason(&reason) {
+        return None;
+    }
+    let partition = parse::scontrol_field(&info, "Partition").unwrap_or_default();
+    let asked = parse::scontrol_field(&info, "NumNodes").unwrap_or_default();
+    let nodes: Option<u64> = run("sinfo", &["-h", "-p", &partition, "-o", "%D"])
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
+    // `NumNodes=2` or, for a range, `NumNodes=2-2`: the least it needs counts.
+    let least = asked.split('-').next().and_then(|n| n.parse::<u64>().ok());
+    let too_many = matches!(
+        (least, nodes),
+        (Some(a), Some(n)) if a > n
+    );
+    let advice = match reason.as_str() {
+        "PartitionNodeLimit" | "PartitionConfig" if too_many => {
+            let n = nodes.unwrap_or_default();
+            format!(
+                "it asks for {} node(s) but partition {partition} has {n}: use --nodes {n} or fewer, with --shards-per-host so the shards fit",
+                least.unwrap_or_default()
+            )
+        }
+        "PartitionTimeLimit"
+        | "QOSMaxWallDurationPerJobLimit"
+        | "AssocMaxWallDurationPerJobLimit" => {
+            "its walltime is above the limit: lower --walltime".into()
+        }
+        "InvalidAccount" | "InvalidQOS" => "check --account and --batch-arg qos".into(),
+        _ => "change the request (--nodes, --walltime, --queue, --account)".into(),
+    };
+    Some(format!(
+        "batch job {job} can never start (Slurm says {reason}): {advice}"
+    ))
+}
+
 fn wait_running(job: &str, limit: Option<Duration>) -> Result<()> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
@@ -294,6 +335,9 @@ fn wait_running(job: &str, limit: Option<Duration>) -> Result<()> {
                     ),
                     seconds: started.elapsed().as_secs_f64(),
                 });
+            }
+            Some(_) if let Some(why) = hopeless(job) => {
+                return Err(Error::launcher(NAME, why));
             }
             Some(s) => {
                 if last_note.elapsed() >= Duration::from_secs(30) {

@@ -81,6 +81,34 @@ pub fn scontrol_job_status(stdout: &str) -> Option<(String, Option<i32>)> {
     Some((state, field("ExitCode=").and_then(|e| exit_code(&e))))
 }
 
+/// A `Key=value` field of `scontrol show job <id>` output (`Reason`, `Partition`, ...).
+pub fn scontrol_field(stdout: &str, key: &str) -> Option<String> {
+    let prefix = format!("{key}=");
+    stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()).map(str::to_string))
+}
+
+/// Whether a pending job's `Reason` can never resolve by waiting: the request exceeds what
+/// the partition, account or QOS allows, or names what does not exist.
+pub fn hopeless_reason(reason: &str) -> bool {
+    const HOPELESS: [&str; 12] = [
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+        "PartitionConfig",
+        "InvalidAccount",
+        "InvalidQOS",
+        "BadConstraints",
+        "QOSMaxNodePerJobLimit",
+        "QOSMaxWallDurationPerJobLimit",
+        "QOSMaxCpuPerJobLimit",
+        "AssocMaxNodesPerJobLimit",
+        "AssocMaxWallDurationPerJobLimit",
+        "AssocMaxCpuPerJobLimit",
+    ];
+    HOPELESS.contains(&reason)
+}
+
 /// The return code of a Slurm `rc:signal` exit code (a signal gives 128 + signal).
 pub fn exit_code(s: &str) -> Option<i32> {
     let (rc, sig) = s.trim().split_once(':').unwrap_or((s.trim(), "0"));
@@ -176,6 +204,13 @@ mod tests {
             None
         );
         let scontrol = "JobId=7 JobName=wrap\n   UserId=root(0) GroupId=root(0)\n   JobState=FAILED Reason=NonZeroExitCode Dependency=(null)\n   ExitCode=7:0\n";
+        assert_eq!(
+            scontrol_field(scontrol, "Reason").as_deref(),
+            Some("NonZeroExitCode")
+        );
+        assert_eq!(scontrol_field(scontrol, "Partition"), None);
+        assert!(hopeless_reason("PartitionNodeLimit"));
+        assert!(!hopeless_reason("Resources") && !hopeless_reason("Priority"));
         assert_eq!(
             scontrol_job_status(scontrol),
             Some(("FAILED".into(), Some(7)))
