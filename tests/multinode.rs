@@ -5,7 +5,8 @@
 //! their own node's address and are reached at the address they bound; the cluster is
 //! formed from the hosts Slurm gave and verified from here; the SmartRedis Python client
 //! runs as a step on another node and orc-client from here; status and stop work from here
-//! and leave nothing on any node.
+//! and leave nothing on any node. A node lost mid-run (link cut, shard killed) shows in
+//! status within seconds, and stop still ends everything without hanging on it.
 #![allow(clippy::unwrap_used)]
 
 use std::{path::PathBuf, process::Command, time::Duration};
@@ -208,7 +209,7 @@ fn check_across_nodes(db: &'static str, job_name: &'static str, extra: &[&str], 
     );
 }
 
-// One test: each configuration checks that nothing of it is left on any node.
+// One test: each part checks that nothing of it is left on any node.
 #[test]
 fn batch_orchestrators_across_nodes() {
     // SAFETY: the only test in this binary, before any thread starts. The test's own
@@ -223,4 +224,102 @@ fn batch_orchestrators_across_nodes() {
         &["--nodes", "2", "--shards", "4", "--shards-per-host", "2"],
         2,
     );
+    node_failure_is_reported_and_stopped();
+}
+
+/// Restores node `i`'s link when the test ends, however it ends.
+struct LinkDown(usize);
+
+impl LinkDown {
+    fn cut(i: usize) -> Self {
+        let ok = Command::new("ip")
+            .args(["link", "set", &format!("orcmnv{i}"), "down"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot cut node {i}'s link");
+        LinkDown(i)
+    }
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "set", &format!("orcmnv{}", self.0), "up"])
+            .status();
+    }
+}
+
+/// A node lost mid-run (its link cut, its shard killed): status says so within seconds
+/// from here, stop ends everything else and the job without waiting on the dead node, and
+/// once the node is back nothing of the database is left on it.
+fn node_failure_is_reported_and_stopped() {
+    let _jobs = Jobs("orc-mnlost");
+    let state = State::new();
+    let port = free_port_range(1).to_string();
+    let out = orc(
+        &state,
+        &[
+            "db",
+            "start",
+            "--db",
+            "mnlost",
+            "--launcher",
+            "slurm",
+            "--batch",
+            "--shards",
+            "4",
+            "--port",
+            &port,
+            "--no-ai",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    {
+        let _down = LinkDown::cut(2);
+        let out = Command::new("ip")
+            .args(["netns", "pids", "orcn2"])
+            .output()
+            .unwrap();
+        for pid in text(&out.stdout).split_whitespace() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "redis-server" {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let t = std::time::Instant::now();
+        let st = orc(&state, &["db", "status", "--db", "mnlost"]);
+        assert_eq!(st.status.code(), Some(4), "{}", text(&st.stdout));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let report = text(&st.stdout);
+        assert!(
+            report.contains("shard 1 (10.251.0.12:") && report.contains("unreachable"),
+            "{report}"
+        );
+        let t = std::time::Instant::now();
+        let out = orc(&state, &["db", "stop", "--db", "mnlost"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            t.elapsed() < Duration::from_secs(45),
+            "stop took {:?}",
+            t.elapsed()
+        );
+        for i in [1, 3, 4] {
+            assert!(
+                wait_for(Duration::from_secs(10), || !node_processes(i)
+                    .iter()
+                    .any(|c| c.starts_with("redis"))),
+                "shards left on orcn{i}"
+            );
+        }
+    }
+    // The node is back: Slurm cleans what the partition left there.
+    assert!(
+        wait_for(Duration::from_secs(30), || !node_processes(2)
+            .iter()
+            .any(|c| c.starts_with("redis") || c == "slurmstepd")),
+        "left on orcn2: {:?}",
+        node_processes(2)
+    );
+    assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }

@@ -1079,8 +1079,6 @@ impl Orchestrator {
     }
 }
 
-/// Hand the database's credentials to its deployment; one that cannot protect its shards
-/// is refused unless authentication is off.
 /// `launcher.allocate(batch, name)` on a helper thread, so that an abort (Ctrl-C) during
 /// the queue wait is seen at once: the pending job is then cancelled
 /// ([`Launcher::cancel_allocation`]), which makes the allocation fail; one that was granted
@@ -1195,6 +1193,8 @@ fn prepare_tls(
     Ok(s)
 }
 
+/// Hand the database's credentials to its deployment; one that cannot protect its shards
+/// is refused unless authentication is off.
 fn use_credentials(deployment: &dyn DbDeployment, c: &Credentials) -> Result<()> {
     deployment.use_credentials(c).map_err(|e| match e {
         Error::NotImplemented { what } => Error::config(format!(
