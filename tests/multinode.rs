@@ -224,6 +224,13 @@ fn batch_orchestrators_across_nodes() {
         &["--nodes", "2", "--shards", "4", "--shards-per-host", "2"],
         2,
     );
+    // Every shard as one MPMD step (srun --multi-prog), bound to the nodes' `eth0`.
+    check_across_nodes(
+        "mnss",
+        "orc-mnss",
+        &["--shards", "3", "--single-step", "--interface", "eth0"],
+        3,
+    );
     node_failure_is_reported_and_stopped();
 }
 

@@ -69,6 +69,9 @@ pub fn script(batch: &BatchSettings, name: &str, nodes: u32) -> Result<String> {
     directive(&mut s, "job-name", Some(name))?;
     directive(&mut s, "nodes", Some(&nodes.to_string()))?;
     directive(&mut s, "output", Some("/dev/null"))?;
+    // A database job that lost a node must end (and say so), not start again later on
+    // other nodes with an empty database while clients still hold the old addresses.
+    directive(&mut s, "no-requeue", None)?;
     if let Some(t) = batch.walltime_secs {
         directive(&mut s, "time", Some(&walltime(t)))?;
     }
@@ -137,6 +140,7 @@ mod tests {
             "#SBATCH --partition=debug",
             "#SBATCH --exclusive",
             "#SBATCH --constraint=gpu",
+            "#SBATCH --no-requeue",
         ] {
             assert!(s.lines().any(|l| l == line), "{line} missing from\n{s}");
         }
