@@ -5,7 +5,8 @@
 //! their own node's address and are reached at the address they bound; the cluster is
 //! formed from the hosts Slurm gave and verified from here; the SmartRedis Python client
 //! runs as a step on another node and orc-client from here; status and stop work from here
-//! and leave nothing on any node. A node lost mid-run (link cut, shard killed) shows in
+//! and leave nothing on any node, also for an orchestrator started inside a job (an sbatch
+//! script running `orc db start`). A node lost mid-run (link cut, shard killed) shows in
 //! status within seconds, and stop still ends everything without hanging on it.
 #![allow(clippy::unwrap_used)]
 
@@ -231,6 +232,7 @@ fn batch_orchestrators_across_nodes() {
         &["--shards", "3", "--single-step", "--interface", "eth0"],
         3,
     );
+    an_orchestrator_started_inside_a_job();
     node_failure_is_reported_and_stopped();
 }
 
@@ -329,4 +331,62 @@ fn node_failure_is_reported_and_stopped() {
         node_processes(2)
     );
     assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
+}
+
+/// An orchestrator started inside an allocation (an sbatch script running `orc db start`
+/// on the job's first node), then watched, used and stopped from the login namespace.
+fn an_orchestrator_started_inside_a_job() {
+    let _jobs = Jobs("orc-inside");
+    let state = State::new();
+    let port = free_port_range(1);
+    let script = state.path().join("inside.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n#SBATCH --job-name=orc-inside\n#SBATCH --nodes=3\n#SBATCH --output={out}\n\
+             export ORC_STATE_DIR={state}\n\
+             {orc} db start --db inside --launcher slurm --shards 3 --port {port} || exit 1\n\
+             exec sleep 600\n",
+            out = state.path().join("inside.out").display(),
+            state = state.path().display(),
+            orc = orc_bin().display(),
+        ),
+    )
+    .unwrap();
+    let out = slurm("sbatch").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let record = orc_orchestrator::record::record_path(state.path(), "inside");
+    let ready =
+        || orc_orchestrator::record::OrchestratorRecord::load(&record).is_ok_and(|r| r.ready);
+    assert!(
+        wait_for(Duration::from_secs(60), ready),
+        "the orchestrator inside the job never became ready: {}",
+        std::fs::read_to_string(state.path().join("inside.out")).unwrap_or_default()
+    );
+    let rec = orc_orchestrator::record::OrchestratorRecord::load(&record).unwrap();
+    let addrs: Vec<String> = rec.shards.iter().map(|s| s.address.to_string()).collect();
+    assert!(
+        addrs.iter().all(|a| a.starts_with("10.251.0.")),
+        "{addrs:?}"
+    );
+    // From the login namespace: status, a client, stop.
+    let st = orc(&state, &["db", "status", "--db", "inside"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut client =
+        orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
+    let t = orc_client::Tensor::from_slice(&[1.0f32], &[1], orc_client::MemoryLayout::RowMajor)
+        .unwrap();
+    client.put_tensor("inside", &t).unwrap();
+    assert!(client.tensor_exists("inside").unwrap());
+    let out = orc(&state, &["db", "stop", "--db", "inside"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for i in 1..=4 {
+        assert!(
+            wait_for(Duration::from_secs(10), || !node_processes(i)
+                .iter()
+                .any(|c| c.starts_with("redis"))),
+            "shards left on orcn{i}"
+        );
+    }
 }
