@@ -308,8 +308,10 @@ fn node_failure_is_reported_and_stopped() {
         let t = std::time::Instant::now();
         let out = orc(&state, &["db", "stop", "--db", "mnlost"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
+        // SHUTDOWN to the lost shard times out at once; the job's release does not wait
+        // on the lost node.
         assert!(
-            t.elapsed() < Duration::from_secs(45),
+            t.elapsed() < Duration::from_secs(20),
             "stop took {:?}",
             t.elapsed()
         );

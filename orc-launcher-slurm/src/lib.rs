@@ -59,6 +59,10 @@ orc_launcher_kit::register_plugin!(PLUGIN);
 /// How long `scancel` of a batch job may take to end it.
 const JOB_END: Duration = Duration::from_secs(60);
 
+/// How long a cancelled batch job may stay COMPLETING before `release` stops waiting for
+/// it (healthy nodes finish in well under a second).
+const COMPLETING_GRACE: Duration = Duration::from_secs(3);
+
 /// How long a launched step may take to appear in `squeue`.
 const STEP_APPEAR: Duration = Duration::from_secs(30);
 
@@ -660,11 +664,25 @@ impl Launcher for SlurmLauncher {
             Some(s) if s.status.is_terminal() => return Ok(()),
             Some(_) => release(allocation)?,
         }
-        let deadline = Instant::now() + JOB_END;
+        let cancelled = Instant::now();
+        let deadline = cancelled + JOB_END;
         loop {
             match job_state(allocation)? {
                 None => return Ok(()),
                 Some(s) if s.status.is_terminal() => return Ok(()),
+                // Cancelled and ending: what is left waits on a node that does not answer
+                // (lost, say); Slurm ends it when the node answers or is declared down.
+                // Nothing of the job runs anywhere else, so the caller need not wait.
+                Some(s)
+                    if s.native_state.as_deref() == Some("COMPLETING")
+                        && cancelled.elapsed() >= COMPLETING_GRACE =>
+                {
+                    tracing::info!(
+                        job = allocation,
+                        "batch job cancelled; still completing on a node that does not answer"
+                    );
+                    return Ok(());
+                }
                 Some(s) if Instant::now() >= deadline => {
                     return Err(Error::launcher(
                         NAME,

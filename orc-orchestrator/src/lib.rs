@@ -1013,7 +1013,25 @@ impl Orchestrator {
         if let Some(job) = &self.record.batch_job {
             self.launcher.release(&job.0)?;
         }
-        report
+        let mut report = report?;
+        // Shards left to the job's end: their status now.
+        let left: Vec<usize> = report
+            .iter()
+            .filter(|r| !r.status.status.is_terminal())
+            .map(|r| r.index)
+            .collect();
+        if !left.is_empty() {
+            let ids: Vec<StepId> = left
+                .iter()
+                .map(|i| self.record.shards[*i].step.clone())
+                .collect();
+            if let Ok(now) = self.launcher.status(&ids) {
+                for (i, st) in left.iter().zip(now) {
+                    report[*i].status = st;
+                }
+            }
+        }
+        Ok(report)
     }
 
     fn teardown_shards(&self, save: bool) -> Result<Vec<ShardStop>> {
@@ -1050,6 +1068,10 @@ impl Orchestrator {
         for (i, shard) in shards.iter().enumerate() {
             let (how, status) = if last[i].status.is_terminal() {
                 (how[i].unwrap_or(StopWay::AlreadyGone), last[i].clone())
+            } else if how[i].is_none() && self.record.batch_job.is_some() {
+                // Unreachable (its node lost, say): the batch job's release ends it,
+                // without waiting here for a step on a node that may never answer.
+                (StopWay::Cancelled, last[i].clone())
             } else {
                 (StopWay::Cancelled, self.launcher.cancel(&shard.step)?)
             };
