@@ -305,6 +305,13 @@ fn node_failure_is_reported_and_stopped() {
             report.contains("shard 1 (10.251.0.12:") && report.contains("unreachable"),
             "{report}"
         );
+        // The lost node is named.
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains("shard 1 ") && l.contains("DOWN") && l.ends_with(" on orcn2")),
+            "{report}"
+        );
         let t = std::time::Instant::now();
         let out = orc(&state, &["db", "stop", "--db", "mnlost"]);
         assert!(out.status.success(), "{}", text(&out.stderr));

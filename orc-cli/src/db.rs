@@ -346,8 +346,18 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
             } else {
                 format!("DOWN ({})", shard.error.as_deref().unwrap_or("unreachable"))
             };
+            // Under a workload manager, the node, when the address does not already say it
+            // (so a lost node is named).
+            let on = match st.hosts.get(i) {
+                Some(h)
+                    if st.launcher != "local" && !shard.address.starts_with(&format!("{h}:")) =>
+                {
+                    format!(" on {h}")
+                }
+                _ => String::new(),
+            };
             println!(
-                "  shard {:<3} {:<22} process {step}; database {db}",
+                "  shard {:<3} {:<22} process {step}; database {db}{on}",
                 shard.index, shard.address
             );
         }

@@ -164,6 +164,8 @@ pub struct OrchestratorStatus {
     pub launcher: String,
     /// Client addresses.
     pub addresses: Vec<String>,
+    /// The host (node) each shard runs on, in shard order.
+    pub hosts: Vec<String>,
     /// Per-step launcher status, in shard order (an error message when unknown).
     pub steps: Vec<std::result::Result<StepStatus, String>>,
     /// What the database says about itself.
@@ -941,6 +943,7 @@ impl Orchestrator {
             deployment: self.record.deployment.clone(),
             launcher: self.record.launcher.clone(),
             addresses: self.addresses(),
+            hosts: self.record.shards.iter().map(|s| s.host.clone()).collect(),
             steps,
             health,
             record_path: self.record_path.clone(),
