@@ -4,7 +4,8 @@
 //! on many clusters, this ("login") namespace cannot resolve the nodes' names. Shards bind
 //! their own node's address and are reached at the address they bound; the cluster is
 //! formed from the hosts Slurm gave and verified from here; the SmartRedis Python client
-//! runs as a step on another node and orc-client from here; status and stop work from here
+//! runs as a step on another node, an orc-client application as a step orc's launcher
+//! places on a node, and orc-client from here; status and stop work from here
 //! and leave nothing on any node, also for an orchestrator started inside a job (an sbatch
 //! script running `orc db start`). A node lost mid-run (link cut, shard killed) shows in
 //! status within seconds, and stop still ends everything without hanging on it.
@@ -180,6 +181,35 @@ fn check_across_nodes(db: &'static str, job_name: &'static str, extra: &[&str], 
         text(&app.stdout),
         text(&app.stderr)
     );
+
+    // orc-client in an application that orc's Slurm launcher starts as a step of the job
+    // on the first shard's node (as `orc run` users' applications are).
+    let first_node: u32 = hosts
+        .first()
+        .and_then(|h| h.rsplit('.').next())
+        .and_then(|o| o.parse().ok())
+        .map(|o: u32| o - 10)
+        .unwrap();
+    let l = orc_launcher_slurm::SlurmLauncher::new();
+    let mut app = orc_core::LaunchStep::new(
+        "app",
+        target_dir().join("examples/simulation"),
+        state.path(),
+    )
+    .args(["3"])
+    .env("SSDB", addrs.join(","))
+    .env("SR_DB_TYPE", "Clustered");
+    app.run.allocation = Some(job.clone());
+    app.run.hosts = vec![format!("orcn{first_node}")];
+    let id = orc_core::Launcher::launch(&l, &app).unwrap();
+    let done = wait_terminal(&l, &id);
+    assert_eq!(
+        (done.status, done.exit_code),
+        (orc_core::JobStatus::Completed, Some(0)),
+        "{done}: {}",
+        std::fs::read_to_string(&app.stderr).unwrap_or_default()
+    );
+    assert_eq!(client.get_list_length("sim_steps").unwrap(), 3);
 
     // Stop from here: nothing left on any node, and the job is gone.
     let out = orc(&state, &["db", "stop", "--db", db]);
