@@ -37,7 +37,13 @@ const MAX_REDIRECTS: usize = 16;
 struct Node {
     addr: String,
     con: Option<redis::Connection>,
+    /// When `con` last answered (or was opened).
+    used: Instant,
 }
+
+/// How long a kept connection may stay unused before a command that is not safe to repeat
+/// checks it first (see [`Transport::run_routed`]).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// A shard of the database as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,6 +318,7 @@ impl Transport {
             self.nodes = vec![Node {
                 addr,
                 con: Some(con),
+                used: Instant::now(),
             }];
             self.slots.clear();
             return Ok(());
@@ -391,7 +398,11 @@ impl Transport {
                     .iter_mut()
                     .find(|n| n.addr == addr)
                     .and_then(|n| n.con.take());
-                Node { addr, con }
+                Node {
+                    addr,
+                    con,
+                    used: Instant::now(),
+                }
             })
             .collect();
         self.slots = slots;
@@ -437,6 +448,7 @@ impl Transport {
         self.nodes.push(Node {
             addr: addr.to_string(),
             con: None,
+            used: Instant::now(),
         });
         self.nodes.len() - 1
     }
@@ -609,12 +621,15 @@ impl Transport {
         let mut asking = false;
         let mut redirects = 0;
         loop {
+            // A kept connection the server has closed while it was idle (an idle timeout,
+            // a restart) would lose the reply of a command not safe to repeat and make it
+            // uncertain: such a command checks an idle connection first, while failing is
+            // still harmless.
+            let node = &self.nodes[target];
+            let check = !kind.idempotent && node.con.is_some() && node.used.elapsed() >= IDLE_CHECK;
             let result = self.conn(target).and_then(|con| {
                 con.set_read_timeout(Some(read_timeout)).ok();
-                if !kind.idempotent {
-                    // A kept connection the server has closed (an idle timeout, a restart)
-                    // would lose this command's reply and make it uncertain: check the
-                    // connection first, while failing is still harmless.
+                if check {
                     redis::cmd("PING")
                         .query::<()>(con)
                         .map_err(|e| server_error("PING", &e))?;
@@ -627,7 +642,10 @@ impl Transport {
                 Ok(f(con))
             });
             let err = match result {
-                Ok(Ok(v)) => return Ok(v),
+                Ok(Ok(v)) => {
+                    self.nodes[target].used = Instant::now();
+                    return Ok(v);
+                }
                 Ok(Err(e)) => e,
                 Err(e) => {
                     // Could not even connect (nothing was sent): treat as transient.

@@ -22,8 +22,11 @@ pub(crate) fn nodes_file(shard: &ShardSpec) -> String {
     format!("nodes-{}-{}.conf", shard.name, shard.port)
 }
 
-/// Remove the data files of `shard` in `dir` that `settings` do not keep: the snapshot
-/// without checkpoints, the append-only log without `appendonly yes`.
+/// Remove the files of `shard` in `dir` that `settings` do not keep, so a start never
+/// loads data nobody kept on purpose: without checkpoints the snapshot (a client's `SAVE`
+/// leaves one) and the cluster's nodes file (the shard would rejoin an old cluster; a
+/// checkpointed cluster keeps it to come back with its data), and the append-only log
+/// without `appendonly yes`.
 pub(crate) fn remove_unkept_data(
     settings: &OrchestratorSettings,
     dir: &Path,
@@ -39,7 +42,7 @@ pub(crate) fn remove_unkept_data(
     let gone = |r: std::io::Result<()>, p: &Path| match r {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(orc_core::Error::io(
             format!(
-                "removing {} (a snapshot of an earlier run, loaded only with --checkpoints)",
+                "removing {} (left by an earlier run; data is kept only with --checkpoints)",
                 p.display()
             ),
             e,
@@ -47,6 +50,8 @@ pub(crate) fn remove_unkept_data(
         _ => Ok(()),
     };
     if settings.redis.checkpoints.is_none() {
+        let nodes = dir.join(nodes_file(shard));
+        gone(std::fs::remove_file(&nodes), &nodes)?;
         if rdb.exists() {
             tracing::info!(file = %rdb.display(), "removing a snapshot of an earlier run (start with --checkpoints to keep it)");
         }

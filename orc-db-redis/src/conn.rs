@@ -17,6 +17,15 @@ pub(crate) struct Login {
     tls_ca: Option<Vec<u8>>,
 }
 
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user.as_ref().map(|(u, _)| u))
+            .field("tls", &self.tls_ca.is_some())
+            .finish()
+    }
+}
+
 impl Login {
     /// Authenticate as `user` with `secret`.
     pub(crate) fn admin(user: &str, secret: &str) -> Self {

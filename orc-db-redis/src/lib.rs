@@ -81,6 +81,8 @@ pub const SERVER_VAR: &str = "ORC_REDIS_SERVER";
 pub struct RedisDeployment {
     clustered: bool,
     credentials: Arc<RwLock<Option<Credentials>>>,
+    /// How orc connects, made from the credentials once (the TLS authority read then).
+    login: Arc<RwLock<Login>>,
 }
 
 impl RedisDeployment {
@@ -89,6 +91,7 @@ impl RedisDeployment {
         Self {
             clustered: false,
             credentials: Arc::default(),
+            login: Arc::default(),
         }
     }
 
@@ -97,6 +100,7 @@ impl RedisDeployment {
         Self {
             clustered: true,
             credentials: Arc::default(),
+            login: Arc::default(),
         }
     }
 
@@ -108,20 +112,10 @@ impl RedisDeployment {
     }
 
     fn login(&self) -> Login {
-        let Some(c) = self.credentials() else {
-            return Login::default();
-        };
-        let login = Login::admin(&c.admin_user, &c.admin_secret);
-        // Read when used: a CA file that cannot be read makes the connection fail with
-        // TLS errors that name the shard.
-        match c.tls_ca.as_deref().map(std::fs::read) {
-            Some(Ok(ca)) => login.with_tls(ca),
-            Some(Err(e)) => {
-                tracing::warn!("reading the TLS authority: {e}");
-                login.with_tls(Vec::new())
-            }
-            None => login,
-        }
+        self.login
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -182,6 +176,13 @@ impl DbDeployment for RedisDeployment {
 
     fn use_credentials(&self, credentials: &Credentials) -> Result<()> {
         acl::check_user_name(&credentials.admin_user)?;
+        let mut login = Login::admin(&credentials.admin_user, &credentials.admin_secret);
+        if let Some(ca) = &credentials.tls_ca {
+            let pem = std::fs::read(ca)
+                .map_err(|e| Error::io(format!("reading the TLS authority {}", ca.display()), e))?;
+            login = login.with_tls(pem);
+        }
+        *self.login.write().unwrap_or_else(PoisonError::into_inner) = login;
         *self
             .credentials
             .write()
@@ -236,14 +237,6 @@ impl DbDeployment for RedisDeployment {
                     users.as_deref(),
                 );
                 orc_secure::write_private(&conf, text.as_bytes())?;
-                // A nodes file left by an earlier run would make this shard rejoin an old
-                // cluster; only a checkpointed cluster keeps it, to come back with its data.
-                if req.settings.redis.checkpoints.is_none() {
-                    let _ = std::fs::remove_file(req.dir.join(config::nodes_file(shard)));
-                }
-                // Data a start did not keep on purpose is never loaded: without checkpoints,
-                // a snapshot a client's SAVE left behind is removed (and without appendonly,
-                // an old append-only log).
                 config::remove_unkept_data(&req.settings, &req.dir, shard)?;
                 let mut step = if shard.interfaces.is_empty() {
                     LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()])

@@ -83,6 +83,22 @@ impl Proxy {
         ))
     }
 
+    /// `NotImplemented` (`what`, and why) when the plugin did not declare `capability`:
+    /// for optional calls the caller can do without.
+    fn offers(&self, capability: &str, what: &str) -> Result<()> {
+        if self.contract.capabilities.contains(capability) {
+            return Ok(());
+        }
+        let since = orc_plugin_abi::capability_info(capability)
+            .map_or(orc_plugin_abi::ABI_MINOR, |c| c.since_minor);
+        Err(Error::NotImplemented {
+            what: format!(
+                "{what} (its plugin predates orc-plugin-abi {}.{since})",
+                orc_plugin_abi::ABI_VERSION
+            ),
+        })
+    }
+
     fn err(&self, method: &str, message: String) -> Error {
         Error::Plugin {
             plugin: self.name.clone(),
@@ -145,19 +161,13 @@ impl Launcher for LauncherProxy {
         self.0.call(protocol::launcher::RELEASE, &allocation)
     }
     fn cancel_allocation(&self, name: &str) -> Result<()> {
-        if !self
-            .0
-            .contract
-            .capabilities
-            .contains(capability::CANCEL_ALLOCATION)
-        {
-            return Err(Error::NotImplemented {
-                what: format!(
-                    "cancelling a pending batch job of the `{}` launcher (its plugin predates orc-plugin-abi 1.3)",
-                    self.0.name
-                ),
-            });
-        }
+        self.0.offers(
+            capability::CANCEL_ALLOCATION,
+            &format!(
+                "cancelling a pending batch job of the `{}` launcher",
+                self.0.name
+            ),
+        )?;
         self.0.call(protocol::launcher::CANCEL_ALLOCATION, name)
     }
     fn use_state_dir(&self, dir: &std::path::Path) -> Result<()> {
@@ -209,20 +219,11 @@ impl DbDeployment for DeploymentProxy {
         self.companion_ports.clone()
     }
     fn use_credentials(&self, credentials: &orc_core::Credentials) -> Result<()> {
-        if !self
-            .proxy
-            .contract
-            .capabilities
-            .contains(capability::CREDENTIALS)
-        {
-            // Built before minor 3: it cannot configure users on its shards.
-            return Err(Error::NotImplemented {
-                what: format!(
-                    "authentication in the `{}` deployment (its plugin predates orc-plugin-abi 1.3)",
-                    self.proxy.name
-                ),
-            });
-        }
+        // A plugin built before minor 3 cannot configure users on its shards.
+        self.proxy.offers(
+            capability::CREDENTIALS,
+            &format!("authentication in the `{}` deployment", self.proxy.name),
+        )?;
         self.proxy
             .call(protocol::deployment::USE_CREDENTIALS, credentials)
     }

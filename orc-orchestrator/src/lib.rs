@@ -368,10 +368,10 @@ impl Orchestrator {
         orc_secure::private_dir(&home)?;
         // One orc process at a time starts or stops this database; held until we return.
         let _lock = lock::DbLock::acquire(&home, &settings.db_identifier)?;
-        let aborted = || {
-            opts.abort
-                .as_deref()
-                .is_some_and(|a| a.load(Ordering::SeqCst))
+        // `Err(Interrupted)` once the caller asked to abort.
+        let interrupted = || match opts.abort.as_deref() {
+            Some(a) if a.load(Ordering::SeqCst) => Err(Error::Interrupted),
+            _ => Ok(()),
         };
         let record_path = record::record_path(&opts.state_dir, &settings.db_identifier);
         if record_path.exists() {
@@ -433,49 +433,29 @@ impl Orchestrator {
                 );
                 b.tasks_per_node
                     .get_or_insert(u32::try_from(per_host).unwrap_or(u32::MAX));
-                let alloc =
-                    match allocate_unless_aborted(launcher, &b, &name, opts.abort.as_deref()) {
-                        Ok(a) => a,
-                        Err(e) => {
-                            orc.teardown_quietly();
-                            return Err(e);
-                        }
-                    };
+                let alloc = orc.or_teardown(allocate_unless_aborted(
+                    launcher,
+                    &b,
+                    &name,
+                    opts.abort.as_deref(),
+                ))?;
                 let job = alloc.id.clone().map(StepId);
                 (alloc, job)
             }
-            None => match launcher.allocation() {
-                Ok(a) => (a, None),
-                Err(e) => {
-                    orc.teardown_quietly();
-                    return Err(e);
-                }
-            },
+            None => (orc.or_teardown(launcher.allocation())?, None),
         };
         orc.record.batch_job = batch_job.clone();
-        if let Err(e) = orc.record.save(&orc.record_path) {
-            orc.teardown_quietly();
-            return Err(e);
+        orc.or_teardown(orc.record.save(&orc.record_path))?;
+        orc.or_teardown(interrupted())?;
+        // TLS: certificates for every host a shard runs on, made now that they are known;
+        // orc's own connections then verify the shards with their authority.
+        let settings = orc.or_teardown(prepare_tls(&settings, &alloc, &home))?;
+        if let (Some(c), Some(_)) = (&credentials, &settings.tls) {
+            orc.or_teardown(use_credentials(
+                orc.deployment.as_ref(),
+                &with_tls(c.clone(), &settings),
+            ))?;
         }
-        if aborted() {
-            orc.teardown_quietly();
-            return Err(Error::Interrupted);
-        }
-        let deployment = orc.deployment.as_ref();
-        // TLS: certificates for every host a shard runs on, made now that they are known.
-        let settings =
-            match prepare_tls(&orc.record, &settings, &alloc, home.as_path()).and_then(|s| {
-                if let Some(c) = &credentials {
-                    use_credentials(deployment, &with_tls(c.clone(), &s))?;
-                }
-                Ok(s)
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    orc.teardown_quietly();
-                    return Err(e);
-                }
-            };
         orc.record.settings = settings.clone();
         let deployment = orc.deployment.as_ref();
         let planned =
@@ -498,13 +478,7 @@ impl Orchestrator {
                 }
                 Ok((shards, steps))
             });
-        let (shards, mut steps) = match planned {
-            Ok(p) => p,
-            Err(e) => {
-                orc.teardown_quietly();
-                return Err(e);
-            }
-        };
+        let (shards, mut steps) = orc.or_teardown(planned)?;
         if let Some(job) = &batch_job {
             for step in &mut steps {
                 step.run.allocation = Some(job.0.clone());
@@ -525,17 +499,8 @@ impl Orchestrator {
             }
         }
         for step in &launches {
-            if aborted() {
-                orc.teardown_quietly();
-                return Err(Error::Interrupted);
-            }
-            let id = match orc.launcher.launch(step) {
-                Ok(id) => id,
-                Err(e) => {
-                    orc.teardown_quietly();
-                    return Err(e);
-                }
-            };
+            orc.or_teardown(interrupted())?;
+            let id = orc.or_teardown(orc.launcher.launch(step))?;
             // Recorded as soon as launched, so a failure later still cleans this up; every
             // part of an MPMD step is one shard.
             let first = orc.record.shards.len();
@@ -553,10 +518,7 @@ impl Orchestrator {
                         .then(|| spec.address_file(&orc.record.dir)),
                 });
             }
-            if let Err(e) = orc.record.save(&orc.record_path) {
-                orc.teardown_quietly();
-                return Err(e);
-            }
+            orc.or_teardown(orc.record.save(&orc.record_path))?;
         }
         (opts.progress)(&Progress::Launched {
             shards: steps.len(),
@@ -574,17 +536,10 @@ impl Orchestrator {
                     .max(1.0);
                 orc.form_unless_aborted(left, opts.abort.as_deref())
             });
-        if let Err(e) = result {
-            let e = orc.explain_failure(e);
-            orc.teardown_quietly();
-            return Err(e);
-        }
+        orc.or_teardown(result.map_err(|e| orc.explain_failure(e)))?;
         orc.record.ready = true;
         orc.record.started_at = now_unix();
-        if let Err(e) = orc.record.save(&orc.record_path) {
-            orc.teardown_quietly();
-            return Err(e);
-        }
+        orc.or_teardown(orc.record.save(&orc.record_path))?;
         (opts.progress)(&Progress::Ready);
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -596,37 +551,27 @@ impl Orchestrator {
     /// Form the database on a helper thread, so that an abort (Ctrl-C) is seen at once:
     /// the shards are then stopped, which ends the forming too.
     fn form_unless_aborted(&self, timeout_secs: f64, abort: Option<&AtomicBool>) -> Result<()> {
-        let Some(abort) = abort else {
-            return self.deployment.form(
-                &self.record.addresses(),
-                &self.record.settings,
-                timeout_secs,
-            );
-        };
         let addresses = self.record.addresses();
-        let deployment = self.deployment.as_ref();
-        let settings = &self.record.settings;
-        std::thread::scope(|scope| {
-            let forming = scope.spawn(|| deployment.form(&addresses, settings, timeout_secs));
-            loop {
-                if forming.is_finished() {
-                    return forming.join().unwrap_or_else(|p| {
-                        Err(Error::Database(format!(
-                            "forming the database panicked: {}",
-                            orc_dylib::panic_message(p.as_ref())
-                        )))
-                    });
-                }
-                if abort.load(Ordering::SeqCst) {
-                    // Stopping the shards makes the forming fail fast; its result no
-                    // longer matters.
-                    self.teardown_quietly();
-                    let _ = forming.join();
-                    return Err(Error::Interrupted);
-                }
-                std::thread::sleep(Duration::from_millis(10));
+        let form = || {
+            self.deployment
+                .form(&addresses, &self.record.settings, timeout_secs)
+        };
+        let Some(abort) = abort else {
+            return form();
+        };
+        let mut stopped = false;
+        let formed = while_watching("forming the database", form, || {
+            if !stopped && abort.load(Ordering::SeqCst) {
+                // Stopping the shards makes the forming fail fast.
+                self.teardown_quietly();
+                stopped = true;
             }
-        })
+        });
+        if stopped {
+            Err(Error::Interrupted)
+        } else {
+            formed
+        }
     }
 
     /// Shards whose interfaces are looked up on their node write the address they
@@ -997,6 +942,12 @@ impl Orchestrator {
         Ok(report)
     }
 
+    /// `r`, after stopping everything launched so far when it is an error (a start that
+    /// fails or is interrupted leaves nothing).
+    fn or_teardown<T>(&self, r: Result<T>) -> Result<T> {
+        r.inspect_err(|_| self.teardown_quietly())
+    }
+
     fn teardown_quietly(&self) {
         if let Err(e) = self.teardown(false) {
             tracing::warn!("cleaning up after a failed launch: {e}");
@@ -1104,6 +1055,29 @@ impl Orchestrator {
     }
 }
 
+/// `work` on a helper thread, with `tick` called on this one every 10 ms until it ends
+/// (to watch for an abort while `work` blocks); a panic in `work` is an error naming
+/// `what`.
+fn while_watching<T: Send>(
+    what: &str,
+    work: impl FnOnce() -> Result<T> + Send,
+    mut tick: impl FnMut(),
+) -> Result<T> {
+    std::thread::scope(|scope| {
+        let running = scope.spawn(work);
+        while !running.is_finished() {
+            tick();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        running.join().unwrap_or_else(|p| {
+            Err(Error::Database(format!(
+                "{what} panicked: {}",
+                orc_dylib::panic_message(p.as_ref())
+            )))
+        })
+    })
+}
+
 /// `launcher.allocate(batch, name)` on a helper thread, so that an abort (Ctrl-C) during
 /// the queue wait is seen at once: the pending job is then cancelled
 /// ([`Launcher::cancel_allocation`]), which makes the allocation fail; one that was granted
@@ -1117,53 +1091,38 @@ fn allocate_unless_aborted(
     let Some(abort) = abort else {
         return launcher.allocate(batch, name);
     };
-    std::thread::scope(|scope| {
-        let allocating = scope.spawn(|| launcher.allocate(batch, name));
-        let mut cancelled = false;
-        let mut last_try: Option<Instant> = None;
-        loop {
-            if allocating.is_finished() {
-                let result = allocating.join().unwrap_or_else(|p| {
-                    Err(Error::launcher(
-                        launcher.name(),
-                        format!(
-                            "allocating panicked: {}",
-                            orc_dylib::panic_message(p.as_ref())
-                        ),
-                    ))
-                });
-                if !cancelled {
-                    return result;
-                }
-                if let Ok(a) = &result
-                    && let Some(job) = &a.id
-                {
-                    let _ = launcher.release(job);
-                }
-                return Err(Error::Interrupted);
-            }
+    let mut last_try: Option<Instant> = None;
+    let result = while_watching(
+        "allocating",
+        || launcher.allocate(batch, name),
+        || {
             // Asked again every half second: the job may not be submitted (and known to
             // the launcher) yet when the abort comes.
-            if abort.load(Ordering::SeqCst)
-                && last_try.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+            if !abort.load(Ordering::SeqCst)
+                || last_try.is_some_and(|t| t.elapsed() < Duration::from_millis(500))
             {
-                let first = !cancelled;
-                cancelled = true;
-                last_try = Some(Instant::now());
-                match launcher.cancel_allocation(name) {
-                    Ok(()) if first => {
-                        tracing::info!("interrupted: cancelling the pending batch job")
-                    }
-                    Ok(()) => {}
-                    Err(e) if first => tracing::warn!(
-                        "interrupted, but the pending batch job cannot be cancelled now ({e}); it is released once the scheduler answers"
-                    ),
-                    Err(_) => {}
-                }
+                return;
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
+            let first = last_try.is_none();
+            last_try = Some(Instant::now());
+            match launcher.cancel_allocation(name) {
+                Ok(()) if first => tracing::info!("interrupted: cancelling the pending batch job"),
+                Err(e) if first => tracing::warn!(
+                    "interrupted, but the pending batch job cannot be cancelled now ({e}); it is released once the scheduler answers"
+                ),
+                _ => {}
+            }
+        },
+    );
+    if last_try.is_none() {
+        return result;
+    }
+    if let Ok(a) = &result
+        && let Some(job) = &a.id
+    {
+        let _ = launcher.release(job);
+    }
+    Err(Error::Interrupted)
 }
 
 /// `c` with the TLS authority of `settings`, when the shards speak TLS.
@@ -1177,7 +1136,6 @@ fn with_tls(c: Credentials, settings: &OrchestratorSettings) -> Credentials {
 /// `settings` with their TLS files: generated into `<home>/tls` for every host of `alloc`
 /// (and this one, and loopback) when asked for, else as given (checked to exist).
 fn prepare_tls(
-    record: &OrchestratorRecord,
     settings: &OrchestratorSettings,
     alloc: &orc_core::Allocation,
     home: &Path,
@@ -1198,7 +1156,7 @@ fn prepare_tls(
             let files = orc_secure::tls::generate(
                 &home.join(secrets::TLS_DIR),
                 &hosts,
-                &record.settings.db_identifier,
+                &settings.db_identifier,
             )?;
             s.tls = Some(Tls::Files(files));
         }

@@ -27,18 +27,29 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(context, e)
 }
 
+/// Refuse `path` (whose metadata is `meta`) unless this user owns it; `why` says what
+/// follows from that.
+fn owned(path: &Path, meta: &std::fs::Metadata, why: &str) -> Result<()> {
+    let me = euid();
+    if meta.uid() == me {
+        return Ok(());
+    }
+    Err(insecure(
+        path,
+        format!(
+            "belongs to uid {}, not to this user ({me}); {why}",
+            meta.uid()
+        ),
+    ))
+}
+
 /// Check who owns `meta` and who may write it; tighten what others may read.
 fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata, private_mode: u32) -> Result<()> {
-    let me = euid();
-    if meta.uid() != me {
-        return Err(insecure(
-            path,
-            format!(
-                "belongs to uid {}, not to this user ({me}); orc keeps its state private and will not use it (choose another --state-dir or ORC_STATE_DIR)",
-                meta.uid()
-            ),
-        ));
-    }
+    owned(
+        path,
+        meta,
+        "orc keeps its state private and will not use it (choose another --state-dir or ORC_STATE_DIR)",
+    )?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(insecure(
@@ -101,15 +112,7 @@ pub fn create_private(file: &Path) -> Result<File> {
         .open(file)
         .map_err(io("creating", file))?;
     let meta = f.metadata().map_err(io("inspecting", file))?;
-    if meta.uid() != euid() {
-        return Err(insecure(
-            file,
-            format!(
-                "belongs to uid {}, not to this user; refusing to write into it",
-                meta.uid()
-            ),
-        ));
-    }
+    owned(file, &meta, "refusing to write into it")?;
     if meta.mode() & 0o077 != 0 {
         f.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(io("restricting the permissions of", file))?;
@@ -164,15 +167,7 @@ pub fn read_private(file: &Path, max_len: u64) -> Result<Vec<u8>> {
     if !meta.is_file() {
         return Err(insecure(file, "is not a regular file"));
     }
-    if meta.uid() != euid() {
-        return Err(insecure(
-            file,
-            format!(
-                "belongs to uid {}, not to this user; it cannot be this user's secret",
-                meta.uid()
-            ),
-        ));
-    }
+    owned(file, &meta, "it cannot be this user's secret")?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(insecure(
