@@ -38,7 +38,16 @@ pub struct Config {
     pub tls: bool,
     /// A PEM file of CA certificates to trust instead of the system store (`SR_TLS_CA_FILE`).
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// The most memory one reply may take, in bytes (`SR_MAX_REPLY_SIZE`, default 2 GiB):
+    /// its payload plus a few dozen bytes per value in it. A larger reply is refused and
+    /// its connection closed, so a broken or hostile server cannot exhaust the client's
+    /// memory. A tensor or model blob is one value: raise it for blobs over 2 GiB.
+    pub max_reply_size: u64,
 }
+
+/// The default [`Config::max_reply_size`]: 2 GiB (Redis's own limit on one value is 512 MB
+/// unless `proto-max-bulk-len` is raised).
+pub const DEFAULT_MAX_REPLY_SIZE: u64 = 2 << 30;
 
 impl Default for Config {
     fn default() -> Self {
@@ -57,6 +66,7 @@ impl Default for Config {
             username: None,
             tls: false,
             tls_ca_file: None,
+            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
         }
     }
 }
@@ -159,6 +169,9 @@ impl Config {
                 &v,
             )?));
         }
+        if let Some(v) = var("SR_MAX_REPLY_SIZE") {
+            c.max_reply_size = positive(&name("SR_MAX_REPLY_SIZE"), &v)?;
+        }
         if let Some(v) = get("SR_MODEL_TIMEOUT") {
             c.model_timeout_ms = positive("SR_MODEL_TIMEOUT", &v)?;
         }
@@ -238,6 +251,12 @@ impl Config {
         self
     }
 
+    /// Set the most memory one reply may take (bytes; see [`Config::max_reply_size`]).
+    pub fn max_reply_size(mut self, bytes: u64) -> Self {
+        self.max_reply_size = bytes;
+        self
+    }
+
     /// Set the password (and optionally the user).
     pub fn password(mut self, password: &str, username: Option<&str>) -> Self {
         self.password = Some(password.into());
@@ -294,10 +313,12 @@ mod tests {
                 ("SR_CONN_TIMEOUT", "99"),
                 ("SR_MODEL_TIMEOUT", "5"),
                 ("SSKEYIN_ml", "a,b"),
+                ("SR_MAX_REPLY_SIZE_ml", "1048576"),
             ]),
         )
         .unwrap();
         assert!(c.clustered, "Clustered is the default");
+        assert_eq!(c.max_reply_size, 1 << 20);
         assert_eq!(c.connect_timeout, Duration::from_secs(3));
         assert_eq!(c.model_timeout_ms, 5);
         assert_eq!(c.keys_in, ["a", "b"]);

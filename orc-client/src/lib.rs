@@ -44,17 +44,23 @@
 mod async_client;
 mod client;
 mod config;
+mod connection;
 mod dataset;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
+mod resp;
 mod slot;
 mod tensor;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 #[cfg(feature = "tokio")]
 pub use async_client::AsyncClient;
 pub use client::{Client, ModelOptions};
-pub use config::{Config, parse_ssdb};
+pub use config::{Config, DEFAULT_MAX_REPLY_SIZE, parse_ssdb};
 pub use dataset::{DataSet, MetaScalar, MetaType};
 pub use error::{Error, Result};
 pub use slot::{SLOTS, crc16, hash_slot, hash_tag, shard_prefix};

@@ -17,9 +17,10 @@
 //!
 //! Every read has a timeout (a hung shard never hangs the client): `socket_timeout` when
 //! set, else the command timeout; model, script and DAG runs wait up to the model timeout.
-//! Replies cost only what the server really sends (the parser never reserves memory for a
-//! length a reply claims), and credentials go only to configured addresses and the nodes
-//! of the cluster's slot map: a redirection elsewhere is refused.
+//! One reply may take at most [`Config::max_reply_size`] bytes of memory and nest 32 deep
+//! (read by [`crate::resp`]: a larger claim is refused before anything is reserved, and the
+//! connection is closed); credentials go only to configured addresses and the nodes of the
+//! cluster's slot map: a redirection elsewhere is refused.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use redis::{Cmd, ConnectionLike, Pipeline, Value};
 
 use crate::{
     config::Config,
+    connection::{Connection, Dialer},
     error::{Error, Result},
     slot::hash_slot,
 };
@@ -36,7 +38,7 @@ const MAX_REDIRECTS: usize = 16;
 
 struct Node {
     addr: String,
-    con: Option<redis::Connection>,
+    con: Option<Connection>,
     /// When `con` last answered (or was opened).
     used: Instant,
 }
@@ -56,6 +58,7 @@ pub struct Shard {
 
 pub(crate) struct Transport {
     pub(crate) cfg: Config,
+    dialer: Dialer,
     nodes: Vec<Node>,
     /// `(first, last, node)` slot ranges, sorted; empty for a standalone server.
     slots: Vec<(u16, u16, usize)>,
@@ -184,6 +187,13 @@ fn classify(e: redis::RedisError) -> Failure {
 }
 
 fn server_error(command: &str, e: &redis::RedisError) -> Error {
+    if e.kind() == redis::ErrorKind::Parse {
+        // A reply refused by the reader (too large, too deep, not RESP).
+        return Error::Protocol {
+            command: command.into(),
+            message: e.detail().map_or_else(|| e.to_string(), str::to_owned),
+        };
+    }
     let message = match (e.code(), e.detail()) {
         (Some(c), Some(d)) => format!("{c} {d}"),
         _ => e.to_string(),
@@ -204,10 +214,12 @@ impl Transport {
     /// Connect, retrying every `connect_interval` until `connect_timeout`.
     pub(crate) fn connect(cfg: Config) -> Result<Self> {
         let deadline = Instant::now() + cfg.connect_timeout;
+        let dialer = Dialer::new(&cfg).map_err(Error::Config)?;
         let mut t = Transport {
             nodes: Vec::new(),
             slots: Vec::new(),
             cfg,
+            dialer,
         };
         loop {
             match t.discover() {
@@ -228,31 +240,15 @@ impl Transport {
         }
     }
 
-    fn open(&self, addr: &str) -> Result<redis::Connection> {
-        let scheme = if self.cfg.tls { "rediss" } else { "redis" };
-        let url = match addr.strip_prefix("unix://") {
-            Some(path) => format!("redis+unix://{path}"),
-            None => format!("{scheme}://{addr}/"),
-        };
-        // Credentials go into the connection settings, never into the URL, so any
-        // character in them is sent as it is.
-        let bad = |e: redis::RedisError| Error::Config(format!("address {addr}: {e}"));
-        let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad)?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(u) = &self.cfg.username {
-            settings = settings.set_username(u);
+    fn open(&self, addr: &str) -> Result<Connection> {
+        if addr.strip_prefix("unix://").is_none() && !addr.contains(':') {
+            return Err(Error::Config(format!("address {addr}: not host:port")));
         }
-        if let Some(p) = &self.cfg.password {
-            settings = settings.set_password(p);
-        }
-        let client = self.client(info.set_redis_settings(settings), addr)?;
         let timeout = self.cfg.connect_interval.max(Duration::from_millis(200));
-        let con = client
-            .get_connection_with_timeout(timeout)
-            .map_err(|e| Error::Server {
-                command: format!("connect {addr}"),
-                message: e.to_string(),
-            })?;
+        let con = Connection::open(&self.dialer, addr, timeout).map_err(|e| Error::Server {
+            command: format!("connect {addr}"),
+            message: e.to_string(),
+        })?;
         // Bounded from the start (the handshake, slot-map reads); each command sets its own.
         con.set_read_timeout(Some(self.cfg.io_timeout(false))).ok();
         con.set_write_timeout(Some(self.cfg.io_timeout(false))).ok();
@@ -267,38 +263,6 @@ impl Transport {
                 .slots
                 .iter()
                 .any(|(_, _, n)| self.nodes[*n].addr == addr)
-    }
-
-    #[cfg(feature = "tls")]
-    fn client(&self, url: redis::ConnectionInfo, addr: &str) -> Result<redis::Client> {
-        let bad = |e: String| Error::Config(format!("address {addr}: {e}"));
-        if self.cfg.tls {
-            // rustls needs one process-wide crypto provider; ring is ours (already set is fine).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        match (&self.cfg.tls, &self.cfg.tls_ca_file) {
-            (true, Some(ca)) => {
-                let root =
-                    std::fs::read(ca).map_err(|e| bad(format!("reading {}: {e}", ca.display())))?;
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root),
-                };
-                redis::Client::build_with_tls(url, certs).map_err(|e| bad(e.to_string()))
-            }
-            _ => redis::Client::open(url).map_err(|e| bad(e.to_string())),
-        }
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn client(&self, url: redis::ConnectionInfo, addr: &str) -> Result<redis::Client> {
-        if self.cfg.tls {
-            return Err(Error::Config(
-                "TLS was asked for (SR_TLS), but orc-client was built without its `tls` feature"
-                    .into(),
-            ));
-        }
-        redis::Client::open(url).map_err(|e| Error::Config(format!("address {addr}: {e}")))
     }
 
     /// Find the nodes (and, for a cluster, the slot map).
@@ -337,7 +301,7 @@ impl Transport {
         Err(last.unwrap_or_else(|| Error::Config("no address to connect to".into())))
     }
 
-    fn read_slots(&mut self, con: &mut redis::Connection) -> Result<()> {
+    fn read_slots(&mut self, con: &mut Connection) -> Result<()> {
         let v: Value = redis::cmd("CLUSTER").arg("SLOTS").query(con).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("cluster support disabled") {
@@ -433,8 +397,8 @@ impl Transport {
         }
     }
 
-    fn conn(&mut self, i: usize) -> Result<&mut redis::Connection> {
-        if self.nodes[i].con.is_none() {
+    fn conn(&mut self, i: usize) -> Result<&mut Connection> {
+        if !self.nodes[i].con.as_ref().is_some_and(|c| c.is_open()) {
             let c = self.open(&self.nodes[i].addr.clone())?;
             self.nodes[i].con = Some(c);
         }
@@ -613,7 +577,7 @@ impl Transport {
         mut target: usize,
         key: Option<&[u8]>,
         kind: Kind,
-        f: impl Fn(&mut redis::Connection) -> redis::RedisResult<Value>,
+        f: impl Fn(&mut Connection) -> redis::RedisResult<Value>,
         name: &str,
     ) -> Result<Value> {
         let deadline = Instant::now() + self.cfg.command_timeout;
