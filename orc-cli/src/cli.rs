@@ -124,6 +124,11 @@ pub(crate) struct StartArgs {
     /// Number of shards (1 is standalone unless --deployment cluster).
     #[arg(long, short = 'n', default_value_t = 1)]
     pub(crate) shards: usize,
+    /// Replicas of each shard, on other nodes where the allocation has them: when a
+    /// shard's node is lost its replica takes over (Redis Cluster failover; needs 3 shards
+    /// or more to elect). The database runs shards * (1 + N) servers.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) replicas: usize,
     /// First port; shard i on one host uses port + i. 0 picks free ports.
     #[arg(long, short, default_value_t = 6379)]
     pub(crate) port: u16,
@@ -144,14 +149,15 @@ pub(crate) struct StartArgs {
     /// found on PATH; else local).
     #[arg(long, short, default_value = "local")]
     pub(crate) launcher: String,
-    /// Under a workload manager, the most shards one host may run (on consecutive ports).
+    /// Under a workload manager, the most servers (shards and replicas) one host may run
+    /// (on consecutive ports).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) shards_per_host: usize,
     /// Submit a batch job of its own that holds every shard (workload-manager launchers),
     /// instead of running inside the current allocation.
     #[arg(long)]
     pub(crate) batch: bool,
-    /// Batch: number of nodes (default: shards / shards per host).
+    /// Batch: number of nodes (default: servers / shards per host).
     #[arg(long, value_name = "N", requires = "batch")]
     pub(crate) nodes: Option<u32>,
     /// Batch: walltime in minutes.

@@ -74,6 +74,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
 
 fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     let mut s = OrchestratorSettings::with_shards(a.shards);
+    s.replicas = a.replicas;
     s.db_identifier = a.select.db.clone();
     s.port = a.port;
     s.interfaces = a.interface.clone();
@@ -196,12 +197,22 @@ fn catch_interrupt() -> Arc<AtomicBool> {
 
 fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !ctx.json;
-    let total = settings.shards;
+    let total = settings.servers();
     let style = settings.deployment_name().to_string();
     if !ctx.json {
+        let replicas = match settings.replicas {
+            0 => String::new(),
+            r => format!(" with {r} replica(s) each ({total} servers)"),
+        };
         eprintln!(
-            "orc: starting `{}`: {total} shard(s), {style}, launcher {}",
-            settings.db_identifier, settings.launcher
+            "orc: starting `{}`: {} shard(s){replicas}, {style}, launcher {}",
+            settings.db_identifier, settings.shards, settings.launcher
+        );
+    }
+    if settings.replicas > 0 && settings.shards < 3 {
+        eprintln!(
+            "orc: note: --replicas with {} shard(s): Redis Cluster fails a shard over only when a majority of the shards' masters agree, so with fewer than 3 shards a lost master's replica is not promoted by itself",
+            settings.shards
         );
     }
     if settings.tls.is_some() {
@@ -325,6 +336,13 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
             };
             let db = if shard.reachable {
                 let mut parts = vec![format!("{} keys", shard.keys.unwrap_or(0))];
+                if let Some(m) = &shard.replica_of {
+                    parts.insert(0, format!("replica of {m}"));
+                } else if shard.index >= st.masters && shard.role.as_deref() == Some("master") {
+                    parts.insert(0, "master: a replica that took a shard over".into());
+                } else if st.health.shards.len() > st.masters {
+                    parts.insert(0, "master".into());
+                }
                 if let Some(m) = shard.used_memory {
                     parts.push(format!("{:.1} MiB", m as f64 / 1048576.0));
                 }

@@ -43,6 +43,14 @@ pub struct Config {
     /// its connection closed, so a broken or hostile server cannot exhaust the client's
     /// memory. A tensor or model blob is one value: raise it for blobs over 2 GiB.
     pub max_reply_size: u64,
+    /// After every write, wait until this many replicas of its shard have it (`WAIT`;
+    /// `SR_WAIT_REPLICAS`, default 0: Redis's asynchronous replication, where a write
+    /// acknowledged just before its shard's node fails can be lost when a replica takes
+    /// over). A write fewer replicas confirm within [`Config::wait_timeout`] fails with
+    /// [`Error::NotReplicated`] (it did run).
+    pub wait_replicas: u32,
+    /// How long a write waits for its replicas (`SR_WAIT_TIMEOUT`, ms, default 1000).
+    pub wait_timeout: Duration,
 }
 
 /// The default [`Config::max_reply_size`]: 2 GiB (Redis's own limit on one value is 512 MB
@@ -67,6 +75,8 @@ impl Default for Config {
             tls: false,
             tls_ca_file: None,
             max_reply_size: DEFAULT_MAX_REPLY_SIZE,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(1000),
         }
     }
 }
@@ -172,6 +182,17 @@ impl Config {
         if let Some(v) = var("SR_MAX_REPLY_SIZE") {
             c.max_reply_size = positive(&name("SR_MAX_REPLY_SIZE"), &v)?;
         }
+        if let Some(v) = var("SR_WAIT_REPLICAS") {
+            c.wait_replicas = v.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "{}={v:?} must be a number of replicas",
+                    name("SR_WAIT_REPLICAS")
+                ))
+            })?;
+        }
+        if let Some(v) = var("SR_WAIT_TIMEOUT") {
+            c.wait_timeout = Duration::from_millis(positive(&name("SR_WAIT_TIMEOUT"), &v)?);
+        }
         if let Some(v) = get("SR_MODEL_TIMEOUT") {
             c.model_timeout_ms = positive("SR_MODEL_TIMEOUT", &v)?;
         }
@@ -257,6 +278,14 @@ impl Config {
         self
     }
 
+    /// Wait after every write until `replicas` replicas have it, at most `timeout` (see
+    /// [`Config::wait_replicas`]).
+    pub fn wait_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
+        self
+    }
+
     /// Set the password (and optionally the user).
     pub fn password(mut self, password: &str, username: Option<&str>) -> Self {
         self.password = Some(password.into());
@@ -314,11 +343,15 @@ mod tests {
                 ("SR_MODEL_TIMEOUT", "5"),
                 ("SSKEYIN_ml", "a,b"),
                 ("SR_MAX_REPLY_SIZE_ml", "1048576"),
+                ("SR_WAIT_REPLICAS_ml", "1"),
+                ("SR_WAIT_TIMEOUT_ml", "250"),
             ]),
         )
         .unwrap();
         assert!(c.clustered, "Clustered is the default");
         assert_eq!(c.max_reply_size, 1 << 20);
+        assert_eq!(c.wait_replicas, 1);
+        assert_eq!(c.wait_timeout, Duration::from_millis(250));
         assert_eq!(c.connect_timeout, Duration::from_secs(3));
         assert_eq!(c.model_timeout_ms, 5);
         assert_eq!(c.keys_in, ["a", "b"]);

@@ -68,6 +68,20 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// A write that ran, but that fewer replicas than asked for
+    /// ([`Config::wait_replicas`](crate::Config::wait_replicas)) confirmed within the wait
+    /// timeout: it is lost if its shard's node fails before the replicas catch up.
+    #[error(
+        "`{command}` was written, but only {confirmed} of {wanted} replica(s) confirmed it within the wait timeout"
+    )]
+    NotReplicated {
+        /// The command.
+        command: String,
+        /// Replicas that confirmed it.
+        confirmed: i64,
+        /// Replicas asked for.
+        wanted: u32,
+    },
     /// A reply that does not have the expected shape.
     #[error("unexpected reply to `{command}`: {message}")]
     Protocol {

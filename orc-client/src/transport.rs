@@ -127,6 +127,35 @@ fn long_running(word: &[u8]) -> bool {
     LONG.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(word))
 }
 
+/// Whether the command named `word` only reads: the others are followed by `WAIT` when
+/// the configuration asks for replicas ([`Config::wait_replicas`]).
+fn read_only(word: &[u8]) -> bool {
+    const READ: [&str; 21] = [
+        "GET",
+        "EXISTS",
+        "HEXISTS",
+        "HGET",
+        "HGETALL",
+        "LLEN",
+        "LRANGE",
+        "LINDEX",
+        "TYPE",
+        "SCAN",
+        "KEYS",
+        "DBSIZE",
+        "PING",
+        "INFO",
+        "CLUSTER",
+        "CONFIG",
+        "AI.TENSORGET",
+        "AI.MODELGET",
+        "AI.SCRIPTGET",
+        "AI.INFO",
+        "AI.CONFIG",
+    ];
+    READ.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(word))
+}
+
 /// What the transport must know of a command before sending it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Kind {
@@ -134,6 +163,8 @@ pub(crate) struct Kind {
     pub(crate) idempotent: bool,
     /// May take as long as a model run.
     pub(crate) long: bool,
+    /// Changes data (replicas should have it).
+    pub(crate) write: bool,
 }
 
 impl Kind {
@@ -142,10 +173,12 @@ impl Kind {
         let mut k = Kind {
             idempotent: true,
             long: false,
+            write: false,
         };
         for w in words {
             k.idempotent &= idempotent(w);
             k.long |= long_running(w);
+            k.write |= !read_only(w);
         }
         k
     }
@@ -572,6 +605,32 @@ impl Transport {
         }
     }
 
+    /// `WAIT` on the connection a write just went through: until the configured number of
+    /// replicas have everything written on it, or the wait timeout.
+    fn wait_for_replicas(&mut self, target: usize, name: &str) -> Result<()> {
+        let wanted = self.cfg.wait_replicas;
+        let wait = self.cfg.wait_timeout;
+        let read_timeout = self.cfg.io_timeout(false).saturating_add(wait);
+        let con = self.conn(target)?;
+        con.set_read_timeout(Some(read_timeout)).ok();
+        let confirmed: i64 = redis::cmd("WAIT")
+            .arg(wanted)
+            .arg(wait.as_millis().max(1) as u64)
+            .query(con)
+            .map_err(|e| Error::Uncertain {
+                command: name.into(),
+                message: format!("it ran, but waiting for its replicas failed: {e}"),
+            })?;
+        if confirmed < i64::from(wanted) {
+            return Err(Error::NotReplicated {
+                command: name.into(),
+                confirmed,
+                wanted,
+            });
+        }
+        Ok(())
+    }
+
     fn run_routed(
         &mut self,
         mut target: usize,
@@ -608,6 +667,9 @@ impl Transport {
             let err = match result {
                 Ok(Ok(v)) => {
                     self.nodes[target].used = Instant::now();
+                    if kind.write && self.cfg.wait_replicas > 0 {
+                        self.wait_for_replicas(target, name)?;
+                    }
                     return Ok(v);
                 }
                 Ok(Err(e)) => e,

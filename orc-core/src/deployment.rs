@@ -157,6 +157,9 @@ pub struct ShardHealth {
     pub version: Option<String>,
     /// `master` / `slave`.
     pub role: Option<String>,
+    /// For a replica, the `host:port` of the master it follows.
+    #[serde(default)]
+    pub replica_of: Option<String>,
     /// Keys stored.
     pub keys: Option<u64>,
     /// Memory used, in bytes.

@@ -42,8 +42,14 @@ pub fn default_state_dir() -> PathBuf {
 pub struct OrchestratorSettings {
     /// Names this database; several can run side by side with different identifiers.
     pub db_identifier: String,
-    /// Number of shards (1 or more).
+    /// Number of shards (1 or more): the masters, each serving a share of the hash slots.
     pub shards: usize,
+    /// Replicas of each shard (0, the default, as SmartSim runs): each follows its master
+    /// on another host where the allocation has one, and takes over when the master's node
+    /// is lost (Redis Cluster's failover). Needs the cluster deployment; the database runs
+    /// `shards * (1 + replicas)` servers (see [`OrchestratorSettings::servers`]).
+    #[serde(default)]
+    pub replicas: usize,
     /// First port; shard `i` on the same host uses `port + i`. `0` picks free ports.
     pub port: u16,
     /// Network interfaces to bind to; the first one is advertised to clients. Empty (the
@@ -173,6 +179,7 @@ impl Default for OrchestratorSettings {
         Self {
             db_identifier: DEFAULT_DB_IDENTIFIER.into(),
             shards: 1,
+            replicas: 0,
             port: 6379,
             interfaces: Vec::new(),
             hosts: Vec::new(),
@@ -207,9 +214,14 @@ impl OrchestratorSettings {
     pub fn deployment_name(&self) -> &str {
         match &self.deployment {
             Some(d) => d,
-            None if self.shards == 1 => "standalone",
+            None if self.shards == 1 && self.replicas == 0 => "standalone",
             None => "cluster",
         }
+    }
+
+    /// How many servers the database runs: every shard and its replicas.
+    pub fn servers(&self) -> usize {
+        self.shards.saturating_mul(self.replicas.saturating_add(1))
     }
 
     /// Check everything that can be checked without touching the system.
@@ -221,11 +233,18 @@ impl OrchestratorSettings {
         if self.shards_per_host == 0 {
             return Err(Error::config("shards per host must be at least 1"));
         }
-        if self.port != 0 && usize::from(self.port) + self.shards - 1 > usize::from(u16::MAX) {
+        if self.replicas > 16 {
+            return Err(Error::config(format!(
+                "{} replicas of each shard: at most 16",
+                self.replicas
+            )));
+        }
+        let servers = self.servers();
+        if self.port != 0 && usize::from(self.port) + servers - 1 > usize::from(u16::MAX) {
             return Err(Error::config(format!(
                 "ports {}..{} do not fit below 65536",
                 self.port,
-                usize::from(self.port) + self.shards - 1
+                usize::from(self.port) + servers - 1
             )));
         }
         if self.deployment_name() == "standalone" && self.shards != 1 {
@@ -233,6 +252,11 @@ impl OrchestratorSettings {
                 "the standalone deployment has exactly one shard, not {}; use --deployment cluster",
                 self.shards
             )));
+        }
+        if self.deployment_name() == "standalone" && self.replicas > 0 {
+            return Err(Error::config(
+                "replicas take over through Redis Cluster's failover: use --deployment cluster with --replicas",
+            ));
         }
         if !self.startup_timeout_secs.is_finite() || self.startup_timeout_secs <= 0.0 {
             return Err(Error::config("the startup timeout must be positive"));

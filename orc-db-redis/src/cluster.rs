@@ -23,23 +23,125 @@ pub(crate) fn slot_range(i: usize, n: usize) -> (u32, u32) {
 /// restored once the cluster is verified.
 const FORMING_NODE_TIMEOUT_MS: u32 = 500;
 
-/// Assign slots, set distinct config epochs, introduce every node to the first one, then
-/// wait until every node reports `cluster_state:ok` with all slots and all nodes known.
+/// Assign slots to the first `masters` servers, set distinct config epochs, introduce
+/// every node to the first one, wait until every node reports `cluster_state:ok` with all
+/// slots and all nodes known, then make each further server a replica of the master
+/// [`replica_masters`] picks and wait until each has synchronised.
 pub(crate) fn form(
     shards: &[ShardAddress],
+    masters: usize,
     login: &Login,
     timeout: Duration,
     node_timeout_ms: u32,
 ) -> Result<()> {
+    if masters == 0 || masters > shards.len() || !shards.len().is_multiple_of(masters) {
+        return Err(Error::Database(format!(
+            "{} servers cannot be {masters} shards with the same number of replicas each",
+            shards.len()
+        )));
+    }
+    let deadline = Instant::now() + timeout;
     let fast = node_timeout_ms.min(FORMING_NODE_TIMEOUT_MS);
     set_node_timeout(shards, login, fast)?;
     if reformed(shards, login)? {
-        // A checkpointed cluster restarted from its nodes files: it forms again by itself.
-        wait_ok(shards, login, Instant::now() + timeout)?;
+        // A checkpointed cluster restarted from its nodes files: it forms again by itself,
+        // replicas included.
+        wait_ok(shards, login, deadline)?;
     } else {
-        form_slots(shards, login, timeout)?;
+        form_slots(shards, masters, login, deadline)?;
+        let hosts: Vec<&str> = shards.iter().map(|s| s.host.as_str()).collect();
+        let follow = replica_masters(&hosts, masters);
+        for (i, m) in follow.iter().enumerate() {
+            replicate(&shards[masters + i], &shards[*m], login)?;
+        }
+        wait_replicas(&shards[masters..], login, deadline)?;
     }
     set_node_timeout(shards, login, node_timeout_ms)
+}
+
+/// For each server after the first `masters` (the replicas, in groups of `masters`), the
+/// index of the master it follows, given every server's host: a master on another host
+/// wherever the hosts allow, each master's replicas on hosts apart from each other, and
+/// every master with the same number of replicas. Each group is matched to the masters
+/// with the rotation that puts the fewest replicas beside their master (hosts are filled
+/// round-robin, so one rotation usually puts none there).
+pub(crate) fn replica_masters(hosts: &[&str], masters: usize) -> Vec<usize> {
+    let groups = hosts.len().saturating_sub(masters) / masters.max(1);
+    let mut used: Vec<Vec<&str>> = hosts.iter().take(masters).map(|h| vec![*h]).collect();
+    let mut out = vec![0; groups * masters];
+    for g in 1..=groups {
+        let base = masters * g;
+        let clashes = |shift: usize| {
+            (0..masters)
+                .filter(|&m| used[m].contains(&hosts[base + (m + shift) % masters]))
+                .count()
+        };
+        let shift = (0..masters).min_by_key(|&s| clashes(s)).unwrap_or(0);
+        for (m, hosts_of_m) in used.iter_mut().enumerate() {
+            let r = base + (m + shift) % masters;
+            out[r - masters] = m;
+            hosts_of_m.push(hosts[r]);
+        }
+    }
+    out
+}
+
+/// Make `replica` follow `master` (`CLUSTER REPLICATE` with the master's node id).
+fn replicate(replica: &ShardAddress, master: &ShardAddress, login: &Login) -> Result<()> {
+    let mut con = connect(master, login)?;
+    let id: String = query(
+        &mut con,
+        master,
+        redis::cmd("CLUSTER").arg("MYID"),
+        "CLUSTER MYID",
+    )?;
+    let mut con = connect(replica, login)?;
+    query::<()>(
+        &mut con,
+        replica,
+        redis::cmd("CLUSTER").arg("REPLICATE").arg(&id),
+        "CLUSTER REPLICATE",
+    )
+}
+
+/// Wait until every replica reports its link to its master up (the first full sync done).
+fn wait_replicas(replicas: &[ShardAddress], login: &Login, deadline: Instant) -> Result<()> {
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let mut problems = Vec::new();
+        for r in replicas {
+            let info = connect(r, login).and_then(|mut con| {
+                query::<String>(
+                    &mut con,
+                    r,
+                    redis::cmd("INFO").arg("replication"),
+                    "INFO replication",
+                )
+            });
+            match info.map(|i| parse_info(&i)) {
+                Ok(i)
+                    if field(&i, "role") == Some("slave")
+                        && field(&i, "master_link_status") == Some("up") => {}
+                Ok(i) => problems.push(format!(
+                    "{r}: role {}, link to its master {}",
+                    field(&i, "role").unwrap_or("unknown"),
+                    field(&i, "master_link_status").unwrap_or("not set up")
+                )),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Database(format!(
+                "the replicas did not follow their masters: {}",
+                problems.join("; ")
+            )));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Whether every shard already knows all the others and every slot is assigned: the same
@@ -70,9 +172,12 @@ fn set_node_timeout(shards: &[ShardAddress], login: &Login, ms: u32) -> Result<(
     Ok(())
 }
 
-fn form_slots(shards: &[ShardAddress], login: &Login, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    let n = shards.len();
+fn form_slots(
+    shards: &[ShardAddress],
+    masters: usize,
+    login: &Login,
+    deadline: Instant,
+) -> Result<()> {
     for (i, shard) in shards.iter().enumerate() {
         let info = cluster_info(shard, login)?;
         let mut con = connect(shard, login)?;
@@ -87,20 +192,8 @@ fn form_slots(shards: &[ShardAddress], login: &Login, timeout: Duration) -> Resu
                 "shard {shard} loaded keys from a snapshot of an earlier run (--checkpoints) but not the cluster they belonged to (its nodes file is named by port: start with the same --port and shard count to come back with the data, or move the data directory's .rdb files away to start empty)"
             )));
         }
-        let (start, end) = slot_range(i, n);
-        let added: redis::RedisResult<()> = redis::cmd("CLUSTER")
-            .arg("ADDSLOTSRANGE")
-            .arg(start)
-            .arg(end)
-            .query(&mut con);
-        if added.is_err() {
-            // Redis before 7.0 has no ADDSLOTSRANGE.
-            let mut cmd = redis::cmd("CLUSTER");
-            cmd.arg("ADDSLOTS");
-            for s in start..=end {
-                cmd.arg(s);
-            }
-            query::<()>(&mut con, shard, &cmd, "CLUSTER ADDSLOTS")?;
+        if i < masters {
+            add_slots(&mut con, shard, slot_range(i, masters))?;
         }
         query::<()>(
             &mut con,
@@ -124,6 +217,29 @@ fn form_slots(shards: &[ShardAddress], login: &Login, timeout: Duration) -> Resu
         }
     }
     wait_ok(shards, login, deadline)
+}
+
+/// Give `shard` the slots `start..=end`.
+fn add_slots(
+    con: &mut redis::Connection,
+    shard: &ShardAddress,
+    (start, end): (u32, u32),
+) -> Result<()> {
+    let added: redis::RedisResult<()> = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(start)
+        .arg(end)
+        .query(con);
+    if added.is_err() {
+        // Redis before 7.0 has no ADDSLOTSRANGE.
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("ADDSLOTS");
+        for s in start..=end {
+            cmd.arg(s);
+        }
+        query::<()>(con, shard, &cmd, "CLUSTER ADDSLOTS")?;
+    }
+    Ok(())
 }
 
 /// What one node says about the cluster.
@@ -258,6 +374,38 @@ mod tests {
         }
         assert_eq!(slot_range(0, 3), (0, 5460));
         assert_eq!(slot_range(2, 3), (10922, 16383));
+    }
+
+    #[test]
+    fn replicas_follow_masters_on_other_hosts() {
+        // Three nodes, one server each round: the plain order would put every replica
+        // beside its master.
+        let hosts = ["a", "b", "c", "a", "b", "c"];
+        let m = replica_masters(&hosts, 3);
+        assert_eq!(m.len(), 3);
+        for (i, master) in m.iter().enumerate() {
+            assert_ne!(hosts[3 + i], hosts[*master], "{m:?}");
+        }
+        let mut sorted = m.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2], "one replica each");
+        // Two replicas each on four nodes: apart from their master and each other.
+        let hosts = ["a", "b", "c", "d", "a", "b", "c", "d", "a", "b", "c", "d"];
+        let m = replica_masters(&hosts, 4);
+        for master in 0..4 {
+            let mut on: Vec<&str> = vec![hosts[master]];
+            on.extend((0..8).filter(|i| m[*i] == master).map(|i| hosts[4 + i]));
+            assert_eq!(on.len(), 3, "{m:?}");
+            on.sort();
+            on.dedup();
+            assert_eq!(on.len(), 3, "replicas of {master} share a host: {m:?}");
+        }
+        // Two per host on two nodes.
+        let hosts = ["a", "b", "a", "b"];
+        assert_eq!(replica_masters(&hosts, 2), [1, 0]);
+        // One host: nothing better is possible, and nothing is lost.
+        assert_eq!(replica_masters(&["h"; 4], 2), [0, 1]);
+        assert!(replica_masters(&["h"; 3], 3).is_empty());
     }
 
     #[test]

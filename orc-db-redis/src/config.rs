@@ -140,6 +140,11 @@ pub(crate) fn render(
             settings.redis.cluster_node_timeout_ms
         );
         let _ = writeln!(c, "cluster-require-full-coverage yes");
+        if settings.replicas > 0 {
+            // Replicas attach while the cluster forms: their first sync need not wait
+            // (Redis's default waits 5 s for more replicas to share it).
+            let _ = writeln!(c, "repl-diskless-sync-delay 0");
+        }
         if let Some(ip) = shard.bind.first() {
             let _ = writeln!(c, "cluster-announce-ip {}", quote(ip));
         }

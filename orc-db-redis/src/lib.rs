@@ -280,8 +280,14 @@ impl DbDeployment for RedisDeployment {
         timeout_secs: f64,
     ) -> Result<()> {
         if self.clustered {
+            let masters = if settings.replicas == 0 {
+                shards.len()
+            } else {
+                settings.shards
+            };
             cluster::form(
                 shards,
+                masters,
                 &self.login(),
                 Duration::from_secs_f64(timeout_secs),
                 settings.redis.cluster_node_timeout_ms,
@@ -319,12 +325,21 @@ impl DbDeployment for RedisDeployment {
             slots_total += h.slots.unwrap_or(0);
             out.shards.push(h);
         }
-        if self.clustered && out.ok && slots_total != cluster::SLOTS {
+        if self.clustered && slots_total != cluster::SLOTS {
             out.ok = false;
             out.problems.push(format!(
-                "{slots_total} of {} hash slots are served",
-                cluster::SLOTS
+                "{slots_total} of {} hash slots are served by shards that answer{}",
+                cluster::SLOTS,
+                if out.shards.iter().any(|h| h.replica_of.is_some()) {
+                    " (a replica takes over a lost shard's slots after the cluster node timeout)"
+                } else {
+                    ""
+                }
             ));
+        } else if self.clustered && out.shards.iter().any(|h| !h.reachable) {
+            out.problems.push(
+                "every hash slot is still served (replicas took over): clients work, with fewer copies of the data".into(),
+            );
         }
         Ok(out)
     }
@@ -402,6 +417,11 @@ fn shard_health(shard: &ShardAddress, login: &Login, clustered: bool) -> ShardHe
     let info = parse_info(&info);
     h.version = field(&info, "redis_version").map(str::to_owned);
     h.role = field(&info, "role").map(str::to_owned);
+    if h.role.as_deref() == Some("slave")
+        && let (Some(host), Some(port)) = (field(&info, "master_host"), field(&info, "master_port"))
+    {
+        h.replica_of = Some(format!("{host}:{port}"));
+    }
     h.used_memory = field(&info, "used_memory").and_then(|v| v.parse().ok());
     h.keys = Some(
         info.iter()

@@ -238,6 +238,9 @@ impl DbDeployment for DeploymentProxy {
         if request.settings.tls.is_some() {
             self.proxy.require(m, capability::TLS)?;
         }
+        if request.settings.replicas > 0 {
+            self.proxy.require(m, capability::REPLICAS)?;
+        }
         self.proxy.call(m, request)
     }
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {

@@ -72,6 +72,9 @@ pub fn script(batch: &BatchSettings, name: &str, nodes: u32) -> Result<String> {
     // A database job that lost a node must end (and say so), not start again later on
     // other nodes with an empty database while clients still hold the old addresses.
     directive(&mut s, "no-requeue", None)?;
+    // Nor may a lost node end the job: the shards on the other nodes keep serving (their
+    // replicas take the lost shards over), and `orc db stop` cancels the job.
+    directive(&mut s, "no-kill", None)?;
     if let Some(t) = batch.walltime_secs {
         directive(&mut s, "time", Some(&walltime(t)))?;
     }
@@ -141,6 +144,7 @@ mod tests {
             "#SBATCH --exclusive",
             "#SBATCH --constraint=gpu",
             "#SBATCH --no-requeue",
+            "#SBATCH --no-kill",
         ] {
             assert!(s.lines().any(|l| l == line), "{line} missing from\n{s}");
         }

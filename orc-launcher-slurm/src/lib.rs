@@ -559,8 +559,10 @@ impl Launcher for SlurmLauncher {
             // parts' hosts in rank order; each part writes its own output files.
             let parts = step.mpmd_parts()?;
             let (out, err) = step.launcher_output();
+            // A lost node ends only its own ranks, not the whole step (`--no-kill`).
             cmd.arg(format!("--ntasks={}", parts.len()))
                 .arg("--overcommit")
+                .arg("--no-kill")
                 .arg(format!("--output={}", out.display()))
                 .arg(format!("--error={}", err.display()));
             let hosts: Option<Vec<&str>> = parts.iter().map(|p| p.host.as_deref()).collect();

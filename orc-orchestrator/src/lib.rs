@@ -166,6 +166,9 @@ pub struct OrchestratorStatus {
     pub addresses: Vec<String>,
     /// The host (node) each shard runs on, in shard order.
     pub hosts: Vec<String>,
+    /// How many of the servers were started as shards (masters): the first ones; the
+    /// rest were started as their replicas (a replica now a master took a shard over).
+    pub masters: usize,
     /// Per-step launcher status, in shard order (an error message when unknown).
     pub steps: Vec<std::result::Result<StepStatus, String>>,
     /// What the database says about itself.
@@ -429,7 +432,7 @@ impl Orchestrator {
                 let mut b = b.clone();
                 let per_host = settings.shards_per_host.max(1);
                 b.nodes.get_or_insert(
-                    u32::try_from(settings.shards.div_ceil(per_host)).unwrap_or(u32::MAX),
+                    u32::try_from(settings.servers().div_ceil(per_host)).unwrap_or(u32::MAX),
                 );
                 b.tasks_per_node
                     .get_or_insert(u32::try_from(per_host).unwrap_or(u32::MAX));
@@ -885,6 +888,7 @@ impl Orchestrator {
         Ok(OrchestratorStatus {
             state,
             db_identifier: self.db_identifier().into(),
+            masters: self.record.settings.shards,
             deployment: self.record.deployment.clone(),
             launcher: self.record.launcher.clone(),
             addresses: self.addresses(),

@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use orc_core::{Allocation, Error, OrchestratorSettings, Result, ShardSpec};
 
-/// Place `settings.shards` shards.
+/// Place the database's servers: `settings.shards` shards and, after them, their replicas
+/// (see [`OrchestratorSettings::servers`]); which replica follows which shard is the
+/// deployment's choice when it forms the cluster.
 ///
 /// On the local machine (an allocation without id) every shard runs here, bound to the
 /// addresses of the chosen interfaces (loopback by default), on consecutive ports (or free
@@ -21,7 +23,20 @@ pub(crate) fn place(
     alloc: &Allocation,
     companions: &[u16],
 ) -> Result<Vec<ShardSpec>> {
-    let n = settings.shards;
+    let n = settings.servers();
+    let unit = if settings.replicas == 0 {
+        "shard(s)"
+    } else {
+        "server(s)"
+    };
+    let what = if settings.replicas == 0 {
+        format!("{n} shards")
+    } else {
+        format!(
+            "{n} servers ({} shards with {} replica(s) each)",
+            settings.shards, settings.replicas
+        )
+    };
     let highest = usize::from(companions.iter().copied().max().unwrap_or(0));
     let last = usize::from(settings.port) + n - 1;
     if settings.port != 0 && last + highest > usize::from(u16::MAX) {
@@ -93,7 +108,7 @@ pub(crate) fn place(
     let per_host = settings.shards_per_host.max(1);
     if hosts.len() * per_host < n {
         return Err(Error::config(format!(
-            "{n} shards need {} host(s) at {per_host} shard(s) per host, but {} {} ({}): get more nodes, or allow several shards per host (--shards-per-host {})",
+            "{what} need {} host(s) at {per_host} {unit} per host, but {} {} ({}): get more nodes, or allow more per host (--shards-per-host {})",
             n.div_ceil(per_host),
             if settings.hosts.is_empty() {
                 "the allocation has"

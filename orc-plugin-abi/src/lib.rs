@@ -58,7 +58,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
 /// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
-pub const ABI_MINOR: u32 = 3;
+pub const ABI_MINOR: u32 = 4;
 
 /// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
 /// method, or a field of a message, that an older plugin would not know.
@@ -99,6 +99,11 @@ pub mod capability {
     /// for its job to leave the queue (minor 3). Without it a Ctrl-C during the queue
     /// wait takes effect only once `allocate` returns.
     pub const CANCEL_ALLOCATION: &str = "launcher.cancel_allocation";
+    /// Deployments: `OrchestratorSettings::replicas` (minor 4): the first
+    /// `OrchestratorSettings::shards` servers are masters and the rest their replicas. A
+    /// plugin without it would make every server a master, so the host refuses to plan
+    /// replicas through it.
+    pub const REPLICAS: &str = "deployment.replicas";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -179,6 +184,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::CANCEL_ALLOCATION,
         since_minor: 3,
         about: "cancelling a batch job still waiting in the queue",
+    },
+    Capability {
+        name: capability::REPLICAS,
+        since_minor: 4,
+        about: "replicas of each shard",
     },
 ];
 
