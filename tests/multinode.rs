@@ -264,6 +264,7 @@ fn batch_orchestrators_across_nodes() {
     );
     an_orchestrator_started_inside_a_job();
     node_failure_is_reported_and_stopped();
+    replicas_take_over_a_lost_node();
 }
 
 /// Restores node `i`'s link when the test ends, however it ends.
@@ -287,6 +288,23 @@ impl Drop for LinkDown {
             .args(["link", "set", &format!("orcmnv{}", self.0), "up"])
             .status();
     }
+}
+
+/// Node `i` is lost: its link cut and the shards on it killed (a node that dies with its
+/// processes). The link comes back when the guard drops.
+fn lose_node(i: usize) -> LinkDown {
+    let down = LinkDown::cut(i);
+    let out = Command::new("ip")
+        .args(["netns", "pids", &format!("orcn{i}")])
+        .output()
+        .unwrap();
+    for pid in text(&out.stdout).split_whitespace() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "redis-server" {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    down
 }
 
 /// A node lost mid-run (its link cut, its shard killed): status says so within seconds
@@ -315,17 +333,7 @@ fn node_failure_is_reported_and_stopped() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     {
-        let _down = LinkDown::cut(2);
-        let out = Command::new("ip")
-            .args(["netns", "pids", "orcn2"])
-            .output()
-            .unwrap();
-        for pid in text(&out.stdout).split_whitespace() {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "redis-server" {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
+        let _down = lose_node(2);
         let t = std::time::Instant::now();
         let st = orc(&state, &["db", "status", "--db", "mnlost"]);
         assert_eq!(st.status.code(), Some(4), "{}", text(&st.stdout));
@@ -361,11 +369,12 @@ fn node_failure_is_reported_and_stopped() {
             );
         }
     }
-    // The node is back: Slurm cleans what the partition left there.
+    // The node is back: no shard runs there (its step daemons exit on Slurm's own
+    // schedule; see replicas_take_over_a_lost_node).
     assert!(
         wait_for(Duration::from_secs(30), || !node_processes(2)
             .iter()
-            .any(|c| c.starts_with("redis") || c == "slurmstepd")),
+            .any(|c| c.starts_with("redis"))),
         "left on orcn2: {:?}",
         node_processes(2)
     );
@@ -428,4 +437,149 @@ fn an_orchestrator_started_inside_a_job() {
             "shards left on orcn{i}"
         );
     }
+}
+
+/// Three shards with a replica each on three nodes (two servers per node, each replica on
+/// another node than its master): a node is lost while two orc-client applications write
+/// and read through the cluster from here. The lost master's replica on another node takes
+/// its slots over, the clients carry on, no write confirmed with `WAIT` is lost, status
+/// names the lost node and the replica that took over, and stop ends everything.
+fn replicas_take_over_a_lost_node() {
+    let _jobs = Jobs("orc-mnrep");
+    let state = State::new();
+    let port = free_port_range(2).to_string();
+    let out = orc(
+        &state,
+        &[
+            "db",
+            "start",
+            "--db",
+            "mnrep",
+            "--launcher",
+            "slurm",
+            "--batch",
+            "--shards",
+            "3",
+            "--replicas",
+            "1",
+            "--nodes",
+            "3",
+            "--shards-per-host",
+            "2",
+            "--cluster-node-timeout",
+            "2000",
+            "--port",
+            &port,
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let status = |state: &State| -> serde_json::Value {
+        let st = orc(state, &["db", "status", "--db", "mnrep", "--json"]);
+        serde_json::from_slice(&st.stdout).unwrap()
+    };
+    let before = status(&state);
+    let shards = before["health"]["shards"].as_array().unwrap().clone();
+    let addrs: Vec<String> = shards
+        .iter()
+        .map(|h| h["address"].as_str().unwrap().to_string())
+        .collect();
+    let node_of = |addr: &str| -> usize {
+        let ip = addr.rsplit_once(':').unwrap().0;
+        ip.rsplit('.').next().unwrap().parse::<usize>().unwrap() - 10
+    };
+    // Each replica follows a master on another node.
+    for h in &shards[3..] {
+        let master = h["replica_of"].as_str().unwrap();
+        assert_ne!(
+            node_of(master),
+            node_of(h["address"].as_str().unwrap()),
+            "{h}"
+        );
+    }
+    let victim = node_of(&addrs[1]);
+    let heir = shards
+        .iter()
+        .position(|h| h["replica_of"].as_str() == Some(addrs[1].as_str()))
+        .unwrap();
+
+    let writers = writers::Pair::start(&addrs);
+    std::thread::sleep(Duration::from_millis(700));
+    {
+        let _down = lose_node(victim);
+        let lost = std::time::Instant::now();
+        // The heir takes the slots over, and every shard that answers says the cluster is ok.
+        let taken_over = |v: &serde_json::Value| {
+            let sh = v["health"]["shards"].as_array().unwrap();
+            sh[heir]["role"] == "master"
+                && sh[heir]["slots"].as_u64().unwrap_or(0) > 0
+                && sh
+                    .iter()
+                    .filter(|h| h["reachable"] == true)
+                    .all(|h| h["cluster_state"] == "ok")
+        };
+        let mut now = status(&state);
+        while !taken_over(&now) {
+            assert!(
+                lost.elapsed() < Duration::from_secs(40),
+                "no failover: {now}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            now = status(&state);
+        }
+        let failover = lost.elapsed();
+        assert!(
+            writers.progress(3, Duration::from_secs(30)),
+            "the clients did not carry on"
+        );
+        let (plain, waiting) = writers.finish();
+        let counts = writers::check_pair(&addrs, &plain, &waiting, lost + failover);
+        eprintln!("failover across nodes in {failover:?}; {counts}");
+
+        // Status names the lost node and the replica that took over.
+        let st = orc(&state, &["db", "status", "--db", "mnrep"]);
+        assert_eq!(st.status.code(), Some(4), "{}", text(&st.stdout));
+        let report = text(&st.stdout);
+        assert!(
+            report.lines().any(|l| l.contains("shard 1 ")
+                && l.contains("DOWN")
+                && l.ends_with(&format!(" on orcn{victim}"))),
+            "{report}"
+        );
+        assert!(
+            report.lines().any(|l| l.contains(&format!("shard {heir} "))
+                && l.contains("a replica that took a shard over")),
+            "{report}"
+        );
+        assert!(
+            report.contains("every hash slot is still served"),
+            "{report}"
+        );
+        let out = orc(&state, &["db", "stop", "--db", "mnrep"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        for i in (1..=4).filter(|i| *i != victim) {
+            assert!(
+                wait_for(Duration::from_secs(10), || !node_processes(i)
+                    .iter()
+                    .any(|c| c.starts_with("redis"))),
+                "shards left on orcn{i}"
+            );
+        }
+    }
+    // The node is back: nothing of the database runs there. (The job kept running without
+    // the node, `--no-kill`, so the node's step daemons of the cancelled job report to
+    // slurmctld on Slurm's own retry schedule, up to a minute, and then exit.)
+    assert!(
+        wait_for(Duration::from_secs(30), || !node_processes(victim)
+            .iter()
+            .any(|c| c.starts_with("redis"))),
+        "left on orcn{victim}: {:?}",
+        node_processes(victim)
+    );
+    assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }

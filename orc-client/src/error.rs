@@ -70,7 +70,8 @@ pub enum Error {
     },
     /// A write that ran, but that fewer replicas than asked for
     /// ([`Config::wait_replicas`](crate::Config::wait_replicas)) confirmed within the wait
-    /// timeout: it is lost if its shard's node fails before the replicas catch up.
+    /// timeout (or the wait failed: the shard was lost just after it answered): it is lost
+    /// if its shard's node fails before the replicas catch up.
     #[error(
         "`{command}` was written, but only {confirmed} of {wanted} replica(s) confirmed it within the wait timeout"
     )]

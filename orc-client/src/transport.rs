@@ -613,14 +613,22 @@ impl Transport {
         let read_timeout = self.cfg.io_timeout(false).saturating_add(wait);
         let con = self.conn(target)?;
         con.set_read_timeout(Some(read_timeout)).ok();
-        let confirmed: i64 = redis::cmd("WAIT")
+        // The write ran. If the wait itself fails (the shard's node was lost just after
+        // it answered), no replica confirmed it: the same answer as a wait that ran out.
+        let confirmed: i64 = match redis::cmd("WAIT")
             .arg(wanted)
             .arg(wait.as_millis().max(1) as u64)
             .query(con)
-            .map_err(|e| Error::Uncertain {
-                command: name.into(),
-                message: format!("it ran, but waiting for its replicas failed: {e}"),
-            })?;
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(command = name, "waiting for replicas failed: {e}");
+                if let Some(n) = self.nodes.get_mut(target) {
+                    n.con = None;
+                }
+                0
+            }
+        };
         if confirmed < i64::from(wanted) {
             return Err(Error::NotReplicated {
                 command: name.into(),

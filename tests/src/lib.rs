@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 pub mod shard;
+pub mod writers;
 
 pub use orc_launcher_kit::testing::{conformance, pid_gone, wait_for, wait_terminal};
 
