@@ -3,7 +3,8 @@
 //! applications write and read through it, one with Redis's asynchronous replication and
 //! one that waits for its replica (`WAIT`). The replica takes the lost shard's slots over,
 //! both clients carry on, status names the lost shard and the replica that took over, the
-//! writes acknowledged are counted back, and stop leaves nothing.
+//! writes acknowledged are counted back, `orc db heal` brings the lost server back as a
+//! replica, and stop leaves nothing.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -18,7 +19,9 @@ fn a_replica_takes_over_a_lost_shard_while_clients_write() {
     let state = State::new();
     let mut s = ai_settings("replicas", 3, &[]);
     s.replicas = 1;
-    s.redis.cluster_node_timeout_ms = 1000;
+    // Short enough for a quick test, long enough that a busy 2-core machine does not make
+    // a live master look failed.
+    s.redis.cluster_node_timeout_ms = 2000;
     let orc = launch(&static_host(), &state, s).unwrap();
     let addrs = orc.addresses();
     assert_eq!(addrs.len(), 6);
@@ -122,6 +125,42 @@ fn a_replica_takes_over_a_lost_shard_while_clients_write() {
             .any(|l| l.contains("shard 1 ") && l.contains("DOWN")),
         "{report}"
     );
+
+    // The lost server is started again: it rejoins as the replica of the one that took
+    // its place, and the database is whole again.
+    let out = state.orc(&["db", "heal", "--db", "replicas"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("started again"),
+        "{}",
+        text(&out.stdout)
+    );
+    drop(orc);
+    let orc =
+        orc_orchestrator::Orchestrator::connect(&static_host(), state.path(), "replicas").unwrap();
+    let healed = orc.status().unwrap();
+    assert_eq!(
+        healed.state,
+        orc_orchestrator::DbState::Ready,
+        "{:?}",
+        healed.health
+    );
+    assert_eq!(
+        healed.health.shards[1].replica_of.as_deref(),
+        Some(addrs[took_over].as_str()),
+        "{:?}",
+        healed.health.shards[1]
+    );
+    // Nothing to do when every server answers.
+    let out = state.orc(&["db", "heal", "--db", "replicas"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("nothing to start again"));
 
     let pids = shard_pids(&orc);
     let addrs = orc.addresses();

@@ -91,6 +91,16 @@ pub(crate) enum DbCommand {
         #[command(flatten)]
         select: DbSelect,
     },
+    /// Start again every server that no longer runs, on its node with its data directory:
+    /// it rejoins the database (a lost master whose replica took over comes back as that
+    /// replica's replica). Exit 0 once the database is whole again.
+    Heal {
+        #[command(flatten)]
+        select: DbSelect,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+        timeout: f64,
+    },
     /// Read or change Redis settings of a running database.
     #[command(subcommand)]
     Config(ConfigCommand),

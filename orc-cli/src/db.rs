@@ -38,6 +38,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitCode> {
             orc.stop()?;
             start(ctx, settings)
         }
+        DbCommand::Heal { select, timeout } => heal(ctx, &select.db, timeout),
         DbCommand::Config(ConfigCommand::Get { select, key }) => {
             let orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, &select.db)?;
             let pairs = orc.config_get(&key)?;
@@ -407,6 +408,41 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
         worst = exit::NOT_RUNNING;
     }
     Ok(exit::code(worst))
+}
+
+fn heal(ctx: &Ctx, db: &str, timeout: f64) -> anyhow::Result<ExitCode> {
+    if !timeout.is_finite() || timeout <= 0.0 {
+        anyhow::bail!("--timeout must be a positive number of seconds");
+    }
+    let mut orc = Orchestrator::connect(&ctx.host, &ctx.state_dir, db)?;
+    let healed = orc.heal(std::time::Duration::from_secs_f64(timeout))?;
+    let st = orc.status()?;
+    let whole = st.state == orc_orchestrator::DbState::Ready;
+    if ctx.json {
+        let servers: Vec<serde_json::Value> = healed
+            .iter()
+            .map(|h| json!({"index": h.index, "address": h.address, "restarted": h.restarted, "note": h.note}))
+            .collect();
+        println!(
+            "{}",
+            json!({"db": db, "servers": servers, "state": st.state.to_string()})
+        );
+    } else {
+        if healed.is_empty() {
+            println!("Every server of `{db}` answers: nothing to start again.");
+        }
+        for h in &healed {
+            println!("  shard {:<3} {:<22} {}", h.index, h.address, h.note);
+        }
+        println!(
+            "Orchestrator `{db}`: {}",
+            st.state.to_string().to_uppercase()
+        );
+        for p in &st.health.problems {
+            println!("  problem: {p}");
+        }
+    }
+    Ok(exit::code(if whole { exit::OK } else { exit::DEGRADED }))
 }
 
 fn address(ctx: &Ctx, db: &str, env: bool) -> anyhow::Result<ExitCode> {

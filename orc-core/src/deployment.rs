@@ -91,6 +91,10 @@ pub struct PlanRequest {
     pub shards: Vec<ShardSpec>,
     /// The orchestrator's directory (configuration, output, data).
     pub dir: PathBuf,
+    /// The shards ran before and come back into the running database (`orc db heal`):
+    /// their data and cluster state files must be kept, whatever the checkpoint settings.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rejoin: bool,
 }
 
 impl PlanRequest {
@@ -100,7 +104,14 @@ impl PlanRequest {
             settings,
             shards,
             dir,
+            rejoin: false,
         }
+    }
+
+    /// The same request for shards that come back into the running database.
+    pub fn rejoining(mut self) -> Self {
+        self.rejoin = true;
+        self
     }
 }
 

@@ -237,7 +237,9 @@ impl DbDeployment for RedisDeployment {
                     users.as_deref(),
                 );
                 orc_secure::write_private(&conf, text.as_bytes())?;
-                config::remove_unkept_data(&req.settings, &req.dir, shard)?;
+                if !req.rejoin {
+                    config::remove_unkept_data(&req.settings, &req.dir, shard)?;
+                }
                 let mut step = if shard.interfaces.is_empty() {
                     LaunchStep::new(&shard.name, &exe, &req.dir).args([conf.display().to_string()])
                 } else {

@@ -241,6 +241,9 @@ impl DbDeployment for DeploymentProxy {
         if request.settings.replicas > 0 {
             self.proxy.require(m, capability::REPLICAS)?;
         }
+        if request.rejoin {
+            self.proxy.require(m, capability::REJOIN)?;
+        }
         self.proxy.call(m, request)
     }
     fn probe(&self, shard: &ShardAddress) -> Result<Probe> {

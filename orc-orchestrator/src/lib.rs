@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout))]
 
+mod heal;
 mod lock;
 mod logs;
 mod placement;
@@ -49,6 +50,7 @@ use std::{
 
 use serde::Serialize;
 
+pub use heal::Healed;
 use orc_core::{
     Auth, Credentials, DbDeployment, DbHealth, JobStatus, LaunchStep, Launcher, PlanRequest,
     ShardAddress, StepId, StepStatus, Tls,

@@ -104,6 +104,10 @@ pub mod capability {
     /// plugin without it would make every server a master, so the host refuses to plan
     /// replicas through it.
     pub const REPLICAS: &str = "deployment.replicas";
+    /// Deployments: `PlanRequest::rejoin` (minor 4): shards planned again to come back
+    /// into the running database keep their data and cluster files. A plugin without it
+    /// could remove them, so the host refuses to plan a rejoin through it.
+    pub const REJOIN: &str = "deployment.rejoin";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -189,6 +193,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::REPLICAS,
         since_minor: 4,
         about: "replicas of each shard",
+    },
+    Capability {
+        name: capability::REJOIN,
+        since_minor: 4,
+        about: "servers started again into the running database",
     },
 ];
 

@@ -1,0 +1,173 @@
+//! Starting lost servers again: each comes back on its host, with its port, configuration
+//! and data directory, and rejoins the database (in a cluster, a master whose replica took
+//! over while it was gone comes back as that replica's replica).
+
+use std::time::{Duration, Instant};
+
+use orc_core::{Error, JobStatus, PlanRequest, Result, ShardSpec};
+
+use crate::Orchestrator;
+
+/// One server [`Orchestrator::heal`] looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Healed {
+    /// The server's index.
+    pub index: usize,
+    /// Its address.
+    pub address: String,
+    /// Started again (`true`), or left as it was (`false`, with the reason in `note`).
+    pub restarted: bool,
+    /// What was done or why not.
+    pub note: String,
+}
+
+impl Orchestrator {
+    /// Start again every server that does not answer and whose process is gone (a server
+    /// still running as far as its launcher knows, on a node cut off for instance, is left
+    /// alone), then wait up to `timeout` until the database has them all back. Servers
+    /// launched as one MPMD step (`--single-step`) cannot be started one by one. Under a
+    /// batch job the server goes back into the job on its node, which must still be part
+    /// of the job.
+    pub fn heal(&mut self, timeout: Duration) -> Result<Vec<Healed>> {
+        if let Some(other) = self.runs_elsewhere() {
+            return Err(Error::config(format!(
+                "orchestrator `{}` runs on host {other}: heal it there",
+                self.db_identifier()
+            )));
+        }
+        let _lock = crate::lock::DbLock::acquire(self.home(), self.db_identifier())?;
+        let deadline = Instant::now() + timeout;
+        let status = self.status()?;
+        let mut out = Vec::new();
+        let mut respawn = Vec::new();
+        for (i, shard) in status.health.shards.iter().enumerate() {
+            if shard.reachable {
+                continue;
+            }
+            let gone = match &status.steps[i] {
+                Ok(st) => st.status != JobStatus::Running,
+                Err(_) => false,
+            };
+            let shared = self
+                .record
+                .shards
+                .iter()
+                .filter(|s| s.step == self.record.shards[i].step)
+                .count()
+                > 1;
+            let note = if shared {
+                Some(
+                    "launched as one step with other servers (--single-step): stop and start the database instead",
+                )
+            } else if !gone {
+                Some(
+                    "does not answer, but its process still runs as far as the launcher knows (a node cut off?): not started again",
+                )
+            } else {
+                None
+            };
+            match note {
+                Some(n) => out.push(Healed {
+                    index: i,
+                    address: shard.address.clone(),
+                    restarted: false,
+                    note: n.into(),
+                }),
+                None => respawn.push(i),
+            }
+        }
+        for &i in &respawn {
+            self.respawn(i)?;
+            out.push(Healed {
+                index: i,
+                address: self.record.shards[i].address.to_string(),
+                restarted: true,
+                note: format!("started again on {}", self.record.shards[i].host),
+            });
+        }
+        if respawn.is_empty() {
+            return Ok(out);
+        }
+        let addresses = self.record.addresses();
+        for &i in &respawn {
+            let mut delay = Duration::from_millis(5);
+            loop {
+                let probe = self.deployment.probe(&addresses[i])?;
+                if probe.ready {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout {
+                        what: format!(
+                            "server {i} ({}) started again, but does not answer: {}",
+                            addresses[i],
+                            probe.detail.unwrap_or_default()
+                        ),
+                        seconds: timeout.as_secs_f64(),
+                    });
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+        }
+        // Every server answers again: wait until the database says it is whole (a cluster
+        // takes a server back through its own nodes file; nothing is formed anew).
+        if out.iter().all(|h| h.restarted) {
+            loop {
+                let health = self.deployment.health(&addresses)?;
+                if health.ok {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout {
+                        what: format!(
+                            "the servers started again, but the database is not whole: {}",
+                            health.problems.join("; ")
+                        ),
+                        seconds: timeout.as_secs_f64(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Launch server `i` again as it was planned, and record its new step.
+    fn respawn(&mut self, i: usize) -> Result<()> {
+        let rec = self.record.shards[i].clone();
+        let mut spec = ShardSpec::new(
+            rec.index,
+            rec.name.clone(),
+            rec.host.clone(),
+            rec.address.port,
+        );
+        // The address it bound before, which its node still has.
+        spec.bind = vec![rec.address.host.clone()];
+        let mut steps = self.deployment.plan(
+            &PlanRequest::new(
+                self.record.settings.clone(),
+                vec![spec],
+                self.record.dir.clone(),
+            )
+            .rejoining(),
+        )?;
+        let mut step = steps.pop().ok_or_else(|| Error::Plugin {
+            plugin: self.deployment.name().into(),
+            method: "plan".into(),
+            message: "planned no step for one server".into(),
+        })?;
+        if let Some(job) = &self.record.batch_job {
+            step.run.allocation = Some(job.0.clone());
+        }
+        let id = self.launcher.launch(&step).map_err(|e| {
+            Error::config(format!("starting server {i} again on {}: {e}", rec.host))
+        })?;
+        tracing::info!(server = i, step = %id, host = %rec.host, "server started again");
+        self.record.shards[i].step = id;
+        self.record.shards[i].stdout = step.stdout.clone();
+        self.record.shards[i].stderr = step.stderr.clone();
+        self.record.save(&self.record_path)
+    }
+}
