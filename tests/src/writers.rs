@@ -188,3 +188,112 @@ pub fn check_pair(addrs: &[String], plain: &Writes, waiting: &Writes, after: Ins
         lost_unreplicated.len()
     )
 }
+
+/// What the SmartRedis Python writer saw.
+#[derive(Debug)]
+pub struct SmartRedisWrites {
+    /// Keys whose write returned, with when (seconds since the Unix epoch).
+    pub acked: Vec<(String, f64)>,
+    /// Errors SmartRedis raised (it gives up on a command after its own timeouts).
+    pub errors: Vec<String>,
+    /// Keys written but not found when read back (lost with a master that died).
+    pub lost_reads: Vec<String>,
+}
+
+/// The SmartRedis Python client writing and reading through a failure
+/// (`tests/python/failover_writer.py`).
+pub struct SmartRedisWriter {
+    child: std::process::Child,
+    stop: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmartRedisWriter {
+    /// Start it against the cluster at `addrs`.
+    pub fn start(addrs: &[String]) -> SmartRedisWriter {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = dir.path().join("stop");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/failover_writer.py");
+        let child = std::process::Command::new(crate::smartredis_python())
+            .arg(script)
+            .arg(&stop)
+            .env("SSDB", addrs.join(","))
+            .env("SR_DB_TYPE", "Clustered")
+            .env("SR_LOG_LEVEL", "QUIET")
+            // A command SmartRedis cannot get through gives up after 3 s, not 100.
+            .env("SR_CMD_TIMEOUT", "3")
+            .env("SR_CMD_INTERVAL", "100")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        SmartRedisWriter {
+            child,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    /// Stop it: what it saw.
+    pub fn finish(self) -> SmartRedisWrites {
+        std::fs::write(&self.stop, b"").unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            panic!(
+                "the SmartRedis writer said no result ({e}): {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let strings = |k: &str| -> Vec<String> {
+            v[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        };
+        SmartRedisWrites {
+            acked: v["acked"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap()))
+                .collect(),
+            errors: strings("errors"),
+            lost_reads: strings("lost_reads"),
+        }
+    }
+}
+
+impl SmartRedisWrites {
+    /// Writes that returned after `after`.
+    pub fn acked_after(&self, after: std::time::SystemTime) -> usize {
+        let t = after
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        self.acked.iter().filter(|(_, at)| *at > t).count()
+    }
+}
+
+/// A new SmartRedis client against the cluster at `addrs` reads `keys` (tensors) and
+/// writes and reads one of its own; panics with what it said if it cannot.
+pub fn smartredis_check(addrs: &[String], keys: &[String]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/failover_writer.py");
+    let out = std::process::Command::new(crate::smartredis_python())
+        .arg(script)
+        .arg("check")
+        .args(keys)
+        .env("SSDB", addrs.join(","))
+        .env("SR_DB_TYPE", "Clustered")
+        .env("SR_LOG_LEVEL", "QUIET")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("check: ok"),
+        "a new SmartRedis client after the failover: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
