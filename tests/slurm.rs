@@ -632,7 +632,7 @@ fn jobs_named(name: &str) -> String {
 }
 
 #[test]
-fn ctrl_c_while_the_batch_job_waits_in_the_queue_cancels_it() {
+fn a_batch_job_waiting_in_the_queue_shows_why_and_ctrl_c_cancels_it() {
     let _guard = BatchJobs("orc-queued");
     let state = State::new();
     // A start time an hour away: the job waits in the queue (Reason=BeginTime).
@@ -666,11 +666,19 @@ fn ctrl_c_while_the_batch_job_waits_in_the_queue_cancels_it() {
         "the job never pended: {}",
         jobs_named("orc-queued")
     );
+    // The wait shows the job's state and Slurm's reason (asked every second).
+    std::thread::sleep(Duration::from_millis(2500));
     let t = std::time::Instant::now();
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(
+        said.lines()
+            .any(|l| l.contains("batch job ") && l.contains(" PENDING (BeginTime)")),
+        "{said}"
+    );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert!(
         wait_for(Duration::from_secs(10), || jobs_named("orc-queued")

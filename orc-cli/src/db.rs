@@ -228,10 +228,19 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
     }
     let began = Instant::now();
     let mut progress = |p: &Progress| {
+        if let Progress::Queued(q) = p
+            && !tty
+            && !ctx.json
+        {
+            // Also into logs and batch output: a queue wait can be long.
+            eprintln!("orc: [{:.0}s] {q}", began.elapsed().as_secs_f64());
+            return;
+        }
         if !tty {
             return;
         }
         let line = match p {
+            Progress::Queued(q) => format!("{q}"),
             Progress::Launched { shards } => {
                 format!("launched {shards} shard(s), waiting for them to answer")
             }

@@ -53,6 +53,15 @@ pub trait Launcher: Send + Sync {
         ))
     }
 
+    /// The batch job an [`allocate`](Launcher::allocate) call with job name `name` is
+    /// waiting for, as the scheduler describes it now (state and reason), for progress
+    /// lines; `None` when nothing waits under that name or the launcher cannot tell.
+    /// Called from another thread while that call blocks.
+    fn queue_state(&self, name: &str) -> Result<Option<crate::QueueState>> {
+        let _ = name;
+        Ok(None)
+    }
+
     /// Cancel the batch job an [`allocate`](Launcher::allocate) call with job name `name`
     /// is waiting for (called from another thread while that call blocks, for a Ctrl-C
     /// during a queue wait); that call then returns an error. Nothing pending under that

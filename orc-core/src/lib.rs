@@ -56,5 +56,5 @@ pub use launcher::Launcher;
 pub use settings::{
     AiSettings, Auth, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig, Tls, TlsFiles,
 };
-pub use status::{JobStatus, StepStatus};
+pub use status::{JobStatus, QueueState, StepStatus};
 pub use step::{Allocation, BatchSettings, LaunchStep, MpmdPart, RunSettings, StepId};

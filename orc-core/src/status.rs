@@ -172,3 +172,36 @@ mod tests {
         assert_eq!(s.to_string(), "failed (launcher: zombie), exit code 3");
     }
 }
+
+/// A batch job an allocation waits for, as its scheduler describes it while it is queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QueueState {
+    /// The job id.
+    pub job: String,
+    /// The scheduler's word for its state (`PENDING`, `Q`, `PEND`, `queued`).
+    pub state: String,
+    /// Why it waits, when the scheduler says (`Resources`, `Priority`, ...).
+    pub reason: Option<String>,
+}
+
+impl QueueState {
+    /// Job `job` in `state`, waiting for `reason`.
+    pub fn new(job: impl Into<String>, state: impl Into<String>, reason: Option<String>) -> Self {
+        Self {
+            job: job.into(),
+            state: state.into(),
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for QueueState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batch job {} {}", self.job, self.state)?;
+        match &self.reason {
+            Some(r) => write!(f, " ({r})"),
+            None => Ok(()),
+        }
+    }
+}

@@ -170,6 +170,18 @@ impl Launcher for LauncherProxy {
         )?;
         self.0.call(protocol::launcher::CANCEL_ALLOCATION, name)
     }
+    fn queue_state(&self, name: &str) -> Result<Option<orc_core::QueueState>> {
+        if !self
+            .0
+            .contract
+            .capabilities
+            .contains(capability::QUEUE_STATE)
+        {
+            // Built before minor 4: no queue state to show.
+            return Ok(None);
+        }
+        self.0.call(protocol::launcher::QUEUE_STATE, name)
+    }
     fn use_state_dir(&self, dir: &std::path::Path) -> Result<()> {
         if !self.0.contract.capabilities.contains(capability::STATE_DIR) {
             // Built before minor 2: it keeps its files under its default state directory,

@@ -170,6 +170,15 @@ impl<W: Wlm> Launcher for WlmLauncher<W> {
         agent::allocate_tracked(&self.wlm, batch, name, &self.agents(), &self.pending)
     }
 
+    fn queue_state(&self, name: &str) -> Result<Option<orc_core::QueueState>> {
+        let Some(job) = self.pending.job(name) else {
+            return Ok(None);
+        };
+        let st = self.wlm.job_status(&job)?;
+        let state = st.native_state.unwrap_or_else(|| st.status.to_string());
+        Ok(Some(orc_core::QueueState::new(job, state, st.detail)))
+    }
+
     fn cancel_allocation(&self, name: &str) -> Result<()> {
         match self.pending.job(name) {
             // The waiting allocate sees the job end and reports it.

@@ -652,6 +652,17 @@ impl Launcher for SlurmLauncher {
         Ok(Allocation::new(Some(job), hosts))
     }
 
+    fn queue_state(&self, name: &str) -> Result<Option<orc_core::QueueState>> {
+        let Some(job) = self.pending.job(name) else {
+            return Ok(None);
+        };
+        let info =
+            String::from_utf8_lossy(&run("scontrol", &["show", "job", &job])?.stdout).into_owned();
+        let state = parse::scontrol_field(&info, "JobState").unwrap_or_else(|| "unknown".into());
+        let reason = parse::scontrol_field(&info, "Reason").filter(|r| r != "None");
+        Ok(Some(orc_core::QueueState::new(job, state, reason)))
+    }
+
     fn cancel_allocation(&self, name: &str) -> Result<()> {
         match self.pending.job(name) {
             // The waiting allocate sees the job end and reports it.

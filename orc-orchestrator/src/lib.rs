@@ -81,6 +81,9 @@ pub enum Progress {
         /// Number of shards.
         total: usize,
     },
+    /// The batch job that will hold the shards waits in the queue (shown when its state
+    /// or the scheduler's reason changes).
+    Queued(orc_core::QueueState),
     /// The shards are being formed into one database.
     Forming,
     /// The database is verified and recorded.
@@ -443,6 +446,7 @@ impl Orchestrator {
                     &b,
                     &name,
                     opts.abort.as_deref(),
+                    opts.progress,
                 ))?;
                 let job = alloc.id.clone().map(StepId);
                 (alloc, job)
@@ -1093,15 +1097,29 @@ fn allocate_unless_aborted(
     batch: &orc_core::BatchSettings,
     name: &str,
     abort: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(&Progress),
 ) -> Result<orc_core::Allocation> {
-    let Some(abort) = abort else {
-        return launcher.allocate(batch, name);
-    };
+    let never = AtomicBool::new(false);
+    let abort = abort.unwrap_or(&never);
     let mut last_try: Option<Instant> = None;
+    // The job's state and the scheduler's reason, asked every second while it waits.
+    let mut last_look = Instant::now();
+    let mut shown: Option<orc_core::QueueState> = None;
     let result = while_watching(
         "allocating",
         || launcher.allocate(batch, name),
         || {
+            if last_look.elapsed() >= Duration::from_secs(1) {
+                last_look = Instant::now();
+                match launcher.queue_state(name) {
+                    Ok(Some(q)) if shown.as_ref() != Some(&q) => {
+                        progress(&Progress::Queued(q.clone()));
+                        shown = Some(q);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("queue state of the batch job: {e}"),
+                }
+            }
             // Asked again every half second: the job may not be submitted (and known to
             // the launcher) yet when the abort comes.
             if !abort.load(Ordering::SeqCst)

@@ -108,6 +108,10 @@ pub mod capability {
     /// into the running database keep their data and cluster files. A plugin without it
     /// could remove them, so the host refuses to plan a rejoin through it.
     pub const REJOIN: &str = "deployment.rejoin";
+    /// Launchers: `queue_state`, called from another thread while `allocate` waits, for
+    /// the job's state and the scheduler's reason (minor 4). Without it the host shows no
+    /// queue state.
+    pub const QUEUE_STATE: &str = "launcher.queue_state";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -198,6 +202,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::REJOIN,
         since_minor: 4,
         about: "servers started again into the running database",
+    },
+    Capability {
+        name: capability::QUEUE_STATE,
+        since_minor: 4,
+        about: "the state and reason of a batch job waiting in the queue",
     },
 ];
 

@@ -40,6 +40,9 @@ pub mod launcher {
     /// `cancel_allocation(name: string) -> ()` (capability
     /// [`CANCEL_ALLOCATION`](crate::capability::CANCEL_ALLOCATION)).
     pub const CANCEL_ALLOCATION: &str = "cancel_allocation";
+    /// `queue_state(name: string) -> QueueState | null` (capability
+    /// [`QUEUE_STATE`](crate::capability::QUEUE_STATE)).
+    pub const QUEUE_STATE: &str = "queue_state";
 }
 
 /// Deployment calls (see `orc_core::DbDeployment`).
@@ -301,6 +304,15 @@ mod golden {
             ),
             ("release.request", v(&"4242".to_string())),
             ("cancel_allocation.request", v(&"orc-db".to_string())),
+            ("queue_state.request", v(&"orc-db".to_string())),
+            (
+                "queue_state.reply",
+                v(&Some(orc_core::QueueState::new(
+                    "4242",
+                    "PENDING",
+                    Some("Resources".into()),
+                ))),
+            ),
             (
                 "use_state_dir.request",
                 v(&std::path::Path::new("/home/me/.local/state/orc")),

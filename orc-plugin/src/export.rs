@@ -44,6 +44,7 @@ pub fn serve_launcher(l: &dyn Launcher, method: &str, payload: &str) -> Result<S
             encode(&l.use_state_dir(&decode::<std::path::PathBuf>(method, payload)?)?)
         }
         m::CANCEL_ALLOCATION => encode(&l.cancel_allocation(&decode::<String>(method, payload)?)?),
+        m::QUEUE_STATE => encode(&l.queue_state(&decode::<String>(method, payload)?)?),
         _ => Err(unknown(method)),
     }
 }
