@@ -8,7 +8,10 @@
 //! places on a node, and orc-client from here; status and stop work from here
 //! and leave nothing on any node, also for an orchestrator started inside a job (an sbatch
 //! script running `orc db start`). A node lost mid-run (link cut, shard killed) shows in
-//! status within seconds, and stop still ends everything without hanging on it.
+//! status within seconds, and stop still ends everything without hanging on it. With
+//! replicas, a lost node's shard is taken over by its replica on another node while
+//! clients write through it. PBS, LSF and Cobalt orchestrators run across the same nodes
+//! through the scheduler simulator (`ORC_SIM_NODES`).
 #![allow(clippy::unwrap_used)]
 
 use std::{path::PathBuf, process::Command, time::Duration};
@@ -265,6 +268,7 @@ fn batch_orchestrators_across_nodes() {
     an_orchestrator_started_inside_a_job();
     node_failure_is_reported_and_stopped();
     replicas_take_over_a_lost_node();
+    simulated_schedulers_across_nodes();
 }
 
 /// Restores node `i`'s link when the test ends, however it ends.
@@ -582,4 +586,112 @@ fn replicas_take_over_a_lost_node() {
         node_processes(victim)
     );
     assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
+}
+
+/// PBS, LSF and Cobalt orchestrators across the test bed's nodes, through the scheduler
+/// simulator told about the nodes (`ORC_SIM_NODES`, `ORC_SIM_ON_NODE`): a PBS job script
+/// runs on its first node, and `mpiexec`, `jsrun` and `aprun` start each shard on its own
+/// node, where it looks its address up (the nodes' names do not resolve here). Each
+/// orchestrator is verified, used and stopped from here, with nothing left on any node.
+fn simulated_schedulers_across_nodes() {
+    let sim = orc_tests::sim();
+    let on_node = format!("{}/../scripts/multinode on", env!("CARGO_MANIFEST_DIR"));
+    for (launcher, extra) in [
+        ("pbs", &["--shards", "3"][..]),
+        ("lsf", &["--shards", "4", "--shards-per-host", "2"][..]),
+        ("cobalt", &["--shards", "3"][..]),
+    ] {
+        let state = State::new();
+        let spool = tempfile::tempdir().unwrap();
+        let db = format!("sim{launcher}");
+        let run = |args: &[&str]| {
+            state
+                .orc_cmd(args)
+                .env("PATH", sim.path_for(launcher == "cobalt"))
+                .env("ORC_SIM_SPOOL", spool.path())
+                .env("ORC_SIM_NODES", "orcn1,orcn2,orcn3,orcn4")
+                .env("ORC_SIM_ON_NODE", &on_node)
+                .env_remove("PBS_JOBID")
+                .env_remove("LSB_JOBID")
+                .env_remove("COBALT_JOBID")
+                .output()
+                .unwrap()
+        };
+        let mut args = vec![
+            "db",
+            "start",
+            "--db",
+            &db,
+            "--launcher",
+            launcher,
+            "--batch",
+            "--port",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{launcher}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let addrs = json_strings(&start_json(&out), "addresses");
+        let mut hosts: Vec<&str> = addrs
+            .iter()
+            .map(|a| a.rsplit_once(':').unwrap().0)
+            .collect();
+        assert!(
+            hosts.iter().all(|h| h.starts_with("10.251.0.")),
+            "{launcher}: {addrs:?}"
+        );
+        hosts.sort();
+        hosts.dedup();
+        let nodes = if launcher == "lsf" { 2 } else { 3 };
+        assert_eq!(hosts.len(), nodes, "{launcher}: shards on {hosts:?}");
+        for a in &addrs {
+            let info: String = state.admin_cmd(&db, a, &["CLUSTER", "INFO"]).unwrap();
+            assert!(info.contains("cluster_state:ok"), "{launcher} {a}: {info}");
+        }
+        let st = run(&["db", "status", "--db", &db]);
+        assert_eq!(
+            st.status.code(),
+            Some(0),
+            "{launcher}: {}",
+            text(&st.stdout)
+        );
+        // Nodes by the scheduler's names for them (Cobalt's are Cray node ids).
+        let named = if launcher == "cobalt" {
+            " on nid0"
+        } else {
+            " on orcn"
+        };
+        assert!(text(&st.stdout).contains(named), "{}", text(&st.stdout));
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        let mut client =
+            orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
+        for i in 0..16 {
+            client
+                .put_tensor_slice(
+                    &format!("t{i}"),
+                    &[i as f64],
+                    &[1],
+                    orc_client::MemoryLayout::RowMajor,
+                )
+                .unwrap();
+        }
+        assert!(client.tensor_exists("t15").unwrap());
+        let out = run(&["db", "stop", "--db", &db]);
+        assert!(out.status.success(), "{launcher}: {}", text(&out.stderr));
+        for i in 1..=4 {
+            assert!(
+                wait_for(Duration::from_secs(10), || !node_processes(i)
+                    .iter()
+                    .any(|c| c.starts_with("redis"))),
+                "{launcher}: shards left on orcn{i}: {:?}",
+                node_processes(i)
+            );
+        }
+    }
 }

@@ -2,6 +2,8 @@
 # $ORC_SIM_SPOOL/jsm-$LSB_JOBID/: <id>.state holds `<status> <exit code> <nrs>`
 # (Running/Complete/Killed; -1 while running), <id>.pids the ranks' process ids.
 
+. "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
+
 jsm_dir() {
     echo "${ORC_SIM_SPOOL:-/tmp/orc-sim-$(id -u)}/jsm-$LSB_JOBID"
 }
@@ -21,7 +23,8 @@ jsm_run() {
     flock -u 9
     exec 9>&-
     for cmd in "$@"; do
-        JSM_NAMESPACE_RANK=$r PMI_RANK=$r PMI_SIZE=$n setsid bash -c "exec $cmd" &
+        JSM_NAMESPACE_RANK=$r PMI_RANK=$r PMI_SIZE=$n \
+            setsid bash -c "$(declare -f on_node); on_node \"\$1\" bash -c \"exec \$2\"" _ "${RANK_HOSTS[$r]:-}" "$cmd" &
         pids+=($!)
         r=$((r + 1))
     done

@@ -22,6 +22,33 @@ import time
 
 SERVER = "sim"
 SPOOL = os.environ.get("ORC_SIM_SPOOL") or f"/tmp/orc-sim-{os.getuid()}"
+# Several nodes (orc's multi-node test bed): their names, and a command (words split at
+# spaces) that runs a command on one (`$ORC_SIM_ON_NODE NODE CMD...`). Jobs then get the
+# first nodes they ask for, PBS job scripts run on their first node, and the parallel
+# launchers start each rank on its node. Unset: a one-node cluster, this machine.
+NODES = [n for n in os.environ.get("ORC_SIM_NODES", "").split(",") if n]
+ON_NODE = os.environ.get("ORC_SIM_ON_NODE", "").split()
+
+
+def _job_nodes(count):
+    """The hosts of a job asking for `count` nodes, or None when there are not enough."""
+    if not NODES:
+        return [socket.gethostname().split(".")[0]]
+    count = max(count, 1)
+    return NODES[:count] if count <= len(NODES) else None
+
+
+def _pbs_node_count(opts):
+    """Nodes a PBS job asks for (`-l select=N:...` or `-l nodes=N`)."""
+    for res in opts.get("-l", []):
+        for part in res.split(","):
+            for key in ("select=", "nodes="):
+                if part.startswith(key):
+                    try:
+                        return int(part[len(key):].split(":")[0])
+                    except ValueError:
+                        pass
+    return 1
 
 
 def _path(job_id, name):
@@ -90,10 +117,15 @@ def qsub(argv):
     err = opts.get("-e", [os.path.join(cwd, f"{name}.e{seq}")])[-1]
     with open(_path(job_id, "script"), "w") as f:
         f.write(script)
+    nodes = _job_nodes(_pbs_node_count(opts))
+    if nodes is None:
+        print("qsub: Job violates queue and/or server resource limits", file=sys.stderr)
+        return 188
     nodefile = _path(job_id, "nodefile")
     with open(nodefile, "w") as f:
-        f.write(socket.gethostname().split(".")[0] + "\n")
-    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err}
+        f.write("".join(n + "\n" for n in nodes))
+    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err,
+           "nodes": nodes, "runs_on": nodes[0] if NODES else None}
     _save(job_id, job)
     env = dict(os.environ, PBS_JOBID=job_id, PBS_NODEFILE=nodefile, PBS_O_WORKDIR=cwd,
                PBS_JOBNAME=name, PBS_ENVIRONMENT="PBS_BATCH")
@@ -131,7 +163,10 @@ def _supervise(job_id, job, env, cwd=None):
         os.dup2(out, 1)
         os.dup2(err, 2)
         os.chdir(cwd or os.path.expanduser("~"))
-        os.execvpe("bash", ["bash", _path(job_id, "script")], env)
+        argv = ["bash", _path(job_id, "script")]
+        if job.get("runs_on") and ON_NODE:
+            argv = ON_NODE + [job["runs_on"]] + argv
+        os.execvpe(argv[0], argv, env)
     for fd in (null, out, err):
         os.close(fd)
     job.update(state="R", pid=pid, start=time.time())
@@ -204,9 +239,9 @@ def qstat(argv):
         entry = {"Job_Name": job["name"], "job_state": job["state"], "queue": "workq",
                  "Output_Path": f"{SERVER}:{job['out']}", "Error_Path": f"{SERVER}:{job['err']}"}
         if job["state"] in ("R", "F"):
-            host = socket.gethostname().split(".")[0]
-            entry["exec_host"] = f"{host}/0"
-            entry["exec_vnode"] = f"({host}:ncpus=1)"
+            hosts = job.get("nodes") or [socket.gethostname().split(".")[0]]
+            entry["exec_host"] = "+".join(f"{h}/0" for h in hosts)
+            entry["exec_vnode"] = "+".join(f"({h}:ncpus=1)" for h in hosts)
         if job["state"] == "F":
             entry["Exit_status"] = job["exit"]
         jobs[job_id] = entry
@@ -264,11 +299,18 @@ def bsub(argv):
     err = opts.get("-e", [out])[-1]
     with open(_path(job_id, "script"), "w") as f:
         f.write(script)
-    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err}
+    # The script runs on the launch node (`batch1`, this machine); jsrun starts ranks on
+    # the compute hosts.
+    nodes = _job_nodes(int(opts.get("-nnodes", ["1"])[-1]))
+    if nodes is None:
+        print("Bad resource requirement syntax. Job not submitted.", file=sys.stderr)
+        return 255
+    job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out, "err": err,
+           "nodes": nodes}
     _save(job_id, job)
-    host = socket.gethostname().split(".")[0]
     env = dict(os.environ, LSB_JOBID=job_id, LSB_JOBNAME=name, LS_SUBCWD=cwd,
-               LSB_MCPU_HOSTS=f"batch1 1 {host} 42", LSB_HOSTS=f"batch1 {host}")
+               LSB_MCPU_HOSTS="batch1 1 " + " ".join(f"{h} 42" for h in nodes),
+               LSB_HOSTS="batch1 " + " ".join(nodes))
     _start(job_id, job, env)
     print(f"Job <{job_id}> is submitted to queue <{queue}>.")
     return 0
@@ -345,6 +387,9 @@ def cobalt_qsub(argv):
         print(f"'{queue}' is not a valid queue", file=sys.stderr)
         return 1
     nodes = int(opts.get("-n", opts.get("--nodecount", ["1"]))[-1])
+    if NODES and nodes > len(NODES):
+        print(f"Requested nodes ({nodes}) exceeds the partition's node count", file=sys.stderr)
+        return 1
     job_id = _next_id("")
     os.makedirs(os.path.join(SPOOL, job_id))
     name = opts.get("--jobname", ["N/A"])[-1]

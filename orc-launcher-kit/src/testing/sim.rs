@@ -60,6 +60,11 @@ const FILES: &[(&str, &str, bool)] = &[
     ),
     ("lib/jsm.sh", include_str!("../../sim/lib/jsm.sh"), false),
     (
+        "lib/nodes.sh",
+        include_str!("../../sim/lib/nodes.sh"),
+        false,
+    ),
+    (
         "lib/ranks.sh",
         include_str!("../../sim/lib/ranks.sh"),
         false,
