@@ -684,6 +684,35 @@ fn simulated_schedulers_across_nodes() {
         assert!(client.tensor_exists("t15").unwrap());
         let out = run(&["db", "stop", "--db", &db]);
         assert!(out.status.success(), "{launcher}: {}", text(&out.stderr));
+        if launcher == "pbs" {
+            // More nodes than the machine has: PBS keeps the job queued with a `Can Never
+            // Run` comment; orc says so at once, with what to change, and deletes the job.
+            let t = std::time::Instant::now();
+            let out = run(&[
+                "db",
+                "start",
+                "--db",
+                "toomany",
+                "--launcher",
+                "pbs",
+                "--batch",
+                "--shards",
+                "6",
+                "--port",
+                "0",
+                "--no-ai",
+            ]);
+            assert!(!out.status.success());
+            let e = text(&out.stderr);
+            assert!(e.contains("can never start"), "{e}");
+            assert!(
+                e.contains("Can Never Run: Insufficient amount of resource: nodes (R: 6 A: 4"),
+                "{e}"
+            );
+            assert!(e.contains("--shards-per-host"), "{e}");
+            assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+            assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
+        }
         for i in 1..=4 {
             assert!(
                 wait_for(Duration::from_secs(10), || !node_processes(i)

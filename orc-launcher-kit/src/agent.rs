@@ -133,8 +133,16 @@ pub trait Scheduler {
     /// Submit the script file `file` from directory `cwd`, with `path` as `PATH` when
     /// given (a step's own); the job id.
     fn submit(&self, file: &Path, cwd: &Path, path: Option<&str>) -> Result<String>;
-    /// The status of job `job` (terminal once it has ended).
+    /// The status of job `job` (terminal once it has ended); for a queued job, the
+    /// scheduler's reason in [`StepStatus::detail`] when it gives one.
     fn job_status(&self, job: &str) -> Result<StepStatus>;
+    /// Why a queued job with status `status` can never start, with what to change, when
+    /// the scheduler says so (PBS: a `Can Never Run` comment): the wait then ends at once.
+    /// `None` (the default) when it may still start.
+    fn never_starts(&self, status: &StepStatus) -> Option<String> {
+        let _ = status;
+        None
+    }
     /// Delete job `job` (`qdel`, `bkill`); one that already ended is not an error.
     fn kill(&self, job: &str) -> Result<()>;
     /// Keep the scheduler's own files (job records, say) under `dir`, the orchestrator's
@@ -195,7 +203,16 @@ pub fn allocate_tracked(
     let ready = agent.wait_ready(
         batch.queue_timeout_secs.map(Duration::from_secs),
         &output,
-        || s.job_status(&job),
+        || {
+            let st = s.job_status(&job)?;
+            match s.never_starts(&st) {
+                Some(why) => Err(Error::launcher(
+                    s.launcher(),
+                    format!("batch job {job} can never start: {why}"),
+                )),
+                None => Ok(st),
+            }
+        },
     );
     drop(waiting);
     match ready {

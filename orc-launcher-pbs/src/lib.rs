@@ -194,12 +194,18 @@ impl agent::Scheduler for Pbs {
         let err = String::from_utf8_lossy(&out.stderr);
         let doc = parse::clean_json(&text);
         match doc.as_ref().and_then(|d| parse::qstat_json_status(d, id)) {
-            Some((state, exit)) => parse::status(&state, exit).ok_or_else(|| {
-                Error::launcher(
-                    NAME,
-                    format!("job {id} is in state {state}, which orc does not know"),
-                )
-            }),
+            Some((state, exit)) => {
+                let mut st = parse::status(&state, exit).ok_or_else(|| {
+                    Error::launcher(
+                        NAME,
+                        format!("job {id} is in state {state}, which orc does not know"),
+                    )
+                })?;
+                if st.status == orc_core::JobStatus::Queued {
+                    st.detail = doc.as_ref().and_then(|d| parse::qstat_json_comment(d, id));
+                }
+                Ok(st)
+            }
             None if err.contains("Unknown Job Id") => Err(Error::launcher(
                 NAME,
                 format!(
@@ -218,6 +224,14 @@ impl agent::Scheduler for Pbs {
                 ),
             )),
         }
+    }
+    fn never_starts(&self, status: &StepStatus) -> Option<String> {
+        let comment = status.detail.as_deref()?;
+        comment.starts_with("Can Never Run").then(|| {
+            format!(
+                "PBS says `{comment}`: ask for what the queue has (fewer nodes with --nodes, several shards per node with --shards-per-host, or another --queue)"
+            )
+        })
     }
     fn kill(&self, id: &str) -> Result<()> {
         let out = run("qdel", &[id])?;

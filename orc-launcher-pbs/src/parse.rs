@@ -69,6 +69,13 @@ pub fn qstat_json_status(v: &serde_json::Value, id: &str) -> Option<(String, Opt
     Some((state, exit))
 }
 
+/// The scheduler's `comment` on job `id` (why a queued job waits: `Not Running: ...`, or
+/// `Can Never Run: ...`) from `qstat -f -F json` output.
+pub fn qstat_json_comment(v: &serde_json::Value, id: &str) -> Option<String> {
+    let c = v.get("Jobs")?.get(id)?.get("comment")?.as_str()?.trim();
+    (!c.is_empty()).then(|| c.to_string())
+}
+
 /// Hosts of job `id` from its `exec_vnode` (`(server_1:ncpus=1)+(server_2:ncpus=1)`), sorted
 /// and unique.
 pub fn exec_hosts(v: &serde_json::Value, id: &str) -> Vec<String> {
@@ -149,6 +156,14 @@ mod tests {
         let v = clean_json(json).unwrap();
         assert_eq!(qstat_json_status(&v, "16705.sdb"), Some(("R".into(), None)));
         assert_eq!(exec_hosts(&v, "16705.sdb"), ["server_1", "server_2"]);
+        assert_eq!(qstat_json_comment(&v, "16705.sdb"), None);
+        let queued = r#"{"Jobs":{"7.sdb":{"job_state":"Q","comment":"Can Never Run: Insufficient amount of resource: ncpus (R: 8 A: 4 T: 4)"}}}"#;
+        let v = clean_json(queued).unwrap();
+        assert!(
+            qstat_json_comment(&v, "7.sdb")
+                .unwrap()
+                .starts_with("Can Never Run: Insufficient")
+        );
         // A line with an unescaped quote is dropped and the rest still parses.
         let broken = "{\n\"Jobs\":{\"1.x\":{\n\"Variable_List\":\"A=\"b\"\",\n\"job_state\":\"F\",\n\"Exit_status\":2\n}}\n}";
         let v = clean_json(broken).unwrap();

@@ -117,10 +117,16 @@ def qsub(argv):
     err = opts.get("-e", [os.path.join(cwd, f"{name}.e{seq}")])[-1]
     with open(_path(job_id, "script"), "w") as f:
         f.write(script)
-    nodes = _job_nodes(_pbs_node_count(opts))
+    want = _pbs_node_count(opts)
+    nodes = _job_nodes(want)
     if nodes is None:
-        print("qsub: Job violates queue and/or server resource limits", file=sys.stderr)
-        return 188
+        # Accepted, as PBS does, and left queued for ever with the scheduler's comment.
+        job = {"name": name, "state": "Q", "pid": None, "exit": None, "out": out,
+               "err": err, "comment": "Can Never Run: Insufficient amount of resource: "
+               f"nodes (R: {want} A: {len(NODES)} T: {len(NODES)})"}
+        _save(job_id, job)
+        print(job_id)
+        return 0
     nodefile = _path(job_id, "nodefile")
     with open(nodefile, "w") as f:
         f.write("".join(n + "\n" for n in nodes))
@@ -187,6 +193,8 @@ def _supervise(job_id, job, env, cwd=None):
 def _terminate(job_id, job, code):
     """End a job as the scheduler does: TERM to its process group, `code` as its exit."""
     job["exit"] = code
+    if job["state"] == "Q" and job.get("comment"):
+        job["state"] = "F"  # never started: nothing to wait for
     _save(job_id, job)
     if job.get("pid"):
         try:
@@ -244,6 +252,8 @@ def qstat(argv):
             entry["exec_vnode"] = "+".join(f"({h}:ncpus=1)" for h in hosts)
         if job["state"] == "F":
             entry["Exit_status"] = job["exit"]
+        if job.get("comment") and job["state"] == "Q":
+            entry["comment"] = job["comment"]
         jobs[job_id] = entry
     if full_json:
         doc = {"timestamp": int(time.time()), "pbs_version": "2022.1.1", "pbs_server": SERVER}
