@@ -245,3 +245,26 @@ fn bad_settings_are_refused_before_launch() {
     }
     assert_clean(&state);
 }
+
+/// The launcher says every shard's process is gone (here: the recorded process ids are
+/// wrong, as when a launcher looks at another cluster), but the shards still answer: stop
+/// shuts them down with the database's admin secret instead of leaving them running
+/// without a record.
+#[test]
+fn stop_shuts_down_shards_the_launcher_lost_track_of() {
+    let state = State::new();
+    let orc = launch(&static_host(), &state, settings("lost-track", 2)).unwrap();
+    let pids = shard_pids(&orc);
+    let addrs = orc.addresses();
+    let path = orc.record_path().to_path_buf();
+    drop(orc);
+    let mut rec = orc_orchestrator::record::OrchestratorRecord::load(&path).unwrap();
+    for s in &mut rec.shards {
+        s.step = orc_core::StepId("999999999@1".into());
+    }
+    rec.save(&path).unwrap();
+    let out = state.orc(&["db", "stop", "--db", "lost-track"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_all_gone(&pids, &addrs);
+    assert_clean(&state);
+}

@@ -447,7 +447,8 @@ fn an_orchestrator_started_inside_a_job() {
 /// another node than its master): a node is lost while two orc-client applications write
 /// and read through the cluster from here. The lost master's replica on another node takes
 /// its slots over, the clients carry on, no write confirmed with `WAIT` is lost, status
-/// names the lost node and the replica that took over, and stop ends everything.
+/// names the lost node and the replica that took over; once the node is back, `orc db heal`
+/// makes the database whole again, and stop ends everything.
 fn replicas_take_over_a_lost_node() {
     let _jobs = Jobs("orc-mnrep");
     let state = State::new();
@@ -564,26 +565,46 @@ fn replicas_take_over_a_lost_node() {
             report.contains("every hash slot is still served"),
             "{report}"
         );
-        let out = orc(&state, &["db", "stop", "--db", "mnrep"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        for i in (1..=4).filter(|i| *i != victim) {
-            assert!(
-                wait_for(Duration::from_secs(10), || !node_processes(i)
-                    .iter()
-                    .any(|c| c.starts_with("redis"))),
-                "shards left on orcn{i}"
-            );
-        }
     }
-    // The node is back: nothing of the database runs there. (The job kept running without
-    // the node, `--no-kill`, so the node's step daemons of the cancelled job report to
-    // slurmctld on Slurm's own retry schedule, up to a minute, and then exit.)
+    // The node is back. It left the database's job when it was lost (the job runs on,
+    // `--no-kill`), so `orc db heal` starts its servers again there as jobs of their own:
+    // they rejoin as replicas and the database is whole again.
+    let out = orc(&state, &["db", "heal", "--db", "mnrep", "--timeout", "90"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let healed = status(&state);
+    let sh = healed["health"]["shards"].as_array().unwrap();
+    assert!(sh.iter().all(|h| h["reachable"] == true), "{healed}");
+    assert_eq!(sh[1]["replica_of"], addrs[heir].as_str(), "{healed}");
+    let out = orc(&state, &["db", "stop", "--db", "mnrep"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Nothing of the database runs on any node. (The node's step daemons of the job it
+    // left report to slurmctld on Slurm's own retry schedule, up to a minute, and exit.)
+    for i in 1..=4 {
+        assert!(
+            wait_for(Duration::from_secs(30), || !node_processes(i)
+                .iter()
+                .any(|c| c.starts_with("redis"))),
+            "left on orcn{i}: {:?}",
+            node_processes(i)
+        );
+    }
     assert!(
-        wait_for(Duration::from_secs(30), || !node_processes(victim)
-            .iter()
-            .any(|c| c.starts_with("redis"))),
-        "left on orcn{victim}: {:?}",
-        node_processes(victim)
+        slurm("squeue")
+            .args([
+                "--noheader",
+                "--name",
+                "orc-mnrep,mnrep_0,mnrep_1,mnrep_2,mnrep_3,mnrep_4,mnrep_5",
+            ])
+            .output()
+            .map(|o| text(&o.stdout).trim().is_empty())
+            .unwrap(),
+        "jobs left"
     );
     assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }

@@ -16,7 +16,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let size: usize = args.next().ok_or("SIZE is missing")?.parse()?;
     let secs: f64 = args.next().ok_or("SECONDS is missing")?.parse()?;
-    let name = args.next().unwrap_or_else(|| std::process::id().to_string());
+    let name = args
+        .next()
+        .unwrap_or_else(|| std::process::id().to_string());
     let mut client = Client::from_env()?;
     let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     // A few keys, rewritten: memory stays bounded however long it runs.

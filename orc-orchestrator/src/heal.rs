@@ -27,8 +27,8 @@ impl Orchestrator {
     /// still running as far as its launcher knows, on a node cut off for instance, is left
     /// alone), then wait up to `timeout` until the database has them all back. Servers
     /// launched as one MPMD step (`--single-step`) cannot be started one by one. Under a
-    /// batch job the server goes back into the job on its node, which must still be part
-    /// of the job.
+    /// batch job the server goes back into the job on its node, or, when the node has left
+    /// the job (a node lost while it ran), into a batch job of its own on that node.
     pub fn heal(&mut self, timeout: Duration) -> Result<Vec<Healed>> {
         if let Some(other) = self.runs_elsewhere() {
             return Err(Error::config(format!(
@@ -38,7 +38,23 @@ impl Orchestrator {
         }
         let _lock = crate::lock::DbLock::acquire(self.home(), self.db_identifier())?;
         let deadline = Instant::now() + timeout;
-        let status = self.status()?;
+        // A server lost with its node may still count as running until the workload
+        // manager notices the node is back (or gone): wait a while for it to say so.
+        let settle = Instant::now() + timeout.min(Duration::from_secs(60)) / 2;
+        let mut status = self.status()?;
+        while Instant::now() < settle
+            && status
+                .health
+                .shards
+                .iter()
+                .zip(&status.steps)
+                .any(|(h, st)| {
+                    !h.reachable && matches!(st, Ok(st) if st.status == JobStatus::Running)
+                })
+        {
+            std::thread::sleep(Duration::from_secs(1));
+            status = self.status()?;
+        }
         let mut out = Vec::new();
         let mut respawn = Vec::new();
         for (i, shard) in status.health.shards.iter().enumerate() {
@@ -158,12 +174,34 @@ impl Orchestrator {
             method: "plan".into(),
             message: "planned no step for one server".into(),
         })?;
-        if let Some(job) = &self.record.batch_job {
-            step.run.allocation = Some(job.0.clone());
-        }
-        let id = self.launcher.launch(&step).map_err(|e| {
-            Error::config(format!("starting server {i} again on {}: {e}", rec.host))
-        })?;
+        let id = match &self.record.batch_job {
+            Some(job) => {
+                step.run.allocation = Some(job.0.clone());
+                match self.launcher.launch(&step) {
+                    Ok(id) => id,
+                    Err(in_job) => {
+                        // A node lost while the job ran leaves the job (Slurm's --no-kill):
+                        // the server goes back to its node as a batch job of its own, which
+                        // `orc db stop` cancels with the rest.
+                        tracing::info!(
+                            server = i,
+                            "cannot start it inside batch job {} ({in_job}); submitting it as a job of its own",
+                            job.0
+                        );
+                        step.run.allocation = None;
+                        self.launcher.launch(&step).map_err(|alone| {
+                            Error::config(format!(
+                                "starting server {i} again on {}: inside batch job {}: {in_job}; as a job of its own: {alone}",
+                                rec.host, job.0
+                            ))
+                        })?
+                    }
+                }
+            }
+            None => self.launcher.launch(&step).map_err(|e| {
+                Error::config(format!("starting server {i} again on {}: {e}", rec.host))
+            })?,
+        };
         tracing::info!(server = i, step = %id, host = %rec.host, "server started again");
         self.record.shards[i].step = id;
         self.record.shards[i].stdout = step.stdout.clone();

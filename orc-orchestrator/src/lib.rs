@@ -1006,10 +1006,23 @@ impl Orchestrator {
             .iter()
             .map(|s| s.status.is_terminal().then_some(StopWay::AlreadyGone))
             .collect();
+        // A protected database's shards accept only this database's admin secret, so one
+        // that answers at its address is ours even when the launcher says its step is gone
+        // (a launcher looking at another cluster, say, with the wrong SLURM_CONF): it is
+        // shut down rather than left running without a record.
+        let protected = self.record.settings.auth != orc_core::Auth::Open;
         for (i, shard) in shards.iter().enumerate() {
-            if how[i].is_none() {
+            if how[i].is_none() || protected {
                 match self.deployment.shutdown(&shard.address, save) {
-                    Ok(()) => how[i] = Some(StopWay::Shutdown),
+                    Ok(()) => {
+                        if how[i].is_some() {
+                            tracing::warn!(
+                                shard = i,
+                                "the launcher said shard {i}'s step had ended, but the shard answered: shut down"
+                            );
+                        }
+                        how[i] = Some(StopWay::Shutdown);
+                    }
                     Err(e) => tracing::debug!(shard = i, "SHUTDOWN failed, will cancel: {e}"),
                 }
             }
