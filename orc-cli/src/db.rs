@@ -286,10 +286,17 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        let servers = match rec.settings.replicas {
+            0 => format!("{} shard(s)", rec.shards.len()),
+            r => format!(
+                "{} shard(s) with {r} replica(s) each ({} servers)",
+                rec.settings.shards,
+                rec.shards.len()
+            ),
+        };
         println!(
-            "Orchestrator `{}` is ready: {} shard(s), {}, in {elapsed:.2} s",
+            "Orchestrator `{}` is ready: {servers}, {}, in {elapsed:.2} s",
             orc.db_identifier(),
-            rec.shards.len(),
             rec.deployment
         );
         for s in &rec.shards {
