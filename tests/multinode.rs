@@ -269,6 +269,7 @@ fn batch_orchestrators_across_nodes() {
     node_failure_is_reported_and_stopped();
     replicas_take_over_a_lost_node();
     simulated_schedulers_across_nodes();
+    grid_engine_across_nodes();
 }
 
 /// Restores node `i`'s link when the test ends, however it ends.
@@ -744,4 +745,99 @@ fn simulated_schedulers_across_nodes() {
             );
         }
     }
+}
+
+/// A Grid Engine orchestrator across the nodes: the site plugin `launcher-sge` against a
+/// Grid Engine cell whose execd runs on every node (`scripts/sge-multinode`, started by
+/// `scripts/test`). Grid Engine resolves every host name, so `orc` runs where the nodes'
+/// names resolve (the cell's login namespace); the shards start on their nodes with
+/// `qrsh -inherit`, and are used from here.
+fn grid_engine_across_nodes() {
+    let plugins = site_plugin("launcher-sge", "orc_site_launcher_sge");
+    let state = State::new();
+    let script = format!("{}/../scripts/sge-multinode", env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        let out = Command::new(&script)
+            .arg("exec")
+            .arg(orc_bin())
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(args)
+            .env("ORC_PLUGIN_PATH", plugins.path())
+            .env_remove("ORC_STATE_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            !text(&out.stderr).contains("not up"),
+            "the multi-node Grid Engine is not up: run scripts/sge-multinode up (scripts/test does)"
+        );
+        out
+    };
+    let out = run(&[
+        "db",
+        "start",
+        "--db",
+        "sgemn",
+        "--launcher",
+        "sge",
+        "--batch",
+        // The cell's default parallel environments (make, ...) are in no queue.
+        "--batch-arg",
+        "pe=orc",
+        "--shards",
+        "3",
+        "--port",
+        "0",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let addrs = json_strings(&start_json(&out), "addresses");
+    let mut hosts: Vec<&str> = addrs
+        .iter()
+        .map(|a| a.rsplit_once(':').unwrap().0)
+        .collect();
+    assert!(
+        hosts.iter().all(|h| h.starts_with("10.251.0.")),
+        "{addrs:?}"
+    );
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts.len(), 3, "shards on {hosts:?}");
+    for a in &addrs {
+        let info: String = state.admin_cmd("sgemn", a, &["CLUSTER", "INFO"]).unwrap();
+        assert!(info.contains("cluster_state:ok"), "{a}: {info}");
+    }
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut client =
+        orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
+    for i in 0..16 {
+        client
+            .put_tensor_slice(
+                &format!("g{i}"),
+                &[i as f32],
+                &[1],
+                orc_client::MemoryLayout::RowMajor,
+            )
+            .unwrap();
+    }
+    assert!(client.tensor_exists("g15").unwrap());
+    let st = run(&["db", "status", "--db", "sgemn"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
+    let out = run(&["db", "stop", "--db", "sgemn"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for i in 1..=4 {
+        assert!(
+            wait_for(Duration::from_secs(10), || !node_processes(i)
+                .iter()
+                .any(|c| c.starts_with("redis"))),
+            "shards left on orcn{i}: {:?}",
+            node_processes(i)
+        );
+    }
+    assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }

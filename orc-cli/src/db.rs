@@ -183,8 +183,12 @@ extern "C" fn on_sigint(_: libc::c_int) {
 /// Turn Ctrl-C into a flag the launch polls, so launched shards are cleaned up.
 fn catch_interrupt() -> Arc<AtomicBool> {
     let handler: extern "C" fn(libc::c_int) = on_sigint;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { libc::signal(libc::SIGINT, handler as libc::sighandler_t) };
+    // SIGTERM and SIGHUP too: batch systems, `timeout` and closed terminals end a start
+    // that way, and a batch job still in the queue must be cancelled then as well.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+    }
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     std::thread::spawn(move || {
