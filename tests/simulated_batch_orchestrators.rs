@@ -360,3 +360,54 @@ fn batch_jobs_that_fail_are_reported_and_removed() {
         text(&out.stdout)
     );
 }
+
+/// While the job waits in the queue (the simulator holds each job 3 s,
+/// `ORC_SIM_PEND_SECS`), orc shows its state and the scheduler's reason: PBS's comment,
+/// LSF's pending reason, Cobalt's state (its `qstat` gives no reason); then it starts.
+#[test]
+fn queue_waits_show_the_schedulers_state_and_reason() {
+    for (launcher, said) in [
+        (
+            "pbs",
+            " Q (Not Running: Insufficient amount of resource: ncpus)",
+        ),
+        ("lsf", " PEND (New job is waiting for scheduling;)"),
+        ("cobalt", " queued"),
+    ] {
+        let site = Site::new(launcher);
+        let state = site.state.path().display().to_string();
+        let mut args = vec!["--state-dir", state.as_str()];
+        let db = format!("q{launcher}");
+        args.extend_from_slice(&[
+            "db",
+            "start",
+            "--db",
+            &db,
+            "--launcher",
+            launcher,
+            "--batch",
+            "--shards",
+            "1",
+            "--port",
+            "0",
+            "--no-ai",
+        ]);
+        if launcher == "cobalt" {
+            args.extend_from_slice(&["--interface", "lo"]);
+        }
+        let out = site
+            .cmd(orc_bin(), &args)
+            .env("ORC_SIM_PEND_SECS", "3")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{launcher}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains("batch job ") && l.ends_with(said)),
+            "{launcher}: {err}"
+        );
+        let out = site.orc(&["db", "stop", "--db", &db]);
+        assert!(out.status.success(), "{launcher}: {}", text(&out.stderr));
+    }
+}

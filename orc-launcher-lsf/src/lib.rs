@@ -264,20 +264,30 @@ impl agent::Scheduler for Lsf {
         let err = String::from_utf8_lossy(&out.stderr);
         match parse::bjobs_fields(&text, id) {
             // DONE means exit code 0, which bjobs shows as `-`.
-            Some((state, exit)) => parse::batch_status(
-                &state,
-                if state == "DONE" {
-                    exit.or(Some(0))
-                } else {
-                    exit
-                },
-            )
-            .ok_or_else(|| {
-                Error::launcher(
-                    NAME,
-                    format!("job {id} is in state {state}, which orc does not know"),
+            Some((state, exit)) => {
+                let mut st = parse::batch_status(
+                    &state,
+                    if state == "DONE" {
+                        exit.or(Some(0))
+                    } else {
+                        exit
+                    },
                 )
-            }),
+                .ok_or_else(|| {
+                    Error::launcher(
+                        NAME,
+                        format!("job {id} is in state {state}, which orc does not know"),
+                    )
+                })?;
+                if state == "PEND" {
+                    // Why it waits (LSF's pending reason), for progress lines.
+                    st.detail = run("bjobs", &["-noheader", "-o", "pend_reason", id])
+                        .ok()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .filter(|r| !r.is_empty() && r != "-");
+                }
+                Ok(st)
+            }
             None if err.contains("not found") => Err(Error::launcher(
                 NAME,
                 format!("LSF does not know job {id} (cleaned from its history, or not a job id)"),

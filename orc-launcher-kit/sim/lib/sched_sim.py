@@ -27,6 +27,9 @@ SPOOL = os.environ.get("ORC_SIM_SPOOL") or f"/tmp/orc-sim-{os.getuid()}"
 # first nodes they ask for, PBS job scripts run on their first node, and the parallel
 # launchers start each rank on its node. Unset: a one-node cluster, this machine.
 NODES = [n for n in os.environ.get("ORC_SIM_NODES", "").split(",") if n]
+# Seconds every batch job waits in the queue before it starts (default 0), with the
+# scheduler's reason for it (PBS comment, LSF pending reason).
+PEND_SECS = float(os.environ.get("ORC_SIM_PEND_SECS") or 0)
 ON_NODE = os.environ.get("ORC_SIM_ON_NODE", "").split()
 
 
@@ -141,7 +144,12 @@ def qsub(argv):
 
 
 def _start(job_id, job, env, cwd=None):
-    """Run the job's script under a detached supervisor; returns once it is started."""
+    """Run the job's script under a detached supervisor; returns once it is started (or,
+    with ORC_SIM_PEND_SECS, queued: the supervisor starts it after that many seconds)."""
+    if PEND_SECS > 0:
+        job.update(held=True, comment="Not Running: Insufficient amount of resource: ncpus",
+                   pend_reason="New job is waiting for scheduling;")
+        _save(job_id, job)
     if os.fork() == 0:  # the supervisor: detached from the submitter and its caller
         os.setsid()
         if os.fork() != 0:
@@ -156,6 +164,14 @@ def _start(job_id, job, env, cwd=None):
 
 
 def _supervise(job_id, job, env, cwd=None):
+    if job.get("held"):
+        time.sleep(PEND_SECS)
+        job = _load(job_id) or job
+        if job["state"] == "F":
+            return  # deleted while it waited
+        for k in ("held", "comment", "pend_reason"):
+            job.pop(k, None)
+        _save(job_id, job)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     if job["err"] == job["out"]:
@@ -193,7 +209,7 @@ def _supervise(job_id, job, env, cwd=None):
 def _terminate(job_id, job, code):
     """End a job as the scheduler does: TERM to its process group, `code` as its exit."""
     job["exit"] = code
-    if job["state"] == "Q" and job.get("comment"):
+    if job["state"] == "Q" and (job.get("comment") or job.get("held")):
         job["state"] = "F"  # never started: nothing to wait for
     _save(job_id, job)
     if job.get("pid"):
@@ -329,6 +345,12 @@ def bsub(argv):
 def bjobs(argv):
     ids = [a for a in argv if a.isdigit()]
     rc = 0
+    if "pend_reason" in argv:
+        for job_id in ids:
+            job = _load(job_id)
+            reason = job.get("pend_reason") if job and job["state"] == "Q" else None
+            print(reason or "-")
+        return 0
     for job_id in ids:
         job = _load(job_id)
         if job is None:

@@ -182,9 +182,14 @@ impl LocalLauncher {
                 };
                 StepStatus::new(status).native_state(st.state.to_string())
             }
-            _ => StepStatus::new(JobStatus::Completed)
-                .native_state("gone")
-                .detail("exited; its exit code is unknown to this process"),
+            // Our own child may have exited between the two looks: reap it now, so its
+            // exit code is not lost to the race.
+            _ => match self.children.exited(&pid) {
+                Ok(Some(exit)) => exit_status(exit, "exited"),
+                _ => StepStatus::new(JobStatus::Completed)
+                    .native_state("gone")
+                    .detail("exited; its exit code is unknown to this process"),
+            },
         })
     }
 
