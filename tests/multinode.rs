@@ -610,6 +610,72 @@ fn replicas_take_over_a_lost_node() {
     assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }
 
+/// The shard addresses of a successful `orc db start --json` (`out`): each on one of
+/// `nodes` distinct test-bed nodes, and a cluster every shard of which says is ok (asked
+/// from here as `db`'s admin). `what` names the case in messages.
+fn started_across_nodes(
+    state: &State,
+    db: &str,
+    out: &std::process::Output,
+    nodes: usize,
+    what: &str,
+) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let addrs = json_strings(&start_json(out), "addresses");
+    let mut hosts: Vec<&str> = addrs
+        .iter()
+        .map(|a| a.rsplit_once(':').unwrap().0)
+        .collect();
+    assert!(
+        hosts.iter().all(|h| h.starts_with("10.251.0.")),
+        "{what}: {addrs:?}"
+    );
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts.len(), nodes, "{what}: shards on {hosts:?}");
+    for a in &addrs {
+        let info: String = state.admin_cmd(db, a, &["CLUSTER", "INFO"]).unwrap();
+        assert!(info.contains("cluster_state:ok"), "{what} {a}: {info}");
+    }
+    addrs
+}
+
+/// orc-client, from here, stores 16 tensors through the cluster at `addrs`.
+fn store_through(addrs: &[String]) {
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let mut client =
+        orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
+    for i in 0..16 {
+        client
+            .put_tensor_slice(
+                &format!("t{i}"),
+                &[i as f32],
+                &[1],
+                orc_client::MemoryLayout::RowMajor,
+            )
+            .unwrap();
+    }
+    assert!(client.tensor_exists("t15").unwrap());
+}
+
+/// No shard runs on any node any more (after a stop).
+fn no_shard_left(what: &str) {
+    for i in 1..=4 {
+        assert!(
+            wait_for(Duration::from_secs(10), || !node_processes(i)
+                .iter()
+                .any(|c| c.starts_with("redis"))),
+            "{what}: shards left on orcn{i}: {:?}",
+            node_processes(i)
+        );
+    }
+}
+
 /// PBS, LSF and Cobalt orchestrators across the test bed's nodes, through the scheduler
 /// simulator told about the nodes (`ORC_SIM_NODES`, `ORC_SIM_ON_NODE`): a PBS job script
 /// runs on its first node, and `mpiexec`, `jsrun` and `aprun` start each shard on its own
@@ -653,29 +719,8 @@ fn simulated_schedulers_across_nodes() {
         ];
         args.extend_from_slice(extra);
         let out = run(&args);
-        assert!(
-            out.status.success(),
-            "{launcher}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        let addrs = json_strings(&start_json(&out), "addresses");
-        let mut hosts: Vec<&str> = addrs
-            .iter()
-            .map(|a| a.rsplit_once(':').unwrap().0)
-            .collect();
-        assert!(
-            hosts.iter().all(|h| h.starts_with("10.251.0.")),
-            "{launcher}: {addrs:?}"
-        );
-        hosts.sort();
-        hosts.dedup();
         let nodes = if launcher == "lsf" { 2 } else { 3 };
-        assert_eq!(hosts.len(), nodes, "{launcher}: shards on {hosts:?}");
-        for a in &addrs {
-            let info: String = state.admin_cmd(&db, a, &["CLUSTER", "INFO"]).unwrap();
-            assert!(info.contains("cluster_state:ok"), "{launcher} {a}: {info}");
-        }
+        let addrs = started_across_nodes(&state, &db, &out, nodes, launcher);
         let st = run(&["db", "status", "--db", &db]);
         assert_eq!(
             st.status.code(),
@@ -690,20 +735,7 @@ fn simulated_schedulers_across_nodes() {
             " on orcn"
         };
         assert!(text(&st.stdout).contains(named), "{}", text(&st.stdout));
-        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-        let mut client =
-            orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
-        for i in 0..16 {
-            client
-                .put_tensor_slice(
-                    &format!("t{i}"),
-                    &[i as f64],
-                    &[1],
-                    orc_client::MemoryLayout::RowMajor,
-                )
-                .unwrap();
-        }
-        assert!(client.tensor_exists("t15").unwrap());
+        store_through(&addrs);
         let out = run(&["db", "stop", "--db", &db]);
         assert!(out.status.success(), "{launcher}: {}", text(&out.stderr));
         if launcher == "pbs" {
@@ -735,15 +767,7 @@ fn simulated_schedulers_across_nodes() {
             assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
             assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
         }
-        for i in 1..=4 {
-            assert!(
-                wait_for(Duration::from_secs(10), || !node_processes(i)
-                    .iter()
-                    .any(|c| c.starts_with("redis"))),
-                "{launcher}: shards left on orcn{i}: {:?}",
-                node_processes(i)
-            );
-        }
+        no_shard_left(launcher);
     }
 }
 
@@ -790,54 +814,12 @@ fn grid_engine_across_nodes() {
         "0",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let addrs = json_strings(&start_json(&out), "addresses");
-    let mut hosts: Vec<&str> = addrs
-        .iter()
-        .map(|a| a.rsplit_once(':').unwrap().0)
-        .collect();
-    assert!(
-        hosts.iter().all(|h| h.starts_with("10.251.0.")),
-        "{addrs:?}"
-    );
-    hosts.sort();
-    hosts.dedup();
-    assert_eq!(hosts.len(), 3, "shards on {hosts:?}");
-    for a in &addrs {
-        let info: String = state.admin_cmd("sgemn", a, &["CLUSTER", "INFO"]).unwrap();
-        assert!(info.contains("cluster_state:ok"), "{a}: {info}");
-    }
-    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let mut client =
-        orc_client::Client::new(orc_client::Config::new(&refs, true).unwrap()).unwrap();
-    for i in 0..16 {
-        client
-            .put_tensor_slice(
-                &format!("g{i}"),
-                &[i as f32],
-                &[1],
-                orc_client::MemoryLayout::RowMajor,
-            )
-            .unwrap();
-    }
-    assert!(client.tensor_exists("g15").unwrap());
+    let addrs = started_across_nodes(&state, "sgemn", &out, 3, "grid engine");
+    store_through(&addrs);
     let st = run(&["db", "status", "--db", "sgemn"]);
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stdout));
     let out = run(&["db", "stop", "--db", "sgemn"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for i in 1..=4 {
-        assert!(
-            wait_for(Duration::from_secs(10), || !node_processes(i)
-                .iter()
-                .any(|c| c.starts_with("redis"))),
-            "shards left on orcn{i}: {:?}",
-            node_processes(i)
-        );
-    }
+    no_shard_left("grid engine");
     assert!(orc_orchestrator::record::list_records(state.path()).is_empty());
 }
