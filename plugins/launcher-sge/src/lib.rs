@@ -483,11 +483,22 @@ impl SgeLauncher {
     fn find_pe() -> Result<String> {
         let out = run("qconf", &["-spl"])?;
         let list = String::from_utf8_lossy(&out.stdout).into_owned();
-        for pe in list.split_whitespace() {
-            let out = run("qconf", &["-sp", pe])?;
-            if parse::pe_controls_slaves(&String::from_utf8_lossy(&out.stdout)) {
-                return Ok(pe.to_string());
-            }
+        let usable: Vec<&str> = list
+            .split_whitespace()
+            .filter(|pe| {
+                run("qconf", &["-sp", pe]).is_ok_and(|out| {
+                    parse::pe_controls_slaves(&String::from_utf8_lossy(&out.stdout))
+                })
+            })
+            .collect();
+        // One a queue offers first: a job asking for one that no queue has waits for ever
+        // (a fresh installation's `make`, say).
+        let offered = Self::offered_pes();
+        if let Some(pe) = usable.iter().find(|pe| offered.iter().any(|o| o == *pe)) {
+            return Ok(pe.to_string());
+        }
+        if let Some(pe) = usable.first() {
+            return Ok(pe.to_string());
         }
         Err(Error::launcher(
             NAME,
@@ -505,6 +516,19 @@ impl SgeLauncher {
                 }
             ),
         ))
+    }
+
+    /// The parallel environments some queue offers (`pe_list` of `qconf -sq` for every
+    /// queue of `qconf -sql`); empty when that cannot be read.
+    fn offered_pes() -> Vec<String> {
+        let Ok(out) = run("qconf", &["-sql"]) else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|q| run("qconf", &["-sq", q]).ok())
+            .flat_map(|out| parse::queue_pes(&String::from_utf8_lossy(&out.stdout)))
+            .collect()
     }
 
     /// Wait until batch job `job` runs.

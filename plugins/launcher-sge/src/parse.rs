@@ -177,6 +177,20 @@ pub fn accounting_flush(sconf: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs(secs))
 }
 
+/// The parallel environments of a queue's `qconf -sq` output (`pe_list make mpi`, with
+/// host-specific lists such as `[host=orc,mpi]` counted too).
+pub fn queue_pes(sq: &str) -> Vec<String> {
+    let Some(line) = sq.lines().find(|l| l.starts_with("pe_list")) else {
+        return Vec::new();
+    };
+    line["pe_list".len()..]
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .map(|w| w.rsplit('=').next().unwrap_or(w))
+        .filter(|w| !w.is_empty() && *w != "NONE")
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +371,11 @@ exit_status  137                  (Killed)
 
     #[test]
     fn parallel_environments() {
+        assert_eq!(
+            queue_pes("qname all.q\npe_list               make mpi,[orcn1=orc,smp]\nslots 4\n"),
+            ["make", "mpi", "orc", "smp"]
+        );
+        assert!(queue_pes("pe_list NONE\n").is_empty());
         let pe = "pe_name            orc\nslots              999\ncontrol_slaves     TRUE\njob_is_first_task  FALSE\n";
         assert!(pe_controls_slaves(pe));
         assert!(!pe_controls_slaves(&pe.replace("TRUE", "FALSE")));
