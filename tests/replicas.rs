@@ -140,12 +140,19 @@ fn a_replica_takes_over_a_lost_shard_while_clients_write() {
         .take(8)
         .cloned()
         .collect();
-    // SmartRedis connects to one SSDB address picked at random: give it those that answer.
-    let live: Vec<String> = orc
-        .addresses()
-        .into_iter()
-        .filter(|a| listening(a))
+    // SmartRedis connects to one SSDB address picked at random: the address orc gives now
+    // leaves the lost server out.
+    let out = state.orc(&["db", "address", "--db", "replicas", "--env"]);
+    let live: Vec<String> = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("SSDB_replicas="))
+        .unwrap_or_else(|| panic!("no SSDB in {}", text(&out.stdout)))
+        .trim_matches('\'')
+        .split(',')
+        .map(str::to_owned)
         .collect();
+    assert!(!live.contains(&addrs[1]), "{live:?}");
+    assert_eq!(live.len(), 5, "{live:?}");
     smartredis_check(&live, &some);
 
     // The command line says the same.

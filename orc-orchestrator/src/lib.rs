@@ -796,7 +796,8 @@ impl Orchestrator {
     /// addresses) and `SR_DB_TYPE<suffix>` (`Clustered` or `Standalone`), where the
     /// suffix is empty for the default identifier and `_<db_identifier>` otherwise; with
     /// `--auth password` also `SR_PASSWORD_FILE<suffix>`, and with TLS `SR_TLS<suffix>=1`
-    /// and `SR_TLS_CA_FILE<suffix>` (read by orc-client).
+    /// and `SR_TLS_CA_FILE<suffix>` (read by orc-client). A cluster's `SSDB` lists the
+    /// servers that accept a connection now (all of them when none does).
     pub fn client_env(&self) -> Vec<(String, String)> {
         let suffix = env_suffix(self.db_identifier());
         let kind = if self.record.clustered {
@@ -804,8 +805,22 @@ impl Orchestrator {
         } else {
             "Standalone"
         };
+        // A cluster's clients find every shard from any one address, and SmartRedis connects
+        // to one picked at random: after a failover, give only the servers that accept a
+        // connection (all of them when none does, or for a single server).
+        let mut addresses = self.addresses();
+        if self.record.clustered && addresses.len() > 1 {
+            let live: Vec<String> = addresses
+                .iter()
+                .filter(|a| accepts_connections(a))
+                .cloned()
+                .collect();
+            if !live.is_empty() {
+                addresses = live;
+            }
+        }
         let mut env = vec![
-            (format!("SSDB{suffix}"), self.addresses().join(",")),
+            (format!("SSDB{suffix}"), addresses.join(",")),
             (format!("SR_DB_TYPE{suffix}"), kind.into()),
         ];
         if self.record.settings.auth == Auth::Password {
@@ -1160,6 +1175,14 @@ fn allocate_unless_aborted(
         let _ = launcher.release(job);
     }
     Err(Error::Interrupted)
+}
+
+/// Whether something accepts a TCP connection at `addr` (`host:port`) within 300 ms.
+fn accepts_connections(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs().is_ok_and(|mut all| {
+        all.any(|sa| std::net::TcpStream::connect_timeout(&sa, Duration::from_millis(300)).is_ok())
+    })
 }
 
 /// `c` with the TLS authority of `settings`, when the shards speak TLS.
