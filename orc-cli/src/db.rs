@@ -200,18 +200,27 @@ fn catch_interrupt() -> Arc<AtomicBool> {
     flag
 }
 
+/// `3 shard(s)`, or `3 shard(s) with 1 replica(s) each (6 servers)`.
+fn servers_text(s: &OrchestratorSettings) -> String {
+    match s.replicas {
+        0 => format!("{} shard(s)", s.shards),
+        r => format!(
+            "{} shard(s) with {r} replica(s) each ({} servers)",
+            s.shards,
+            s.servers()
+        ),
+    }
+}
+
 fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !ctx.json;
-    let total = settings.servers();
     let style = settings.deployment_name().to_string();
     if !ctx.json {
-        let replicas = match settings.replicas {
-            0 => String::new(),
-            r => format!(" with {r} replica(s) each ({total} servers)"),
-        };
         eprintln!(
-            "orc: starting `{}`: {} shard(s){replicas}, {style}, launcher {}",
-            settings.db_identifier, settings.shards, settings.launcher
+            "orc: starting `{}`: {}, {style}, launcher {}",
+            settings.db_identifier,
+            servers_text(&settings),
+            settings.launcher
         );
     }
     if settings.replicas > 0 && settings.shards < 3 {
@@ -290,17 +299,10 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let servers = match rec.settings.replicas {
-            0 => format!("{} shard(s)", rec.shards.len()),
-            r => format!(
-                "{} shard(s) with {r} replica(s) each ({} servers)",
-                rec.settings.shards,
-                rec.shards.len()
-            ),
-        };
         println!(
-            "Orchestrator `{}` is ready: {servers}, {}, in {elapsed:.2} s",
+            "Orchestrator `{}` is ready: {}, {}, in {elapsed:.2} s",
             orc.db_identifier(),
+            servers_text(&rec.settings),
             rec.deployment
         );
         for s in &rec.shards {
@@ -439,13 +441,9 @@ fn heal(ctx: &Ctx, db: &str, timeout: f64) -> anyhow::Result<ExitCode> {
     let st = orc.status()?;
     let whole = st.state == orc_orchestrator::DbState::Ready;
     if ctx.json {
-        let servers: Vec<serde_json::Value> = healed
-            .iter()
-            .map(|h| json!({"index": h.index, "address": h.address, "restarted": h.restarted, "note": h.note}))
-            .collect();
         println!(
             "{}",
-            json!({"db": db, "servers": servers, "state": st.state.to_string()})
+            json!({"db": db, "servers": healed, "state": st.state.to_string()})
         );
     } else {
         if healed.is_empty() {

@@ -108,16 +108,9 @@ impl Connection {
     pub(crate) fn open(dialer: &Dialer, addr: &str, timeout: Duration) -> RedisResult<Connection> {
         let cfg = &dialer.cfg;
         let stream = match addr.strip_prefix("unix://") {
-            Some(path) => {
-                let s = UnixStream::connect(path).map_err(io_error)?;
-                s.set_read_timeout(Some(timeout)).map_err(io_error)?;
-                s.set_write_timeout(Some(timeout)).map_err(io_error)?;
-                Stream::Unix(s)
-            }
+            Some(path) => Stream::Unix(UnixStream::connect(path).map_err(io_error)?),
             None => {
                 let tcp = connect_tcp(addr, timeout)?;
-                tcp.set_read_timeout(Some(timeout)).map_err(io_error)?;
-                tcp.set_write_timeout(Some(timeout)).map_err(io_error)?;
                 tcp.set_nodelay(true).map_err(io_error)?;
                 wrap(dialer, addr, tcp)?
             }
@@ -130,6 +123,9 @@ impl Connection {
             },
             open: true,
         };
+        // The TLS handshake and authentication are bounded too.
+        con.set_read_timeout(Some(timeout)).map_err(io_error)?;
+        con.set_write_timeout(Some(timeout)).map_err(io_error)?;
         if let Some(password) = &cfg.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(user) = &cfg.username {
@@ -147,23 +143,24 @@ impl Connection {
         Ok(con)
     }
 
-    fn socket(&self) -> &dyn Socket {
-        match self.io.get_ref() {
-            Stream::Tcp(s) => s,
-            Stream::Unix(s) => s,
-            #[cfg(feature = "tls")]
-            Stream::Tls(s) => &s.sock,
-        }
-    }
-
     /// How long one read may block.
     pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.socket().read_timeout(d)
+        match self.io.get_ref() {
+            Stream::Tcp(s) => s.set_read_timeout(d),
+            Stream::Unix(s) => s.set_read_timeout(d),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.sock.set_read_timeout(d),
+        }
     }
 
     /// How long one write may block.
     pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.socket().write_timeout(d)
+        match self.io.get_ref() {
+            Stream::Tcp(s) => s.set_write_timeout(d),
+            Stream::Unix(s) => s.set_write_timeout(d),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.sock.set_write_timeout(d),
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) -> RedisResult<()> {
@@ -188,30 +185,6 @@ impl Connection {
                 })
             }
         }
-    }
-}
-
-/// The socket under a stream, for its timeouts.
-trait Socket {
-    fn read_timeout(&self, d: Option<Duration>) -> io::Result<()>;
-    fn write_timeout(&self, d: Option<Duration>) -> io::Result<()>;
-}
-
-impl Socket for TcpStream {
-    fn read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(d)
-    }
-    fn write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.set_write_timeout(d)
-    }
-}
-
-impl Socket for UnixStream {
-    fn read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(d)
-    }
-    fn write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.set_write_timeout(d)
     }
 }
 

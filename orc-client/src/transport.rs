@@ -622,10 +622,8 @@ impl Transport {
         {
             Ok(n) => n,
             Err(e) => {
+                // The connection closed itself; the next command opens a new one.
                 tracing::debug!(command = name, "waiting for replicas failed: {e}");
-                if let Some(n) = self.nodes.get_mut(target) {
-                    n.con = None;
-                }
                 0
             }
         };

@@ -106,36 +106,53 @@ fn replicate(replica: &ShardAddress, master: &ShardAddress, login: &Login) -> Re
 
 /// Wait until every replica reports its link to its master up (the first full sync done).
 fn wait_replicas(replicas: &[ShardAddress], login: &Login, deadline: Instant) -> Result<()> {
+    poll_until(
+        deadline,
+        "the replicas did not follow their masters",
+        || {
+            let mut problems = Vec::new();
+            for r in replicas {
+                let info = connect(r, login).and_then(|mut con| {
+                    query::<String>(
+                        &mut con,
+                        r,
+                        redis::cmd("INFO").arg("replication"),
+                        "INFO replication",
+                    )
+                });
+                match info.map(|i| parse_info(&i)) {
+                    Ok(i)
+                        if field(&i, "role") == Some("slave")
+                            && field(&i, "master_link_status") == Some("up") => {}
+                    Ok(i) => problems.push(format!(
+                        "{r}: role {}, link to its master {}",
+                        field(&i, "role").unwrap_or("unknown"),
+                        field(&i, "master_link_status").unwrap_or("not set up")
+                    )),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            Ok(problems)
+        },
+    )
+}
+
+/// Call `check` (the problems left, or an error to fail at once) until it finds none,
+/// backing off from 5 to 50 ms; at `deadline` fail with `failure` and the last problems.
+fn poll_until(
+    deadline: Instant,
+    failure: &str,
+    mut check: impl FnMut() -> Result<Vec<String>>,
+) -> Result<()> {
     let mut delay = Duration::from_millis(5);
     loop {
-        let mut problems = Vec::new();
-        for r in replicas {
-            let info = connect(r, login).and_then(|mut con| {
-                query::<String>(
-                    &mut con,
-                    r,
-                    redis::cmd("INFO").arg("replication"),
-                    "INFO replication",
-                )
-            });
-            match info.map(|i| parse_info(&i)) {
-                Ok(i)
-                    if field(&i, "role") == Some("slave")
-                        && field(&i, "master_link_status") == Some("up") => {}
-                Ok(i) => problems.push(format!(
-                    "{r}: role {}, link to its master {}",
-                    field(&i, "role").unwrap_or("unknown"),
-                    field(&i, "master_link_status").unwrap_or("not set up")
-                )),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
+        let problems = check()?;
         if problems.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(Error::Database(format!(
-                "the replicas did not follow their masters: {}",
+                "{failure}: {}",
                 problems.join("; ")
             )));
         }
@@ -315,9 +332,8 @@ const GONE_AFTER: Duration = Duration::from_millis(500);
 
 fn wait_ok(shards: &[ShardAddress], login: &Login, deadline: Instant) -> Result<()> {
     let n = shards.len();
-    let mut delay = Duration::from_millis(5);
     let mut refusing: Vec<Option<Instant>> = vec![None; n];
-    loop {
+    poll_until(deadline, "the cluster did not become ready", || {
         let mut problems = Vec::new();
         for (i, shard) in shards.iter().enumerate() {
             match view(shard, login) {
@@ -342,18 +358,8 @@ fn wait_ok(shards: &[ShardAddress], login: &Login, deadline: Instant) -> Result<
                 }
             }
         }
-        if problems.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Database(format!(
-                "the cluster did not become ready: {}",
-                problems.join("; ")
-            )));
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(50));
-    }
+        Ok(problems)
+    })
 }
 
 #[cfg(test)]

@@ -282,14 +282,9 @@ impl DbDeployment for RedisDeployment {
         timeout_secs: f64,
     ) -> Result<()> {
         if self.clustered {
-            let masters = if settings.replicas == 0 {
-                shards.len()
-            } else {
-                settings.shards
-            };
             cluster::form(
                 shards,
-                masters,
+                shards.len() / (settings.replicas + 1),
                 &self.login(),
                 Duration::from_secs_f64(timeout_secs),
                 settings.redis.cluster_node_timeout_ms,

@@ -40,7 +40,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use orc_core::{
-    Allocation, BatchSettings, Error, LaunchStep, Launcher, Result, StepId, StepStatus,
+    Allocation, BatchSettings, Error, JobStatus, LaunchStep, Launcher, Result, StepId, StepStatus,
     step::shell_quote,
 };
 
@@ -205,6 +205,9 @@ pub fn allocate_tracked(
         &output,
         || {
             let st = s.job_status(&job)?;
+            if st.status == JobStatus::Queued {
+                pending.saw(name, &st);
+            }
             match s.never_starts(&st) {
                 Some(why) => Err(Error::launcher(
                     s.launcher(),

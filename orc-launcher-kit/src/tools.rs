@@ -6,16 +6,24 @@ use std::{
     time::{Duration, Instant},
 };
 
-use orc_core::{Error, JobStatus, Result, StepStatus};
+use orc_core::{Error, JobStatus, QueueState, Result, StepStatus};
 
 /// Batch jobs an [`allocate`](orc_core::Launcher::allocate) call is waiting for, by job
 /// name, so that [`cancel_allocation`](orc_core::Launcher::cancel_allocation) (another
-/// thread, on Ctrl-C) can find and cancel one still in the queue.
+/// thread, on Ctrl-C) can find and cancel one still in the queue, and
+/// [`queue_state`](orc_core::Launcher::queue_state) can tell what the waiting call last
+/// saw of it without asking the scheduler again.
 #[derive(Debug, Default)]
-pub struct PendingJobs(std::sync::Mutex<std::collections::HashMap<String, String>>);
+pub struct PendingJobs(std::sync::Mutex<std::collections::HashMap<String, Pending>>);
+
+#[derive(Debug)]
+struct Pending {
+    job: String,
+    seen: Option<QueueState>,
+}
 
 impl PendingJobs {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Pending>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -23,7 +31,13 @@ impl PendingJobs {
 
     /// Job `job` was submitted as `name` and is waited for until the guard is dropped.
     pub fn waiting(&self, name: &str, job: &str) -> PendingGuard<'_> {
-        self.map().insert(name.to_string(), job.to_string());
+        self.map().insert(
+            name.to_string(),
+            Pending {
+                job: job.to_string(),
+                seen: None,
+            },
+        );
         PendingGuard {
             jobs: self,
             name: name.to_string(),
@@ -32,7 +46,25 @@ impl PendingJobs {
 
     /// The job waited for as `name`, if any.
     pub fn job(&self, name: &str) -> Option<String> {
-        self.map().get(name).cloned()
+        self.map().get(name).map(|p| p.job.clone())
+    }
+
+    /// The waiting call saw the job waited for as `name` queued with `status` (its native
+    /// state, and the scheduler's reason in its detail).
+    pub fn saw(&self, name: &str, status: &StepStatus) {
+        if let Some(p) = self.map().get_mut(name) {
+            let state = status
+                .native_state
+                .clone()
+                .unwrap_or_else(|| status.status.to_string());
+            p.seen = Some(QueueState::new(p.job.clone(), state, status.detail.clone()));
+        }
+    }
+
+    /// What the waiting call last saw of the job waited for as `name` (see
+    /// [`PendingJobs::saw`]).
+    pub fn seen(&self, name: &str) -> Option<QueueState> {
+        self.map().get(name).and_then(|p| p.seen.clone())
     }
 }
 

@@ -171,12 +171,7 @@ impl<W: Wlm> Launcher for WlmLauncher<W> {
     }
 
     fn queue_state(&self, name: &str) -> Result<Option<orc_core::QueueState>> {
-        let Some(job) = self.pending.job(name) else {
-            return Ok(None);
-        };
-        let st = self.wlm.job_status(&job)?;
-        let state = st.native_state.unwrap_or_else(|| st.status.to_string());
-        Ok(Some(orc_core::QueueState::new(job, state, st.detail)))
+        Ok(self.pending.seen(name))
     }
 
     fn cancel_allocation(&self, name: &str) -> Result<()> {

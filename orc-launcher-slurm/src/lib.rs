@@ -191,10 +191,9 @@ fn submit(script: &str) -> Result<String> {
     }
 }
 
-/// The state of job `job` from `scontrol show job`; `None` once Slurm has forgotten it.
-fn job_state(job: &str) -> Result<Option<StepStatus>> {
+/// What `scontrol show job` prints about job `job`; `None` once Slurm has forgotten it.
+fn job_info(job: &str) -> Result<Option<String>> {
     let out = run("scontrol", &["show", "job", job])?;
-    let info = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if err.contains("Invalid job id") || err.contains("not found") {
@@ -205,7 +204,13 @@ fn job_state(job: &str) -> Result<Option<StepStatus>> {
             format!("scontrol show job {job}: {}", err.trim()),
         ));
     }
-    let (state, exit) = parse::scontrol_job_status(&info).ok_or_else(|| {
+    Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+/// The state of job `job` in its `scontrol show job` output `info`, with Slurm's reason
+/// as the detail while it is queued.
+fn job_status(job: &str, info: &str) -> Result<StepStatus> {
+    let (state, exit) = parse::scontrol_job_status(info).ok_or_else(|| {
         Error::launcher(
             NAME,
             format!(
@@ -214,12 +219,23 @@ fn job_state(job: &str) -> Result<Option<StepStatus>> {
             ),
         )
     })?;
-    parse::status(&state, exit).map(Some).ok_or_else(|| {
+    let mut st = parse::status(&state, exit).ok_or_else(|| {
         Error::launcher(
             NAME,
             format!("job {job} is in state {state}, which orc does not know"),
         )
-    })
+    })?;
+    if st.status == JobStatus::Queued {
+        st.detail = parse::scontrol_field(info, "Reason").filter(|r| r != "None");
+    }
+    Ok(st)
+}
+
+/// The state of job `job` from `scontrol show job`; `None` once Slurm has forgotten it.
+fn job_state(job: &str) -> Result<Option<StepStatus>> {
+    job_info(job)?
+        .map(|info| job_status(job, &info))
+        .transpose()
 }
 
 /// The final state of job or step `id` from Slurm's records once the controller has
@@ -270,18 +286,15 @@ pub fn accounting_status(id: &str) -> Result<Option<StepStatus>> {
     Ok(None)
 }
 
-/// Wait while job `job` is queued (at most `limit`); an error if it ends instead of running.
-/// Why pending job `job` can never start, with what to change, when Slurm's reason says
-/// so (see [`parse::hopeless_reason`]).
-fn hopeless(job: &str) -> Option<String> {
-    let out = run("scontrol", &["show", "job", job]).ok()?;
-    let info = String::from_utf8_lossy(&out.stdout);
-    let reason = parse::scontrol_field(&info, "Reason")?;
+/// Why pending job `job` (its `scontrol show job` output `info`) can never start, with
+/// what to change, when Slurm's reason says so (see [`parse::hopeless_reason`]).
+fn hopeless(job: &str, info: &str) -> Option<String> {
+    let reason = parse::scontrol_field(info, "Reason")?;
     if !parse::hopeless_reason(&reason) {
         return None;
     }
-    let partition = parse::scontrol_field(&info, "Partition").unwrap_or_default();
-    let asked = parse::scontrol_field(&info, "NumNodes").unwrap_or_default();
+    let partition = parse::scontrol_field(info, "Partition").unwrap_or_default();
+    let asked = parse::scontrol_field(info, "NumNodes").unwrap_or_default();
     let nodes: Option<u64> = run("sinfo", &["-h", "-p", &partition, "-o", "%D"])
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
@@ -312,12 +325,25 @@ fn hopeless(job: &str) -> Option<String> {
     ))
 }
 
-fn wait_running(job: &str, limit: Option<Duration>) -> Result<()> {
+/// Wait while job `job` is queued (at most `limit`), telling `seen` each state it is seen
+/// queued in; an error if it ends instead of running, or can never start.
+fn wait_running(
+    job: &str,
+    limit: Option<Duration>,
+    mut seen: impl FnMut(&StepStatus),
+) -> Result<()> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
     let mut last_note = Instant::now();
     loop {
-        match job_state(job)? {
+        let info = job_info(job)?;
+        let state = info.as_deref().map(|i| job_status(job, i)).transpose()?;
+        if let Some(s) = &state
+            && s.status == JobStatus::Queued
+        {
+            seen(s);
+        }
+        match state {
             Some(s) if s.status == JobStatus::Running => return Ok(()),
             Some(s) if s.status.is_terminal() => {
                 return Err(Error::launcher(
@@ -340,7 +366,7 @@ fn wait_running(job: &str, limit: Option<Duration>) -> Result<()> {
                     seconds: started.elapsed().as_secs_f64(),
                 });
             }
-            Some(_) if let Some(why) = hopeless(job) => {
+            Some(_) if let Some(why) = info.as_deref().and_then(|i| hopeless(job, i)) => {
                 return Err(Error::launcher(NAME, why));
             }
             Some(s) => {
@@ -633,7 +659,11 @@ impl Launcher for SlurmLauncher {
         let job = submit(&script)?;
         tracing::info!(job = %job, nodes, "batch job submitted; waiting for it to run");
         let waiting = self.pending.waiting(name, &job);
-        let ran = wait_running(&job, batch.queue_timeout_secs.map(Duration::from_secs));
+        let ran = wait_running(
+            &job,
+            batch.queue_timeout_secs.map(Duration::from_secs),
+            |st| self.pending.saw(name, st),
+        );
         drop(waiting);
         match ran {
             Ok(()) => {}
@@ -653,14 +683,7 @@ impl Launcher for SlurmLauncher {
     }
 
     fn queue_state(&self, name: &str) -> Result<Option<orc_core::QueueState>> {
-        let Some(job) = self.pending.job(name) else {
-            return Ok(None);
-        };
-        let info =
-            String::from_utf8_lossy(&run("scontrol", &["show", "job", &job])?.stdout).into_owned();
-        let state = parse::scontrol_field(&info, "JobState").unwrap_or_else(|| "unknown".into());
-        let reason = parse::scontrol_field(&info, "Reason").filter(|r| r != "None");
-        Ok(Some(orc_core::QueueState::new(job, state, reason)))
+        Ok(self.pending.seen(name))
     }
 
     fn cancel_allocation(&self, name: &str) -> Result<()> {

@@ -9,7 +9,7 @@ use orc_core::{Error, JobStatus, PlanRequest, Result, ShardSpec};
 use crate::Orchestrator;
 
 /// One server [`Orchestrator::heal`] looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Healed {
     /// The server's index.
@@ -190,16 +190,22 @@ impl Orchestrator {
                         );
                         step.run.allocation = None;
                         self.launcher.launch(&step).map_err(|alone| {
-                            Error::config(format!(
-                                "starting server {i} again on {}: inside batch job {}: {in_job}; as a job of its own: {alone}",
-                                rec.host, job.0
-                            ))
+                            Error::launcher(
+                                self.launcher.name(),
+                                format!(
+                                    "starting server {i} again on {}: inside batch job {}: {in_job}; as a job of its own: {alone}",
+                                    rec.host, job.0
+                                ),
+                            )
                         })?
                     }
                 }
             }
             None => self.launcher.launch(&step).map_err(|e| {
-                Error::config(format!("starting server {i} again on {}: {e}", rec.host))
+                Error::launcher(
+                    self.launcher.name(),
+                    format!("starting server {i} again on {}: {e}", rec.host),
+                )
             })?,
         };
         tracing::info!(server = i, step = %id, host = %rec.host, "server started again");
