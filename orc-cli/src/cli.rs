@@ -30,11 +30,15 @@ pub(crate) enum Command {
     /// List the launchers and deployment styles found, where from, and refused plugin files.
     Plugins,
     /// Run a command with SSDB / SR_DB_TYPE set for running orchestrators.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve launch, status and cancel requests inside a batch job (run by the job scripts
     /// of launchers whose schedulers cannot start steps in a job from outside it).
     #[command(hide = true)]
     Agent(AgentArgs),
+    /// One rank of `orc run --colocated`: start or find the node's database, run the
+    /// application beside it, stop the database after the node's last rank.
+    #[command(hide = true)]
+    ColocatedRank(RankArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,10 +131,37 @@ pub(crate) enum ConfigCommand {
     },
 }
 
+/// Models, scripts and functions to load into every shard before anything uses it.
+#[derive(Debug, Args, Default)]
+pub(crate) struct ObjectArgs {
+    /// Load a model: NAME=PATH,backend=ONNX|TORCH|TF|TFLITE[,device=CPU|GPU[:n],batch=N,
+    /// min-batch=N,min-batch-timeout=MS,inputs=A;B,outputs=A;B,tag=T,devices-per-node=N,
+    /// first-device=N] (repeatable).
+    #[arg(long = "model", value_name = "NAME=PATH,backend=B,...")]
+    pub(crate) models: Vec<String>,
+    /// Load a TorchScript source file: NAME=PATH[,device=...] (repeatable).
+    #[arg(long = "script", value_name = "NAME=PATH[,device=D]")]
+    pub(crate) scripts: Vec<String>,
+    /// Load one Python function from a file as a script, as SmartRedis's set_function
+    /// does: NAME=FILE.py:FUNCTION[,device=...] (repeatable).
+    #[arg(long = "function", value_name = "NAME=FILE.py:FUNC[,device=D]")]
+    pub(crate) functions: Vec<String>,
+    /// Load every object a TOML file lists ([[model]], [[script]], [[function]] tables
+    /// with the keys above; paths relative to the file).
+    #[arg(long = "objects", value_name = "FILE")]
+    pub(crate) objects: Vec<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct StartArgs {
     #[command(flatten)]
     pub(crate) select: DbSelect,
+    #[command(flatten)]
+    pub(crate) objects: ObjectArgs,
+    /// Also listen on this Unix socket (standalone databases; readable and writable by
+    /// you only): clients on its node then get SSDB=unix://PATH.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) unix_socket: Option<PathBuf>,
     /// Number of shards (1 is standalone unless --deployment cluster).
     #[arg(long, short = 'n', default_value_t = 1)]
     pub(crate) shards: usize,
@@ -299,9 +330,19 @@ pub(crate) struct StartArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Databases to export (repeatable; default: every running one).
+    /// Databases to export (repeatable; default: every running one). With --colocated,
+    /// the identifier of the colocated databases (its SSDB suffix).
     #[arg(long = "db", value_name = "ID")]
     pub(crate) dbs: Vec<String>,
+    /// Key prefixing as SmartSim's ensembles use it: SSKEYOUT=NAME (this application's
+    /// keys get the prefix NAME.).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) key_prefix: Option<String>,
+    /// Key prefixing: read keys of these other applications (SSKEYIN=A,B).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub(crate) consume: Vec<String>,
+    #[command(flatten)]
+    pub(crate) colocated: ColocatedArgs,
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -309,5 +350,96 @@ pub(crate) struct RunArgs {
         allow_hyphen_values = true,
         value_name = "CMD"
     )]
+    pub(crate) command: Vec<String>,
+}
+
+/// `orc run --colocated`: a database on every node of the application.
+#[derive(Debug, Args)]
+pub(crate) struct ColocatedArgs {
+    /// Start one standalone shard with orc-ai on every node the application's ranks run
+    /// on, ready (objects loaded) before any rank starts and stopped when the ranks end;
+    /// ranks reach it over a Unix socket (default) or loopback TCP (--port).
+    #[arg(long)]
+    pub(crate) colocated: bool,
+    /// Colocated: the Unix socket on each node (default: one in a private directory under
+    /// $TMPDIR).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "colocated",
+        conflicts_with = "port"
+    )]
+    pub(crate) unix_socket: Option<String>,
+    /// Colocated: serve loopback TCP on this port instead of a Unix socket.
+    #[arg(long, short, requires = "colocated")]
+    pub(crate) port: Option<u16>,
+    /// Colocated TCP: also bind these interfaces (comma-separated); ranks use loopback.
+    #[arg(long, short, value_delimiter = ',', requires = "port")]
+    pub(crate) interface: Vec<String>,
+    /// Colocated: CPUs for the database (the first N of each rank's CPUs); ranks are kept
+    /// off them unless something already bound them.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "colocated")]
+    pub(crate) db_cpus: usize,
+    /// Colocated: the database's CPUs, as a list (0-1,4).
+    #[arg(long, value_name = "CPULIST", requires = "colocated")]
+    pub(crate) pin: Option<String>,
+    /// Colocated: the launcher that starts the ranks (local, slurm, pbs, lsf, cobalt, a
+    /// site plugin's, or auto: the allocation orc runs in, else local).
+    #[arg(long, short, default_value = "auto", requires = "colocated")]
+    pub(crate) launcher: String,
+    /// Colocated: number of ranks.
+    #[arg(long, short = 'n', value_name = "N", requires = "colocated")]
+    pub(crate) ntasks: Option<u32>,
+    /// Colocated: number of nodes (workload-manager launchers).
+    #[arg(long, short = 'N', value_name = "N", requires = "colocated")]
+    pub(crate) nodes: Option<u32>,
+    /// Colocated: ranks per node (workload-manager launchers).
+    #[arg(long, value_name = "N", requires = "colocated")]
+    pub(crate) tasks_per_node: Option<u32>,
+    /// Colocated: another argument for the parallel launcher, NAME or NAME=VALUE
+    /// (repeatable; e.g. cpu-bind=cores for srun).
+    #[arg(long = "run-arg", value_name = "NAME[=VALUE]", requires = "colocated")]
+    pub(crate) run_args: Vec<String>,
+    #[command(flatten)]
+    pub(crate) objects: ObjectArgs,
+    /// Colocated: the redis-server executable on the nodes (default: $ORC_REDIS_SERVER,
+    /// then PATH).
+    #[arg(long, value_name = "PATH", requires = "colocated")]
+    pub(crate) redis_server: Option<PathBuf>,
+    /// Colocated: who may do what (restricted, password, none; see `orc db start`).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "restricted",
+        requires = "colocated"
+    )]
+    pub(crate) auth: String,
+    /// Colocated: orc-ai worker threads per device queue.
+    #[arg(long, value_name = "N", requires = "colocated")]
+    pub(crate) threads_per_queue: Option<u32>,
+    /// Colocated: orc-ai threads between operators.
+    #[arg(long, value_name = "N", requires = "colocated")]
+    pub(crate) inter_op_threads: Option<u32>,
+    /// Colocated: orc-ai threads inside an operator.
+    #[arg(long, value_name = "N", requires = "colocated")]
+    pub(crate) intra_op_threads: Option<u32>,
+    /// Colocated: any other redis.conf directive, KEY=VALUE (repeatable).
+    #[arg(
+        long = "redis-config",
+        value_name = "KEY=VALUE",
+        requires = "colocated"
+    )]
+    pub(crate) redis_config: Vec<String>,
+    /// Colocated: seconds each database may take to be ready.
+    #[arg(long, default_value_t = 60.0, requires = "colocated")]
+    pub(crate) timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RankArgs {
+    /// The run's spec file.
+    pub(crate) spec: PathBuf,
+    /// The application and its arguments.
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
     pub(crate) command: Vec<String>,
 }

@@ -3,10 +3,6 @@
 use std::{
     io::{IsTerminal, Write},
     process::ExitCode,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     time::Instant,
 };
 
@@ -113,6 +109,13 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
         s.batch = Some(b);
     }
     s.deployment = a.deployment.clone();
+    s.preload = crate::objects::from_args(&a.objects)?;
+    if let Some(sock) = &a.unix_socket {
+        let abs = std::path::absolute(sock).unwrap_or_else(|_| sock.clone());
+        s.redis
+            .extra
+            .insert("unixsocket".into(), abs.display().to_string());
+    }
     s.server_exe = a.redis_server.clone();
     s.dir = a.dir.clone();
     s.startup_timeout_secs = a.timeout;
@@ -174,32 +177,6 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
     Ok(s)
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Turn Ctrl-C into a flag the launch polls, so launched shards are cleaned up.
-fn catch_interrupt() -> Arc<AtomicBool> {
-    let handler: extern "C" fn(libc::c_int) = on_sigint;
-    // SIGTERM and SIGHUP too: batch systems, `timeout` and closed terminals end a start
-    // that way, and a batch job still in the queue must be cancelled then as well.
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
-    }
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    std::thread::spawn(move || {
-        while !INTERRUPTED.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        f.store(true, Ordering::SeqCst);
-    });
-    flag
-}
-
 /// `3 shard(s)`, or `3 shard(s) with 1 replica(s) each (6 servers)`.
 fn servers_text(s: &OrchestratorSettings) -> String {
     match s.replicas {
@@ -259,6 +236,9 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
             }
             Progress::ShardReady { ready, total } => format!("{ready}/{total} shard(s) answering"),
             Progress::Forming => format!("forming the {style} database"),
+            Progress::Loading { objects } => {
+                format!("loading {objects} model(s), script(s) and function(s)")
+            }
             Progress::Ready => String::new(),
             _ => return,
         };
@@ -275,7 +255,7 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
         LaunchOptions {
             state_dir: ctx.state_dir.clone(),
             progress: &mut progress,
-            abort: Some(catch_interrupt()),
+            abort: Some(crate::signals::catch_interrupt()),
         },
     )?;
     let elapsed = began.elapsed().as_secs_f64();
@@ -296,6 +276,7 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
             "record_path": orc.record_path(),
             "dir": rec.dir,
             "elapsed_secs": elapsed,
+            "loaded": rec.settings.preload,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -312,6 +293,9 @@ fn start(ctx: &Ctx, settings: OrchestratorSettings) -> anyhow::Result<ExitCode> 
                 s.address.to_string(),
                 s.step
             );
+        }
+        for o in &rec.settings.preload {
+            println!("  loaded: {}", o.describe());
         }
         for (k, v) in orc.client_env() {
             println!("  {k}={v}");
@@ -402,6 +386,12 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
                 shard.index, shard.address
             );
         }
+        if let Some(sock) = &st.unix_socket {
+            println!("  unix socket {sock}");
+        }
+        for o in &st.loaded {
+            println!("  loaded at start: {}", o.describe());
+        }
         for p in &st.health.problems {
             println!("  problem: {p}");
         }
@@ -456,6 +446,12 @@ fn heal(ctx: &Ctx, db: &str, timeout: f64) -> anyhow::Result<ExitCode> {
             "Orchestrator `{db}`: {}",
             st.state.to_string().to_uppercase()
         );
+        if let Some(sock) = &st.unix_socket {
+            println!("  unix socket {sock}");
+        }
+        for o in &st.loaded {
+            println!("  loaded at start: {}", o.describe());
+        }
         for p in &st.health.problems {
             println!("  problem: {p}");
         }

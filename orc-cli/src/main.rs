@@ -3,8 +3,10 @@
 mod cli;
 mod db;
 mod exit;
+mod objects;
 mod plugins;
 mod run;
+mod signals;
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
@@ -51,7 +53,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Db(cmd) => db::run(&ctx, cmd),
         Command::Plugins => plugins::run(&ctx),
-        Command::Run(args) => run::run(&ctx, args),
+        Command::Run(args) => run::run(&ctx, *args),
+        Command::ColocatedRank(args) => run::rank(&ctx, args),
         Command::Agent(args) => ctx
             .host
             .launcher(&args.launcher)

@@ -44,6 +44,7 @@
 pub mod deployment;
 pub mod error;
 pub mod launcher;
+pub mod objects;
 pub mod settings;
 pub mod status;
 pub mod step;
@@ -53,6 +54,7 @@ pub use deployment::{
 };
 pub use error::{Error, Result};
 pub use launcher::Launcher;
+pub use objects::DbObject;
 pub use settings::{
     AiSettings, Auth, Checkpoints, ModuleSpec, OrchestratorSettings, RedisConfig, Tls, TlsFiles,
 };

@@ -99,6 +99,10 @@ pub struct OrchestratorSettings {
     /// TCP, as SmartSim runs).
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Models, scripts and functions loaded into every shard before the database is
+    /// reported ready (in a cluster, a copy per shard as SmartRedis lays them out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preload: Vec<crate::objects::DbObject>,
 }
 
 /// TLS for a database's connections.
@@ -197,11 +201,18 @@ impl Default for OrchestratorSettings {
             batch: None,
             auth: Auth::default(),
             tls: None,
+            preload: Vec::new(),
         }
     }
 }
 
 impl OrchestratorSettings {
+    /// The Unix socket the shards also listen on (`unixsocket` in the Redis settings),
+    /// when one was given: clients of a standalone database are then sent there.
+    pub fn unix_socket(&self) -> Option<&str> {
+        self.redis.extra.get("unixsocket").map(String::as_str)
+    }
+
     /// Settings for `shards` shards with every other value at its default.
     pub fn with_shards(shards: usize) -> Self {
         Self {
@@ -261,6 +272,26 @@ impl OrchestratorSettings {
         if !self.startup_timeout_secs.is_finite() || self.startup_timeout_secs <= 0.0 {
             return Err(Error::config("the startup timeout must be positive"));
         }
+        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let mut names = std::collections::BTreeSet::new();
+        for o in &self.preload {
+            o.clone().validate(&here)?;
+            if !names.insert(o.name()) {
+                return Err(Error::config(format!(
+                    "two objects to load are named `{}`",
+                    o.name()
+                )));
+            }
+        }
+        if let Some(sock) = self.unix_socket() {
+            validate_unix_socket(sock)?;
+            if self.servers() > 1 {
+                return Err(Error::config(format!(
+                    "a Unix socket ({sock}) serves one server: a database of {} servers is reached over TCP",
+                    self.servers()
+                )));
+            }
+        }
         if self.tls.is_some() && self.auth == Auth::Open {
             return Err(Error::config(
                 "TLS guards a protected database: use --auth restricted (the default) or password with --tls",
@@ -295,6 +326,34 @@ pub fn validate_identifier(id: &str) -> Result<()> {
     {
         return Err(Error::config(format!(
             "database identifier `{id}` must be 1 to 64 letters, digits, `_` or `-`"
+        )));
+    }
+    Ok(())
+}
+
+/// The longest Unix socket path (`sun_path` holds 108 bytes with its final zero).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Check a Unix socket path: absolute, short enough for `sun_path`, and made of characters
+/// a `unix://` address carries (SmartSim's rule: letters, digits and `.:,_-/`).
+pub fn validate_unix_socket(path: &str) -> Result<()> {
+    if !path.starts_with('/') {
+        return Err(Error::config(format!(
+            "Unix socket `{path}`: give an absolute path"
+        )));
+    }
+    if path.len() > MAX_SOCKET_PATH {
+        return Err(Error::config(format!(
+            "Unix socket `{path}` is {} bytes long; a socket path holds at most {MAX_SOCKET_PATH} (sun_path): choose a shorter one",
+            path.len()
+        )));
+    }
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".:,_-/".contains(c))
+    {
+        return Err(Error::config(format!(
+            "Unix socket `{path}`: use only letters, digits and . : , _ - /"
         )));
     }
     Ok(())

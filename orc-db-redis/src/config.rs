@@ -152,6 +152,10 @@ pub(crate) fn render(
     for (k, v) in settings.redis.directives() {
         let _ = writeln!(c, "{k} {}", quote(&v));
     }
+    if settings.unix_socket().is_some() {
+        // The socket is the user's own: nobody else may connect through it.
+        let _ = writeln!(c, "unixsocketperm 700");
+    }
     if let Some(m) = &settings.module {
         let args: Vec<String> = m.args.iter().map(|a| quote(a)).collect();
         let _ = writeln!(

@@ -574,12 +574,31 @@ impl Launcher for SlurmLauncher {
         cmd.args(["-v", "--jobid", &job, "--overlap", "--job-name", &name])
             .arg(format!("--chdir={}", step.cwd.display()));
         if step.mpmd.is_empty() {
-            cmd.args(["--nodes", "1", "--ntasks", "1"])
-                .arg(format!("--output={}", step.stdout.display()))
-                .arg(format!("--error={}", step.stderr.display()));
-            if let Some(h) = step.run.hosts.first() {
-                cmd.arg(format!("--nodelist={h}"));
+            // One task on one node unless the step asks for more (an application's ranks).
+            let run = &step.run;
+            let parallel =
+                run.tasks.is_some() || run.nodes.is_some() || run.tasks_per_node.is_some();
+            if parallel {
+                for (flag, n) in [
+                    ("--nodes", run.nodes),
+                    ("--ntasks", run.tasks),
+                    ("--ntasks-per-node", run.tasks_per_node),
+                ] {
+                    if let Some(n) = n {
+                        cmd.arg(format!("{flag}={n}"));
+                    }
+                }
+                if !run.hosts.is_empty() {
+                    cmd.arg(format!("--nodelist={}", run.hosts.join(",")));
+                }
+            } else {
+                cmd.args(["--nodes", "1", "--ntasks", "1"]);
+                if let Some(h) = run.hosts.first() {
+                    cmd.arg(format!("--nodelist={h}"));
+                }
             }
+            cmd.arg(format!("--output={}", step.stdout.display()))
+                .arg(format!("--error={}", step.stderr.display()));
         } else {
             // MPMD: one task per part, rank i running part i (`--multi-prog`), on the
             // parts' hosts in rank order; each part writes its own output files.

@@ -32,10 +32,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout))]
 
+pub mod colocated;
 mod heal;
 mod lock;
 mod logs;
 mod placement;
+pub mod preload;
 pub mod record;
 pub mod secrets;
 
@@ -86,6 +88,11 @@ pub enum Progress {
     Queued(orc_core::QueueState),
     /// The shards are being formed into one database.
     Forming,
+    /// The settings' models, scripts and functions are being loaded into every shard.
+    Loading {
+        /// How many objects.
+        objects: usize,
+    },
     /// The database is verified and recorded.
     Ready,
 }
@@ -182,6 +189,10 @@ pub struct OrchestratorStatus {
     pub record_path: PathBuf,
     /// The data directory.
     pub dir: PathBuf,
+    /// The Unix socket a standalone database also listens on.
+    pub unix_socket: Option<String>,
+    /// The models, scripts and functions loaded into every shard at start.
+    pub loaded: Vec<orc_core::DbObject>,
 }
 
 /// A launched (or reconnected) orchestrator.
@@ -546,6 +557,14 @@ impl Orchestrator {
                 orc.form_unless_aborted(left, opts.abort.as_deref())
             });
         orc.or_teardown(result.map_err(|e| orc.explain_failure(e)))?;
+        if !orc.record.settings.preload.is_empty() {
+            (opts.progress)(&Progress::Loading {
+                objects: orc.record.settings.preload.len(),
+            });
+            orc.or_teardown(interrupted())?;
+            let loaded = orc.load_objects(credentials.as_ref());
+            orc.or_teardown(loaded)?;
+        }
         orc.record.ready = true;
         orc.record.started_at = now_unix();
         orc.or_teardown(orc.record.save(&orc.record_path))?;
@@ -555,6 +574,22 @@ impl Orchestrator {
             "orchestrator ready"
         );
         Ok(orc)
+    }
+
+    /// Load the settings' objects into every shard (see [`preload`]).
+    fn load_objects(&self, credentials: Option<&Credentials>) -> Result<()> {
+        let settings = &self.record.settings;
+        let ca = match &settings.tls {
+            Some(Tls::Files(f)) => Some(f.ca.as_path()),
+            _ => None,
+        };
+        let target = preload::Target {
+            addresses: self.addresses(),
+            clustered: self.record.clustered,
+            admin: credentials.map(|c| (c.admin_user.as_str(), c.admin_secret.as_str())),
+            tls_ca: ca,
+        };
+        preload::load_all(&target, &settings.preload)
     }
 
     /// Form the database on a helper thread, so that an abort (Ctrl-C) is seen at once:
@@ -819,8 +854,14 @@ impl Orchestrator {
                 addresses = live;
             }
         }
+        // A standalone server that also listens on a Unix socket is reached there (on its
+        // own node; applications elsewhere must use the TCP address of `addresses`).
+        let ssdb = match self.record.settings.unix_socket() {
+            Some(sock) if !self.record.clustered => format!("unix://{sock}"),
+            _ => addresses.join(","),
+        };
         let mut env = vec![
-            (format!("SSDB{suffix}"), addresses.join(",")),
+            (format!("SSDB{suffix}"), ssdb),
             (format!("SR_DB_TYPE{suffix}"), kind.into()),
         ];
         if self.record.settings.auth == Auth::Password {
@@ -918,6 +959,8 @@ impl Orchestrator {
             health,
             record_path: self.record_path.clone(),
             dir: self.record.dir.clone(),
+            unix_socket: self.record.settings.unix_socket().map(Into::into),
+            loaded: self.record.settings.preload.clone(),
         })
     }
 
