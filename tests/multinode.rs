@@ -266,6 +266,7 @@ fn batch_orchestrators_across_nodes() {
         3,
     );
     an_orchestrator_started_inside_a_job();
+    colocated_across_nodes();
     node_failure_is_reported_and_stopped();
     replicas_take_over_a_lost_node();
     simulated_schedulers_across_nodes();
@@ -442,6 +443,139 @@ fn an_orchestrator_started_inside_a_job() {
             "shards left on orcn{i}"
         );
     }
+}
+
+/// The application of the colocated runs: one line per rank, from inside it.
+const COLO_APP: &str = r#"#!/bin/sh
+R="redis-cli -s ${SSDB#unix://}"
+pid=$($R INFO server | tr -d '\r' | sed -n 's/^process_id://p')
+$R AI.TENSORSET in$SLURM_PROCID FLOAT 1 3 VALUES 1 1 1 >/dev/null
+$R AI.MODELEXECUTE lin INPUTS 1 in$SLURM_PROCID OUTPUTS 1 out$SLURM_PROCID >/dev/null
+out=$($R AI.TENSORGET out$SLURM_PROCID VALUES | tr '\n' ' ')
+echo "rank=$SLURM_PROCID host=$(hostname) db=$pid out=$out"
+exit ${CODE:-0}
+"#;
+
+/// Each rank's (host, database pid, model output), checked: `ranks` ranks, each with the
+/// model's answer, and exactly one database per node they ran on.
+fn colocated_ranks(output: &str, ranks: usize) -> std::collections::BTreeMap<String, String> {
+    let mut per_host = std::collections::BTreeMap::new();
+    let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("rank=")).collect();
+    assert_eq!(lines.len(), ranks, "{output}");
+    for l in lines {
+        let field = |k: &str| {
+            l.split(' ')
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(
+            l.contains("out=9.5 11"),
+            "the model was not loaded before the rank: {l}"
+        );
+        let old = per_host.insert(field("host"), field("db"));
+        if let Some(old) = old {
+            assert_eq!(old, field("db"), "two databases on one node: {output}");
+        }
+    }
+    let pids: std::collections::BTreeSet<&String> = per_host.values().collect();
+    assert_eq!(pids.len(), per_host.len(), "{output}");
+    per_host
+}
+
+/// `orc run --colocated` on the real Slurm across nodes: inside a job of 2 nodes (4 ranks,
+/// `srun` by orc's launcher), and as a batch job of its own from here; N ranks on M nodes
+/// give exactly M databases, each with the model loaded before its ranks start; the
+/// application's exit code comes back, and nothing is left on any node.
+fn colocated_across_nodes() {
+    let _jobs = Jobs("orc-colo");
+    let state = State::new();
+    let dir = state.path();
+    std::fs::write(dir.join("app.sh"), COLO_APP).unwrap();
+    std::fs::set_permissions(
+        dir.join("app.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let model = format!(
+        "lin={},backend=ONNX",
+        data_file("models/linear.onnx").display()
+    );
+    let script = dir.join("colo.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n#SBATCH --job-name=orc-colo\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=2\n#SBATCH --output={out}\n\
+             export ORC_STATE_DIR={state}\n\
+             CODE=3 {orc} run --colocated -n 4 -N 2 --model {model} -- {app}\n\
+             echo exit=$? > {done}\n",
+            out = dir.join("colo.out").display(),
+            state = dir.display(),
+            orc = orc_bin().display(),
+            app = dir.join("app.sh").display(),
+            done = dir.join("colo.done").display(),
+        ),
+    )
+    .unwrap();
+    let out = slurm("sbatch").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done = dir.join("colo.done");
+    assert!(
+        wait_for(Duration::from_secs(90), || done.exists()),
+        "the colocated job never ended: {}",
+        std::fs::read_to_string(dir.join("colo.out")).unwrap_or_default()
+    );
+    let output = std::fs::read_to_string(dir.join("colo.out")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&done).unwrap().trim(),
+        "exit=3",
+        "{output}"
+    );
+    let hosts = colocated_ranks(&output, 4);
+    assert_eq!(hosts.len(), 2, "{output}");
+    no_shard_left("colocated inside a job");
+    // As a batch job of its own, from here.
+    let out = state
+        .orc_cmd(&[
+            "run",
+            "--colocated",
+            "--launcher",
+            "slurm",
+            "-n",
+            "3",
+            "-N",
+            "3",
+            "--model",
+            &model,
+            "--run-arg",
+            "job-name=orc-colo",
+            "--",
+        ])
+        .arg(dir.join("app.sh"))
+        .env("SLURM_CONF", slurm_conf())
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .output()
+        .unwrap();
+    let output = text(&out.stdout);
+    assert!(out.status.success(), "{output}{}", text(&out.stderr));
+    assert_eq!(colocated_ranks(&output, 3).len(), 3, "{output}");
+    no_shard_left("colocated batch job");
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("orc-"))
+        .flat_map(|e| {
+            std::fs::read_dir(e.path().join("colo"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "node directories left: {left:?}");
 }
 
 /// Three shards with a replica each on three nodes (two servers per node, each replica on
