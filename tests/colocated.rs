@@ -18,6 +18,7 @@ use orc_tests::*;
 const APP: &str = r#"#!/bin/sh
 set -e
 if [ -n "$SSDB_colo" ]; then SSDB=$SSDB_colo SR_DB_TYPE=$SR_DB_TYPE_colo; fi
+ORC_RANK=${ORC_RANK:-$PMI_RANK}
 case "$SSDB" in
   unix://*) R="redis-cli -s ${SSDB#unix://}" ;;
   *) R="redis-cli -h ${SSDB%:*} -p ${SSDB##*:}" ;;
@@ -458,4 +459,62 @@ fn a_cluster_holds_a_copy_of_each_object_on_every_shard() {
         assert_eq!(keys.len(), 1, "{a}: {keys:?}");
     }
     assert!(state.orc(&["db", "stop"]).status.success());
+}
+
+/// Inside PBS and LSF jobs (the scheduler simulator's `mpiexec` and `jsrun` start the
+/// ranks): `--launcher auto` finds the job, the ranks are one parallel step, and they share
+/// one database on the node.
+#[test]
+fn inside_simulated_pbs_and_lsf_jobs() {
+    let sim = sim().bin();
+    let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
+    let c = Colo::new();
+    let nodefile = c.state.path().join("nodefile");
+    std::fs::write(&nodefile, format!("{}\n", orc_net::hostname())).unwrap();
+    let spool = c.state.path().join("spool").display().to_string();
+    let hosts = format!("batch1 1 {} 42", orc_net::hostname());
+    let nodefile = nodefile.display().to_string();
+    let pbs = [
+        ("PBS_JOBID", "4242.sim-pbs"),
+        ("PBS_NODEFILE", nodefile.as_str()),
+        ("PATH", path.as_str()),
+    ];
+    let lsf = [
+        ("LSB_JOBID", "12345"),
+        ("LSB_MCPU_HOSTS", hosts.as_str()),
+        ("ORC_SIM_SPOOL", spool.as_str()),
+        ("PATH", path.as_str()),
+    ];
+    for (name, env) in [("pbs", &pbs[..]), ("lsf", &lsf[..])] {
+        let mut args = vec!["-n", "3"];
+        args.extend(OBJECTS);
+        let out = c
+            .cmd(&args, &[("CODE", "0")])
+            .envs(env.iter().copied())
+            .env_remove("SLURM_JOB_ID")
+            .env_remove("SLURM_JOBID")
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        let ranks = facts(&stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert_eq!(ranks.len(), 3, "{name}: {stdout}{}", text(&out.stderr));
+        let pids: BTreeSet<&str> = ranks.iter().map(|r| r["pid"].as_str()).collect();
+        assert_eq!(pids.len(), 1, "{name}: one database on the node: {stdout}");
+        assert!(
+            ranks.iter().all(|r| r["out"].trim() == "9.5 11"),
+            "{name}: {stdout}"
+        );
+        let pid: u32 = pids.first().unwrap().parse().unwrap();
+        assert!(!alive(pid), "{name}: the database outlived the application");
+        assert!(
+            c.leftovers().iter().all(|p| !p.is_dir()),
+            "{name}: {:?}",
+            c.leftovers()
+        );
+    }
 }
