@@ -134,19 +134,19 @@ pub(crate) enum ConfigCommand {
 /// Models, scripts and functions to load into every shard before anything uses it.
 #[derive(Debug, Args, Default)]
 pub(crate) struct ObjectArgs {
-    /// Load a model: NAME=PATH,backend=ONNX|TORCH|TF|TFLITE[,device=CPU|GPU[:n],batch=N,
-    /// min-batch=N,min-batch-timeout=MS,inputs=A;B,outputs=A;B,tag=T,devices-per-node=N,
-    /// first-device=N] (repeatable).
+    /// Load a model (repeatable): NAME=PATH,backend=ONNX|TORCH|TF|TFLITE, then optional
+    /// device=CPU|GPU|GPU:n, batch=N, min-batch=N, min-batch-timeout=MS, inputs=A;B,
+    /// outputs=A;B, tag=T, devices-per-node=N, first-device=N (comma-separated).
     #[arg(long = "model", value_name = "NAME=PATH,backend=B,...")]
     pub(crate) models: Vec<String>,
-    /// Load a TorchScript source file: NAME=PATH[,device=...] (repeatable).
+    /// Load a TorchScript source file: NAME=PATH, optionally ,device=D (repeatable).
     #[arg(long = "script", value_name = "NAME=PATH[,device=D]")]
     pub(crate) scripts: Vec<String>,
     /// Load one Python function from a file as a script, as SmartRedis's set_function
-    /// does: NAME=FILE.py:FUNCTION[,device=...] (repeatable).
+    /// does: NAME=FILE.py:FUNCTION, optionally ,device=D (repeatable).
     #[arg(long = "function", value_name = "NAME=FILE.py:FUNC[,device=D]")]
     pub(crate) functions: Vec<String>,
-    /// Load every object a TOML file lists ([[model]], [[script]], [[function]] tables
+    /// Load every object a TOML file lists (`[[model]]`, `[[script]]`, `[[function]]` tables
     /// with the keys above; paths relative to the file).
     #[arg(long = "objects", value_name = "FILE")]
     pub(crate) objects: Vec<PathBuf>,
