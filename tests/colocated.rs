@@ -302,6 +302,15 @@ fn errors_come_before_the_application() {
         &["-n", "2", "--model", "m=bad.onnx,backend=ONNX"],
         &["could not load model `m`", "did not start"],
     );
+    // A GPU model on a CPU-only build: refused by its backend, clearly.
+    refused(
+        &c,
+        &[
+            "--model",
+            "m=linear.onnx,backend=ONNX,device=GPU,devices-per-node=2",
+        ],
+        &["could not load model `m`", "CPU only"],
+    );
     // A socket path too long for sun_path.
     let long = format!("/tmp/{}/r.sock", "x".repeat(120));
     refused(&c, &["--unix-socket", &long], &["sun_path"]);
@@ -461,11 +470,11 @@ fn a_cluster_holds_a_copy_of_each_object_on_every_shard() {
     assert!(state.orc(&["db", "stop"]).status.success());
 }
 
-/// Inside PBS and LSF jobs (the scheduler simulator's `mpiexec` and `jsrun` start the
+/// Inside PBS, LSF and Cobalt jobs (the scheduler simulator's `mpiexec`, `jsrun` and `aprun` start the
 /// ranks): `--launcher auto` finds the job, the ranks are one parallel step, and they share
 /// one database on the node.
 #[test]
-fn inside_simulated_pbs_and_lsf_jobs() {
+fn inside_simulated_pbs_lsf_and_cobalt_jobs() {
     let sim = sim().bin();
     let path = format!("{}:{}", sim.display(), std::env::var("PATH").unwrap());
     let c = Colo::new();
@@ -511,6 +520,49 @@ fn inside_simulated_pbs_and_lsf_jobs() {
         );
         let pid: u32 = pids.first().unwrap().parse().unwrap();
         assert!(!alive(pid), "{name}: the database outlived the application");
+        assert!(
+            c.leftovers().iter().all(|p| !p.is_dir()),
+            "{name}: {:?}",
+            c.leftovers()
+        );
+    }
+}
+
+/// The demo's experiment (the real SmartRedis client: datasets, lists, an ONNX model and a
+/// TorchScript function) against a colocated database over a Unix socket and over TCP.
+#[test]
+fn the_demo_experiment_runs_colocated_with_smartredis() {
+    let c = Colo::new();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let experiment = repo.join("examples/experiment.py");
+    let port = free_port_range(1).to_string();
+    for (name, args, ssdb) in [
+        ("uds", vec![], "unix://".to_string()),
+        (
+            "tcp",
+            vec!["--port", port.as_str()],
+            format!("127.0.0.1:{port}"),
+        ),
+    ] {
+        let mut cmd = c.state.orc_cmd(&["run", "--colocated"]);
+        cmd.args(&args)
+            .arg("--")
+            .arg(smartredis_python())
+            .arg(&experiment)
+            .env("TMPDIR", c.tmp())
+            .env("SR_LOG_LEVEL", "quiet");
+        let out = cmd.output().unwrap();
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("database: Standalone {ssdb}")),
+            "{name}: {stdout}"
+        );
+        assert!(stdout.contains("analysis: step_3"), "{name}: {stdout}");
         assert!(
             c.leftovers().iter().all(|p| !p.is_dir()),
             "{name}: {:?}",

@@ -453,6 +453,7 @@ $R AI.TENSORSET in$SLURM_PROCID FLOAT 1 3 VALUES 1 1 1 >/dev/null
 $R AI.MODELEXECUTE lin INPUTS 1 in$SLURM_PROCID OUTPUTS 1 out$SLURM_PROCID >/dev/null
 out=$($R AI.TENSORGET out$SLURM_PROCID VALUES | tr '\n' ' ')
 echo "rank=$SLURM_PROCID host=$(hostname) db=$pid out=$out"
+sleep ${SLEEP:-0}
 exit ${CODE:-0}
 "#;
 
@@ -561,6 +562,48 @@ fn colocated_across_nodes() {
     assert!(out.status.success(), "{output}{}", text(&out.stderr));
     assert_eq!(colocated_ranks(&output, 3).len(), 3, "{output}");
     no_shard_left("colocated batch job");
+    // `scancel` of a running colocated job ends ranks and databases on every node.
+    let run = state
+        .orc_cmd(&[
+            "run",
+            "--colocated",
+            "--launcher",
+            "slurm",
+            "-n",
+            "2",
+            "-N",
+            "2",
+            "--run-arg",
+            "job-name=orc-colo",
+            "--",
+        ])
+        .arg(dir.join("app.sh"))
+        .env("SLEEP", "300")
+        .env("SLURM_CONF", slurm_conf())
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let both_up = || {
+        (1..=4)
+            .filter(|i| node_processes(*i).iter().any(|c| c.starts_with("redis")))
+            .count()
+            == 2
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), both_up),
+        "the colocated databases never ran"
+    );
+    let out = slurm("scancel")
+        .args(["--name", "orc-colo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a cancelled job reported success");
+    no_shard_left("colocated job cancelled");
     let left: Vec<_> = std::fs::read_dir("/tmp")
         .into_iter()
         .flatten()
