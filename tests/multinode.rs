@@ -267,6 +267,7 @@ fn batch_orchestrators_across_nodes() {
     );
     an_orchestrator_started_inside_a_job();
     colocated_across_nodes();
+    python_drivers_on_slurm();
     node_failure_is_reported_and_stopped();
     replicas_take_over_a_lost_node();
     simulated_schedulers_across_nodes();
@@ -619,6 +620,75 @@ fn colocated_across_nodes() {
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "node directories left: {left:?}");
+}
+
+/// The SmartSim tutorial driver ported to orc's Python package (`examples/driver.py`) on
+/// the real Slurm across nodes: inside a job of 3 nodes (database shards and every model
+/// as `srun` steps), and from here with the database as a batch job of its own and each
+/// model as a batch job; everything completes and nothing is left on any node.
+fn python_drivers_on_slurm() {
+    let _jobs = Jobs("orc-py");
+    let state = State::new();
+    let dir = state.path();
+    let py = smartredis_python();
+    let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/driver.py");
+    let bin_dir = orc_bin().parent().unwrap().to_path_buf();
+    let env = format!(
+        "export ORC_AI_MODULE={ai} PATH={bin}:$PATH SR_LOG_LEVEL=quiet\n",
+        ai = plugin_file("orc_ai").display(),
+        bin = bin_dir.display()
+    );
+    let script = dir.join("driver.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n#SBATCH --job-name=orc-py\n#SBATCH --nodes=3\n#SBATCH --output={out}\n{env}\
+             {py} {driver} --launcher slurm --db-nodes 3\necho exit=$? > {done}\n",
+            out = dir.join("driver.out").display(),
+            py = py.display(),
+            driver = driver.display(),
+            done = dir.join("driver.done").display(),
+        ),
+    )
+    .unwrap();
+    let out = slurm("sbatch").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done = dir.join("driver.done");
+    let log = || std::fs::read_to_string(dir.join("driver.out")).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(120), || done.exists()),
+        "the driver job never ended: {}",
+        log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&done).unwrap().trim(),
+        "exit=0",
+        "{}",
+        log()
+    );
+    assert!(log().contains("sim_3 mean 14"), "{}", log());
+    assert!(log().contains("database at 10.251.0."), "{}", log());
+    no_shard_left("python driver inside a job");
+    // From here: the database as a batch job, the models as batch jobs.
+    let out = Command::new(&py)
+        .arg(&driver)
+        .args(["--launcher", "slurm", "--db-nodes", "2", "--batch"])
+        .env("ORC_AI_MODULE", plugin_file("orc_ai"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SR_LOG_LEVEL", "quiet")
+        .env("SLURM_CONF", slurm_conf())
+        .env_remove("SLURM_JOB_ID")
+        .env_remove("SLURM_JOBID")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("sim_0 mean 3.5"), "{stdout}");
+    no_shard_left("python driver with a batch database");
 }
 
 /// Three shards with a replica each on three nodes (two servers per node, each replica on

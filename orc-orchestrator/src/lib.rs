@@ -576,6 +576,32 @@ impl Orchestrator {
         Ok(orc)
     }
 
+    /// Load models, scripts and functions into a running database, as at start (each
+    /// checked first; in a cluster a copy per shard). They are not added to the record:
+    /// a restart loads only the objects it was started with.
+    pub fn load(&self, objects: &[orc_core::DbObject]) -> Result<()> {
+        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let mut checked = objects.to_vec();
+        for o in &mut checked {
+            o.validate(&here)?;
+        }
+        let credentials = secrets::load(self.home(), self.record.settings.auth)?;
+        let settings = &self.record.settings;
+        let ca = match &settings.tls {
+            Some(Tls::Files(f)) => Some(f.ca.as_path()),
+            _ => None,
+        };
+        let target = preload::Target {
+            addresses: self.addresses(),
+            clustered: self.record.clustered,
+            admin: credentials
+                .as_ref()
+                .map(|c| (c.admin_user.as_str(), c.admin_secret.as_str())),
+            tls_ca: ca,
+        };
+        preload::load_all(&target, &checked)
+    }
+
     /// Load the settings' objects into every shard (see [`preload`]).
     fn load_objects(&self, credentials: Option<&Credentials>) -> Result<()> {
         let settings = &self.record.settings;

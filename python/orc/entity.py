@@ -1,10 +1,11 @@
 """Models and ensembles: the applications an experiment runs."""
 
 import itertools
+import os
 import random
 import typing as t
 
-from .error import SSConfigError, SSUnsupportedError
+from .error import SSConfigError
 from .settings import BatchSettings, RunSettings
 
 _PERM_STRATEGIES = ("all_perm", "step", "random")
@@ -49,6 +50,8 @@ class Model:
             if p not in self.params:
                 raise SSConfigError(f"{name}: params_as_args names {p!r}, which is not a parameter")
         self.colocated = False
+        self._colocated: t.Dict[str, t.Any] = {}
+        self.db_objects: t.List[t.Dict[str, t.Any]] = []
 
     @property
     def type(self) -> str:
@@ -80,33 +83,154 @@ class Model:
         """Whether key prefixing is on."""
         return self.query_key_prefixing_on
 
-    def _unsupported(self, what: str) -> SSUnsupportedError:
-        return SSUnsupportedError(
-            f"{self.name}: {what} is not available from Python yet; use `orc run --colocated` "
-            "(with --model/--script/--function) from the command line"
-        )
+    # --- colocated databases and objects to load (SmartSim's Model API) ---
 
-    def colocate_db_uds(self, *_args: t.Any, **_kwargs: t.Any) -> None:
-        """A colocated database over a Unix socket (command line only for now)."""
-        raise self._unsupported("colocate_db_uds")
+    def colocate_db_uds(
+        self,
+        unix_socket: t.Optional[str] = None,
+        socket_permissions: int = 700,
+        db_cpus: int = 1,
+        custom_pinning: t.Optional[t.Iterable[t.Union[int, t.Iterable[int]]]] = None,
+        debug: bool = False,
+        db_identifier: str = "",
+        **kwargs: t.Any,
+    ) -> None:
+        """A database beside this model on each of its nodes, over a Unix socket (orc's
+        private one under ``$TMPDIR`` unless ``unix_socket``)."""
+        self._colocate({"unix": {"path": unix_socket}}, db_cpus, custom_pinning, db_identifier, kwargs)
 
-    def colocate_db_tcp(self, *_args: t.Any, **_kwargs: t.Any) -> None:
-        """A colocated database over TCP (command line only for now)."""
-        raise self._unsupported("colocate_db_tcp")
+    def colocate_db_tcp(
+        self,
+        port: int = 6379,
+        ifname: t.Union[str, t.List[str]] = "lo",
+        db_cpus: int = 1,
+        custom_pinning: t.Optional[t.Iterable[t.Union[int, t.Iterable[int]]]] = None,
+        debug: bool = False,
+        db_identifier: str = "",
+        **kwargs: t.Any,
+    ) -> None:
+        """A database beside this model on each of its nodes, over loopback TCP on
+        ``port`` (also bound to ``ifname`` interfaces other than ``lo``)."""
+        names = [ifname] if isinstance(ifname, str) else list(ifname)
+        self._colocate({"tcp": {"port": int(port)}}, db_cpus, custom_pinning, db_identifier, kwargs, names)
 
     colocate_db = colocate_db_tcp
 
-    def add_ml_model(self, *_args: t.Any, **_kwargs: t.Any) -> None:
-        """A model to preload (command line only for now)."""
-        raise self._unsupported("add_ml_model")
+    def _colocate(
+        self,
+        transport: t.Dict[str, t.Any],
+        db_cpus: int,
+        pinning: t.Any,
+        db_identifier: str,
+        kwargs: t.Dict[str, t.Any],
+        interfaces: t.Optional[t.List[str]] = None,
+    ) -> None:
+        if self.colocated:
+            raise SSConfigError(f"{self.name} already has a colocated database")
+        ai: t.Dict[str, int] = {}
+        conf: t.Dict[str, str] = {}
+        names = {"threads_per_queue": "threads_per_queue", "inter_op_parallelism": "inter_op_threads",
+                 "intra_op_parallelism": "intra_op_threads", "inter_op_threads": "inter_op_threads",
+                 "intra_op_threads": "intra_op_threads"}
+        for k, v in kwargs.items():
+            if k in names:
+                ai[names[k]] = int(v)
+            else:
+                conf[k.replace("_", "-")] = str(v)
+        pin = None
+        if pinning is not None:
+            flat: t.List[int] = []
+            for p in pinning:
+                flat.extend(p if isinstance(p, (list, range, tuple, set)) else [p])
+            if any(not isinstance(c, int) or c < 0 for c in flat):
+                raise SSConfigError(f"custom_pinning {pinning!r}: CPU numbers")
+            pin = sorted(set(flat)) or None
+        ifs = [i for i in (interfaces or []) if i != "lo"]
+        self._colocated = {
+            "transport": transport,
+            "db_cpus": int(db_cpus),
+            "pin": pin,
+            "db_identifier": db_identifier or "orchestrator",
+            "ai": ai,
+            "redis_config": conf,
+            "interfaces": ["lo"] + ifs if ifs else [],
+        }
+        self.colocated = True
 
-    def add_script(self, *_args: t.Any, **_kwargs: t.Any) -> None:
-        """A script to preload (command line only for now)."""
-        raise self._unsupported("add_script")
+    def _object_file(self, kind: str, name: str, data: t.Union[bytes, str]) -> str:
+        import os
 
-    def add_function(self, *_args: t.Any, **_kwargs: t.Any) -> None:
-        """A function to preload (command line only for now)."""
-        raise self._unsupported("add_function")
+        d = os.path.join(self.path, ".orc-objects")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, f"{kind}-{name}")
+        with open(path, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        return path
+
+    def add_ml_model(
+        self,
+        name: str,
+        backend: str,
+        model: t.Optional[bytes] = None,
+        model_path: t.Optional[str] = None,
+        device: str = "CPU",
+        devices_per_node: int = 1,
+        first_device: int = 0,
+        batch_size: int = 0,
+        min_batch_size: int = 0,
+        min_batch_timeout: int = 0,
+        tag: str = "",
+        inputs: t.Optional[t.List[str]] = None,
+        outputs: t.Optional[t.List[str]] = None,
+    ) -> None:
+        """A model to load into the database before this model starts (its colocated
+        one, else every running database of the experiment)."""
+        if (model is None) == (model_path is None):
+            raise SSConfigError(f"{name}: give exactly one of model and model_path")
+        path = model_path if model is None else self._object_file("model", name, model)
+        self.db_objects.append({
+            "kind": "model", "name": name, "path": os.path.abspath(path), "backend": backend.upper(),
+            "device": _device(device, devices_per_node, first_device), "batch_size": int(batch_size),
+            "min_batch_size": int(min_batch_size), "min_batch_timeout": int(min_batch_timeout),
+            "tag": tag, "inputs": list(inputs or []), "outputs": list(outputs or []),
+        })
+
+    def add_script(
+        self,
+        name: str,
+        script: t.Optional[str] = None,
+        script_path: t.Optional[str] = None,
+        device: str = "CPU",
+        devices_per_node: int = 1,
+        first_device: int = 0,
+    ) -> None:
+        """TorchScript source to load before this model starts."""
+        if (script is None) == (script_path is None):
+            raise SSConfigError(f"{name}: give exactly one of script and script_path")
+        path = script_path if script is None else self._object_file("script", name, script)
+        self.db_objects.append({"kind": "script", "name": name, "path": os.path.abspath(path),
+                                "device": _device(device, devices_per_node, first_device)})
+
+    def add_function(
+        self,
+        name: str,
+        function: t.Optional[t.Callable[..., t.Any]] = None,
+        device: str = "CPU",
+        devices_per_node: int = 1,
+        first_device: int = 0,
+    ) -> None:
+        """A Python function to load as a script (its source, as SmartRedis's
+        ``set_function``), before this model starts."""
+        import inspect
+        import textwrap
+
+        if function is None or not callable(function):
+            raise SSConfigError(f"{name}: give a function")
+        src = textwrap.dedent(inspect.getsource(function))
+        path = self._object_file("function", name, src + "\n")
+        self.db_objects.append({"kind": "function", "name": name, "path": os.path.abspath(path),
+                                "function": function.__name__,
+                                "device": _device(device, devices_per_node, first_device)})
 
     def _exe_args(self) -> t.List[str]:
         extra = []
@@ -213,3 +337,12 @@ def _copy(rs: RunSettings) -> RunSettings:
     new.tasks, new.nodes, new.tasks_per_node = rs.tasks, rs.nodes, rs.tasks_per_node
     new.cpus_per_task, new.hosts = rs.cpus_per_task, list(rs.hosts)
     return new
+
+
+def _device(device: str, per_node: int, first: int) -> t.Dict[str, t.Any]:
+    kind = device.upper().split(":")[0]
+    if kind not in ("CPU", "GPU"):
+        raise SSConfigError(f"device {device!r}: CPU or GPU")
+    if ":" in device:
+        first = int(device.split(":")[1])
+    return {"kind": kind, "devices_per_node": int(per_node), "first_device": int(first)}

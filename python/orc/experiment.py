@@ -277,10 +277,16 @@ class Experiment:
                     run["extra"][key] = value
             run["nodes"] = run["nodes"] or b["nodes"]
             run["extra"].update(b["extra"])
+        exe_path, args = os.path.abspath(found), m._exe_args()
+        if m.colocated:
+            exe_path, args = self._colocated_rank(m, exe_path, args)
+        elif m.db_objects:
+            for db in self._dbs.values():
+                _orc.database_load(self._state_dir, db.db_identifier, json.dumps(m.db_objects))
         step = {
             "name": m.name,
-            "exe": os.path.abspath(found),
-            "args": m._exe_args(),
+            "exe": exe_path,
+            "args": args,
             "env": self._env(m),
             "cwd": m.path,
             "stdout": os.path.join(m.path, f"{m.name}.out"),
@@ -294,6 +300,33 @@ class Experiment:
         with self._lock:
             self._jobs[m.name] = _Job(m, step_id)
             self._jobs[m.name].status = status.STATUS_RUNNING
+
+    def _colocated_rank(self, m: Model, exe: str, args: t.List[str]) -> t.Tuple[str, t.List[str]]:
+        """The rank wrapper that gives each node of ``m`` its database first (``orc
+        colocated-rank``, as ``orc run --colocated`` runs it)."""
+        orc_bin = os.environ.get("ORC_BIN") or shutil.which("orc")
+        if not orc_bin:
+            raise SSConfigError(f"{m.name}: a colocated database needs the `orc` program on PATH (or ORC_BIN)")
+        _find_ai_module()
+        c = m._colocated
+        run_id = _orc.new_run_id()
+        settings = {
+            "db_identifier": c["db_identifier"],
+            "shards": 1,
+            "deployment": "standalone",
+            "ai": c["ai"],
+            "interfaces": c["interfaces"],
+            "preload": m.db_objects,
+        }
+        spec = {"run_id": run_id, "settings": settings, "transport": c["transport"],
+                "db_cpus": c["db_cpus"], "pin": c["pin"], "env": []}
+        for k, v in c["redis_config"].items():
+            settings.setdefault("redis", {}).setdefault("extra", {})[k] = v
+        run_dir = os.path.join(self._state_dir, "runs", run_id)
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        os.chmod(self._state_dir, 0o700)
+        path = _orc.write_colocated_spec(json.dumps(spec), os.path.join(run_dir, "spec.json"))
+        return os.path.abspath(orc_bin), ["--state-dir", self._state_dir, "colocated-rank", path, "--", exe] + args
 
     @staticmethod
     def _time(b: t.Dict[str, t.Any]) -> t.Optional[str]:

@@ -167,6 +167,39 @@ fn database_config_set(state_dir: &str, db: &str, key: &str, value: &str) -> PyR
     connect(state_dir, db)?.config_set(key, value).map_err(err)
 }
 
+/// Load objects (a JSON list of orc `DbObject`s: models, scripts, functions) into every
+/// shard of running database `db`, as SmartRedis's `set_model` / `set_script` would.
+#[pyfunction]
+fn database_load(py: Python<'_>, state_dir: &str, db: &str, objects: &str) -> PyResult<()> {
+    let objects: Vec<orc_core::DbObject> =
+        serde_json::from_str(objects).map_err(|e| err(format!("objects: {e}")))?;
+    let orc = connect(state_dir, db)?;
+    py.detach(|| orc.load(&objects).map_err(|e| e.to_string()))
+        .map_err(OrcError::new_err)
+}
+
+/// Check a colocated run's spec (JSON) and write it where its ranks read it (private);
+/// returns the path. The ranks run `orc colocated-rank PATH -- APP`.
+#[pyfunction]
+fn write_colocated_spec(spec: &str, path: &str) -> PyResult<String> {
+    let spec: orc_orchestrator::colocated::ColocatedSpec =
+        serde_json::from_str(spec).map_err(|e| err(format!("colocated settings: {e}")))?;
+    spec.validate().map_err(err)?;
+    let mut checked = spec.clone();
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    for o in &mut checked.settings.preload {
+        o.validate(&here).map_err(err)?;
+    }
+    checked.write(std::path::Path::new(path)).map_err(err)?;
+    Ok(path.to_string())
+}
+
+/// A fresh id for a colocated run.
+#[pyfunction]
+fn new_run_id() -> String {
+    orc_orchestrator::colocated::new_run_id()
+}
+
 /// Stop database `db`: SHUTDOWN every shard, then cancel what is left. JSON: how each
 /// shard ended.
 #[pyfunction]
@@ -238,6 +271,9 @@ fn _orc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(database_env, m)?)?;
     m.add_function(wrap_pyfunction!(database_config_set, m)?)?;
     m.add_function(wrap_pyfunction!(stop_database, m)?)?;
+    m.add_function(wrap_pyfunction!(database_load, m)?)?;
+    m.add_function(wrap_pyfunction!(write_colocated_spec, m)?)?;
+    m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
     m.add_class::<Launcher>()?;
     Ok(())
 }

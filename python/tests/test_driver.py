@@ -190,8 +190,10 @@ def test_bad_input_raises_clear_errors(exp, tmp_path):
         exp.start(missing)
     with pytest.raises(orc.OrcError, match="has not been launched"):
         exp.get_status(missing)
-    with pytest.raises(NotImplementedError, match="colocated|orc run"):
-        missing.colocate_db_uds()
+    with pytest.raises(orc.SSConfigError, match="exactly one"):
+        missing.add_ml_model("m", "ONNX")
+    with pytest.raises(orc.SSConfigError, match="device"):
+        missing.add_script("s", script="def f(x): return x", device="TPU")
     # A setting orc manages itself is refused, with orc's words.
     db = exp.create_database(port=0, db_identifier="conf")
     db.set_db_conf("port", "1")
@@ -213,4 +215,58 @@ def test_a_running_database_changes_its_settings(exp):
     db.set_eviction_strategy("allkeys-lru")
     with pytest.raises(orc.OrcError, match="maxmemory-policy"):
         db.set_eviction_strategy("sometimes")
+    exp.stop(db)
+
+
+MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "models", "linear.onnx")
+
+USER = textwrap.dedent(
+    """
+    import os
+    import numpy as np
+    from smartredis import Client
+    c = Client(logger_name="user")
+    c.put_tensor("x", np.ones((1, 3), dtype=np.float32))
+    c.run_model("lin", inputs=["x"], outputs=["y"])
+    c.run_script("twice", "twice", ["x"], ["z"])
+    print(os.environ["SSDB"], list(c.get_tensor("y")[0]), list(c.get_tensor("z")[0]))
+    """
+)
+
+
+def twice(x):
+    return x * 2
+
+
+@pytest.mark.parametrize("transport", ["uds", "tcp"])
+def test_a_colocated_model_finds_its_objects_loaded(exp, tmp_path, transport):
+    (tmp_path / "user.py").write_text(USER)
+    rs = exp.create_run_settings(sys.executable, exe_args=[str(tmp_path / "user.py")], env_vars={"SR_LOG_LEVEL": "quiet"})
+    m = exp.create_model(f"colo_{transport}", rs)
+    if transport == "uds":
+        m.colocate_db_uds(db_cpus=1)
+    else:
+        m.colocate_db_tcp(port=free_port(), ifname="lo")
+    m.add_ml_model("lin", "ONNX", model_path=MODEL)
+    m.add_function("twice", function=twice)
+    exp.start(m, block=True)
+    with open(os.path.join(m.path, f"{m.name}.out")) as f:
+        out = f.read()
+    assert exp.get_status(m) == [status.STATUS_COMPLETED], out
+    ssdb, y, z = out.split(" ", 1)[0], out.split("[")[1], out.split("[")[2]
+    assert ssdb.startswith("unix://" if transport == "uds" else "127.0.0.1:"), out
+    assert y.startswith("9.5, 11.0"), out
+    assert z.startswith("2.0, 2.0, 2.0"), out
+
+
+def test_objects_of_a_model_go_into_a_running_standard_database(exp, tmp_path):
+    (tmp_path / "user.py").write_text(USER)
+    db = exp.create_database(port=0, db_nodes=3)
+    exp.start(db)
+    rs = exp.create_run_settings(sys.executable, exe_args=[str(tmp_path / "user.py")], env_vars={"SR_LOG_LEVEL": "quiet"})
+    m = exp.create_model("user", rs)
+    m.add_ml_model("lin", "ONNX", model_path=MODEL)
+    m.add_function("twice", function=twice)
+    exp.start(m, block=True)
+    assert exp.get_status(m) == [status.STATUS_COMPLETED]
     exp.stop(db)
