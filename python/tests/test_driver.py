@@ -270,3 +270,57 @@ def test_objects_of_a_model_go_into_a_running_standard_database(exp, tmp_path):
     exp.start(m, block=True)
     assert exp.get_status(m) == [status.STATUS_COMPLETED]
     exp.stop(db)
+
+
+def test_ctrl_c_in_a_driver_stops_what_it_started(tmp_path):
+    driver = textwrap.dedent(
+        f"""
+        import json, sys
+        from orc import Experiment
+        exp = Experiment("cc", exp_path={str(tmp_path / "cc")!r})
+        db = exp.create_database(port=0)
+        exp.start(db)
+        model = exp.create_model("sleeper", exp.create_run_settings("sleep", exe_args="120"))
+        print(json.dumps(db._record), flush=True)
+        exp.start(model, block=True)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record = json.loads(p.stdout.readline())
+    pids = [int(s["step"].split("@")[0]) for s in record["shards"]]
+    sleeper = None
+    deadline = time.time() + 20
+    while sleeper is None and time.time() < deadline:
+        mine = [int(x) for x in os.listdir("/proc") if x.isdigit() and _is_sleeper(int(x)) and _child_of(int(x), p.pid)]
+        sleeper = mine[0] if mine else None
+        time.sleep(0.1)
+    assert sleeper is not None, "the model never started"
+    p.send_signal(2)
+    p.wait(timeout=30)
+    assert p.returncode != 0
+    deadline = time.time() + 10
+    while (alive(sleeper) or any(alive(x) for x in pids)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(sleeper), "the model outlived Ctrl-C"
+    assert not any(alive(x) for x in pids), "the database outlived Ctrl-C"
+
+
+def _child_of(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().split(") ")[1].split()[1])
+        except OSError:
+            return False
+    return False
+
+
+def _is_sleeper(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) >= 2 and argv[0].endswith(b"sleep") and argv[1] == b"120"
