@@ -562,7 +562,7 @@ impl Orchestrator {
                 objects: orc.record.settings.preload.len(),
             });
             orc.or_teardown(interrupted())?;
-            let loaded = orc.load_objects(credentials.as_ref());
+            let loaded = orc.load_objects(credentials.as_ref(), &orc.record.settings.preload);
             orc.or_teardown(loaded)?;
         }
         orc.record.ready = true;
@@ -586,24 +586,15 @@ impl Orchestrator {
             o.validate(&here)?;
         }
         let credentials = secrets::load(self.home(), self.record.settings.auth)?;
-        let settings = &self.record.settings;
-        let ca = match &settings.tls {
-            Some(Tls::Files(f)) => Some(f.ca.as_path()),
-            _ => None,
-        };
-        let target = preload::Target {
-            addresses: self.addresses(),
-            clustered: self.record.clustered,
-            admin: credentials
-                .as_ref()
-                .map(|c| (c.admin_user.as_str(), c.admin_secret.as_str())),
-            tls_ca: ca,
-        };
-        preload::load_all(&target, &checked)
+        self.load_objects(credentials.as_ref(), &checked)
     }
 
-    /// Load the settings' objects into every shard (see [`preload`]).
-    fn load_objects(&self, credentials: Option<&Credentials>) -> Result<()> {
+    /// Load `objects` into every shard as the admin user (see [`preload`]).
+    fn load_objects(
+        &self,
+        credentials: Option<&Credentials>,
+        objects: &[orc_core::DbObject],
+    ) -> Result<()> {
         let settings = &self.record.settings;
         let ca = match &settings.tls {
             Some(Tls::Files(f)) => Some(f.ca.as_path()),
@@ -615,7 +606,7 @@ impl Orchestrator {
             admin: credentials.map(|c| (c.admin_user.as_str(), c.admin_secret.as_str())),
             tls_ca: ca,
         };
-        preload::load_all(&target, &settings.preload)
+        preload::load_all(&target, objects)
     }
 
     /// Form the database on a helper thread, so that an abort (Ctrl-C) is seen at once:

@@ -317,11 +317,10 @@ class Experiment:
             "ai": c["ai"],
             "interfaces": c["interfaces"],
             "preload": m.db_objects,
+            "redis_config": c["redis_config"],
         }
         spec = {"run_id": run_id, "settings": settings, "transport": c["transport"],
                 "db_cpus": c["db_cpus"], "pin": c["pin"], "env": []}
-        for k, v in c["redis_config"].items():
-            settings.setdefault("redis", {}).setdefault("extra", {})[k] = v
         run_dir = os.path.join(self._state_dir, "runs", run_id)
         os.makedirs(run_dir, mode=0o700, exist_ok=True)
         os.chmod(self._state_dir, 0o700)

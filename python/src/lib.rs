@@ -182,8 +182,18 @@ fn database_load(py: Python<'_>, state_dir: &str, db: &str, objects: &str) -> Py
 /// returns the path. The ranks run `orc colocated-rank PATH -- APP`.
 #[pyfunction]
 fn write_colocated_spec(spec: &str, path: &str) -> PyResult<String> {
+    // The node databases' settings go through the same checks as a standard database's.
+    let mut v: serde_json::Value = serde_json::from_str(spec).map_err(err)?;
+    let settings = v
+        .as_object_mut()
+        .and_then(|o| o.remove("settings"))
+        .unwrap_or_else(|| serde_json::json!({}));
+    let settings = serde_json::to_value(settings_from(&settings.to_string())?).map_err(err)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("settings".into(), settings);
+    }
     let spec: orc_orchestrator::colocated::ColocatedSpec =
-        serde_json::from_str(spec).map_err(|e| err(format!("colocated settings: {e}")))?;
+        serde_json::from_value(v).map_err(|e| err(format!("colocated settings: {e}")))?;
     spec.validate().map_err(err)?;
     let mut checked = spec.clone();
     let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

@@ -194,6 +194,10 @@ def test_bad_input_raises_clear_errors(exp, tmp_path):
         missing.add_ml_model("m", "ONNX")
     with pytest.raises(orc.SSConfigError, match="device"):
         missing.add_script("s", script="def f(x): return x", device="TPU")
+    # A colocated database's Redis settings get orc's checks too.
+    missing.colocate_db_uds(port=5)
+    with pytest.raises(orc.OrcError, match="managed by orc"):
+        exp.start(missing_with_exe(exp, missing))
     # A setting orc manages itself is refused, with orc's words.
     db = exp.create_database(port=0, db_identifier="conf")
     db.set_db_conf("port", "1")
@@ -324,3 +328,9 @@ def _is_sleeper(pid: int) -> bool:
     except OSError:
         return False
     return len(argv) >= 2 and argv[0].endswith(b"sleep") and argv[1] == b"120"
+
+
+def missing_with_exe(exp, model):
+    """`model` with an executable that exists."""
+    model.run_settings = exp.create_run_settings("true")
+    return model

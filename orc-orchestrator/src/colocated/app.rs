@@ -227,8 +227,32 @@ pub fn run_app(
         })
         .find(|c| *c != 0)
         .unwrap_or(0);
+    if local {
+        // Every node directory of a local run is on this machine: stop what a rank that
+        // never ran (or was killed) left behind.
+        sweep_local(host, &app.spec);
+    }
     if cancelled {
         return Err(Error::Interrupted);
     }
     Ok(code)
+}
+
+/// Stop and remove every node database of run `spec` still on this machine.
+fn sweep_local(host: &PluginHost, spec: &ColocatedSpec) {
+    let Ok(dirs) = std::fs::read_dir(super::node_root()) else {
+        return;
+    };
+    let prefix = format!("{}.", spec.run_id);
+    for d in dirs.flatten() {
+        if !d.file_name().to_string_lossy().starts_with(&prefix) || !d.path().is_dir() {
+            continue;
+        }
+        if let Ok(orc) = crate::Orchestrator::connect(host, &d.path(), &spec.settings.db_identifier)
+        {
+            tracing::warn!(dir = %d.path().display(), "stopping a colocated database its ranks left");
+            let _ = orc.stop();
+        }
+        let _ = std::fs::remove_dir_all(d.path());
+    }
 }

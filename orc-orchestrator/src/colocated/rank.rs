@@ -57,12 +57,46 @@ impl Flock {
         }
     }
 
+    /// A blocking lock on the file at `path`. The node's last rank removes the directory
+    /// (holding both locks): a rank that opened the file before that, or found no
+    /// directory, makes it again and locks the file that is there now.
+    fn blocking(path: &Path, how: libc::c_int) -> Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        for _ in 0..1000 {
+            orc_secure::private_dir(dir)?;
+            let file = match Self::open(path) {
+                Ok(f) => f,
+                Err(_) if !dir.exists() => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(lock) = Self::take(file, how, path)? else {
+                continue;
+            };
+            if lock.is_at(path) {
+                return Ok(lock);
+            }
+        }
+        Err(Error::Database(format!(
+            "{} kept disappearing while this rank locked it",
+            path.display()
+        )))
+    }
+
+    /// Whether the locked file is still the one at `path`.
+    fn is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self._held.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
     fn shared(path: &Path) -> Result<Self> {
-        Self::take(Self::open(path)?, libc::LOCK_SH, path).map(|l| l.expect("blocking lock"))
+        Self::blocking(path, libc::LOCK_SH)
     }
 
     fn exclusive(path: &Path) -> Result<Self> {
-        Self::take(Self::open(path)?, libc::LOCK_EX, path).map(|l| l.expect("blocking lock"))
+        Self::blocking(path, libc::LOCK_EX)
     }
 
     fn try_exclusive(path: &Path) -> Result<Option<Self>> {
@@ -194,6 +228,38 @@ impl NodeDb {
     }
 }
 
+/// How many ranks run on this node, when the launcher says: `ORC_RANKS` (orc's local
+/// launches, every rank on this machine).
+fn expected_ranks() -> Option<u64> {
+    std::env::var("ORC_RANKS")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+}
+
+impl NodeDb {
+    fn joined_file(&self) -> PathBuf {
+        self.dir.join("joined")
+    }
+
+    /// Ranks of this run that came to this node so far.
+    fn joined(&self) -> u64 {
+        std::fs::read_to_string(self.joined_file())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// One more rank came (called under the start lock).
+    fn count_joined(&self) -> Result<()> {
+        orc_secure::write_private(
+            &self.joined_file(),
+            (self.joined() + 1).to_string().as_bytes(),
+        )
+    }
+}
+
 /// The pid of a local launcher's step id (`<pid>@<start>`).
 fn step_pid(step: &str) -> Option<u32> {
     step.split('@').next()?.parse().ok()
@@ -236,7 +302,11 @@ pub fn run_rank(
     // (also after a failed start, whose teardown already stopped the server).
     drop(running);
     let _start = Flock::exclusive(&start_lock)?;
-    if let Some(_last) = Flock::try_exclusive(&ranks_lock)? {
+    // The last: no other rank runs, and every rank the node expects has come (when that is
+    // known: a rank that starts late would otherwise find its database gone and start
+    // another).
+    let all_came = expected_ranks().is_none_or(|n| node.joined() >= n);
+    if all_came && let Some(_last) = Flock::try_exclusive(&ranks_lock)? {
         node.stop(host);
         let _ = std::fs::remove_dir_all(&node.dir);
     }
@@ -254,6 +324,7 @@ impl NodeDb {
         start_lock: &Path,
     ) -> Result<pinning::Placement> {
         let _start = Flock::exclusive(start_lock)?;
+        self.count_joined()?;
         let failed = |why: String| Error::Format {
             context: format!("the colocated database on {}", self.host),
             message: format!("did not start: {why}"),
