@@ -368,6 +368,11 @@ fn a_node_runs_one_colocated_database_of_a_name() {
         "{err}"
     );
     // Another name is fine beside it.
+    let mut named = args.clone();
+    named.extend(["--db", "colo"]);
+    let out = c.run(&named, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(facts(&text(&out.stdout)).len(), 1);
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     let _ = first.wait_with_output();
     assert!(

@@ -89,36 +89,18 @@ fn check_across_nodes(db: &'static str, job_name: &'static str, extra: &[&str], 
     ];
     args.extend_from_slice(extra);
     let out = orc(&state, &args);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    // Every shard is reached at its own node's address (no node name resolves here), on
+    // `nodes` nodes, and the cluster formed from the hosts Slurm gave.
+    let addrs = started_across_nodes(&state, db, &out, nodes, db);
     let v = start_json(&out);
-    let addrs: Vec<String> = v["addresses"]
-        .as_array()
-        .unwrap()
+    let mut hosts: Vec<&str> = addrs
         .iter()
-        .map(|a| a.as_str().unwrap().to_string())
+        .map(|a| a.rsplit_once(':').unwrap().0)
         .collect();
-    // Every shard is reached at its own node's address (no node name resolves here).
-    let mut hosts: Vec<String> = addrs
-        .iter()
-        .map(|a| a.rsplit_once(':').unwrap().0.to_string())
-        .collect();
-    assert!(
-        hosts.iter().all(|h| h.starts_with("10.251.0.")),
-        "{addrs:?}"
-    );
     hosts.sort();
     hosts.dedup();
-    assert_eq!(hosts.len(), nodes, "shards on {hosts:?}");
-
-    // The cluster formed from the hosts Slurm gave, verified from here as orc's admin.
     for a in &addrs {
         let info: String = state.admin_cmd(db, a, &["CLUSTER", "INFO"]).unwrap();
-        assert!(info.contains("cluster_state:ok"), "{a}: {info}");
         assert!(
             info.contains(&format!("cluster_known_nodes:{}", addrs.len())),
             "{a}: {info}"

@@ -386,15 +386,7 @@ fn status(ctx: &Ctx, orcs: &[Orchestrator]) -> anyhow::Result<ExitCode> {
                 shard.index, shard.address
             );
         }
-        if let Some(sock) = &st.unix_socket {
-            println!("  unix socket {sock}");
-        }
-        for o in &st.loaded {
-            println!("  loaded at start: {}", o.describe());
-        }
-        for p in &st.health.problems {
-            println!("  problem: {p}");
-        }
+        print_details(&st);
         for shard in &st.health.shards {
             for o in &shard.ai_not_loaded {
                 println!(
@@ -446,15 +438,7 @@ fn heal(ctx: &Ctx, db: &str, timeout: f64) -> anyhow::Result<ExitCode> {
             "Orchestrator `{db}`: {}",
             st.state.to_string().to_uppercase()
         );
-        if let Some(sock) = &st.unix_socket {
-            println!("  unix socket {sock}");
-        }
-        for o in &st.loaded {
-            println!("  loaded at start: {}", o.describe());
-        }
-        for p in &st.health.problems {
-            println!("  problem: {p}");
-        }
+        print_details(&st);
     }
     Ok(exit::code(if whole { exit::OK } else { exit::DEGRADED }))
 }
@@ -521,4 +505,18 @@ fn stop(ctx: &Ctx, orcs: Vec<Orchestrator>) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(exit::code(exit::OK))
+}
+
+/// The lines `db status` (and `db heal`) print under the shards: the Unix socket, the
+/// objects loaded at start, and the database's problems.
+fn print_details(st: &orc_orchestrator::OrchestratorStatus) {
+    if let Some(sock) = &st.unix_socket {
+        println!("  unix socket {sock}");
+    }
+    for o in &st.loaded {
+        println!("  loaded at start: {}", o.describe());
+    }
+    for p in &st.health.problems {
+        println!("  problem: {p}");
+    }
 }

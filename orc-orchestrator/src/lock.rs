@@ -16,6 +16,26 @@ pub(crate) const LOCK_FILE: &str = "lock";
 /// How long a lock that is held is tried again before the holder is reported.
 const RETRY_FOR: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// Open (or create, readable by its owner only) a file to `flock`.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .mode(0o600)
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
+/// Release a `flock` explicitly: closing alone leaves it held while a child forked by
+/// another thread still has a copy of the descriptor.
+pub(crate) fn unlock(file: &File) {
+    // SAFETY: flock on a descriptor the caller owns.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+}
+
 /// A held database lock; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct DbLock {
@@ -24,10 +44,7 @@ pub(crate) struct DbLock {
 
 impl Drop for DbLock {
     fn drop(&mut self) {
-        // Unlock explicitly: closing alone leaves the lock held while a child forked by
-        // another thread still has a copy of the descriptor.
-        // SAFETY: flock on the descriptor this lock owns.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        unlock(&self.file);
     }
 }
 
@@ -36,15 +53,7 @@ impl DbLock {
     /// it.
     pub(crate) fn acquire(dir: &Path, db_identifier: &str) -> Result<Self> {
         let path = dir.join(LOCK_FILE);
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .mode(0o600)
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let mut file = open_lock_file(&path)?;
         // A lock another thread of this process has just let go of may still be held for
         // a moment by a child forked before that thread closed it (until the child's
         // exec); a short retry tells that from a real holder.

@@ -189,16 +189,10 @@ fn extract_function(text: &str, name: &str) -> Option<String> {
 /// `devices_per_node`, `first_device`; `function` for functions). Relative paths are
 /// taken from the file's directory.
 pub fn read_objects_file(path: &Path) -> Result<Vec<DbObject>> {
-    let text =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if text.len() > 1 << 20 {
-        return Err(Error::config(format!(
-            "{}: an objects file holds at most 1 MiB",
-            path.display()
-        )));
-    }
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::config(format!("{}: not UTF-8 text", path.display())))?;
+    let text = read_text(path, 1 << 20).map_err(|m| Error::Format {
+        context: path.display().to_string(),
+        message: m,
+    })?;
     let base = path.parent().unwrap_or(Path::new("."));
     let ctx = |m: String| Error::Format {
         context: path.display().to_string(),

@@ -8,8 +8,6 @@ from . import _orc
 from .error import SSConfigError, SSUnsupportedError
 from .settings import walltime_seconds
 
-_LAUNCHERS = ("local", "slurm", "pbs", "lsf", "cobalt", "auto")
-
 
 class Orchestrator:
     """A database of ``db_nodes`` Redis shards with orc-ai (standalone for one, a Redis
@@ -36,8 +34,6 @@ class Orchestrator:
         db_identifier: str = "orchestrator",
         **kwargs: t.Any,
     ) -> None:
-        if launcher not in _LAUNCHERS and not isinstance(launcher, str):
-            raise SSConfigError(f"launcher {launcher!r}")
         if int(db_nodes) < 1:
             raise SSConfigError(f"db_nodes must be at least 1, not {db_nodes}")
         if not 0 <= int(port) < 65536:

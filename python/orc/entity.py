@@ -158,8 +158,6 @@ class Model:
         self.colocated = True
 
     def _object_file(self, kind: str, name: str, data: t.Union[bytes, str]) -> str:
-        import os
-
         d = os.path.join(self.path, ".orc-objects")
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, f"{kind}-{name}")

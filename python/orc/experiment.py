@@ -76,6 +76,7 @@ class Experiment:
         self._jobs: t.Dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._previous_sigint: t.Any = None
+        self._kill_on_interrupt = True
 
     @property
     def launcher(self) -> str:
@@ -231,8 +232,11 @@ class Experiment:
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise SSConfigError(f"two entities share a name: {names}")
+        db_env: t.Dict[str, str] = {}
+        for db in self._dbs.values():
+            db_env.update(dict(_orc.database_env(self._state_dir, db.db_identifier)))
         for m in models:
-            self._launch(m)
+            self._launch(m, db_env)
         if summary:
             print(self.summary())
         if block and models:
@@ -250,10 +254,8 @@ class Experiment:
         db._started(self._state_dir, json.loads(record))
         self._dbs[db.db_identifier] = db
 
-    def _env(self, m: Model) -> t.Dict[str, str]:
-        env: t.Dict[str, str] = {}
-        for db in self._dbs.values():
-            env.update(dict(_orc.database_env(self._state_dir, db.db_identifier)))
+    def _env(self, m: Model, db_env: t.Dict[str, str]) -> t.Dict[str, str]:
+        env = dict(db_env)
         if m.query_key_prefixing_on:
             env["SSKEYOUT"] = m.name
         if m.incoming_entities:
@@ -261,7 +263,7 @@ class Experiment:
         env.update({k: str(v) for k, v in m.run_settings.env_vars.items() if v is not None})
         return env
 
-    def _launch(self, m: Model) -> None:
+    def _launch(self, m: Model, db_env: t.Dict[str, str]) -> None:
         if m.name in self._jobs and self._jobs[m.name].status not in status.TERMINAL_STATUSES:
             raise SSConfigError(f"{m.name} is already running")
         exe = m.run_settings.exe[0]
@@ -287,7 +289,7 @@ class Experiment:
             "name": m.name,
             "exe": exe_path,
             "args": args,
-            "env": self._env(m),
+            "env": self._env(m, db_env),
             "cwd": m.path,
             "stdout": os.path.join(m.path, f"{m.name}.out"),
             "stderr": os.path.join(m.path, f"{m.name}.err"),
@@ -349,7 +351,7 @@ class Experiment:
                 if job.status in status.TERMINAL_STATUSES and job.ended is None:
                     job.ended = time.time()
 
-    def _wait(self, models: t.List[Model], interval: float, verbose: bool) -> None:
+    def _wait(self, models: t.List[Model], interval: float, verbose: bool, stop_on_interrupt: bool = True) -> None:
         try:
             while True:
                 self._refresh()
@@ -361,18 +363,18 @@ class Experiment:
                     return
                 time.sleep(interval)
         except KeyboardInterrupt:
-            self._stop_everything()
+            if stop_on_interrupt:
+                self._stop_everything()
             raise
 
     def poll(self, interval: int = 10, verbose: bool = True, kill_on_interrupt: bool = True) -> None:
-        """Wait until every launched model has ended, reporting each ``interval`` s."""
-        models = [j.entity for j in self._jobs.values()]
+        """Wait until every launched model has ended, reporting each ``interval`` s; a
+        Ctrl-C meanwhile stops everything unless ``kill_on_interrupt`` is false."""
+        self._kill_on_interrupt = kill_on_interrupt
         try:
-            self._wait(models, interval, verbose)
-        except KeyboardInterrupt:
-            if not kill_on_interrupt:
-                raise
-            raise
+            self._wait([j.entity for j in self._jobs.values()], interval, verbose, kill_on_interrupt)
+        finally:
+            self._kill_on_interrupt = True
 
     def finished(self, entity: t.Any) -> bool:
         """Whether a launched model (or every model of an ensemble) has ended."""
@@ -456,7 +458,8 @@ class Experiment:
         previous = signal.getsignal(signal.SIGINT)
 
         def handler(signum: int, frame: t.Any) -> None:
-            self._stop_everything()
+            if self._kill_on_interrupt:
+                self._stop_everything()
             if callable(previous):
                 previous(signum, frame)
             else:

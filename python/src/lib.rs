@@ -41,8 +41,11 @@ fn err(e: impl std::fmt::Display) -> PyErr {
     OrcError::new_err(e.to_string())
 }
 
-fn host() -> PluginHost {
-    PluginHost::discover()
+/// The plugin host, found once per process (linked launchers and deployments, and site
+/// plugins from `ORC_PLUGIN_PATH`).
+fn host() -> &'static PluginHost {
+    static HOST: std::sync::OnceLock<PluginHost> = std::sync::OnceLock::new();
+    HOST.get_or_init(PluginHost::discover)
 }
 
 /// Run `work` on a thread of its own without the GIL; a Ctrl-C meanwhile sets the flag it
@@ -111,7 +114,7 @@ fn settings_from(json: &str) -> PyResult<OrchestratorSettings> {
 /// The launcher `auto` picks here (`batch`: for a batch job outside any allocation).
 #[pyfunction]
 fn detect_launcher(batch: bool) -> String {
-    orc_host::detect_in(&host(), batch)
+    orc_host::detect_in(host(), batch)
 }
 
 /// Start a database with settings (a JSON object of overrides of orc's defaults) under
@@ -121,9 +124,8 @@ fn start_database(py: Python<'_>, settings: &str, state_dir: &str) -> PyResult<S
     let settings = settings_from(settings)?;
     let state_dir = PathBuf::from(state_dir);
     interruptible(py, move |abort| {
-        let host = host();
         let orc = Orchestrator::launch_with(
-            &host,
+            host(),
             settings,
             LaunchOptions {
                 state_dir,
@@ -137,7 +139,7 @@ fn start_database(py: Python<'_>, settings: &str, state_dir: &str) -> PyResult<S
 }
 
 fn connect(state_dir: &str, db: &str) -> PyResult<Orchestrator> {
-    Orchestrator::connect(&host(), std::path::Path::new(state_dir), db).map_err(err)
+    Orchestrator::connect(host(), std::path::Path::new(state_dir), db).map_err(err)
 }
 
 /// The reconnect record (JSON) of database `db` under `state_dir`, once it is checked.

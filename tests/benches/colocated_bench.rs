@@ -145,9 +145,6 @@ fn main() {
                 vec!["--port".to_string(), free_port_range(1).to_string()],
             ),
         ] {
-            if std::env::var_os("ORC_BENCH_STANDARD_ONLY").is_some() {
-                break;
-            }
             let mut args = vec!["run", "--colocated", "-n", &n, "--model", &model];
             args.extend(extra.iter().map(String::as_str));
             args.push("--");

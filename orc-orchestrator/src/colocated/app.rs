@@ -3,7 +3,7 @@
 //! exit code.
 
 use std::{
-    io::{Read, Seek, SeekFrom},
+    io::Read,
     path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
@@ -65,28 +65,35 @@ impl AppRun {
     }
 }
 
-/// A file being followed.
+/// A file being followed: opened once it exists, then read from where it was left.
 struct Tail {
     path: PathBuf,
-    at: u64,
+    file: Option<std::fs::File>,
     err: bool,
 }
 
 impl Tail {
+    fn new(path: &std::path::Path, err: bool) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+            err,
+        }
+    }
+
     /// Pass on what was added since the last call.
     fn pump(&mut self, out: &mut dyn FnMut(Output)) {
-        let Ok(mut f) = std::fs::File::open(&self.path) else {
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(f) = &mut self.file else {
             return;
         };
-        if f.seek(SeekFrom::Start(self.at)).is_err() {
-            return;
-        }
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = [0u8; 64 * 1024];
         while let Ok(n) = f.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            self.at += n as u64;
             out(if self.err {
                 Output::Stderr(&buf[..n])
             } else {
@@ -165,20 +172,7 @@ pub fn run_app(
     }
     let mut tails: Vec<Tail> = steps
         .iter()
-        .flat_map(|s| {
-            [
-                Tail {
-                    path: s.stdout.clone(),
-                    at: 0,
-                    err: false,
-                },
-                Tail {
-                    path: s.stderr.clone(),
-                    at: 0,
-                    err: true,
-                },
-            ]
-        })
+        .flat_map(|s| [Tail::new(&s.stdout, false), Tail::new(&s.stderr, true)])
         .collect();
     let mut ids: Vec<StepId> = Vec::new();
     for s in &steps {

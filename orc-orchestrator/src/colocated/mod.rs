@@ -120,15 +120,7 @@ impl ColocatedSpec {
     /// Read a spec written by [`ColocatedSpec::write`], refusing one another user could
     /// have written.
     pub fn read(path: &Path) -> Result<Self> {
-        orc_secure::check_private_file(path)?;
-        let text =
-            std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if text.len() > 4 << 20 {
-            return Err(Error::config(format!(
-                "{}: too large for a run spec",
-                path.display()
-            )));
-        }
+        let text = orc_secure::read_private(path, 4 << 20)?;
         serde_json::from_slice(&text).map_err(|e| Error::Format {
             context: path.display().to_string(),
             message: e.to_string(),

@@ -26,19 +26,18 @@ const FAILED: &str = "failed";
 
 /// An advisory lock on a file, released when dropped.
 struct Flock {
-    _held: File,
+    held: File,
+}
+
+impl Drop for Flock {
+    fn drop(&mut self) {
+        crate::lock::unlock(&self.held);
+    }
 }
 
 impl Flock {
     fn open(path: &Path) -> Result<File> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .mode_private()
-            .open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+        crate::lock::open_lock_file(path)
     }
 
     fn take(file: File, how: libc::c_int, path: &Path) -> Result<Option<Self>> {
@@ -46,7 +45,7 @@ impl Flock {
             // SAFETY: flock on a descriptor this File owns.
             let rc = unsafe { libc::flock(file.as_raw_fd(), how) };
             if rc == 0 {
-                return Ok(Some(Self { _held: file }));
+                return Ok(Some(Self { held: file }));
             }
             let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
@@ -85,7 +84,7 @@ impl Flock {
     /// Whether the locked file is still the one at `path`.
     fn is_at(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        match (self._held.metadata(), std::fs::metadata(path)) {
+        match (self.held.metadata(), std::fs::metadata(path)) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             _ => false,
         }
@@ -101,16 +100,6 @@ impl Flock {
 
     fn try_exclusive(path: &Path) -> Result<Option<Self>> {
         Self::take(Self::open(path)?, libc::LOCK_EX | libc::LOCK_NB, path)
-    }
-}
-
-trait PrivateOpen {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateOpen for std::fs::OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
     }
 }
 
@@ -160,6 +149,7 @@ impl NodeDb {
         &self,
         host: &PluginHost,
         spec: &ColocatedSpec,
+        db_cpus: &[usize],
         abort: &Arc<AtomicBool>,
     ) -> Result<()> {
         self.claim(host)?;
@@ -195,21 +185,14 @@ impl NodeDb {
                 abort: Some(abort.clone()),
             },
         )?;
-        let allowed = pinning::affinity(0)?;
-        let place = pinning::place(
-            &allowed,
-            &pinning::available_cpus(),
-            spec.db_cpus,
-            spec.pin.as_deref(),
-        )?;
         if let Some(pid) = orc
             .record()
             .shards
             .first()
             .and_then(|s| step_pid(&s.step.0))
         {
-            pinning::pin_process(pid, &place.db)?;
-            tracing::info!(pid, cpus = %pinning::format_cpu_list(&place.db), "database pinned");
+            pinning::pin_process(pid, db_cpus)?;
+            tracing::info!(pid, cpus = %pinning::format_cpu_list(db_cpus), "database pinned");
         }
         Ok(())
     }
@@ -279,14 +262,11 @@ pub fn run_rank(
     let (prog, args) = command
         .split_first()
         .ok_or_else(|| Error::config("no application to run"))?;
+    let host_name = orc_net::hostname();
     let node = NodeDb {
-        host: orc_net::hostname(),
-        dir: PathBuf::new(),
+        dir: node_dir(&spec.run_id, &host_name),
+        host: host_name,
         db: spec.settings.db_identifier.clone(),
-    };
-    let node = NodeDb {
-        dir: node_dir(&spec.run_id, &node.host),
-        ..node
     };
     orc_secure::private_dir(&node_root())?;
     orc_secure::private_dir(&node.dir)?;
@@ -332,21 +312,21 @@ impl NodeDb {
         if let Ok(why) = std::fs::read_to_string(self.dir.join(FAILED)) {
             return Err(failed(why));
         }
+        let place = pinning::place(
+            &pinning::affinity(0)?,
+            &pinning::available_cpus(),
+            spec.db_cpus,
+            spec.pin.as_deref(),
+        )?;
         if !self.dir.join(READY).exists() {
-            if let Err(e) = self.start(host, spec, abort) {
+            if let Err(e) = self.start(host, spec, &place.db, abort) {
                 let why = e.to_string();
                 let _ = orc_secure::write_private(&self.dir.join(FAILED), why.as_bytes());
                 return Err(failed(why));
             }
             orc_secure::write_private(&self.dir.join(READY), b"")?;
         }
-        let allowed = pinning::affinity(0)?;
-        pinning::place(
-            &allowed,
-            &pinning::available_cpus(),
-            spec.db_cpus,
-            spec.pin.as_deref(),
-        )
+        Ok(place)
     }
 }
 
