@@ -380,14 +380,25 @@ fn bad_input_gets_errors_and_the_server_keeps_its_data() {
 }
 
 #[test]
-fn onnx_models_store_run_and_report() {
-    let state = State::new();
-    let orc = start(
-        &state,
-        "onnx",
-        1,
-        &["THREADS_PER_QUEUE", "2", "MODEL_CHUNK_SIZE_MIN", "16"],
+fn onnx_models_store_run_and_report_on_tract() {
+    onnx_models_store_run_and_report(&["ONNX_RUNTIME", "tract"], "tract-onnx");
+}
+
+#[test]
+fn onnx_models_store_run_and_report_on_onnxruntime() {
+    let lib = onnxruntime_lib().display().to_string();
+    onnx_models_store_run_and_report(
+        &["ONNX_RUNTIME", "onnxruntime", "ONNXRUNTIME_LIB", &lib],
+        "onnxruntime 1.",
     );
+}
+
+/// The same requests, replies and errors whichever runtime runs ONNX models.
+fn onnx_models_store_run_and_report(runtime: &[&str], runtime_name: &str) {
+    let state = State::new();
+    let mut args = vec!["THREADS_PER_QUEUE", "2", "MODEL_CHUNK_SIZE_MIN", "16"];
+    args.extend_from_slice(runtime);
+    let orc = start(&state, "onnx", 1, &args);
     let mut con = connect(&orc.addresses()[0]);
     // SmartRedis asks for the chunk size first: an integer.
     assert_eq!(
@@ -574,6 +585,16 @@ fn onnx_models_store_run_and_report() {
     assert!(chunks.len() > 1);
     let scan = array(line(&mut con, "AI._MODELSCAN").unwrap());
     assert_eq!(scan.len(), 4);
+    let backends: Vec<String> = array(line(&mut con, "AI.CONFIG GET BACKENDS").unwrap())
+        .iter()
+        .map(|b| String::from_utf8(bulk(b)).unwrap())
+        .collect();
+    assert!(
+        backends
+            .iter()
+            .any(|b| b.starts_with(&format!("ONNX {runtime_name}"))),
+        "{backends:?}"
+    );
     assert_eq!(line(&mut con, "AI.MODELDEL lin").unwrap(), Value::Okay);
     assert_eq!(
         err_text(line(&mut con, "AI.MODELDEL lin")),

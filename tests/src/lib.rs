@@ -380,13 +380,9 @@ pub fn f32_from(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The Python with the real SmartRedis client (`$ORC_PYTHON`, else the venv that
-/// `scripts/ensure-deps` makes).
-pub fn smartredis_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORC_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = std::env::var_os("ORC_VENV")
+/// The venv `scripts/ensure-deps` makes (`$ORC_VENV`, else `~/.cache/orc/venv`).
+pub fn venv() -> PathBuf {
+    std::env::var_os("ORC_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -395,14 +391,49 @@ pub fn smartredis_python() -> PathBuf {
                     PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
                 });
             cache.join("orc/venv")
-        });
-    let py = venv.join("bin/python");
+        })
+}
+
+/// The Python with the real SmartRedis client (`$ORC_PYTHON`, else the venv that
+/// `scripts/ensure-deps` makes).
+pub fn smartredis_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORC_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let py = venv().join("bin/python");
     assert!(
         py.exists(),
         "{} is missing: run ./scripts/ensure-deps (it installs smartredis==0.6.1)",
         py.display()
     );
     py
+}
+
+/// The ONNX Runtime library of the `onnxruntime` package `scripts/ensure-deps` installs in
+/// the venv (`$ORT_DYLIB_PATH` when set).
+pub fn onnxruntime_lib() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let lib = venv().join("lib");
+    let found = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|py| py.path().join("site-packages/onnxruntime/capi"))
+        .flat_map(|capi| std::fs::read_dir(capi).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+        });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no onnxruntime package in {}: run ./scripts/ensure-deps (it installs onnxruntime)",
+            lib.display()
+        )
+    })
 }
 
 /// A first port `p` such that `p..p + n` and their cluster bus ports (`+ 10000`) are free on

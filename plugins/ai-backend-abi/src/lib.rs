@@ -11,7 +11,9 @@
 //! or every client waiting for it is gone): check it between operations and return an
 //! error soon after it is set ([`interrupted`] gives the message).
 //!
-//! Version 2 added the interrupt flag, [`ScriptOptions`] and `allow_unsafe_ops`.
+//! Version 2 added the interrupt flag, [`ScriptOptions`] and `allow_unsafe_ops`; version 3
+//! added [`BackendMod::init`], called once before anything else (the place to load a
+//! runtime library and warm the runtime up, off the request path).
 //!
 //! ```
 //! use orc_ai_backend_abi::{TensorAbi, guard};
@@ -36,7 +38,7 @@ use abi_stable::{
 };
 
 /// Version of the calls below; `orc-ai` refuses a backend built for another one.
-pub const BACKEND_ABI_VERSION: u32 = 2;
+pub const BACKEND_ABI_VERSION: u32 = 3;
 
 /// A tensor crossing the boundary.
 #[repr(C)]
@@ -96,6 +98,20 @@ pub struct ScriptOptions {
     pub allow_unsafe_ops: bool,
 }
 
+/// What a backend is told once, when orc-ai loads it.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Default)]
+pub struct BackendInit {
+    /// The runtime library to load, for backends that load theirs at run time (the ONNX
+    /// Runtime backend); empty when none was given or found. Load it only from a file that
+    /// nobody but this user or root could have written (`orc_dylib::check_trusted`).
+    pub runtime_library: RString,
+    /// Threads between operators (0: the runtime's default), as for every model.
+    pub inter_op_threads: u32,
+    /// Threads inside an operator (0: the runtime's default), as for every model.
+    pub intra_op_threads: u32,
+}
+
 /// A loaded model.
 #[sabi_trait]
 pub trait BackendModel: Send + Sync {
@@ -150,11 +166,15 @@ pub struct BackendMod {
         options: &ModelOptions,
     ) -> RResult<BackendModelBox, RString>,
     /// Build a script from source. Backends without scripts return an error.
-    #[sabi(last_prefix_field)]
     pub load_script: extern "C" fn(
         source: RStr<'_>,
         options: &ScriptOptions,
     ) -> RResult<BackendScriptBox, RString>,
+    /// Called once after loading, before any other call (possibly on a background thread
+    /// while the server starts): load and warm up the runtime. Answers the runtime and its
+    /// version as loaded (`onnxruntime 1.31.1`), or why this backend cannot run here.
+    #[sabi(last_prefix_field)]
+    pub init: extern "C" fn(init: &BackendInit) -> RResult<RString, RString>,
 }
 
 impl RootModule for BackendModRef {
@@ -186,17 +206,18 @@ pub fn no_scripts(backend: &str) -> RResult<BackendScriptBox, RString> {
     )
 }
 
-/// Export a backend's root module: its name (`"ONNX"`), a runtime description, and its
-/// `load_model` and (for backends with scripts) `load_script` entry points. The calling
-/// crate depends on `abi_stable`.
+/// Export a backend's root module: its name (`"ONNX"`), a runtime description, its
+/// `load_model` and (for backends with scripts) `load_script` entry points, and (for
+/// backends with work to do at start) an `init = f` entry point. The calling crate depends
+/// on `abi_stable`.
 ///
 /// ```ignore
 /// orc_ai_backend_abi::export_backend!("ONNX", "tract-onnx 0.23", load_model);
-/// orc_ai_backend_abi::export_backend!("TORCH", runtime(), load_model, load_script);
+/// orc_ai_backend_abi::export_backend!("TORCH", runtime(), load_model, load_script, init = warm_up);
 /// ```
 #[macro_export]
 macro_rules! export_backend {
-    ($name:expr, $runtime:expr, $load_model:path $(,)?) => {
+    ($name:expr, $runtime:expr, $load_model:path $(, init = $init:path)? $(,)?) => {
         extern "C" fn __orc_ai_no_scripts(
             _: ::abi_stable::std_types::RStr<'_>,
             _: &$crate::ScriptOptions,
@@ -206,9 +227,20 @@ macro_rules! export_backend {
         > {
             $crate::no_scripts($name)
         }
-        $crate::export_backend!($name, $runtime, $load_model, __orc_ai_no_scripts);
+        $crate::export_backend!($name, $runtime, $load_model, __orc_ai_no_scripts $(, init = $init)?);
     };
     ($name:expr, $runtime:expr, $load_model:path, $load_script:path $(,)?) => {
+        extern "C" fn __orc_ai_init(
+            _: &$crate::BackendInit,
+        ) -> ::abi_stable::std_types::RResult<
+            ::abi_stable::std_types::RString,
+            ::abi_stable::std_types::RString,
+        > {
+            ::abi_stable::std_types::RResult::ROk(::abi_stable::std_types::RString::from($runtime))
+        }
+        $crate::export_backend!($name, $runtime, $load_model, $load_script, init = __orc_ai_init);
+    };
+    ($name:expr, $runtime:expr, $load_model:path, $load_script:path, init = $init:path $(,)?) => {
         /// The backend's root module, found by orc-ai when it loads the library.
         #[::abi_stable::export_root_module]
         pub fn root_module() -> $crate::BackendModRef {
@@ -219,6 +251,7 @@ macro_rules! export_backend {
                 runtime: ::abi_stable::std_types::RStr::from_str($runtime),
                 load_model: $load_model,
                 load_script: $load_script,
+                init: $init,
             }
             .leak_into_prefix()
         }

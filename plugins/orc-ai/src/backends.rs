@@ -1,5 +1,10 @@
 //! Loading backend plugins (one per runtime, loaded once, never unloaded).
 //!
+//! A backend is initialised once right after loading (`init` of [`orc_ai_backend_abi::BackendMod`]): it loads its
+//! runtime and warms it up, and answers the runtime it runs on. When no file is named, the
+//! files that may provide a backend are tried in order of preference
+//! ([`crate::config::Config::default_backend_files`]): ONNX Runtime, then tract, for ONNX.
+//!
 //! A backend is code run as the database's user, so a file is loaded only when it is a
 //! regular file owned by that user or root, and neither it nor its directory can be
 //! written by anyone else; which files may be named at all is decided by
@@ -7,7 +12,7 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Mutex};
 
-use orc_ai_backend_abi::{BACKEND_ABI_VERSION, BackendModRef};
+use orc_ai_backend_abi::{BACKEND_ABI_VERSION, BackendInit, BackendModRef};
 pub use orc_dylib::check_trusted;
 
 use crate::model::Backend;
@@ -19,6 +24,8 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Its root module.
     pub module: BackendModRef,
+    /// The runtime it runs on, as its `init` answered (`onnxruntime 1.31.1 (...)`).
+    pub runtime: String,
 }
 
 /// The backends loaded so far.
@@ -35,8 +42,10 @@ const NAMES: orc_dylib::Names<'static> = orc_dylib::Names::new(
 );
 
 impl Backends {
-    /// The backend, loading it from `file` on first use.
-    pub fn get(&self, b: Backend, file: PathBuf) -> Result<Loaded, String> {
+    /// The backend, loading it on first use from the first of `files` that loads and
+    /// initialises. A missing file is passed over unless it is the last; a file that fails
+    /// is logged and the next one tried.
+    pub fn get(&self, b: Backend, files: &[PathBuf], init: &BackendInit) -> Result<Loaded, String> {
         if let Some(l) = self
             .loaded
             .lock()
@@ -45,7 +54,27 @@ impl Backends {
         {
             return Ok(l.clone());
         }
-        self.load(b, file)
+        let mut failed = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            if i + 1 < files.len() && !file.exists() {
+                continue;
+            }
+            match self.load(b, file.clone(), init) {
+                Ok(l) => {
+                    if !failed.is_empty() {
+                        crate::state::log_warning(format!(
+                            "orc-ai: the {} backend runs on {} ({})",
+                            b.name(),
+                            l.runtime,
+                            failed.join("; ")
+                        ));
+                    }
+                    return Ok(l);
+                }
+                Err(e) => failed.push(e),
+            }
+        }
+        Err(failed.join("; "))
     }
 
     /// Whether `b` is loaded.
@@ -61,14 +90,15 @@ impl Backends {
         let l = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<_> = l
             .iter()
-            .map(|(b, x)| (*b, x.module.runtime().to_string(), x.path.clone()))
+            .map(|(b, x)| (*b, x.runtime.clone(), x.path.clone()))
             .collect();
         v.sort_by_key(|(b, _, _)| b.code());
         v
     }
 
-    /// Load `b` from `path` (an error when another file already provides it).
-    pub fn load(&self, b: Backend, path: PathBuf) -> Result<Loaded, String> {
+    /// Load `b` from `path` and initialise it (an error when another file already provides
+    /// it).
+    pub fn load(&self, b: Backend, path: PathBuf, init: &BackendInit) -> Result<Loaded, String> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = loaded.get(&b) {
             if l.path == path {
@@ -109,9 +139,13 @@ impl Backends {
                 b.name()
             )));
         }
+        let runtime = (module.init())(init)
+            .into_result()
+            .map_err(|e| fail(e.into()))?;
         let l = Loaded {
             path: path.clone(),
             module,
+            runtime: runtime.into(),
         };
         loaded.insert(b, l.clone());
         Ok(l)

@@ -41,6 +41,21 @@ impl Default for Limits {
     }
 }
 
+/// Which runtime runs ONNX models (`ONNX_RUNTIME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnnxRuntime {
+    /// ONNX Runtime when its plugin and library are present, else tract.
+    #[default]
+    Auto,
+    /// ONNX Runtime only (an error where it cannot run).
+    OnnxRuntime,
+    /// tract only.
+    Tract,
+}
+
+/// The ONNX Runtime backend plugin's file name (the tract one is [`Backend::file_name`]).
+pub const ONNXRUNTIME_BACKEND_FILE: &str = "liborc_ai_backend_onnxruntime.so";
+
 /// The module's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -71,13 +86,21 @@ pub struct Config {
     pub torch_allow_unsafe_ops: bool,
     /// Backends to load at start, with explicit paths when given.
     pub preload: Vec<(Backend, Option<String>)>,
+    /// `BACKENDS_WARMUP yes|no`: load every backend present in BACKENDSPATH in the
+    /// background when the module loads, so the first request does not pay for it.
+    pub warm_up: bool,
+    /// `ONNX_RUNTIME auto|onnxruntime|tract`.
+    pub onnx_runtime: OnnxRuntime,
+    /// `ONNXRUNTIME_LIB path`: the ONNX Runtime library (else `$ORT_DYLIB_PATH`, else
+    /// `libonnxruntime.so*` in BACKENDSPATH).
+    pub onnxruntime_lib: Option<PathBuf>,
     /// `ADMIN_USER name`: only this ACL user may load backends, move BACKENDSPATH or use
     /// `CONFIG` without limits ([`crate::guard`]); `None`: nothing is restricted.
     pub admin_user: Option<String>,
 }
 
 /// The keys of `KEY VALUE` module arguments.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 18] = [
     "ADMIN_USER",
     "BACKENDSPATH",
     "THREADS_PER_QUEUE",
@@ -93,6 +116,9 @@ const KEYS: [&str; 15] = [
     "MODEL_CHUNK_SIZE_MIN",
     "ALLOW_BACKEND_PATHS",
     "TORCH_ALLOW_UNSAFE_OPS",
+    "BACKENDS_WARMUP",
+    "ONNX_RUNTIME",
+    "ONNXRUNTIME_LIB",
 ];
 
 impl Config {
@@ -110,6 +136,9 @@ impl Config {
             allow_backend_paths: false,
             torch_allow_unsafe_ops: false,
             preload: Vec::new(),
+            warm_up: true,
+            onnx_runtime: OnnxRuntime::Auto,
+            onnxruntime_lib: None,
             admin_user: None,
         }
     }
@@ -198,6 +227,23 @@ impl Config {
             self.allow_backend_paths = yes_no()?;
         } else if is(k, "TORCH_ALLOW_UNSAFE_OPS") {
             self.torch_allow_unsafe_ops = yes_no()?;
+        } else if is(k, "BACKENDS_WARMUP") {
+            self.warm_up = yes_no()?;
+        } else if is(k, "ONNX_RUNTIME") {
+            self.onnx_runtime = if is(v, "auto") {
+                OnnxRuntime::Auto
+            } else if is(v, "onnxruntime") {
+                OnnxRuntime::OnnxRuntime
+            } else if is(v, "tract") {
+                OnnxRuntime::Tract
+            } else {
+                return Err(());
+            };
+        } else if is(k, "ONNXRUNTIME_LIB") {
+            if v.is_empty() {
+                return Err(());
+            }
+            self.onnxruntime_lib = Some(PathBuf::from(text(v)));
         } else if is(k, "ADMIN_USER") {
             let name = text(v);
             if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
@@ -218,6 +264,52 @@ impl Config {
             Some(p) if p.starts_with('/') => PathBuf::from(p),
             Some(p) => self.backends_path.join(p),
             None => self.backends_path.join(b.file_name()),
+        }
+    }
+
+    /// The plugin files that may provide `b` when none is named, in order of preference:
+    /// for ONNX the ONNX Runtime plugin, then tract, as [`Config::onnx_runtime`] allows.
+    pub fn default_backend_files(&self, b: Backend) -> Vec<PathBuf> {
+        let ort = self.backends_path.join(ONNXRUNTIME_BACKEND_FILE);
+        let own = self.backends_path.join(b.file_name());
+        match (b, self.onnx_runtime) {
+            (Backend::Onnx, OnnxRuntime::Auto) => vec![ort, own],
+            (Backend::Onnx, OnnxRuntime::OnnxRuntime) => vec![ort],
+            _ => vec![own],
+        }
+    }
+
+    /// The ONNX Runtime library to hand the ONNX Runtime backend: [`Config::onnxruntime_lib`]
+    /// (which the module fills from `$ORT_DYLIB_PATH` at load when not given), else the
+    /// newest `libonnxruntime.so*` in BACKENDSPATH.
+    pub fn onnxruntime_library(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.onnxruntime_lib {
+            return Some(p.clone());
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.backends_path)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n == "libonnxruntime.so" || n.starts_with("libonnxruntime.so.")
+                })
+            })
+            .collect();
+        found.sort_by_key(|p| version_key(p));
+        found.pop()
+    }
+
+    /// What every backend is told when it loads: the ONNX Runtime library and the thread
+    /// settings.
+    pub fn backend_init(&self) -> orc_ai_backend_abi::BackendInit {
+        orc_ai_backend_abi::BackendInit {
+            runtime_library: self
+                .onnxruntime_library()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+                .into(),
+            inter_op_threads: u32::try_from(self.inter_op_parallelism).unwrap_or(0),
+            intra_op_threads: u32::try_from(self.intra_op_parallelism).unwrap_or(0),
         }
     }
 
@@ -243,6 +335,15 @@ impl Config {
         }
         Ok(self.backends_path.join(p))
     }
+}
+
+/// Sort key of `libonnxruntime.so.1.31.1`: its numeric version parts (none for the bare name).
+fn version_key(p: &std::path::Path) -> Vec<u64> {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("libonnxruntime.so."))
+        .map(|v| v.split('.').map(|x| x.parse().unwrap_or(0)).collect())
+        .unwrap_or_default()
 }
 
 fn is_key(a: &[u8]) -> bool {
@@ -347,6 +448,57 @@ mod tests {
                 .apply_args(&sp("MODEL_CHUNK_SIZE 10 MODEL_CHUNK_SIZE_MIN 1"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn onnx_runtime_choice_and_library() {
+        let dir = std::env::temp_dir().join(format!("orc-ai-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Config::new(dir.clone());
+        assert_eq!(
+            c.default_backend_files(Backend::Onnx),
+            [
+                dir.join(ONNXRUNTIME_BACKEND_FILE),
+                dir.join("liborc_ai_backend_onnx.so")
+            ]
+        );
+        assert_eq!(
+            c.default_backend_files(Backend::Torch),
+            [dir.join("liborc_ai_backend_torch.so")]
+        );
+        c.apply_args(&sp("ONNX_RUNTIME tract BACKENDS_WARMUP no"))
+            .unwrap();
+        assert_eq!(
+            c.default_backend_files(Backend::Onnx),
+            [dir.join("liborc_ai_backend_onnx.so")]
+        );
+        assert!(!c.warm_up);
+        c.apply_args(&sp("ONNX_RUNTIME onnxruntime")).unwrap();
+        assert_eq!(
+            c.default_backend_files(Backend::Onnx),
+            [dir.join(ONNXRUNTIME_BACKEND_FILE)]
+        );
+        assert!(c.apply_args(&sp("ONNX_RUNTIME mxnet")).is_err());
+        // The newest library in BACKENDSPATH, unless one is named.
+        assert_eq!(c.onnxruntime_library(), None);
+        for v in [
+            "libonnxruntime.so.1.9.0",
+            "libonnxruntime.so.1.20.1",
+            "libother.so",
+        ] {
+            std::fs::write(dir.join(v), b"").unwrap();
+        }
+        assert_eq!(
+            c.onnxruntime_library(),
+            Some(dir.join("libonnxruntime.so.1.20.1"))
+        );
+        c.apply_args(&sp("ONNXRUNTIME_LIB /x/libonnxruntime.so"))
+            .unwrap();
+        assert_eq!(
+            c.onnxruntime_library(),
+            Some(PathBuf::from("/x/libonnxruntime.so"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub mod script;
 pub mod state;
 pub mod tensor;
 pub mod types;
+pub mod warmup;
 
 #[cfg(not(any(test, fuzzing)))]
 mod module {
@@ -110,23 +111,39 @@ mod module {
         ctx.set_module_options(raw::ModuleOptions::HANDLE_IO_ERRORS);
         let s = state();
         let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
-        let preload = {
+        let (preload, init, warm_up) = {
             let mut config = lock(&s.config);
             if let Err(e) = config.apply_args(&a) {
                 crate::state::log_warning(&e.0);
                 return Status::Err;
             }
-            config
+            if config.onnxruntime_lib.is_none() {
+                // Read once here, while the server has a single thread.
+                config.onnxruntime_lib = std::env::var_os("ORT_DYLIB_PATH")
+                    .filter(|p| !p.is_empty())
+                    .map(Into::into);
+            }
+            let preload = config
                 .preload
                 .iter()
-                .map(|(b, p)| (*b, config.preload_file(*b, p.as_deref())))
-                .collect::<Vec<_>>()
+                .map(|(b, p)| {
+                    let files = match p {
+                        Some(p) => vec![config.preload_file(*b, Some(p))],
+                        None => config.default_backend_files(*b),
+                    };
+                    (*b, files)
+                })
+                .collect::<Vec<_>>();
+            (preload, config.backend_init(), config.warm_up)
         };
-        for (b, path) in preload {
-            if let Err(e) = s.backends.load(b, path) {
+        for (b, files) in preload {
+            if let Err(e) = s.backends.get(b, &files, &init) {
                 crate::state::log_warning(format!("orc-ai: {e}"));
                 return Status::Err;
             }
+        }
+        if warm_up {
+            crate::warmup::start();
         }
         crate::guard::register(ctx);
         // SAFETY: called once from OnLoad with its context; the callbacks catch panics.

@@ -119,10 +119,14 @@ pub fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T, String> + Send) -> Re
     })
 }
 
-fn backend(b: Backend) -> Result<Loaded, String> {
+/// Backend `b`, loaded on first use from the files that may provide it.
+pub fn backend(b: Backend) -> Result<Loaded, String> {
     let s = state();
-    let file = lock(&s.config).backend_file(b, None)?;
-    s.backends.get(b, file)
+    let (files, init) = {
+        let c = lock(&s.config);
+        (c.default_backend_files(b), c.backend_init())
+    };
+    s.backends.get(b, &files, &init)
 }
 
 /// A runtime handle, built when the object is stored or on its first use after the server

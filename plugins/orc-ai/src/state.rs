@@ -30,17 +30,26 @@ pub fn limits() -> crate::config::Limits {
     lock(&state().config).limits
 }
 
-/// Write a warning to the server log. Messages often quote client or file bytes: NULs and
-/// control characters are replaced (Redis's logger would refuse them), so logging can
-/// never fail.
-pub fn log_warning(msg: impl AsRef<str>) {
-    let clean: String = msg
-        .as_ref()
-        .chars()
+/// A log line with NULs and control characters replaced (Redis's logger would refuse
+/// them), at most 4096 characters.
+fn clean(msg: &str) -> String {
+    msg.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(4096)
-        .collect();
-    let _ = std::panic::catch_unwind(|| redis_module::logging::log_warning(clean));
+        .collect()
+}
+
+/// Write a warning to the server log. Messages often quote client or file bytes, so they
+/// are cleaned first and logging can never fail.
+pub fn log_warning(msg: impl AsRef<str>) {
+    let line = clean(msg.as_ref());
+    let _ = std::panic::catch_unwind(|| redis_module::logging::log_warning(line));
+}
+
+/// Write a notice to the server log, cleaned as [`log_warning`] does.
+pub fn log_notice(msg: impl AsRef<str>) {
+    let line = clean(msg.as_ref());
+    let _ = std::panic::catch_unwind(|| redis_module::logging::log_notice(line));
 }
 
 /// Lock, recovering from poisoning (a panic elsewhere must not wedge the module).

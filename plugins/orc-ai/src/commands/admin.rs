@@ -104,11 +104,15 @@ pub fn config(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     match cmd {
         ConfigCmd::LoadBackend(b, path) => {
-            let file = lock(&s.config)
-                .backend_file(b, Some(&path))
-                .map_err(|x| RedisError::String(format!("ERR error loading backend: {x}")))?;
+            let (file, init) = {
+                let c = lock(&s.config);
+                let file = c
+                    .backend_file(b, Some(&path))
+                    .map_err(|x| RedisError::String(format!("ERR error loading backend: {x}")))?;
+                (file, c.backend_init())
+            };
             s.backends
-                .load(b, file)
+                .load(b, file, &init)
                 .map_err(|x| RedisError::String(format!("ERR error loading backend: {x}")))?;
             ok()
         }

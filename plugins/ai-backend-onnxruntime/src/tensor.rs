@@ -1,0 +1,138 @@
+//! Tensors across the backend ABI as ONNX Runtime values, and back.
+
+use orc_ai_backend_abi::TensorAbi;
+use ort::{
+    memory::Allocator,
+    value::{DynValue, Tensor, TensorElementType, ValueType},
+};
+
+/// The ONNX Runtime element type for a DLPack code and bit width.
+fn element_type(code: u8, bits: u8) -> Result<TensorElementType, String> {
+    use TensorElementType::*;
+    Ok(match (code, bits) {
+        (2, 32) => Float32,
+        (2, 64) => Float64,
+        (0, 8) => Int8,
+        (0, 16) => Int16,
+        (0, 32) => Int32,
+        (0, 64) => Int64,
+        (1, 8) => Uint8,
+        (1, 16) => Uint16,
+        (6, 8) => Bool,
+        (7, 8) => String,
+        _ => return Err(format!("unsupported tensor type code {code} bits {bits}")),
+    })
+}
+
+/// The DLPack code and bit width of an ONNX Runtime element type.
+fn abi_type(t: TensorElementType) -> Result<(u8, u8), String> {
+    use TensorElementType::*;
+    Ok(match t {
+        Float32 => (2, 32),
+        Float64 => (2, 64),
+        Int8 => (0, 8),
+        Int16 => (0, 16),
+        Int32 => (0, 32),
+        Int64 => (0, 64),
+        Uint8 => (1, 8),
+        Uint16 => (1, 16),
+        Bool => (6, 8),
+        String => (7, 8),
+        other => {
+            return Err(format!(
+                "the model produced a {other:?} tensor, which RedisAI clients cannot store"
+            ));
+        }
+    })
+}
+
+/// A tensor from the backend ABI as an ONNX Runtime value (the bytes are copied once).
+pub(crate) fn to_value(t: &TensorAbi) -> Result<DynValue, String> {
+    let ty = element_type(t.code, t.bits)?;
+    let shape: Vec<i64> = t.shape.to_vec();
+    let count = shape.iter().try_fold(1usize, |n, d| {
+        usize::try_from(*d)
+            .ok()
+            .and_then(|d| n.checked_mul(d))
+            .ok_or_else(|| "negative or too large dimension".to_string())
+    })?;
+    if ty == TensorElementType::String {
+        let mut items: Vec<String> = t
+            .data
+            .split(|b| *b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        items.pop();
+        if items.len() != count {
+            return Err(format!(
+                "string tensor has {} elements, its shape needs {count}",
+                items.len()
+            ));
+        }
+        return Tensor::from_string_array((shape, items.as_slice()))
+            .map(|v| v.into_dyn())
+            .map_err(|e| e.to_string());
+    }
+    let bytes = ty.byte_size(count).ok_or("tensor too large")?;
+    if bytes != t.data.len() {
+        return Err(format!(
+            "tensor data has {} bytes, its shape needs {bytes}",
+            t.data.len()
+        ));
+    }
+    let mut v =
+        ort::value::DynTensor::new(&Allocator::default(), ty, shape).map_err(|e| e.to_string())?;
+    if bytes > 0 {
+        let dst = v.data_ptr_mut().cast::<u8>();
+        if dst.is_null() {
+            return Err("ONNX Runtime gave no buffer for the tensor".into());
+        }
+        // SAFETY: the runtime allocated `bytes` bytes for this CPU tensor (its type and
+        // shape), and `t.data` has exactly `bytes` bytes (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(t.data.as_ptr(), dst, bytes) };
+    }
+    Ok(v.into_dyn())
+}
+
+/// An ONNX Runtime output as a backend ABI tensor.
+pub(crate) fn from_value(name: &str, v: &DynValue) -> Result<TensorAbi, String> {
+    let ValueType::Tensor { ty, shape, .. } = v.dtype() else {
+        return Err(format!(
+            "output `{name}` is a {}, not a tensor; RedisAI clients can only store tensors",
+            v.dtype()
+        ));
+    };
+    let (code, bits) = abi_type(*ty)?;
+    let dims: Vec<i64> = shape.iter().copied().collect();
+    if *ty == TensorElementType::String {
+        let (_, items) = v.try_extract_strings().map_err(|e| e.to_string())?;
+        let mut data = Vec::new();
+        for s in items {
+            data.extend_from_slice(s.as_bytes());
+            data.push(0);
+        }
+        return Ok(TensorAbi::new(code, bits, dims, data));
+    }
+    let count = dims.iter().try_fold(1usize, |n, d| {
+        usize::try_from(*d).ok().and_then(|d| n.checked_mul(d))
+    });
+    let bytes = count
+        .and_then(|c| ty.byte_size(c))
+        .ok_or("output shape out of range")?;
+    let t = v
+        .view()
+        .downcast::<ort::value::DynTensorValueType>()
+        .map_err(|e| e.to_string())?;
+    if !t.memory_info().is_cpu_accessible() {
+        return Err(format!("output `{name}` is not in CPU memory"));
+    }
+    let src = t.data_ptr().cast::<u8>();
+    let data = if bytes == 0 || src.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: a CPU tensor of this type and shape holds `bytes` bytes at `src`,
+        // valid while `v` lives.
+        unsafe { std::slice::from_raw_parts(src, bytes) }.to_vec()
+    };
+    Ok(TensorAbi::new(code, bits, dims, data))
+}
