@@ -320,6 +320,18 @@ pub(crate) struct StartArgs {
     /// orc-ai: load these ML backends at start (onnx, torch, tflite, tf; comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     pub(crate) ai_backends: Vec<String>,
+    /// orc-ai: which runtime runs ONNX models: ONNX Runtime where its library is found,
+    /// else tract (auto), or only one of them.
+    #[arg(long, value_name = "RUNTIME", value_parser = ["auto", "onnxruntime", "tract"])]
+    pub(crate) onnx_runtime: Option<String>,
+    /// orc-ai: the ONNX Runtime library (`libonnxruntime.so*`, e.g. from the onnxruntime
+    /// Python package's capi/ directory; default: $ORT_DYLIB_PATH, then BACKENDSPATH).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) onnxruntime_lib: Option<std::path::PathBuf>,
+    /// orc-ai: do not load the backends present in the background when a shard starts
+    /// (the first request that needs one then loads it).
+    #[arg(long)]
+    pub(crate) no_backend_warmup: bool,
     /// An argument for the module (repeatable, in order).
     #[arg(long = "module-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub(crate) module_args: Vec<String>,

@@ -164,6 +164,9 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
         ai.allow_backend_paths = a.ai_allow_backend_paths;
         ai.allow_unsafe_torchscript = a.ai_allow_unsafe_torchscript;
         ai.backends = a.ai_backends.clone();
+        ai.onnx_runtime = a.onnx_runtime.clone();
+        ai.onnxruntime_lib = a.onnxruntime_lib.clone();
+        ai.backend_warmup = !a.no_backend_warmup;
         ai.extra_args = a.module_args.clone();
         s.ai = Some(ai); // the deployment finds the module and writes its arguments
     } else if !a.module_args.is_empty() || !a.ai_backends.is_empty() {

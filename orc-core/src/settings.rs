@@ -589,7 +589,7 @@ pub fn validate_config_value(key: &str, value: &str) -> Result<()> {
 
 /// Settings of the orc-ai module; `None` and `false` leave the module's defaults (see the
 /// module's documentation for each).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct AiSettings {
@@ -617,11 +617,43 @@ pub struct AiSettings {
     pub allow_unsafe_torchscript: bool,
     /// Backends to load at start (`onnx`, `torch`, `tflite`, `tf`).
     pub backends: Vec<String>,
+    /// Which runtime runs ONNX models (`ONNX_RUNTIME auto|onnxruntime|tract`).
+    pub onnx_runtime: Option<String>,
+    /// The ONNX Runtime library (`ONNXRUNTIME_LIB`; the module's default is
+    /// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in its BACKENDSPATH).
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Load the backends present in the background when a shard starts (`BACKENDS_WARMUP`;
+    /// on unless set to false).
+    pub backend_warmup: bool,
     /// Further module arguments, passed as they are, last.
     pub extra_args: Vec<String>,
     /// The module file; `None` lets the deployment find it (`$ORC_AI_MODULE`, then next
     /// to the running program or in its `../lib/orc/`).
     pub module: Option<PathBuf>,
+}
+
+impl Default for AiSettings {
+    fn default() -> Self {
+        AiSettings {
+            threads_per_queue: None,
+            inter_op_threads: None,
+            intra_op_threads: None,
+            max_tensor_bytes: None,
+            max_values_reply: None,
+            max_dag_size: None,
+            max_device_queues: None,
+            min_chunk_size: None,
+            execution_timeout_ms: None,
+            allow_backend_paths: false,
+            allow_unsafe_torchscript: false,
+            backends: Vec::new(),
+            onnx_runtime: None,
+            onnxruntime_lib: None,
+            backend_warmup: true,
+            extra_args: Vec::new(),
+            module: None,
+        }
+    }
 }
 
 impl AiSettings {
@@ -650,6 +682,15 @@ impl AiSettings {
             if on {
                 args.extend([k.to_string(), "yes".to_string()]);
             }
+        }
+        if let Some(r) = &self.onnx_runtime {
+            args.extend(["ONNX_RUNTIME".to_string(), r.clone()]);
+        }
+        if let Some(l) = &self.onnxruntime_lib {
+            args.extend(["ONNXRUNTIME_LIB".to_string(), l.display().to_string()]);
+        }
+        if !self.backend_warmup {
+            args.extend(["BACKENDS_WARMUP".to_string(), "no".to_string()]);
         }
         args.extend(self.backends.iter().map(|b| b.to_ascii_uppercase()));
         args.extend(self.extra_args.iter().cloned());
@@ -695,6 +736,23 @@ mod tests {
             ]
         );
         assert!(AiSettings::default().args().is_empty());
+        let o = AiSettings {
+            onnx_runtime: Some("tract".into()),
+            onnxruntime_lib: Some("/o/libonnxruntime.so.1.31.1".into()),
+            backend_warmup: false,
+            ..AiSettings::default()
+        };
+        assert_eq!(
+            o.args(),
+            [
+                "ONNX_RUNTIME",
+                "tract",
+                "ONNXRUNTIME_LIB",
+                "/o/libonnxruntime.so.1.31.1",
+                "BACKENDS_WARMUP",
+                "no"
+            ]
+        );
     }
 
     #[test]

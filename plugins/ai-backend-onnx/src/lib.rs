@@ -4,8 +4,8 @@
 //! A model is parsed once when stored; an optimised plan is built for each distinct set
 //! of input types and shapes it is run with (see [`orc_ai_tract::TractModel`]), so one
 //! model serves any batch size, including scikit-learn exports whose batch dimension is
-//! unnamed. scikit-learn's `TreeEnsembleRegressor`, which tract lacks, is rewritten into
-//! operators tract runs (see `tree_regressor.rs`).
+//! unnamed. scikit-learn's `TreeEnsembleRegressor` and `Scaler`, which tract lacks, are
+//! rewritten into operators tract runs (see `tree_regressor.rs`, `scaler.rs`).
 //!
 //! ```
 //! assert_eq!(orc_ai_backend_abi::BACKEND_ABI_VERSION, 3);
@@ -17,6 +17,7 @@ use orc_ai_backend_abi::{BackendModelBox, ModelOptions};
 use orc_ai_tract::{TractModel, io_names, load_cpu_model};
 use tract_onnx::prelude::*;
 
+mod scaler;
 mod tree_regressor;
 
 fn load(blob: &[u8]) -> Result<TractModel, String> {
@@ -25,6 +26,7 @@ fn load(blob: &[u8]) -> Result<TractModel, String> {
         .proto_model_for_read(&mut &blob[..])
         .map_err(|e| format!("{e:#}"))?;
     tree_regressor::rewrite(&mut proto)?;
+    scaler::rewrite(&mut proto)?;
     let model = onnx
         .model_for_proto_model(&proto)
         .map_err(|e| format!("{e:#}"))?;

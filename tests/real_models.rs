@@ -1,0 +1,135 @@
+//! Real models through orc-ai: a ResNet-18, a transformer encoder block, an MLP and a
+//! scikit-learn pipeline (scaler + random forest), made at test time from a seeded script
+//! (`tests/models/make_models.py`) and run on ONNX Runtime and tract (ONNX) and libtorch
+//! (TorchScript), each output compared with the reference runtime's (torch, scikit-learn).
+//! TF and TFLite have no real networks here: making them needs TensorFlow, which this
+//! machine kind does not have (docs/models.md).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use orc_tests::{models::*, *};
+use redis::Value;
+
+/// Largest difference accepted, relative to the output's magnitude.
+const TOLERANCE: f32 = 1e-4;
+
+fn start(state: &State, id: &str, args: &[&str]) -> orc_orchestrator::Orchestrator {
+    launch(&static_host(), state, ai_settings(id, 1, args)).expect("launch with orc-ai")
+}
+
+fn shape_args(shape: &[usize]) -> Vec<String> {
+    shape.iter().map(|d| d.to_string()).collect()
+}
+
+/// Store `file` as `backend` under `key`, run it on the model's input, return the output.
+fn run(
+    con: &mut redis::Connection,
+    backend: &str,
+    m: &RealModel,
+    file: &Path,
+) -> Result<Vec<f32>, String> {
+    let key = format!("{}-{backend}", m.name);
+    let blob = std::fs::read(file).unwrap();
+    redis::cmd("AI.MODELSTORE")
+        .arg(&key)
+        .arg(backend)
+        .arg("CPU")
+        .arg("BLOB")
+        .arg(blob)
+        .query::<()>(con)
+        .map_err(|e| format!("store: {e}"))?;
+    let input: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
+    redis::cmd("AI.TENSORSET")
+        .arg("in")
+        .arg("FLOAT")
+        .arg(shape_args(&m.input_shape))
+        .arg("BLOB")
+        .arg(input)
+        .query::<()>(con)
+        .unwrap();
+    redis::cmd("AI.MODELEXECUTE")
+        .arg(&key)
+        .arg("INPUTS")
+        .arg(1)
+        .arg("in")
+        .arg("OUTPUTS")
+        .arg(1)
+        .arg("out")
+        .query::<()>(con)
+        .map_err(|e| format!("run: {e}"))?;
+    let reply: Vec<Value> = redis::cmd("AI.TENSORGET")
+        .arg("out")
+        .arg("META")
+        .arg("BLOB")
+        .query(con)
+        .unwrap();
+    let Value::Array(dims) = &reply[3] else {
+        panic!("{reply:?}")
+    };
+    let dims: Vec<usize> = dims
+        .iter()
+        .map(|d| match d {
+            Value::Int(n) => usize::try_from(*n).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(dims, m.output_shape, "{key}: output shape");
+    let Value::BulkString(b) = &reply[5] else {
+        panic!("{reply:?}")
+    };
+    Ok(f32_from(b))
+}
+
+#[test]
+fn real_models_match_their_reference_on_every_runtime() {
+    let models = real_models_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    assert_eq!(models.len(), 4, "{models:?}");
+    let state = State::new();
+    let lib = onnxruntime_lib().display().to_string();
+    let slow = ["MODEL_EXECUTION_TIMEOUT", "600000"];
+    let ort = start(
+        &state,
+        "ort",
+        &[
+            &["ONNX_RUNTIME", "onnxruntime", "ONNXRUNTIME_LIB", &lib][..],
+            &slow,
+        ]
+        .concat(),
+    );
+    let tract = start(
+        &state,
+        "tract",
+        &[&["ONNX_RUNTIME", "tract"][..], &slow].concat(),
+    );
+    let mut on_ort = connect(&ort.addresses()[0]);
+    let mut on_tract = connect(&tract.addresses()[0]);
+    let mut report = Vec::new();
+    for m in &models {
+        let want = m.reference();
+        let mut check = |con: &mut redis::Connection, runtime: &str, backend: &str, fmt: &str| {
+            let got = run(con, backend, m, &m.file(fmt));
+            let got = got.unwrap_or_else(|e| panic!("{} on {runtime}: {e}", m.name));
+            let diff = max_rel_diff(&got, &want);
+            report.push(format!(
+                "{:<9} {runtime:<12} max rel diff {diff:.2e}",
+                m.name
+            ));
+            assert!(
+                diff < TOLERANCE,
+                "{} on {runtime}: off by {diff} relative to the reference",
+                m.name
+            );
+        };
+        if m.formats.iter().any(|f| f == "onnx") {
+            check(&mut on_ort, "onnxruntime", "ONNX", "onnx");
+            check(&mut on_tract, "tract", "ONNX", "onnx");
+        }
+        if m.formats.iter().any(|f| f == "pt") {
+            check(&mut on_ort, "libtorch", "TORCH", "pt");
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    ort.stop().unwrap();
+    tract.stop().unwrap();
+}
