@@ -21,6 +21,7 @@ mod scaler;
 mod tree_regressor;
 
 fn load(blob: &[u8]) -> Result<TractModel, String> {
+    orc_ai_onnx_check::check(blob)?;
     let onnx = tract_onnx::onnx();
     let mut proto = onnx
         .proto_model_for_read(&mut &blob[..])

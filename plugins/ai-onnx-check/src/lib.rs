@@ -1,17 +1,26 @@
-//! Refuse ONNX models whose tensors point at external data files.
+//! Refuse ONNX models whose tensors point at external data files, before any runtime
+//! parses them (both orc-ai ONNX backends call [`check`]).
 //!
 //! ONNX lets a tensor say "my bytes are in file F at offset O": ONNX Runtime would then read
 //! any file the server can read, named by a client. RedisAI builds ONNX Runtime with
 //! external initializers disabled; orc loads the stock runtime, so the model bytes are
 //! walked here first (protobuf wire format, only the messages that can hold tensors) and
 //! refused when any tensor, at any depth, has `external_data` or `data_location: EXTERNAL`.
+//! The walk is bounded: linear in the bytes, at most [`MAX_DEPTH`] nested messages.
+//!
+//! ```
+//! // A ModelProto whose graph (field 7) holds one initializer (field 5) stored outside.
+//! let model = [0x3a, 0x04, 0x2a, 0x02, 0x70, 0x01];
+//! assert_eq!(orc_ai_onnx_check::check(&model).unwrap_err(), orc_ai_onnx_check::REFUSED);
+//! ```
+#![deny(missing_docs)]
 
 /// RedisAI's error for such models.
 pub const REFUSED: &str = "Initializer tensors with external data is not allowed.";
 
-/// Deepest nesting of graphs inside attributes accepted (ONNX Runtime's own limit is
-/// lower for real models; this only bounds the walk).
-const MAX_DEPTH: usize = 64;
+/// Deepest nesting of messages walked (graphs inside attributes inside nodes...); deeper
+/// models are refused.
+pub const MAX_DEPTH: usize = 64;
 
 /// The messages the walk looks into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,5 +179,40 @@ mod tests {
         };
         assert_eq!(check(&nest(20)), Ok(()));
         assert!(check(&nest(100)).unwrap_err().contains("deeper than"));
+    }
+}
+
+/// The body of the fuzz target `onnx_check` (`plugins/orc-ai/fuzz`), replayed from its
+/// corpus and regressions by `cargo test`.
+pub mod fuzzing {
+    /// Any bytes: checked without panicking, and a refusal always says why.
+    pub fn check(data: &[u8]) {
+        if let Err(e) = super::check(data) {
+            assert!(!e.is_empty());
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn every_corpus_input_and_every_crash_found_is_replayed() {
+            let fuzz = concat!(env!("CARGO_MANIFEST_DIR"), "/../orc-ai/fuzz");
+            let mut n = 0;
+            for dir in ["corpus", "regressions"] {
+                let Ok(entries) = std::fs::read_dir(format!("{fuzz}/{dir}/onnx_check")) else {
+                    continue;
+                };
+                for f in entries.flatten() {
+                    let data = std::fs::read(f.path()).unwrap();
+                    assert!(
+                        std::panic::catch_unwind(|| super::check(&data)).is_ok(),
+                        "{}",
+                        f.path().display()
+                    );
+                    n += 1;
+                }
+            }
+            assert!(n > 0, "no seed corpus for onnx_check");
+        }
     }
 }

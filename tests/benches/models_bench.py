@@ -1,0 +1,167 @@
+"""Inference benchmark: `run_model` through the real SmartRedis client against an orc shard,
+and the same model run in-process by the reference runtime (ONNX Runtime or torch), with the
+same thread settings. Driven by scripts/bench-models; prints CSV rows on stdout.
+Each client makes one warm-up call, then calls for about SECONDS (at least once).
+
+    models_bench.py clients MODELS_DIR RUNTIME THREADS SECONDS     # inside `orc run`
+    models_bench.py inprocess MODELS_DIR RUNTIME THREADS SECONDS   # onnxruntime | torch
+
+RUNTIME names the server's ONNX runtime for `clients` (onnxruntime | tract); the TORCH rows
+always run on libtorch.
+
+CSV: mode,runtime,model,backend,batch,autobatch,clients,threads,calls,p50_ms,p90_ms,samples_per_s,first_ms,ping_ms
+"""
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+CLIENTS = [1, 4, 16]
+BATCHES = [1, 32]
+MODELS = ["resnet18", "encoder", "mlp"]
+
+
+def load_models(d):
+    out = {}
+    for line in open(os.path.join(d, "models.txt")):
+        name, ins, _outs, fmts = line.split()
+        if name not in MODELS:
+            continue
+        shape = [int(x) for x in ins.split("x")]
+        x = np.fromfile(os.path.join(d, name + ".in.f32"), dtype=np.float32).reshape(shape)
+        out[name] = (x, fmts.split(","))
+    return out
+
+
+def batched(x, batch):
+    """The model's input with `batch` rows (the first row repeated or cut)."""
+    one = x[:1]
+    return np.ascontiguousarray(np.repeat(one, batch, axis=0))
+
+
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def row(*fields):
+    print(",".join(str(f) for f in fields), flush=True)
+
+
+# ---------------------------------------------------------------- in-process reference
+def inprocess(models_dir, runtime, threads, seconds):
+    models = load_models(models_dir)
+    for name, (x, fmts) in models.items():
+        if runtime == "onnxruntime":
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            t0 = time.perf_counter()
+            s = ort.InferenceSession(os.path.join(models_dir, name + ".onnx"), so, providers=["CPUExecutionProvider"])
+            inp = s.get_inputs()[0].name
+            run = lambda a: s.run(None, {inp: a})  # noqa: E731
+            backend = "ONNX"
+        else:
+            import torch
+
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            m = torch.jit.load(os.path.join(models_dir, name + ".pt"))
+            m.eval()
+
+            def run(a):
+                with torch.inference_mode():
+                    return m(torch.from_numpy(a))
+
+            backend = "TORCH"
+        for batch in BATCHES:
+            a = batched(x, batch)
+            t1 = time.perf_counter()
+            run(a)
+            first = (time.perf_counter() - t1) * 1e3 + ((t1 - t0) * 1e3 if batch == BATCHES[0] else 0)
+            times = []
+            start = time.perf_counter()
+            while len(times) < 3 or time.perf_counter() - start < seconds:
+                t = time.perf_counter()
+                run(a)
+                times.append(time.perf_counter() - t)
+            wall = time.perf_counter() - start
+            row("inprocess", runtime, name, backend, batch, "off", 1, threads, len(times),
+                f"{statistics.median(times) * 1e3:.3f}", f"{pct(times, 0.9) * 1e3:.3f}",
+                f"{len(times) * batch / wall:.1f}", f"{first:.1f}", "")
+
+
+# ---------------------------------------------------------------- clients through orc
+def client_loop(idx, key, a, seconds, barrier, results):
+    from smartredis import Client
+
+    c = Client(cluster=False)
+    inp, out = f"in{idx}", f"out{idx}"
+    c.put_tensor(inp, a)
+    c.run_model(key, [inp], [out])
+    pings = []
+    for _ in range(50):
+        t = time.perf_counter()
+        c.key_exists(inp)
+        pings.append(time.perf_counter() - t)
+    barrier.wait()
+    times = []
+    start = time.perf_counter()
+    while not times or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        c.run_model(key, [inp], [out])
+        times.append(time.perf_counter() - t)
+    results.put((idx, start, time.perf_counter(), times, statistics.median(pings)))
+
+
+def clients(models_dir, runtime, threads, seconds):
+    from smartredis import Client
+
+    models = load_models(models_dir)
+    admin = Client(cluster=False)
+    for name, (x, fmts) in models.items():
+        for backend, ext in [("ONNX", "onnx"), ("TORCH", "pt")]:
+            if ext not in fmts or (backend == "TORCH" and runtime != "onnxruntime"):
+                continue
+            for autobatch in ["off", "on"]:
+                key = f"{name}-{backend}-{autobatch}"
+                kw = {"batch_size": 32, "min_batch_size": 0} if autobatch == "on" else {}
+                admin.set_model_from_file(key, os.path.join(models_dir, f"{name}.{ext}"), backend, device="CPU", **kw)
+                # The first call of a stored model, from a fresh client (backends were loaded
+                # in the background when the shard started).
+                admin.put_tensor("first", batched(x, 1))
+                t = time.perf_counter()
+                admin.run_model(key, ["first"], ["first_out"])
+                first = (time.perf_counter() - t) * 1e3
+                for batch in BATCHES:
+                    if autobatch == "on" and batch != 1:
+                        continue  # batches of 32 fill the model's batch on their own
+                    a = batched(x, batch)
+                    for n in CLIENTS:
+                        barrier = mp.Barrier(n)
+                        results = mp.Queue()
+                        procs = [mp.Process(target=client_loop, args=(i, key, a, seconds, barrier, results)) for i in range(n)]
+                        for p in procs:
+                            p.start()
+                        got = [results.get() for _ in procs]
+                        for p in procs:
+                            p.join()
+                        times = [t for g in got for t in g[3]]
+                        wall = max(g[2] for g in got) - min(g[1] for g in got)
+                        ping = statistics.median(g[4] for g in got)
+                        row("orc", runtime if backend == "ONNX" else "libtorch", name, backend, batch, autobatch, n,
+                            threads, len(times), f"{statistics.median(times) * 1e3:.3f}", f"{pct(times, 0.9) * 1e3:.3f}",
+                            f"{len(times) * batch / wall:.1f}", f"{first:.1f}", f"{ping * 1e3:.3f}")
+                        first = ""
+                admin.delete_model(key)
+
+
+if __name__ == "__main__":
+    mode, models_dir, runtime, threads, seconds = sys.argv[1:6]
+    {"inprocess": inprocess, "clients": clients}[mode](models_dir, runtime, int(threads), float(seconds))

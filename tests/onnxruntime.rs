@@ -1,0 +1,157 @@
+//! The ONNX Runtime backend beside tract: which one runs ONNX models, backends loaded in the
+//! background when a shard starts, models that point at files refused, GPU devices refused
+//! clearly by a CPU build of the runtime.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use orc_tests::*;
+
+fn start(state: &State, id: &str, args: &[&str]) -> orc_orchestrator::Orchestrator {
+    launch(&static_host(), state, ai_settings(id, 1, args)).expect("launch with orc-ai")
+}
+
+fn backends(con: &mut redis::Connection) -> Vec<String> {
+    array(line(con, "AI.CONFIG GET BACKENDS").unwrap())
+        .iter()
+        .map(|b| String::from_utf8(bulk(b)).unwrap())
+        .collect()
+}
+
+/// Protobuf bytes: a length-delimited field.
+fn field(n: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![n << 3 | 2];
+    let mut len = body.len();
+    while len >= 0x80 {
+        v.push((len & 0x7f) as u8 | 0x80);
+        len >>= 7;
+    }
+    v.push(len as u8);
+    v.extend_from_slice(body);
+    v
+}
+
+/// An ONNX model `Y = Identity(W)` whose initializer W says its bytes are in `location`.
+fn model_reading(location: &str) -> Vec<u8> {
+    let entry = [field(1, b"location"), field(2, location.as_bytes())].concat();
+    // TensorProto: dims 4 (1), data_type FLOAT (2), name W (8), external_data (13),
+    // data_location EXTERNAL (14).
+    let tensor = [
+        vec![1 << 3, 4, 2 << 3, 1],
+        field(8, b"W"),
+        field(13, &entry),
+        vec![14 << 3, 1],
+    ]
+    .concat();
+    let node = [field(1, b"W"), field(2, b"Y"), field(4, b"Identity")].concat();
+    // ValueInfoProto Y: name (1), type (2) = TypeProto{tensor_type (1) {elem_type 1}}.
+    let out = [field(1, b"Y"), field(2, &field(1, &[1 << 3, 1]))].concat();
+    let graph = [
+        field(1, &node),
+        field(2, b"g"),
+        field(5, &tensor),
+        field(12, &out),
+    ]
+    .concat();
+    // ModelProto: ir_version 7 (1), opset_import {version 13} (8), graph (7).
+    [vec![1 << 3, 7], field(8, &[2 << 3, 13]), field(7, &graph)].concat()
+}
+
+#[test]
+fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
+    let state = State::new();
+    let lib = onnxruntime_lib().display().to_string();
+    // auto with the library: ONNX Runtime, loaded in the background with TORCH before any
+    // request asks for either.
+    let with = start(&state, "with", &["ONNXRUNTIME_LIB", &lib]);
+    let mut con = connect(&with.addresses()[0]);
+    let t = Instant::now();
+    let loaded = loop {
+        let b = backends(&mut con);
+        if b.len() >= 2 || t.elapsed() > Duration::from_secs(60) {
+            break b;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        loaded.iter().any(|b| b.starts_with("ONNX onnxruntime 1.")),
+        "{loaded:?}"
+    );
+    assert!(
+        loaded.iter().any(|b| b.starts_with("TORCH libtorch")),
+        "{loaded:?}"
+    );
+    // A model whose tensor lives in a file of the server's is refused before the runtime
+    // opens anything.
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b"AI.MODELSTORE",
+            b"m",
+            b"ONNX",
+            b"CPU",
+            b"BLOB",
+            &model_reading("/etc/passwd"),
+        ],
+    ));
+    assert!(
+        e.contains("Initializer tensors with external data is not allowed."),
+        "{e}"
+    );
+    // GPU on a CPU build of the runtime: refused, saying why.
+    let linear = std::fs::read(data_file("models/linear.onnx")).unwrap();
+    let e = err_text(cmd(
+        &mut con,
+        &[b"AI.MODELSTORE", b"g", b"ONNX", b"GPU:0", b"BLOB", &linear],
+    ));
+    assert!(
+        e.contains("GPU requested but ONNX couldn't find CUDA"),
+        "{e}"
+    );
+    // The server kept running with its data.
+    line(&mut con, "AI.TENSORSET t FLOAT 1 VALUES 1").unwrap();
+    assert_eq!(backends(&mut con).len(), loaded.len());
+
+    // auto without a library: tract, and the same model refused the same way.
+    let without = start(&state, "without", &[]);
+    let mut con = connect(&without.addresses()[0]);
+    let e = err_text(cmd(
+        &mut con,
+        &[
+            b"AI.MODELSTORE",
+            b"m",
+            b"ONNX",
+            b"CPU",
+            b"BLOB",
+            &model_reading("/etc/passwd"),
+        ],
+    ));
+    assert!(
+        e.contains("Initializer tensors with external data is not allowed."),
+        "{e}"
+    );
+    let b = backends(&mut con);
+    assert!(b.iter().any(|b| b.starts_with("ONNX tract-onnx")), "{b:?}");
+
+    // No warm-up: nothing loads until a request needs it.
+    let cold = start(&state, "cold", &["BACKENDS_WARMUP", "no"]);
+    let mut con = connect(&cold.addresses()[0]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(backends(&mut con), Vec::<String>::new());
+
+    // ONNX_RUNTIME onnxruntime without a library: a clear error, no silent fallback.
+    let strict = start(
+        &state,
+        "strict",
+        &["ONNX_RUNTIME", "onnxruntime", "BACKENDS_WARMUP", "no"],
+    );
+    let mut con = connect(&strict.addresses()[0]);
+    let e = err_text(cmd(
+        &mut con,
+        &[b"AI.MODELSTORE", b"l", b"ONNX", b"CPU", b"BLOB", &linear],
+    ));
+    assert!(e.contains("no ONNX Runtime library was found"), "{e}");
+    for o in [with, without, cold, strict] {
+        o.stop().unwrap();
+    }
+}
