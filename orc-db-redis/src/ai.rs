@@ -26,6 +26,21 @@ pub fn module_spec(ai: &AiSettings) -> Result<ModuleSpec> {
     })
 }
 
+/// The jemalloc setting shards with orc-ai run with, unless `MALLOC_CONF` is set already:
+/// Debian's redis-server links the system jemalloc, which then serves the ML runtimes'
+/// allocations too, and jemalloc gives allocations of 8 MiB or more (a CNN's activations) to
+/// an arena that returns their pages at once, so every inference faults them in again
+/// (ResNet-18 on libtorch: 290 000 page faults and 62 ms a call, against 60 000 and 50 ms
+/// with this; docs/benchmarks.md). With a Redis built with its own prefixed jemalloc the
+/// variable is ignored.
+pub const JEMALLOC_CONF: (&str, &str) = ("MALLOC_CONF", "oversize_threshold:0");
+
+/// The environment a shard with the orc-ai module gets beyond orc's own: [`JEMALLOC_CONF`]
+/// when `current` (orc's `MALLOC_CONF`) is unset.
+pub fn shard_env(current: Option<&str>) -> Option<(&'static str, &'static str)> {
+    current.is_none().then_some(JEMALLOC_CONF)
+}
+
 /// Whether `path` is the orc-ai module (by its file name).
 pub fn is_orc_ai(path: &Path) -> bool {
     path.file_name().is_some_and(|n| n == MODULE_FILE)
@@ -68,6 +83,15 @@ pub fn find_module_near(dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_get_the_jemalloc_setting_unless_one_is_given() {
+        assert_eq!(
+            shard_env(None),
+            Some(("MALLOC_CONF", "oversize_threshold:0"))
+        );
+        assert_eq!(shard_env(Some("narenas:2")), None);
+    }
 
     #[test]
     fn the_module_is_found_next_to_the_program_or_in_lib_orc() {

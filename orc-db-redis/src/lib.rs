@@ -255,6 +255,17 @@ impl DbDeployment for RedisDeployment {
                 };
                 step.run = req.settings.run.clone();
                 step.run.hosts = vec![shard.host.clone()];
+                if req
+                    .settings
+                    .module
+                    .as_ref()
+                    .is_some_and(|m| ai::is_orc_ai(&m.path))
+                {
+                    let current = std::env::var("MALLOC_CONF").ok();
+                    if let Some((k, v)) = ai::shard_env(current.as_deref()) {
+                        step.env.insert(k.into(), v.into());
+                    }
+                }
                 Ok(step)
             })
             .collect()

@@ -7,7 +7,8 @@ Each client makes one warm-up call, then calls for about SECONDS (at least once)
     models_bench.py inprocess MODELS_DIR RUNTIME THREADS SECONDS   # onnxruntime | torch
 
 RUNTIME names the server's ONNX runtime for `clients` (onnxruntime | tract); the TORCH rows
-always run on libtorch.
+always run on libtorch. Clients need SR_SOCKET_TIMEOUT above the longest call (SmartRedis
+re-sends a command whose reply takes longer than its 250 ms default, running it again).
 
 CSV: mode,runtime,model,backend,batch,autobatch,clients,threads,calls,p50_ms,p90_ms,samples_per_s,first_ms,ping_ms
 """
@@ -99,6 +100,14 @@ def inprocess(models_dir, runtime, threads, seconds):
 
 # ---------------------------------------------------------------- clients through orc
 def client_loop(idx, key, a, seconds, barrier, results):
+    try:
+        measure(idx, key, a, seconds, barrier, results)
+    except BaseException as e:  # the parent must hear of it, not wait for ever
+        barrier.abort()
+        results.put((idx, None, None, repr(e), None))
+
+
+def measure(idx, key, a, seconds, barrier, results):
     from smartredis import Client
 
     c = Client(cluster=False)
@@ -138,7 +147,7 @@ def clients(models_dir, runtime, threads, seconds):
                 admin.put_tensor("first", batched(x, 1))
                 t = time.perf_counter()
                 admin.run_model(key, ["first"], ["first_out"])
-                first = (time.perf_counter() - t) * 1e3
+                first = f"{(time.perf_counter() - t) * 1e3:.1f}"
                 for batch in BATCHES:
                     if autobatch == "on" and batch != 1:
                         continue  # batches of 32 fill the model's batch on their own
@@ -150,6 +159,9 @@ def clients(models_dir, runtime, threads, seconds):
                         for p in procs:
                             p.start()
                         got = [results.get() for _ in procs]
+                        failed = [g[3] for g in got if g[1] is None]
+                        if failed:
+                            raise SystemExit(f"{key}, {n} clients, batch {batch}: {failed[0]}")
                         for p in procs:
                             p.join()
                         times = [t for g in got for t in g[3]]
@@ -157,7 +169,7 @@ def clients(models_dir, runtime, threads, seconds):
                         ping = statistics.median(g[4] for g in got)
                         row("orc", runtime if backend == "ONNX" else "libtorch", name, backend, batch, autobatch, n,
                             threads, len(times), f"{statistics.median(times) * 1e3:.3f}", f"{pct(times, 0.9) * 1e3:.3f}",
-                            f"{len(times) * batch / wall:.1f}", f"{first:.1f}", f"{ping * 1e3:.3f}")
+                            f"{len(times) * batch / wall:.1f}", first, f"{ping * 1e3:.3f}")
                         first = ""
                 admin.delete_model(key)
 
