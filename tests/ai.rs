@@ -1202,7 +1202,13 @@ fn backends_that_are_missing_or_incompatible_are_named() {
     }
     orc.stop().unwrap();
     // Where paths are allowed, files that are not backends are named as such.
-    let orc = start(&state, "paths", 1, &["ALLOW_BACKEND_PATHS", "yes"]);
+    // (No warm-up: it would load the real TORCH backend first.)
+    let orc = start(
+        &state,
+        "paths",
+        1,
+        &["ALLOW_BACKEND_PATHS", "yes", "BACKENDS_WARMUP", "no"],
+    );
     let mut con = admin_connect(state.path(), "paths", &orc.addresses()[0]);
     let e = err_text(cmd(
         &mut con,

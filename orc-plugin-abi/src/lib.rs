@@ -58,7 +58,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
 /// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
-pub const ABI_MINOR: u32 = 4;
+pub const ABI_MINOR: u32 = 5;
 
 /// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
 /// method, or a field of a message, that an older plugin would not know.
@@ -112,6 +112,10 @@ pub mod capability {
     /// the job's state and the scheduler's reason (minor 4). Without it the host shows no
     /// queue state.
     pub const QUEUE_STATE: &str = "launcher.queue_state";
+    /// Deployments: `AiSettings::onnx_runtime`, `onnxruntime_lib` and `backend_warmup`
+    /// (minor 5). A plugin without it would drop them, so the host refuses to plan them
+    /// through it.
+    pub const AI_RUNTIME: &str = "deployment.ai_runtime";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -207,6 +211,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::QUEUE_STATE,
         since_minor: 4,
         about: "the state and reason of a batch job waiting in the queue",
+    },
+    Capability {
+        name: capability::AI_RUNTIME,
+        since_minor: 5,
+        about: "orc-ai's ONNX runtime choice and backend warm-up",
     },
 ];
 

@@ -113,6 +113,10 @@ mod module {
         let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
         let (preload, init, warm_up) = {
             let mut config = lock(&s.config);
+            // Read once here, while the server has a single thread; the argument wins.
+            if let Some(v) = std::env::var_os(crate::warmup::DEFAULT_VAR) {
+                config.warm_up = v != "no";
+            }
             if let Err(e) = config.apply_args(&a) {
                 crate::state::log_warning(&e.0);
                 return Status::Err;
@@ -159,6 +163,14 @@ mod module {
                         dataver: 1,
                     },
                     Some(crate::info::cron_callback),
+                );
+                subscribe(
+                    ctx.ctx,
+                    raw::RedisModuleEvent {
+                        id: raw::REDISMODULE_EVENT_SHUTDOWN,
+                        dataver: 1,
+                    },
+                    Some(crate::warmup::shutdown_callback),
                 );
             }
         }
