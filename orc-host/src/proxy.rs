@@ -247,10 +247,10 @@ impl DbDeployment for DeploymentProxy {
         if request.settings.ai.is_some() && request.settings.module.is_none() {
             self.proxy.require(m, capability::AI_SETTINGS)?;
         }
-        if let Some(ai) = &request.settings.ai {
-            if ai.onnx_runtime.is_some() || ai.onnxruntime_lib.is_some() || !ai.backend_warmup {
-                self.proxy.require(m, capability::AI_RUNTIME)?;
-            }
+        if let Some(ai) = &request.settings.ai
+            && (ai.onnx_runtime.is_some() || ai.onnxruntime_lib.is_some() || !ai.backend_warmup)
+        {
+            self.proxy.require(m, capability::AI_RUNTIME)?;
         }
         if request.settings.tls.is_some() {
             self.proxy.require(m, capability::TLS)?;
