@@ -2,6 +2,7 @@
 // a model "saved by PyTorch 2.x" can be made where only PyTorch 2.x's libtorch (no Python
 // torch 2.x) runs. docs/models.md has the build line.
 #include <torch/script.h>
+#include <torch/version.h>
 
 #include <iostream>
 
