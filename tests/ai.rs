@@ -764,7 +764,18 @@ fn torchscript_models_and_scripts() {
             &two,
         ],
     ));
-    assert!(e.contains("without CUDA support"), "{e}");
+    assert!(
+        e.contains("GPU requested but TORCH couldn't find CUDA"),
+        "{e}"
+    );
+    let e = err_text(line(
+        &mut con,
+        "AI.SCRIPTSTORE gs GPU:1 ENTRY_POINTS 1 f SOURCE x",
+    ));
+    assert!(
+        e.contains("GPU requested but TORCH couldn't find CUDA"),
+        "{e}"
+    );
     // Scripts persist.
     redis::cmd("SAVE").query::<String>(&mut con).unwrap();
     redis::cmd("DEL").arg("o").query::<i64>(&mut con).unwrap();

@@ -1,7 +1,8 @@
 //! Compile the C++ shim against libtorch: Debian's `libtorch-dev` by default, or the one
 //! under `$LIBTORCH` (e.g. a PyTorch 2.x wheel's `torch/` directory, docs/models.md), with
 //! `$LIBTORCH_CXX_STD` (default 17; PyTorch 2.x headers want 20) and `$LIBTORCH_LIBS`
-//! (default `torch_cpu,torch,c10`; a CUDA wheel's CPU-only use wants `torch_cpu,c10`).
+//! (default `torch_cpu,torch,c10`; a CUDA wheel's CPU-only use wants `torch_cpu,c10`, a GPU
+//! build `torch_cpu,torch_cuda,c10_cuda,c10`).
 
 use std::path::PathBuf;
 
@@ -44,7 +45,15 @@ fn main() {
     }
     let libs = std::env::var("LIBTORCH_LIBS").unwrap_or_else(|_| "torch_cpu,torch,c10".into());
     for lib in libs.split(',').filter(|l| !l.is_empty()) {
-        println!("cargo:rustc-link-lib=dylib={lib}");
+        if lib.contains("cuda") {
+            // Linked even though no symbol of it is used: libtorch_cuda registers the CUDA
+            // kernels and hooks only by being loaded.
+            println!(
+                "cargo:rustc-cdylib-link-arg=-Wl,--push-state,--no-as-needed,-l{lib},--pop-state"
+            );
+        } else {
+            println!("cargo:rustc-link-lib=dylib={lib}");
+        }
     }
     println!("cargo:rustc-link-lib=dylib=stdc++");
 }

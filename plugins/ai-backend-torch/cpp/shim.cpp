@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/api/compilation_unit.h>
 #include <torch/jit.h>
 #include <torch/library.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
@@ -251,10 +252,36 @@ void orc_torch_set_threads(int32_t intra, int32_t inter) {
     }
 }
 
-char* orc_torch_model_load(const uint8_t* blob, size_t len, void** out) {
+// The device of CUDA index `device` (-1: the CPU), refused when this libtorch cannot reach it.
+c10::Device device_of(int32_t device) {
+    if (device < 0) return c10::Device(at::kCPU);
+    if (!torch::cuda::is_available()) {
+        throw std::runtime_error("GPU requested but TORCH couldn't find CUDA (this libtorch is a CPU build, or "
+                                 "this node has no usable GPU); use device CPU");
+    }
+    auto count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device >= count) {
+        throw std::runtime_error("GPU:" + std::to_string(device) + " requested but this node has " +
+                                 std::to_string(count) + " GPU(s)");
+    }
+    return c10::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
+}
+
+char* orc_torch_check_device(int32_t device) {
+    try {
+        device_of(device);
+        return nullptr;
+    } catch (const std::exception& e) {
+        return dup(message(e));
+    } catch (...) {
+        return dup("the TORCH backend failed with an unknown C++ exception");
+    }
+}
+
+char* orc_torch_model_load(const uint8_t* blob, size_t len, int32_t device, void** out) {
     try {
         std::istringstream in(std::string(reinterpret_cast<const char*>(blob), len));
-        auto m = std::make_unique<torch::jit::Module>(torch::jit::load(in, at::kCPU));
+        auto m = std::make_unique<torch::jit::Module>(torch::jit::load(in, device_of(device)));
         m->eval();
         instrument(module_graphs(*m));
         *out = m.release();
@@ -291,13 +318,14 @@ char* orc_torch_script_names(void* s, orc_name_cb cb, void* ctx) {
     }
 }
 
-char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, const uint8_t* interrupt, orc_tout_cb cb,
-                          void* ctx) {
+char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, int32_t device, const uint8_t* interrupt,
+                          orc_tout_cb cb, void* ctx) {
     try {
         InterruptScope scope(interrupt);
         c10::InferenceMode guard;
+        auto dev = device_of(device);
         std::vector<c10::IValue> args;
-        for (auto& t : tensors(ins, n)) args.emplace_back(t);
+        for (auto& t : tensors(ins, n)) args.emplace_back(device < 0 ? t : t.to(dev));
         auto out = static_cast<torch::jit::Module*>(m)->forward(args);
         emit_all(out, cb, ctx);
         return nullptr;
@@ -351,8 +379,8 @@ char* orc_torch_script_check(void* s, const char* name, int32_t entry_point) {
 }
 
 char* orc_torch_script_run(void* s, const char* name, const orc_tin* ins, size_t n, const char** keys, size_t nk,
-                           const char** args, size_t na, int32_t entry_point, const uint8_t* interrupt,
-                           orc_tout_cb cb, void* ctx) {
+                           const char** args, size_t na, int32_t entry_point, int32_t device,
+                           const uint8_t* interrupt, orc_tout_cb cb, void* ctx) {
     try {
         InterruptScope scope(interrupt);
         c10::InferenceMode guard;
@@ -360,6 +388,10 @@ char* orc_torch_script_run(void* s, const char* name, const orc_tin* ins, size_t
         auto* f = cu->find_function(name);
         if (!f) return dup(std::string("Function ") + name + " does not exist in the given script.");
         auto ts = tensors(ins, n);
+        if (device >= 0) {
+            auto dev = device_of(device);
+            for (auto& t : ts) t = t.to(dev);
+        }
         std::vector<c10::IValue> stack;
         if (entry_point) {
             c10::List<at::Tensor> tl;

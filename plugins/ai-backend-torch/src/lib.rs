@@ -59,13 +59,20 @@ unsafe extern "C" {
     fn orc_torch_free_str(s: *mut c_char);
     fn orc_torch_version() -> *const c_char;
     fn orc_torch_set_threads(intra: i32, inter: i32);
-    fn orc_torch_model_load(blob: *const u8, len: usize, out: *mut *mut c_void) -> *mut c_char;
+    fn orc_torch_check_device(device: i32) -> *mut c_char;
+    fn orc_torch_model_load(
+        blob: *const u8,
+        len: usize,
+        device: i32,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
     fn orc_torch_model_free(m: *mut c_void);
     fn orc_torch_model_names(m: *mut c_void, cb: NameCb, ctx: *mut c_void) -> *mut c_char;
     fn orc_torch_model_run(
         m: *mut c_void,
         ins: *const TIn,
         n: usize,
+        device: i32,
         interrupt: *const u8,
         cb: OutCb,
         ctx: *mut c_void,
@@ -86,6 +93,7 @@ unsafe extern "C" {
         args: *const *const c_char,
         na: usize,
         entry_point: i32,
+        device: i32,
         interrupt: *const u8,
         cb: OutCb,
         ctx: *mut c_void,
@@ -210,7 +218,11 @@ fn names(call: impl FnOnce(NameCb, *mut c_void) -> *mut c_char) -> Result<Vec<St
     Ok(names)
 }
 
-struct TorchModel(*mut c_void);
+struct TorchModel {
+    ptr: *mut c_void,
+    /// CUDA device index, -1 for the CPU.
+    device: i32,
+}
 // SAFETY: a TorchScript module can be run from several threads at once (forward is const).
 unsafe impl Send for TorchModel {}
 unsafe impl Sync for TorchModel {}
@@ -218,7 +230,7 @@ unsafe impl Sync for TorchModel {}
 impl Drop for TorchModel {
     fn drop(&mut self) {
         // SAFETY: made by orc_torch_model_load, freed once.
-        unsafe { orc_torch_model_free(self.0) }
+        unsafe { orc_torch_model_free(self.ptr) }
     }
 }
 
@@ -239,7 +251,15 @@ impl BackendModel for TorchModel {
             // SAFETY: `tin` points into `ins`, alive for the call; the callback context
             // outlives it.
             run_with(interrupt, |flag, ctx| unsafe {
-                orc_torch_model_run(self.0, tin.as_ptr(), tin.len(), flag, collect, ctx)
+                orc_torch_model_run(
+                    self.ptr,
+                    tin.as_ptr(),
+                    tin.len(),
+                    self.device,
+                    flag,
+                    collect,
+                    ctx,
+                )
             })
             .map(RVec::from)
         })
@@ -251,6 +271,8 @@ impl BackendModel for TorchModel {
 struct TorchScript {
     ptr: *mut c_void,
     entry_points: Vec<String>,
+    /// CUDA device index, -1 for the CPU.
+    device: i32,
 }
 // SAFETY: compiled functions are immutable and may run concurrently.
 unsafe impl Send for TorchScript {}
@@ -296,6 +318,7 @@ impl BackendScript for TorchScript {
                     ap.as_ptr(),
                     ap.len(),
                     i32::from(entry),
+                    self.device,
                     flag,
                     collect,
                     ctx,
@@ -308,14 +331,27 @@ impl BackendScript for TorchScript {
     }
 }
 
-fn cpu_only(device: &str) -> Result<(), String> {
-    if device.to_ascii_uppercase().starts_with("CPU") {
-        Ok(())
+/// The CUDA device index of a device string (`GPU` is 0; -1 for the CPU), checked against
+/// what this libtorch can reach: a CPU build of libtorch, or a node without GPUs, refuses
+/// GPU devices with a clear message.
+fn cuda_device(device: &str) -> Result<i32, String> {
+    let d = device.to_ascii_uppercase();
+    let index = if d.starts_with("CPU") {
+        -1
     } else {
-        Err(format!(
-            "GPU requested ({device}) but this TORCH backend was built without CUDA support; use device CPU"
-        ))
-    }
+        match d.strip_prefix("GPU") {
+            Some("") => 0,
+            Some(n) => n
+                .strip_prefix(':')
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("invalid device `{device}`"))?,
+            None => return Err(format!("invalid device `{device}`")),
+        }
+    };
+    // SAFETY: a plain integer; the shim returns an owned error string or null.
+    check(unsafe { orc_torch_check_device(index) })?;
+    Ok(index)
 }
 
 extern "C" fn load_model(
@@ -323,7 +359,7 @@ extern "C" fn load_model(
     options: &ModelOptions,
 ) -> RResult<BackendModelBox, RString> {
     guard(|| {
-        cpu_only(options.device.as_str())?;
+        let device = cuda_device(options.device.as_str())?;
         archive::check(blob.as_slice(), options.allow_unsafe_ops)?;
         // SAFETY: plain integers.
         unsafe {
@@ -334,10 +370,10 @@ extern "C" fn load_model(
         };
         let mut ptr = null_mut();
         // SAFETY: `blob` is valid for its length; `ptr` receives the module.
-        check(unsafe { orc_torch_model_load(blob.as_ptr(), blob.len(), &mut ptr) })?;
-        let model = TorchModel(ptr);
+        check(unsafe { orc_torch_model_load(blob.as_ptr(), blob.len(), device, &mut ptr) })?;
+        let model = TorchModel { ptr, device };
         // SAFETY: a live module; the callback context outlives the call.
-        let used = names(|cb, ctx| unsafe { orc_torch_model_names(model.0, cb, ctx) })?;
+        let used = names(|cb, ctx| unsafe { orc_torch_model_names(model.ptr, cb, ctx) })?;
         policy::check(used.iter().map(String::as_str), options.allow_unsafe_ops)?;
         Ok(BackendModel_TO::from_value(model, TD_Opaque))
     })
@@ -350,7 +386,7 @@ extern "C" fn load_script(
     options: &ScriptOptions,
 ) -> RResult<BackendScriptBox, RString> {
     guard(|| {
-        cpu_only(options.device.as_str())?;
+        let device = cuda_device(options.device.as_str())?;
         source::check(source.as_str())?;
         // TorchScript wants a final newline; `inspect.getsource` has one, hand-typed source may not.
         let mut text = source.as_str().to_string();
@@ -364,6 +400,7 @@ extern "C" fn load_script(
         let script = TorchScript {
             ptr,
             entry_points: options.entry_points.iter().map(|e| e.to_string()).collect(),
+            device,
         };
         // SAFETY: a live compilation unit; the callback context outlives the call.
         let used = names(|cb, ctx| unsafe { orc_torch_script_names(script.ptr, cb, ctx) })?;
