@@ -57,6 +57,21 @@ fn model_reading(location: &str) -> Vec<u8> {
     [vec![1 << 3, 7], field(8, &[2 << 3, 13]), field(7, &graph)].concat()
 }
 
+/// Store a model that reads /etc/passwd: the error.
+fn store_reading_passwd(con: &mut redis::Connection) -> String {
+    err_text(cmd(
+        con,
+        &[
+            b"AI.MODELSTORE",
+            b"m",
+            b"ONNX",
+            b"CPU",
+            b"BLOB",
+            &model_reading("/etc/passwd"),
+        ],
+    ))
+}
+
 #[test]
 fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     let state = State::new();
@@ -88,17 +103,7 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     );
     // A model whose tensor lives in a file of the server's is refused before the runtime
     // opens anything.
-    let e = err_text(cmd(
-        &mut con,
-        &[
-            b"AI.MODELSTORE",
-            b"m",
-            b"ONNX",
-            b"CPU",
-            b"BLOB",
-            &model_reading("/etc/passwd"),
-        ],
-    ));
+    let e = store_reading_passwd(&mut con);
     assert!(
         e.contains("Initializer tensors with external data is not allowed."),
         "{e}"
@@ -120,17 +125,7 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     // auto without a library: tract, and the same model refused the same way.
     let without = start(&state, "without", &[]);
     let mut con = connect(&without.addresses()[0]);
-    let e = err_text(cmd(
-        &mut con,
-        &[
-            b"AI.MODELSTORE",
-            b"m",
-            b"ONNX",
-            b"CPU",
-            b"BLOB",
-            &model_reading("/etc/passwd"),
-        ],
-    ));
+    let e = store_reading_passwd(&mut con);
     assert!(
         e.contains("Initializer tensors with external data is not allowed."),
         "{e}"

@@ -64,6 +64,39 @@ impl TensorAbi {
             data: data.into(),
         }
     }
+
+    /// The elements of a string tensor (its NUL-terminated items; invalid UTF-8 replaced).
+    pub fn strings(&self) -> Vec<String> {
+        let mut items: Vec<String> = self
+            .data
+            .split(|b| *b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        items.pop();
+        items
+    }
+
+    /// The data of a string tensor holding `items`.
+    pub fn string_data<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in items {
+            out.extend_from_slice(s.as_ref().as_bytes());
+            out.push(0);
+        }
+        out
+    }
+}
+
+/// Names as the ABI carries them.
+pub fn rstrings(names: &[String]) -> RVec<RString> {
+    names.iter().map(|s| RString::from(s.as_str())).collect()
+}
+
+/// The answer of a backend call: `f`'s tensors, its error, or a panic's message.
+pub fn answer(
+    f: impl FnOnce() -> Result<Vec<TensorAbi>, String>,
+) -> RResult<RVec<TensorAbi>, RString> {
+    guard(|| f().map(RVec::from)).map_err(RString::from).into()
 }
 
 /// Options a model is created with.

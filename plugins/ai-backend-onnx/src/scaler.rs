@@ -2,19 +2,9 @@
 //! not implement, as the standard operators it means: `Y = (float(X) - offset) * scale`,
 //! with `offset` and `scale` broadcast along the last dimension.
 
-use tract_onnx::pb::{
-    AttributeProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
-};
+use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, attribute_proto::AttributeType};
 
-fn float_tensor(name: String, v: &[f32]) -> TensorProto {
-    TensorProto {
-        name,
-        dims: vec![v.len() as i64],
-        data_type: 1, /* FLOAT */
-        float_data: v.to_vec(),
-        ..Default::default()
-    }
-}
+use crate::tree_regressor::float_tensor;
 
 /// Replace every Scaler of `model`'s main graph. Returns how many.
 pub(crate) fn rewrite(model: &mut ModelProto) -> Result<usize, String> {

@@ -44,10 +44,24 @@ fn string(name: &str, v: &str) -> AttributeProto {
 
 fn int64_tensor(name: String, v: i64) -> TensorProto {
     TensorProto {
-        name,
-        dims: vec![1],
-        data_type: 7, /* INT64 */
         int64_data: vec![v],
+        ..tensor(name, 1, 7 /* INT64 */)
+    }
+}
+
+/// A FLOAT initializer of `v` (also used by `scaler.rs`).
+pub(crate) fn float_tensor(name: String, v: &[f32]) -> TensorProto {
+    TensorProto {
+        float_data: v.to_vec(),
+        ..tensor(name, v.len(), 1 /* FLOAT */)
+    }
+}
+
+fn tensor(name: String, len: usize, data_type: i32) -> TensorProto {
+    TensorProto {
+        name,
+        dims: vec![len as i64],
+        data_type,
         ..Default::default()
     }
 }

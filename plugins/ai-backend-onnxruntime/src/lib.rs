@@ -30,8 +30,8 @@ use abi_stable::{
     std_types::{RResult, RSlice, RString, RVec},
 };
 use orc_ai_backend_abi::{
-    BackendInit, BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, guard,
-    interrupted,
+    BackendInit, BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, answer,
+    guard, interrupted, rstrings,
 };
 use ort::{
     environment::Environment,
@@ -237,25 +237,17 @@ impl OrtModel {
 
 impl BackendModel for OrtModel {
     fn inputs(&self) -> RVec<RString> {
-        self.inputs
-            .iter()
-            .map(|s| RString::from(s.as_str()))
-            .collect()
+        rstrings(&self.inputs)
     }
     fn outputs(&self) -> RVec<RString> {
-        self.outputs
-            .iter()
-            .map(|s| RString::from(s.as_str()))
-            .collect()
+        rstrings(&self.outputs)
     }
     fn run(
         &self,
         inputs: RVec<TensorAbi>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
-        guard(|| self.run_tensors(&inputs, interrupt).map(RVec::from))
-            .map_err(RString::from)
-            .into()
+        answer(|| self.run_tensors(&inputs, interrupt))
     }
 }
 

@@ -57,12 +57,7 @@ pub(crate) fn to_value(t: &TensorAbi) -> Result<DynValue, String> {
             .ok_or_else(|| "negative or too large dimension".to_string())
     })?;
     if ty == TensorElementType::String {
-        let mut items: Vec<String> = t
-            .data
-            .split(|b| *b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        items.pop();
+        let items = t.strings();
         if items.len() != count {
             return Err(format!(
                 "string tensor has {} elements, its shape needs {count}",
@@ -106,12 +101,12 @@ pub(crate) fn from_value(name: &str, v: &DynValue) -> Result<TensorAbi, String> 
     let dims: Vec<i64> = shape.iter().copied().collect();
     if *ty == TensorElementType::String {
         let (_, items) = v.try_extract_strings().map_err(|e| e.to_string())?;
-        let mut data = Vec::new();
-        for s in items {
-            data.extend_from_slice(s.as_bytes());
-            data.push(0);
-        }
-        return Ok(TensorAbi::new(code, bits, dims, data));
+        return Ok(TensorAbi::new(
+            code,
+            bits,
+            dims,
+            TensorAbi::string_data(items),
+        ));
     }
     let count = dims.iter().try_fold(1usize, |n, d| {
         usize::try_from(*d).ok().and_then(|d| n.checked_mul(d))

@@ -26,7 +26,8 @@ use abi_stable::{
     std_types::{RResult, RString, RVec},
 };
 use orc_ai_backend_abi::{
-    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, guard, interrupted,
+    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, answer, guard,
+    interrupted, rstrings,
 };
 use tract_core::prelude::*;
 
@@ -85,12 +86,7 @@ pub fn to_tract(t: &TensorAbi) -> Result<Tensor, String> {
         .map(|d| usize::try_from(*d).map_err(|_| "negative dimension".to_string()))
         .collect::<Result<_, _>>()?;
     if dt == DatumType::String {
-        let mut items: Vec<String> = t
-            .data
-            .split(|b| *b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        items.pop();
+        let items = t.strings();
         return tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&shape), items)
             .map(|a| a.into_tensor())
             .map_err(|e| e.to_string());
@@ -122,12 +118,7 @@ pub fn from_tract(t: &Tensor) -> Result<TensorAbi, String> {
         let view = t
             .to_plain_array_view::<String>()
             .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for s in view.iter() {
-            out.extend_from_slice(s.as_bytes());
-            out.push(0);
-        }
-        out
+        TensorAbi::string_data(view.iter())
     } else {
         t.as_bytes().to_vec()
     };
@@ -214,25 +205,17 @@ impl TractModel {
 
 impl BackendModel for TractModel {
     fn inputs(&self) -> RVec<RString> {
-        self.inputs
-            .iter()
-            .map(|s| RString::from(s.as_str()))
-            .collect()
+        rstrings(&self.inputs)
     }
     fn outputs(&self) -> RVec<RString> {
-        self.outputs
-            .iter()
-            .map(|s| RString::from(s.as_str()))
-            .collect()
+        rstrings(&self.outputs)
     }
     fn run(
         &self,
         inputs: RVec<TensorAbi>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
-        guard(|| self.run_tensors(&inputs, interrupt).map(RVec::from))
-            .map_err(RString::from)
-            .into()
+        answer(|| self.run_tensors(&inputs, interrupt))
     }
 }
 
