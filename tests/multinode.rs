@@ -798,8 +798,9 @@ fn replicas_take_over_a_lost_node() {
     }
     // The node is back. It left the database's job when it was lost (the job runs on,
     // `--no-kill`), so `orc db heal` starts its servers again there as jobs of their own:
-    // they rejoin as replicas and the database is whole again.
-    let out = orc(&state, &["db", "heal", "--db", "mnrep", "--timeout", "90"]);
+    // they rejoin as replicas and the database is whole again. (Slurm may take a while to
+    // take the node back and start the job on a loaded 2-core machine: once it took over 90 s.)
+    let out = orc(&state, &["db", "heal", "--db", "mnrep", "--timeout", "180"]);
     assert_eq!(
         out.status.code(),
         Some(0),
