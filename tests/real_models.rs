@@ -1,7 +1,8 @@
 //! Real models through orc-ai: a ResNet-18, a transformer encoder block, an MLP and a
 //! scikit-learn pipeline (scaler + random forest), made at test time from a seeded script
 //! (`tests/models/make_models.py`) and run on ONNX Runtime and tract (ONNX) and libtorch
-//! (TorchScript), each output compared with the reference runtime's (torch, scikit-learn).
+//! (TorchScript), each output compared with the reference runtime's (torch, scikit-learn);
+//! and a long ONNX Runtime run stopped at the execution timeout.
 //! TF and TFLite have no real networks here: making them needs TensorFlow, which this
 //! machine kind does not have (docs/models.md).
 #![allow(clippy::unwrap_used)]
@@ -132,4 +133,80 @@ fn real_models_match_their_reference_on_every_runtime() {
     eprintln!("{}", report.join("\n"));
     ort.stop().unwrap();
     tract.stop().unwrap();
+}
+
+#[test]
+fn onnxruntime_runs_stop_at_the_execution_timeout() {
+    // ResNet-18 on 256 images on one thread takes several seconds on any CPU (without the
+    // terminate flag the worker outlives the timeout by a second and is given up: checked
+    // by disabling it); the runtime's terminate flag must
+    // stop it at MODEL_EXECUTION_TIMEOUT, so that the worker is free again rather than
+    // given up and replaced.
+    let models = real_models_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let m = models.iter().find(|m| m.name == "resnet18").unwrap();
+    let state = State::new();
+    let lib = onnxruntime_lib().display().to_string();
+    let orc = start(
+        &state,
+        "ortstop",
+        &[
+            "ONNX_RUNTIME",
+            "onnxruntime",
+            "ONNXRUNTIME_LIB",
+            &lib,
+            "THREADS_PER_QUEUE",
+            "1",
+            "INTRA_OP_PARALLELISM",
+            "1",
+            "MODEL_EXECUTION_TIMEOUT",
+            "1000",
+        ],
+    );
+    let mut con = connect(&orc.addresses()[0]);
+    redis::cmd("AI.MODELSTORE")
+        .arg("net")
+        .arg("ONNX")
+        .arg("CPU")
+        .arg("BLOB")
+        .arg(std::fs::read(m.file("onnx")).unwrap())
+        .query::<()>(&mut con)
+        .unwrap();
+    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut shape = m.input_shape.clone();
+    shape[0] = 256;
+    redis::cmd("AI.TENSORSET")
+        .arg("many")
+        .arg("FLOAT")
+        .arg(shape_args(&shape))
+        .arg("BLOB")
+        .arg(one.repeat(256))
+        .query::<()>(&mut con)
+        .unwrap();
+    let t = std::time::Instant::now();
+    let e = err_text(line(
+        &mut con,
+        "AI.MODELEXECUTE net INPUTS 1 many OUTPUTS 1 out",
+    ));
+    assert!(e.contains("MODEL_EXECUTION_TIMEOUT"), "{e}");
+    assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
+    // The same worker runs the next request.
+    redis::cmd("AI.TENSORSET")
+        .arg("one")
+        .arg("FLOAT")
+        .arg(shape_args(&m.input_shape))
+        .arg("BLOB")
+        .arg(one)
+        .query::<()>(&mut con)
+        .unwrap();
+    line(&mut con, "AI.MODELEXECUTE net INPUTS 1 one OUTPUTS 1 out").unwrap();
+    let info = String::from_utf8(bulk(
+        &redis::cmd("INFO")
+            .arg("ai_execution")
+            .query::<Value>(&mut con)
+            .unwrap(),
+    ))
+    .unwrap();
+    assert!(info.contains("ai_runs_timed_out:1"), "{info}");
+    assert!(info.contains("ai_workers_given_up:0"), "{info}");
+    orc.stop().unwrap();
 }

@@ -17,6 +17,7 @@ use orc_ai_backend_abi::{BackendModelBox, ModelOptions};
 use orc_ai_tract::{TractModel, io_names, load_cpu_model};
 use tract_onnx::prelude::*;
 
+mod rewrite;
 mod scaler;
 mod tree_regressor;
 

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::rewrite::{replace_nodes, tensor};
+
 use tract_onnx::pb::{
     AttributeProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
 };
@@ -49,43 +51,16 @@ fn int64_tensor(name: String, v: i64) -> TensorProto {
     }
 }
 
-/// A FLOAT initializer of `v` (also used by `scaler.rs`).
-pub(crate) fn float_tensor(name: String, v: &[f32]) -> TensorProto {
-    TensorProto {
-        float_data: v.to_vec(),
-        ..tensor(name, v.len(), 1 /* FLOAT */)
-    }
-}
-
-fn tensor(name: String, len: usize, data_type: i32) -> TensorProto {
-    TensorProto {
-        name,
-        dims: vec![len as i64],
-        data_type,
-        ..Default::default()
-    }
-}
-
 /// Replace every TreeEnsembleRegressor of `model`'s main graph. Returns how many.
 pub(crate) fn rewrite(model: &mut ModelProto) -> Result<usize, String> {
-    let Some(graph) = model.graph.as_mut() else {
-        return Ok(0);
-    };
-    let mut nodes = Vec::with_capacity(graph.node.len());
-    let mut count = 0;
-    for node in std::mem::take(&mut graph.node) {
-        if node.op_type != "TreeEnsembleRegressor" {
-            nodes.push(node);
-            continue;
-        }
-        count += 1;
-        let (classifier, slice, inits) = expand(&node, count)?;
-        nodes.push(classifier);
-        nodes.push(slice);
-        graph.initializer.extend(inits);
-    }
-    graph.node = nodes;
-    Ok(count)
+    replace_nodes(
+        model,
+        |n| n.op_type == "TreeEnsembleRegressor",
+        |node, n| {
+            let (classifier, slice, inits) = expand(node, n)?;
+            Ok((vec![classifier, slice], inits))
+        },
+    )
 }
 
 fn expand(node: &NodeProto, n: usize) -> Result<(NodeProto, NodeProto, Vec<TensorProto>), String> {

@@ -4,7 +4,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Condvar, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -12,7 +12,8 @@ use std::{
 
 use ort::session::RunOptions;
 
-/// How often the watcher looks at the flags of running calls.
+/// How often the watcher looks at the flags of running calls (it sleeps while there are
+/// none).
 const TICK: Duration = Duration::from_millis(10);
 
 struct Watched {
@@ -32,6 +33,9 @@ struct Registry {
     runs: Vec<Watched>,
 }
 
+/// Signalled when a run is registered.
+static STARTED: Condvar = Condvar::new();
+
 fn registry() -> &'static Mutex<Registry> {
     static R: OnceLock<Mutex<Registry>> = OnceLock::new();
     R.get_or_init(|| {
@@ -44,9 +48,15 @@ fn registry() -> &'static Mutex<Registry> {
 }
 
 fn watch() {
+    let registry = registry();
     loop {
+        let r = registry.lock().unwrap_or_else(|p| p.into_inner());
+        let r = STARTED
+            .wait_while(r, |r| r.runs.is_empty())
+            .unwrap_or_else(|p| p.into_inner());
+        drop(r);
         std::thread::sleep(TICK);
-        let r = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let r = registry.lock().unwrap_or_else(|p| p.into_inner());
         for w in &r.runs {
             // SAFETY: see `Watched::flag`: the entry is removed under this lock before
             // the flag can go away.
@@ -68,6 +78,7 @@ pub(crate) fn watch_run(flag: &AtomicBool, options: Arc<RunOptions>) -> Registra
     r.next += 1;
     let id = r.next;
     r.runs.push(Watched { id, flag, options });
+    STARTED.notify_one();
     Registration { id }
 }
 

@@ -252,6 +252,9 @@ void orc_torch_set_threads(int32_t intra, int32_t inter) {
     }
 }
 
+// CUDA device `device` (checked by device_of when its model or script was made).
+c10::Device cuda(int32_t device) { return c10::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)); }
+
 // The device of CUDA index `device` (-1: the CPU), refused when this libtorch cannot reach it.
 c10::Device device_of(int32_t device) {
     if (device < 0) return c10::Device(at::kCPU);
@@ -264,7 +267,7 @@ c10::Device device_of(int32_t device) {
         throw std::runtime_error("GPU:" + std::to_string(device) + " requested but this node has " +
                                  std::to_string(count) + " GPU(s)");
     }
-    return c10::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
+    return cuda(device);
 }
 
 char* orc_torch_check_device(int32_t device) {
@@ -323,9 +326,8 @@ char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, int32_t device,
     try {
         InterruptScope scope(interrupt);
         c10::InferenceMode guard;
-        auto dev = device_of(device);
         std::vector<c10::IValue> args;
-        for (auto& t : tensors(ins, n)) args.emplace_back(device < 0 ? t : t.to(dev));
+        for (auto& t : tensors(ins, n)) args.emplace_back(device < 0 ? t : t.to(cuda(device)));
         auto out = static_cast<torch::jit::Module*>(m)->forward(args);
         emit_all(out, cb, ctx);
         return nullptr;
@@ -389,8 +391,7 @@ char* orc_torch_script_run(void* s, const char* name, const orc_tin* ins, size_t
         if (!f) return dup(std::string("Function ") + name + " does not exist in the given script.");
         auto ts = tensors(ins, n);
         if (device >= 0) {
-            auto dev = device_of(device);
-            for (auto& t : ts) t = t.to(dev);
+            for (auto& t : ts) t = t.to(cuda(device));
         }
         std::vector<c10::IValue> stack;
         if (entry_point) {

@@ -46,13 +46,8 @@ impl Backends {
     /// initialises. A missing file is passed over unless it is the last; a file that fails
     /// is logged and the next one tried.
     pub fn get(&self, b: Backend, files: &[PathBuf], init: &BackendInit) -> Result<Loaded, String> {
-        if let Some(l) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&b)
-        {
-            return Ok(l.clone());
+        if let Some(l) = self.loaded(b) {
+            return Ok(l);
         }
         let mut failed = Vec::new();
         for (i, file) in files.iter().enumerate() {
@@ -77,12 +72,13 @@ impl Backends {
         Err(failed.join("; "))
     }
 
-    /// Whether `b` is loaded.
-    pub fn is_loaded(&self, b: Backend) -> bool {
+    /// Backend `b` if it is loaded.
+    pub fn loaded(&self, b: Backend) -> Option<Loaded> {
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&b)
+            .get(&b)
+            .cloned()
     }
 
     /// Names and runtimes of the loaded backends.

@@ -122,6 +122,11 @@ pub fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T, String> + Send) -> Re
 /// Backend `b`, loaded on first use from the files that may provide it.
 pub fn backend(b: Backend) -> Result<Loaded, String> {
     let s = state();
+    // The usual case; what a first load needs (a look into BACKENDSPATH for ONNX Runtime)
+    // is worked out only when it loads.
+    if let Some(l) = s.backends.loaded(b) {
+        return Ok(l);
+    }
     let (files, init) = {
         let c = lock(&s.config);
         (c.default_backend_files(b), c.backend_init())
