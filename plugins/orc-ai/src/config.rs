@@ -11,6 +11,13 @@ use crate::{
 /// Default model chunk size: 511 MiB, as RedisAI.
 pub const DEFAULT_CHUNK_SIZE: u64 = 511 * 1024 * 1024;
 
+/// Default `INLINE_RUN_MAX_US`: runs known to take at most half a millisecond may run on
+/// the main thread (about what a `GET` of a 4 MiB tensor holds it).
+pub const DEFAULT_INLINE_RUN_MAX_US: u64 = 500;
+
+/// The largest `INLINE_RUN_MAX_US` accepted (10 ms: Redis's own slow-log threshold).
+pub const MAX_INLINE_RUN_MAX_US: u64 = 10_000;
+
 /// Bounds on what one request may cost the server. Each is a module argument; the defaults
 /// are documented in the README and surfaced as `orc db start` flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,9 @@ pub struct Config {
     pub intra_op_parallelism: u64,
     /// Chunk size for MODELGET, RDB and AOF.
     pub model_chunk_size: u64,
+    /// `INLINE_RUN_MAX_US`: model and script runs known to take at most this many µs run
+    /// on Redis's main thread while no queue has work ([`crate::exec::inline`]); 0: never.
+    pub inline_run_max_us: u64,
     /// A run (model, script or DAG) still going after this many ms is interrupted and its
     /// clients answered with an error.
     pub model_execution_timeout: u64,
@@ -100,13 +110,14 @@ pub struct Config {
 }
 
 /// The keys of `KEY VALUE` module arguments.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "ADMIN_USER",
     "BACKENDSPATH",
     "THREADS_PER_QUEUE",
     "INTER_OP_PARALLELISM",
     "INTRA_OP_PARALLELISM",
     "MODEL_CHUNK_SIZE",
+    "INLINE_RUN_MAX_US",
     "MODEL_EXECUTION_TIMEOUT",
     "BACKEND_MEMORY_LIMIT",
     "MAX_TENSOR_BYTES",
@@ -130,6 +141,7 @@ impl Config {
             inter_op_parallelism: 0,
             intra_op_parallelism: 0,
             model_chunk_size: DEFAULT_CHUNK_SIZE,
+            inline_run_max_us: DEFAULT_INLINE_RUN_MAX_US,
             model_execution_timeout: 5000,
             backend_memory_limit: 0,
             limits: Limits::default(),
@@ -209,6 +221,8 @@ impl Config {
             self.intra_op_parallelism = uint(v).filter(|n| *n <= 1024).ok_or(())?;
         } else if is(k, "MODEL_CHUNK_SIZE") {
             self.model_chunk_size = pos()?;
+        } else if is(k, "INLINE_RUN_MAX_US") {
+            self.inline_run_max_us = uint(v).filter(|n| *n <= MAX_INLINE_RUN_MAX_US).ok_or(())?;
         } else if is(k, "MODEL_EXECUTION_TIMEOUT") {
             self.model_execution_timeout = uint(v).filter(|n| *n >= 1000).ok_or(())?;
         } else if is(k, "BACKEND_MEMORY_LIMIT") {
@@ -439,6 +453,13 @@ mod tests {
         assert!(c.apply_args(&sp("NOPE 1")).is_err());
         assert!(c.apply_args(&sp("MODEL_EXECUTION_TIMEOUT 10")).is_err());
         assert!(c.apply_args(&sp("ALLOW_BACKEND_PATHS maybe")).is_err());
+        assert_eq!(c.inline_run_max_us, DEFAULT_INLINE_RUN_MAX_US);
+        c.apply_args(&sp("INLINE_RUN_MAX_US 0")).unwrap();
+        assert_eq!(c.inline_run_max_us, 0);
+        c.apply_args(&sp("INLINE_RUN_MAX_US 10000")).unwrap();
+        assert_eq!(c.inline_run_max_us, 10_000);
+        assert!(c.apply_args(&sp("INLINE_RUN_MAX_US 10001")).is_err());
+        assert!(c.apply_args(&sp("INLINE_RUN_MAX_US -1")).is_err());
         let e = Config::new("/m".into())
             .apply_args(&sp("MODEL_CHUNK_SIZE 10"))
             .unwrap_err();

@@ -86,6 +86,7 @@ pub unsafe extern "C" fn info_callback(
         i.text("device_queues", &exec::device_queues().join(","));
         i.int("runs_timed_out", exec::timed_out_runs() as i64);
         i.int("workers_given_up", exec::abandoned_workers() as i64);
+        i.int("inline_runs", exec::inline::inline_runs() as i64);
         let c = lock(&state().config).clone();
         i.section("limits");
         i.int("max_tensor_bytes", c.limits.max_tensor_bytes as i64);
@@ -95,6 +96,7 @@ pub unsafe extern "C" fn info_callback(
         i.int("model_chunk_size_min", c.limits.min_chunk_size as i64);
         i.int("model_execution_timeout", c.model_execution_timeout as i64);
         i.int("threads_per_queue", c.threads_per_queue as i64);
+        i.int("inline_run_max_us", c.inline_run_max_us as i64);
         i.text(
             "allow_backend_paths",
             if c.allow_backend_paths { "yes" } else { "no" },

@@ -227,6 +227,8 @@ pub struct Model {
     handle: Lazy<BackendModelBox>,
     /// Run statistics.
     pub stats: Mutex<Stats>,
+    /// How fast recent runs were (for runs on the main thread).
+    pub pace: crate::exec::inline::Pace,
 }
 
 /// The value of an `AI__MODEL` key.
@@ -283,6 +285,7 @@ impl Model {
             blob,
             handle,
             stats: Mutex::new(Stats::default()),
+            pace: Default::default(),
         })
     }
 
@@ -312,6 +315,8 @@ pub struct Script {
     handle: Lazy<BackendScriptBox>,
     /// Run statistics.
     pub stats: Mutex<Stats>,
+    /// How fast recent runs were (for runs on the main thread).
+    pub pace: crate::exec::inline::Pace,
 }
 
 /// The value of an `AI_SCRIPT` key.
@@ -346,6 +351,7 @@ impl Script {
             meta,
             handle,
             stats: Mutex::new(Stats::default()),
+            pace: Default::default(),
         })
     }
 

@@ -1,7 +1,5 @@
 //! `AI.DAGEXECUTE` and `AI.DAGEXECUTE_RO`.
 
-use std::time::Instant;
-
 use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
 use super::{
@@ -56,12 +54,13 @@ fn run_dag(ctx: &Context, args: Vec<RedisString>, read_only: bool) -> RedisResul
     let d = dag::parse(&a[1..], read_only, &Keys(ctx), &limits()).map_err(e)?;
     let device = d.device.clone();
     let timeout = d.timeout_ms;
-    submit(&device, || Job {
-        work: Work::Dag(Box::new(d)),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        queued: Instant::now(),
-        ticket: Ticket::block(ctx, timeout),
+    submit(&device, || {
+        Job::new(
+            Work::Dag(Box::new(d)),
+            Vec::new(),
+            Vec::new(),
+            Ticket::block(ctx, timeout),
+        )
     })
     .map_err(e)?;
     Ok(RedisValue::NoReply)

@@ -2,15 +2,13 @@
 //! `AI.MODELRUN`, `AI.SCRIPTRUN`. Parsed here (see [`crate::execute`]), queued on the
 //! object's device, answered by a worker.
 
-use std::time::Instant;
-
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 use super::{bytes, e, get_model, get_script, key_string, mark_keys, no_transactions, typed};
 use crate::{
     args::text,
     blocked::Ticket,
-    exec::{Job, Work, submit},
+    exec::{Job, Work, inline, submit},
     execute::{self, RunRequest},
     model::Backend,
     objects::{ModelValue, ScriptValue},
@@ -45,13 +43,13 @@ fn check_outputs(ctx: &Context, keys: &[&[u8]]) -> Result<(), RedisError> {
 fn queue(ctx: &Context, device: &str, work: Work, req: &RunRequest<'_>) -> RedisResult {
     let inputs = fetch_inputs(ctx, &req.inputs)?;
     check_outputs(ctx, &req.outputs)?;
+    if let Some(answer) = inline::try_run(ctx, device, &work, &inputs, &req.outputs, req.timeout_ms)
+    {
+        return answer;
+    }
     let outputs = req.outputs.iter().map(|o| o.to_vec()).collect();
-    submit(device, || Job {
-        work,
-        inputs,
-        outputs,
-        queued: Instant::now(),
-        ticket: Ticket::block(ctx, req.timeout_ms),
+    submit(device, || {
+        Job::new(work, inputs, outputs, Ticket::block(ctx, req.timeout_ms))
     })
     .map_err(e)?;
     Ok(RedisValue::NoReply)

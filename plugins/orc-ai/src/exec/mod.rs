@@ -11,6 +11,7 @@
 //! interrupted and writes no outputs. The number of queues is bounded by
 //! `MAX_DEVICE_QUEUES`; a queue idle for a minute is closed and its threads end.
 
+pub mod inline;
 mod queue;
 mod run;
 mod watchdog;
@@ -61,4 +62,20 @@ pub struct Job {
     pub queued: Instant,
     /// The client waiting for the answer.
     pub ticket: Arc<Ticket>,
+    /// Counted as in flight while it lives.
+    flight: inline::Flight,
+}
+
+impl Job {
+    /// A request for `work` on `inputs`, writing `outputs`, answered through `ticket`.
+    pub fn new(work: Work, inputs: Vec<Tensor>, outputs: Vec<Vec<u8>>, ticket: Arc<Ticket>) -> Job {
+        Job {
+            work,
+            inputs,
+            outputs,
+            queued: Instant::now(),
+            ticket,
+            flight: inline::Flight::start(),
+        }
+    }
 }

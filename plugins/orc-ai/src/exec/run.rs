@@ -68,6 +68,12 @@ fn work(q: &Arc<Queue>) {
                     .collect()
             });
             let elapsed = started.elapsed();
+            if let [job] = live.as_slice()
+                && let Some(p) = super::inline::pace_of(&job.work)
+            {
+                let sig = super::inline::signature(&job.work, &job.inputs);
+                p.record(sig, elapsed, super::inline::max_us());
+            }
             for (job, result) in live.into_iter().zip(results) {
                 finish(job, result, elapsed);
             }
@@ -79,7 +85,7 @@ fn work(q: &Arc<Queue>) {
 }
 
 /// Run one piece of work once.
-fn run(
+pub(super) fn run(
     work: &Work,
     inputs: &[Tensor],
     interrupt: &AtomicBool,
@@ -203,37 +209,57 @@ fn stats_of(work: &Work) -> Option<&std::sync::Mutex<Stats>> {
     }
 }
 
+/// A run's outputs, or the error when they are not as many as the request names.
+pub(super) fn checked_outputs(
+    work: &Work,
+    result: Result<Vec<Tensor>, String>,
+    expected: usize,
+) -> Result<Vec<Tensor>, String> {
+    result.and_then(|tensors| {
+        if tensors.len() != expected && expected != 0 {
+            Err(format!(
+                "ERR {} did not generate the expected number of outputs (got {}, expected {})",
+                if matches!(work, Work::Script { .. }) {
+                    "Function"
+                } else {
+                    "Model"
+                },
+                tensors.len(),
+                expected
+            ))
+        } else {
+            Ok(tensors)
+        }
+    })
+}
+
+/// Count a run of one request into its object's statistics.
+pub(super) fn record_stats(work: &Work, result: &Result<Vec<Tensor>, String>, elapsed: Duration) {
+    if let Some(stats) = stats_of(work) {
+        let samples = match result {
+            Ok(t) if !matches!(work, Work::Script { .. }) => {
+                t.first().and_then(|t| t.shape.first().copied())
+            }
+            _ => None,
+        };
+        record(stats, elapsed, samples, result.is_err());
+    }
+}
+
 /// Write the outputs of one request and answer its client.
 fn finish(job: Job, result: Result<Vec<Tensor>, String>, elapsed: Duration) {
     let Job {
         work,
         outputs,
         ticket,
+        flight,
         ..
     } = job;
-    let script = matches!(work, Work::Script { .. });
-    let result = result.and_then(|tensors| {
-        if tensors.len() != outputs.len() && !outputs.is_empty() {
-            Err(format!(
-                "ERR {} did not generate the expected number of outputs (got {}, expected {})",
-                if script { "Function" } else { "Model" },
-                tensors.len(),
-                outputs.len()
-            ))
-        } else {
-            Ok(tensors)
-        }
-    });
-    if let Some(stats) = stats_of(&work) {
-        let samples = match &result {
-            Ok(t) if !script => t.first().and_then(|t| t.shape.first().copied()),
-            _ => None,
-        };
-        record(stats, elapsed, samples, result.is_err());
-    }
+    let result = checked_outputs(&work, result, outputs.len());
+    record_stats(&work, &result, elapsed);
     // Let go of the model or script before the client hears back: a DEL right after the
-    // answer frees the object at once.
-    drop(work);
+    // answer frees the object at once; and the run is over for the inline path's count.
+    drop((work, flight));
     ticket.answer(|ctx, out| match result {
         Ok(tensors) => match write_outputs(ctx, &outputs, tensors) {
             Ok(()) => out.simple("OK"),
@@ -246,7 +272,11 @@ fn finish(job: Job, result: Result<Vec<Tensor>, String>, elapsed: Duration) {
 /// Store `tensors` under `keys` (under the GIL, in the client's database) and replicate
 /// them. Every key is checked before any is written, so a key of another type leaves
 /// nothing half-written.
-fn write_outputs(ctx: &Context, keys: &[Vec<u8>], tensors: Vec<Tensor>) -> Result<(), String> {
+pub(super) fn write_outputs(
+    ctx: &Context,
+    keys: &[Vec<u8>],
+    tensors: Vec<Tensor>,
+) -> Result<(), String> {
     for k in keys {
         let key = key_string(ctx, k);
         typed(ctx.open_key(&key).get_value::<Tensor>(&TENSOR_TYPE)).map_err(|e| match e {

@@ -104,8 +104,60 @@ pub(super) fn start() {
     });
 }
 
+/// The answer to a run stopped at the execution timeout.
+fn stopped_message(timeout: Duration) -> String {
+    format!(
+        "ERR the run was stopped: it took longer than MODEL_EXECUTION_TIMEOUT ({} ms)",
+        timeout.as_millis()
+    )
+}
+
+/// The run going on on Redis's main thread, if any (see [`super::inline`]).
+struct Inline {
+    started: Instant,
+    interrupt: Arc<AtomicBool>,
+    timed_out: AtomicBool,
+}
+
+static INLINE: Mutex<Option<Arc<Inline>>> = Mutex::new(None);
+
+/// An inline run watched for the execution timeout.
+pub(super) struct InlineWatch(Arc<Inline>);
+
+/// Watch the run on the main thread that polls `interrupt`.
+pub(super) fn watch_inline(interrupt: Arc<AtomicBool>) -> InlineWatch {
+    start();
+    let w = Arc::new(Inline {
+        started: Instant::now(),
+        interrupt,
+        timed_out: AtomicBool::new(false),
+    });
+    *lock(&INLINE) = Some(w.clone());
+    InlineWatch(w)
+}
+
+impl InlineWatch {
+    /// The run is over: the error to answer when the watchdog stopped it.
+    pub(super) fn finish(self) -> Option<String> {
+        lock(&INLINE).take();
+        self.0.timed_out.load(Ordering::SeqCst).then(|| {
+            stopped_message(Duration::from_millis(
+                lock(&state().config).model_execution_timeout,
+            ))
+        })
+    }
+}
+
 fn tick() {
     let timeout = Duration::from_millis(lock(&state().config).model_execution_timeout);
+    let inline = lock(&INLINE).clone();
+    if let Some(w) = inline
+        && w.started.elapsed() > timeout
+        && !w.timed_out.swap(true, Ordering::SeqCst)
+    {
+        w.interrupt.store(true, Ordering::SeqCst);
+        TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+    }
     let runs: Vec<Arc<Running>> = lock(&RUNNING).clone();
     for r in runs {
         if r.tickets.iter().all(|t| t.interrupted()) {
@@ -115,10 +167,7 @@ fn tick() {
         if age > timeout && !r.timed_out.swap(true, Ordering::SeqCst) {
             r.interrupt.store(true, Ordering::SeqCst);
             TIMED_OUT.fetch_add(1, Ordering::Relaxed);
-            let msg = format!(
-                "ERR the run was stopped: it took longer than MODEL_EXECUTION_TIMEOUT ({} ms)",
-                timeout.as_millis()
-            );
+            let msg = stopped_message(timeout);
             for t in &r.tickets {
                 t.fail(&msg);
             }
