@@ -1,8 +1,9 @@
 //! Real models through orc-ai: a ResNet-18, a transformer encoder block, an MLP and a
 //! scikit-learn pipeline (scaler + random forest), made at test time from a seeded script
 //! (`tests/models/make_models.py`) and run on ONNX Runtime and tract (ONNX) and libtorch
-//! (TorchScript), each output compared with the reference runtime's (torch, scikit-learn);
-//! and a long ONNX Runtime run stopped at the execution timeout.
+//! (TorchScript), each output compared with the reference runtime's (torch, scikit-learn),
+//! tract with INTRA_OP_PARALLELISM 2 (its pool seen working); and a long ONNX Runtime run
+//! stopped at the execution timeout.
 //! TF and TFLite have no real networks here: making them needs TensorFlow, which this
 //! machine kind does not have (docs/models.md).
 #![allow(clippy::unwrap_used)]
@@ -98,10 +99,15 @@ fn real_models_match_their_reference_on_every_runtime() {
         ]
         .concat(),
     );
+    // tract with two threads inside operators: its matrix products run on a pool.
     let tract = start(
         &state,
         "tract",
-        &[&["ONNX_RUNTIME", "tract"][..], &slow].concat(),
+        &[
+            &["ONNX_RUNTIME", "tract", "INTRA_OP_PARALLELISM", "2"][..],
+            &slow,
+        ]
+        .concat(),
     );
     let mut on_ort = connect(&ort.addresses()[0]);
     let mut on_tract = connect(&tract.addresses()[0]);
@@ -131,8 +137,47 @@ fn real_models_match_their_reference_on_every_runtime() {
         }
     }
     eprintln!("{}", report.join("\n"));
+    // INTRA_OP_PARALLELISM is honoured by tract: its pool's threads did part of the work.
+    let pool = thread_cpu_ticks(&mut on_tract, "orc-ai-tract-");
+    assert_eq!(pool.len(), 2, "tract pool threads: {pool:?}");
+    assert!(
+        pool.iter().any(|t| *t > 0),
+        "tract's pool threads never ran: {pool:?}"
+    );
     ort.stop().unwrap();
     tract.stop().unwrap();
+}
+
+/// CPU time (clock ticks) of each thread of the shard behind `con` whose name starts with
+/// `prefix`.
+fn thread_cpu_ticks(con: &mut redis::Connection, prefix: &str) -> Vec<u64> {
+    let info: String = redis::cmd("INFO").arg("server").query(con).unwrap();
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut ticks = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let utime: u64 = rest[11].parse().unwrap();
+        let stime: u64 = rest[12].parse().unwrap();
+        ticks.push(utime + stime);
+    }
+    ticks
 }
 
 #[test]

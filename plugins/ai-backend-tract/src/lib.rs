@@ -29,7 +29,10 @@ use orc_ai_backend_abi::{
     BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, answer, guard,
     interrupted, rstrings,
 };
-use tract_core::prelude::*;
+use tract_core::prelude::{
+    multithread::{Executor, multithread_tract_scope},
+    *,
+};
 
 /// An optimised, runnable plan.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -125,12 +128,34 @@ pub fn from_tract(t: &Tensor) -> Result<TensorAbi, String> {
     Ok(TensorAbi::new(code, bits, shape, data))
 }
 
+/// The most threads one model's matrix products may use (`INTRA_OP_PARALLELISM` above
+/// this is cut to it).
+pub const MAX_INTRA_OP_THREADS: u32 = 256;
+
+/// The executor for `threads` threads inside an operator: single-threaded for 0 (tract's
+/// default) and 1, else one rayon pool per thread count, shared by every model.
+fn executor(threads: u32) -> Executor {
+    static POOLS: Mutex<Option<HashMap<u32, Executor>>> = Mutex::new(None);
+    let n = threads.min(MAX_INTRA_OP_THREADS);
+    if n <= 1 {
+        return Executor::SingleThread;
+    }
+    POOLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_insert_with(|| Executor::multithread_with_name(n as usize, "orc-ai-tract"))
+        .clone()
+}
+
 /// A model run by tract.
 pub struct TractModel {
     inputs: Vec<String>,
     outputs: Vec<String>,
     build: PlanBuilder,
     plans: Mutex<HashMap<ShapeKey, Plan>>,
+    executor: Executor,
 }
 
 impl TractModel {
@@ -141,7 +166,16 @@ impl TractModel {
             outputs,
             build,
             plans: Mutex::new(HashMap::new()),
+            executor: Executor::SingleThread,
         }
+    }
+
+    /// Run matrix products on `threads` threads (`INTRA_OP_PARALLELISM`; 0 or 1: the
+    /// calling thread only). tract runs operators one after another, so there is no
+    /// inter-op parallelism to set.
+    pub fn with_intra_op_threads(mut self, threads: u32) -> Self {
+        self.executor = executor(threads);
+        self
     }
 
     fn plan(&self, inputs: &[Tensor]) -> Result<Plan, String> {
@@ -181,6 +215,16 @@ impl TractModel {
         }
         let tensors: Vec<Tensor> = inputs.iter().map(to_tract).collect::<Result<_, _>>()?;
         let plan = self.plan(&tensors)?;
+        multithread_tract_scope(self.executor.clone(), || {
+            Self::run_plan(&plan, tensors, interrupt)
+        })
+    }
+
+    fn run_plan(
+        plan: &Plan,
+        tensors: Vec<Tensor>,
+        interrupt: &AtomicBool,
+    ) -> Result<Vec<TensorAbi>, String> {
         let mut state = plan.spawn().map_err(|e| format!("{e:#}"))?;
         let out = state
             .run_plan_with_eval(
@@ -228,7 +272,8 @@ pub fn load_cpu_model(
 ) -> RResult<BackendModelBox, RString> {
     guard(|| {
         cpu_only(backend, options.device.as_str())?;
-        Ok(BackendModel_TO::from_value(load()?, TD_Opaque))
+        let model = load()?.with_intra_op_threads(options.intra_op_threads);
+        Ok(BackendModel_TO::from_value(model, TD_Opaque))
     })
     .map_err(RString::from)
     .into()
