@@ -3,7 +3,8 @@
 //! `SET`/`GET` of the same bytes with `redis-benchmark` (the server and loopback limit).
 //!
 //! Run (release): `cargo build --release --workspace` then
-//! `cargo bench -p orc-tests --bench client_bench`. Writes `target/client_bench.csv` and
+//! `cargo bench -p orc-tests --bench client_bench` (`ORC_BENCH_SIZES=1024
+//! ORC_BENCH_CLIENTS=16` for some cells only). Writes `target/client_bench.csv` and
 //! prints a Markdown table for `docs/benchmarks.md`; `docs/plot_client_bench.py` draws the plot.
 
 use std::{
@@ -51,10 +52,16 @@ fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
         })
         .collect();
     barrier.wait();
-    handles
+    let times: Vec<f64> = handles
         .into_iter()
         .map(|h| h.join().expect("client thread"))
-        .fold(0.0, f64::max)
+        .collect();
+    let slowest = times.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "orc-client, {clients} client(s) of {size} B: threads took {:.3} to {slowest:.3} s",
+        times.iter().copied().fold(f64::MAX, f64::min)
+    );
+    slowest
 }
 
 fn smartredis(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
@@ -107,6 +114,14 @@ fn redis_benchmark(port: u16, size: usize, clients: usize, n: usize) -> f64 {
     (total as f64 / rps("SET:")) + (total as f64 / rps("GET:"))
 }
 
+/// Whether `v` is among the comma-separated values of `$var` (every value when unset), to
+/// run some cells only: `ORC_BENCH_SIZES=1024 ORC_BENCH_CLIENTS=16`.
+fn chosen(var: &str, v: usize) -> bool {
+    std::env::var(var).map_or(true, |list| {
+        list.split(',').any(|x| x.trim().parse() == Ok(v))
+    })
+}
+
 fn main() {
     let state = State::new();
     let mut s = ai_settings("bench", 1, &[]);
@@ -123,8 +138,14 @@ fn main() {
         "| tensor | clients | orc-client (MiB/s) | SmartRedis Python (MiB/s) | redis-benchmark SET+GET (MiB/s) | orc-client / SmartRedis | orc-client / redis-benchmark |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (size, label) in SIZES {
-        for clients in CLIENTS {
+    for (size, label) in SIZES
+        .into_iter()
+        .filter(|(s, _)| chosen("ORC_BENCH_SIZES", *s))
+    {
+        for clients in CLIENTS
+            .into_iter()
+            .filter(|c| chosen("ORC_BENCH_CLIENTS", *c))
+        {
             let n = pairs(size, clients);
             let bytes = (2 * size * n * clients) as f64 / (1 << 20) as f64;
             let oc = bytes / orc_client(&addr, size, clients, n);
