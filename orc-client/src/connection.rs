@@ -6,8 +6,11 @@
 use std::{
     io::{self, BufReader, Read, Write},
     net::{TcpStream, ToSocketAddrs},
-    os::unix::net::UnixStream,
-    time::Duration,
+    os::{
+        fd::{AsRawFd, RawFd},
+        unix::net::UnixStream,
+    },
+    time::{Duration, Instant},
 };
 
 use redis::{ConnectionLike, ErrorKind, RedisError, RedisResult, Value};
@@ -58,10 +61,23 @@ impl Write for Stream {
     }
 }
 
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.sock.as_raw_fd(),
+        }
+    }
+}
+
 /// A connection to one server.
 pub(crate) struct Connection {
     io: BufReader<Stream>,
     limits: Limits,
+    /// How long to poll for a reply before sleeping on the socket.
+    spin: Duration,
     /// False once a read or write failed or a reply was refused: the stream may be in
     /// the middle of a reply and must not be used again.
     open: bool,
@@ -121,6 +137,7 @@ impl Connection {
                 bytes: cfg.max_reply_size,
                 depth: MAX_DEPTH,
             },
+            spin: cfg.spin_wait,
             open: true,
         };
         // The TLS handshake and authentication are bounded too.
@@ -172,7 +189,29 @@ impl Connection {
         r.map_err(io_error)
     }
 
+    /// Poll the socket until a reply is there or the spin time is up, yielding the CPU
+    /// between looks; the read that follows then finds the data without sleeping.
+    fn spin_for_reply(&self) {
+        if self.spin.is_zero() || !self.io.buffer().is_empty() {
+            return;
+        }
+        let until = Instant::now() + self.spin;
+        let mut p = libc::pollfd {
+            fd: self.io.get_ref().fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd for an open socket, and no waiting (timeout 0).
+            if unsafe { libc::poll(&mut p, 1, 0) } != 0 || Instant::now() >= until {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn receive(&mut self) -> RedisResult<Value> {
+        self.spin_for_reply();
         match read_reply(&mut self.io, self.limits) {
             Ok(v) => Ok(v),
             Err(e) => {

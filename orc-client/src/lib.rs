@@ -60,7 +60,9 @@ mod transport;
 #[cfg(feature = "tokio")]
 pub use async_client::AsyncClient;
 pub use client::{Client, ModelOptions};
-pub use config::{Config, DEFAULT_MAX_REPLY_SIZE, parse_ssdb};
+pub use config::{
+    Config, DEFAULT_MAX_REPLY_SIZE, DEFAULT_SPIN_WAIT_US, MAX_SPIN_WAIT_US, parse_ssdb,
+};
 pub use dataset::{DataSet, MetaScalar, MetaType};
 pub use error::{Error, Result};
 pub use slot::{SLOTS, crc16, hash_slot, hash_tag, shard_prefix};

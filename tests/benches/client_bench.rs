@@ -22,7 +22,7 @@ const CLIENTS: [usize; 2] = [1, 16];
 /// Pairs per client: enough for a stable figure, bounded for the 2-core machine.
 fn pairs(size: usize, clients: usize) -> usize {
     let per_client_bytes = (256usize << 20) / clients;
-    (per_client_bytes / size).clamp(4, 2000)
+    (per_client_bytes / size).clamp(4, 8000)
 }
 
 fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
@@ -31,9 +31,16 @@ fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
         .map(|i| {
             let (addr, barrier) = (addr.to_string(), barrier.clone());
             std::thread::spawn(move || {
-                let cfg = Config::new(&[addr.as_str()], false)
+                let mut cfg = Config::new(&[addr.as_str()], false)
                     .expect("config")
                     .command_timeout(Duration::from_secs(600));
+                // SR_SPIN_WAIT_US as orc-client reads it from the environment.
+                if let Some(us) = std::env::var("SR_SPIN_WAIT_US")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                {
+                    cfg = cfg.spin_wait(Duration::from_micros(us));
+                }
                 let mut c = Client::new(cfg).expect("connect");
                 let data = vec![0u8; size];
                 let name = format!("oc_{i}");
@@ -114,6 +121,29 @@ fn redis_benchmark(port: u16, size: usize, clients: usize, n: usize) -> f64 {
     (total as f64 / rps("SET:")) + (total as f64 / rps("GET:"))
 }
 
+/// CPU seconds the shard at `addr` has used (`INFO cpu`).
+fn server_cpu(addr: &str) -> f64 {
+    let info: String = redis_cmd(addr, &["INFO", "cpu"]).expect("INFO cpu");
+    ["used_cpu_sys:", "used_cpu_user:"]
+        .iter()
+        .filter_map(|k| info.lines().find_map(|l| l.strip_prefix(k)))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// CPU seconds of this process and its finished children (the Python clients,
+/// redis-benchmark).
+fn process_cpu() -> f64 {
+    let secs = |who| {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
+}
+
 /// Whether `v` is among the comma-separated values of `$var` (every value when unset), to
 /// run some cells only: `ORC_BENCH_SIZES=1024 ORC_BENCH_CLIENTS=16`.
 fn chosen(var: &str, v: usize) -> bool {
@@ -148,9 +178,22 @@ fn main() {
         {
             let n = pairs(size, clients);
             let bytes = (2 * size * n * clients) as f64 / (1 << 20) as f64;
-            let oc = bytes / orc_client(&addr, size, clients, n);
-            let sr = bytes / smartredis(&addr, size, clients, n);
-            let rb = bytes / redis_benchmark(port, size, clients, n);
+            let cpu = |who: &str, f: &mut dyn FnMut() -> f64| -> f64 {
+                let (server, clients_cpu) = (server_cpu(&addr), process_cpu());
+                let wall = f();
+                eprintln!(
+                    "{who}: {wall:.3} s; CPU seconds: server {:.3}, client side {:.3}",
+                    server_cpu(&addr) - server,
+                    process_cpu() - clients_cpu
+                );
+                wall
+            };
+            let oc = bytes / cpu("orc-client", &mut || orc_client(&addr, size, clients, n));
+            let sr = bytes / cpu("SmartRedis", &mut || smartredis(&addr, size, clients, n));
+            let rb = bytes
+                / cpu("redis-benchmark", &mut || {
+                    redis_benchmark(port, size, clients, n)
+                });
             println!(
                 "| {label} | {clients} | {oc:.1} | {sr:.1} | {rb:.1} | {:.2} | {:.2} |",
                 oc / sr,
