@@ -52,7 +52,7 @@ pub fn inline_runs() -> u64 {
     INLINE_RUNS.load(Ordering::Relaxed)
 }
 
-/// A job's share of [`IN_FLIGHT`]: counted while the job exists.
+/// A job's share of the jobs in flight on all queues: counted while the job exists.
 pub struct Flight(());
 
 impl Flight {
