@@ -1312,13 +1312,19 @@ fn tensors_and_models_survive_restarts_and_aof_rewrites() {
     redis::cmd("BGREWRITEAOF")
         .query::<String>(&mut con)
         .unwrap();
-    assert!(wait_for(std::time::Duration::from_secs(10), || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query(&mut con)
-            .unwrap();
-        info.contains("aof_rewrite_in_progress:0") && info.contains("aof_last_bgrewrite_status:ok")
-    }));
+    // A fork of a server with ML runtimes loaded, on a loaded test machine: allow time.
+    let mut info = String::new();
+    assert!(
+        wait_for(std::time::Duration::from_secs(30), || {
+            info = redis::cmd("INFO")
+                .arg("persistence")
+                .query(&mut con)
+                .unwrap();
+            info.contains("aof_rewrite_in_progress:0")
+                && info.contains("aof_last_bgrewrite_status:ok")
+        }),
+        "the AOF rewrite did not end well: {info}"
+    );
     let aof_dir = orc.record().dir.join("aof_0-aof");
     let base: Vec<u8> = std::fs::read_dir(&aof_dir)
         .unwrap()

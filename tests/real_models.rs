@@ -16,6 +16,16 @@ use redis::Value;
 /// Largest difference accepted, relative to the output's magnitude.
 const TOLERANCE: f32 = 1e-4;
 
+/// The tests here load both CPUs of a small machine; run them one at a time, so that the
+/// execution-timeout test measures the runtime's terminate flag, not the other test's load
+/// (the flag is checked between operators, and a starved operator can outlast the grace
+/// second after which a worker is given up).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn start(state: &State, id: &str, args: &[&str]) -> orc_orchestrator::Orchestrator {
     launch(&static_host(), state, ai_settings(id, 1, args)).expect("launch with orc-ai")
 }
@@ -85,6 +95,7 @@ fn run(
 
 #[test]
 fn real_models_match_their_reference_on_every_runtime() {
+    let _one = one_at_a_time();
     let models = real_models_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
     assert_eq!(models.len(), 4, "{models:?}");
     let state = State::new();
@@ -182,6 +193,7 @@ fn thread_cpu_ticks(con: &mut redis::Connection, prefix: &str) -> Vec<u64> {
 
 #[test]
 fn onnxruntime_runs_stop_at_the_execution_timeout() {
+    let _one = one_at_a_time();
     // ResNet-18 on 256 images on one thread takes several seconds on any CPU (without the
     // terminate flag the worker outlives the timeout by a second and is given up: checked
     // by disabling it); the runtime's terminate flag must

@@ -36,8 +36,7 @@ use orc_ai_backend_abi::{
 use ort::{
     environment::Environment,
     ep,
-    session::{RunOptions, Session, builder::GraphOptimizationLevel},
-    value::DynValue,
+    session::{RunOptions, Session, SessionInputValue, builder::GraphOptimizationLevel},
 };
 
 /// The runtime, loaded once per process (ONNX Runtime allows one environment).
@@ -200,7 +199,7 @@ extern "C" fn load_model(
 impl OrtModel {
     fn run_tensors(
         &self,
-        inputs: &[TensorAbi],
+        inputs: &mut [TensorAbi],
         interrupt: &AtomicBool,
     ) -> Result<Vec<TensorAbi>, String> {
         if inputs.len() != self.inputs.len() {
@@ -210,11 +209,11 @@ impl OrtModel {
                 inputs.len()
             ));
         }
-        let values: Vec<(&str, DynValue)> = self
+        let values: Vec<(&str, SessionInputValue<'_>)> = self
             .inputs
             .iter()
-            .zip(inputs)
-            .map(|(n, t)| Ok((n.as_str(), tensor::to_value(t)?)))
+            .zip(inputs.iter_mut())
+            .map(|(n, t)| Ok((n.as_str(), tensor::to_input(t)?)))
             .collect::<Result<_, String>>()?;
         let options = Arc::new(RunOptions::new().map_err(|e| e.to_string())?);
         let _watch = interrupt::watch_run(interrupt, options.clone());
@@ -244,10 +243,10 @@ impl BackendModel for OrtModel {
     }
     fn run(
         &self,
-        inputs: RVec<TensorAbi>,
+        mut inputs: RVec<TensorAbi>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
-        answer(|| self.run_tensors(&inputs, interrupt))
+        answer(|| self.run_tensors(&mut inputs, interrupt))
     }
 }
 

@@ -2,8 +2,12 @@
 
 use orc_ai_backend_abi::TensorAbi;
 use ort::{
-    memory::Allocator,
-    value::{DynValue, Tensor, TensorElementType, ValueType},
+    memory::{Allocator, MemoryInfo},
+    session::SessionInputValue,
+    value::{
+        DynValue, PrimitiveTensorElementType, Shape, Tensor, TensorElementType, TensorRefMut,
+        ValueType,
+    },
 };
 
 /// The ONNX Runtime element type for a DLPack code and bit width.
@@ -46,16 +50,60 @@ fn abi_type(t: TensorElementType) -> Result<(u8, u8), String> {
     })
 }
 
-/// A tensor from the backend ABI as an ONNX Runtime value (the bytes are copied once).
-pub(crate) fn to_value(t: &TensorAbi) -> Result<DynValue, String> {
+/// A tensor from the backend ABI as a run's input: numbers are read in place, from the
+/// buffer the server passed (no copy); strings, booleans and buffers that are empty or not
+/// aligned for their type are copied into a value of the runtime's.
+pub(crate) fn to_input(t: &mut TensorAbi) -> Result<SessionInputValue<'_>, String> {
+    use TensorElementType::*;
     let ty = element_type(t.code, t.bits)?;
-    let shape: Vec<i64> = t.shape.to_vec();
-    let count = shape.iter().try_fold(1usize, |n, d| {
+    match ty {
+        Float32 => in_place::<f32>(t),
+        Float64 => in_place::<f64>(t),
+        Int8 => in_place::<i8>(t),
+        Int16 => in_place::<i16>(t),
+        Int32 => in_place::<i32>(t),
+        Int64 => in_place::<i64>(t),
+        Uint8 => in_place::<u8>(t),
+        Uint16 => in_place::<u16>(t),
+        _ => Ok(to_value(t)?.into()),
+    }
+}
+
+/// `t` as a view of its own bytes, when they can be read in place.
+fn in_place<T: PrimitiveTensorElementType + std::fmt::Debug>(
+    t: &mut TensorAbi,
+) -> Result<SessionInputValue<'_>, String> {
+    let count = element_count(&t.shape)?;
+    let fits = count.checked_mul(size_of::<T>()) == Some(t.data.len());
+    let aligned = (t.data.as_ptr() as usize).is_multiple_of(align_of::<T>());
+    if !fits || count == 0 || !aligned {
+        return Ok(to_value(t)?.into()); // to_value says what does not fit
+    }
+    let shape = Shape::new(t.shape.iter().copied());
+    let info = MemoryInfo::default();
+    // SAFETY: `t.data` holds exactly `count` elements of `T` (checked above), aligned for
+    // `T`, in CPU memory, and the view borrows `t` mutably, so the bytes outlive it and
+    // nothing else touches them during the run; ONNX Runtime only reads inputs.
+    let view = unsafe { TensorRefMut::<T>::from_raw(info, t.data.as_mut_ptr().cast(), shape) }
+        .map_err(|e| e.to_string())?;
+    Ok(view.into())
+}
+
+/// The number of elements of `shape`, refused when negative or too large.
+fn element_count(shape: &[i64]) -> Result<usize, String> {
+    shape.iter().try_fold(1usize, |n, d| {
         usize::try_from(*d)
             .ok()
             .and_then(|d| n.checked_mul(d))
             .ok_or_else(|| "negative or too large dimension".to_string())
-    })?;
+    })
+}
+
+/// A tensor from the backend ABI as an ONNX Runtime value (the bytes are copied once).
+pub(crate) fn to_value(t: &TensorAbi) -> Result<DynValue, String> {
+    let ty = element_type(t.code, t.bits)?;
+    let shape: Vec<i64> = t.shape.to_vec();
+    let count = element_count(&shape)?;
     if ty == TensorElementType::String {
         let items = t.strings();
         if items.len() != count {

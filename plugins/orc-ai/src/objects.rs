@@ -29,7 +29,7 @@ use crate::{
     model::{Backend, ModelMeta},
     script::ScriptMeta,
     state::{lock, state},
-    tensor::{DType, Tensor},
+    tensor::{DType, Data, ExternalBytes, KEEP_EXTERNAL_FROM, Tensor},
 };
 
 /// What kind of object a registry entry is for.
@@ -376,6 +376,16 @@ pub fn to_abi(t: &Tensor) -> TensorAbi {
     TensorAbi::new(code as u8, bits as u8, t.shape.clone(), t.data.to_vec())
 }
 
+/// Bytes a backend allocated, freed by that backend's allocator when the last tensor
+/// sharing them goes (backends are never unloaded).
+struct BackendBytes(RVec<u8>);
+
+impl ExternalBytes for BackendBytes {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A tensor from a backend, checked (shape, data, size limit) before it is stored.
 pub fn from_abi(t: TensorAbi, limits: &Limits) -> Result<Tensor, Reply> {
     let dtype = DType::from_dlpack(u64::from(t.code), u64::from(t.bits)).ok_or_else(|| {
@@ -384,7 +394,14 @@ pub fn from_abi(t: TensorAbi, limits: &Limits) -> Result<Tensor, Reply> {
             t.code, t.bits
         ))
     })?;
-    Tensor::new_limited(dtype, t.shape.into_vec(), t.data.into_vec().into(), limits).map_err(|e| {
+    // A large output keeps the buffer the backend filled (a copy otherwise: abi_stable
+    // copies a vector made in another library when it is turned into a `Vec`).
+    let data = if t.data.len() >= KEEP_EXTERNAL_FROM {
+        Data::external(Box::new(BackendBytes(t.data)))
+    } else {
+        t.data.into_vec().into()
+    };
+    Tensor::new_limited(dtype, t.shape.into_vec(), data, limits).map_err(|e| {
         Reply(format!(
             "ERR the backend returned an unusable tensor: {}",
             e.0.trim_start_matches("ERR ")

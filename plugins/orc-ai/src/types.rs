@@ -7,6 +7,7 @@
 //! the server. Every callback catches panics.
 
 use std::{
+    borrow::Cow,
     ffi::{CStr, c_int, c_void},
     ptr::null_mut,
     sync::Arc,
@@ -264,7 +265,7 @@ unsafe fn emit(
     aof: *mut raw::RedisModuleIO,
     cmd: &CStr,
     key: *mut raw::RedisModuleString,
-    args: &[Vec<u8>],
+    args: &[impl AsRef<[u8]>],
 ) {
     // SAFETY: the API pointers are set once by Redis at module load, before any callback.
     let fns = unsafe {
@@ -281,7 +282,10 @@ unsafe fn emit(
     unsafe {
         let mut v: Vec<*mut raw::RedisModuleString> = args
             .iter()
-            .map(|a| create(null_mut(), a.as_ptr().cast(), a.len()))
+            .map(|a| {
+                let a = a.as_ref();
+                create(null_mut(), a.as_ptr().cast(), a.len())
+            })
             .collect();
         emit(
             aof,
@@ -297,12 +301,17 @@ unsafe fn emit(
     }
 }
 
-/// The arguments of an `AI.TENSORSET` that recreates `t` (after the key).
-pub fn tensorset_args(t: &Tensor) -> Vec<Vec<u8>> {
-    let mut a = vec![t.dtype.name().as_bytes().to_vec()];
-    a.extend(t.shape.iter().map(|d| d.to_string().into_bytes()));
-    a.push(b"BLOB".to_vec());
-    a.push(t.data.to_vec());
+/// The arguments of an `AI.TENSORSET` that recreates `t` (after the key); the data is
+/// borrowed, not copied.
+pub fn tensorset_args(t: &Tensor) -> Vec<Cow<'_, [u8]>> {
+    let mut a = vec![Cow::Borrowed(t.dtype.name().as_bytes())];
+    a.extend(
+        t.shape
+            .iter()
+            .map(|d| Cow::Owned(d.to_string().into_bytes())),
+    );
+    a.push(Cow::Borrowed(b"BLOB".as_slice()));
+    a.push(Cow::Borrowed(&t.data[..]));
     a
 }
 

@@ -289,10 +289,12 @@ pub(super) fn write_outputs(
     for (k, t) in keys.iter().zip(tensors) {
         let key = key_string(ctx, k);
         let w = ctx.open_key_writable(&key);
+        // The stored tensor and the one replicated share their bytes.
+        w.set_value(&TENSOR_TYPE, t.clone())
+            .map_err(|e| e.to_string())?;
         let args = tensorset_args(&t);
-        w.set_value(&TENSOR_TYPE, t).map_err(|e| e.to_string())?;
         let mut rep: Vec<&[u8]> = vec![k.as_slice()];
-        rep.extend(args.iter().map(Vec::as_slice));
+        rep.extend(args.iter().map(AsRef::as_ref));
         ctx.replicate("AI.TENSORSET", rep.as_slice());
     }
     Ok(())
