@@ -8,6 +8,12 @@ use orc_core::{Error, JobStatus, PlanRequest, Result, ShardSpec};
 
 use crate::Orchestrator;
 
+/// How long servers started again must keep answering before a heal is done.
+const STAYS_UP: Duration = Duration::from_secs(5);
+
+/// Rounds of starting servers again, at most, in one heal.
+const ROUNDS: usize = 3;
+
 /// One server [`Orchestrator::heal`] looked at.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -29,6 +35,11 @@ impl Orchestrator {
     /// launched as one MPMD step (`--single-step`) cannot be started one by one. Under a
     /// batch job the server goes back into the job on its node, or, when the node has left
     /// the job (a node lost while it ran), into a batch job of its own on that node.
+    ///
+    /// A server started again is watched for a few seconds more ([`STAYS_UP`]) and started
+    /// once more if it went away meanwhile (at most [`ROUNDS`] times in all): a workload
+    /// manager may still be taking a returned node out of the job it left, and end the
+    /// step just started there.
     pub fn heal(&mut self, timeout: Duration) -> Result<Vec<Healed>> {
         if let Some(other) = self.runs_elsewhere() {
             return Err(Error::config(format!(
@@ -38,6 +49,44 @@ impl Orchestrator {
         }
         let _lock = crate::lock::DbLock::acquire(self.home(), self.db_identifier())?;
         let deadline = Instant::now() + timeout;
+        let mut healed = self.heal_round(timeout, deadline)?;
+        for _ in 1..ROUNDS {
+            let restarted: Vec<usize> = healed
+                .iter()
+                .filter(|h| h.restarted)
+                .map(|h| h.index)
+                .collect();
+            if restarted.is_empty() || !self.lost_again(&restarted, deadline)? {
+                break;
+            }
+            tracing::warn!(
+                servers = ?restarted,
+                "a server started again went away within seconds; starting it once more"
+            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            healed = self.heal_round(left, deadline)?;
+        }
+        Ok(healed)
+    }
+
+    /// Whether one of the servers `restarted` stops answering within [`STAYS_UP`].
+    fn lost_again(&self, restarted: &[usize], deadline: Instant) -> Result<bool> {
+        let until = (Instant::now() + STAYS_UP).min(deadline);
+        let addresses = self.record.addresses();
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(250));
+            for &i in restarted {
+                if !self.deployment.probe(&addresses[i])?.ready {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// One round of [`Orchestrator::heal`]: start again the servers that are gone, and
+    /// wait until they answer and the database is whole.
+    fn heal_round(&mut self, timeout: Duration, deadline: Instant) -> Result<Vec<Healed>> {
         // A server lost with its node may still count as running until the workload
         // manager notices the node is back (or gone): wait a while for it to say so.
         let settle = Instant::now() + timeout.min(Duration::from_secs(60)) / 2;
