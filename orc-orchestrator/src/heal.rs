@@ -36,8 +36,8 @@ impl Orchestrator {
     /// batch job the server goes back into the job on its node, or, when the node has left
     /// the job (a node lost while it ran), into a batch job of its own on that node.
     ///
-    /// A server started again is watched for a few seconds more ([`STAYS_UP`]) and started
-    /// once more if it went away meanwhile (at most [`ROUNDS`] times in all): a workload
+    /// A server started again is watched for five seconds more and started
+    /// once more if it went away meanwhile (at most three times in all): a workload
     /// manager may still be taking a returned node out of the job it left, and end the
     /// step just started there.
     pub fn heal(&mut self, timeout: Duration) -> Result<Vec<Healed>> {
