@@ -10,9 +10,7 @@ fn b(s: &str) -> &[u8] {
     s.as_bytes()
 }
 
-fn start(state: &State, id: &str, shards: usize, args: &[&str]) -> orc_orchestrator::Orchestrator {
-    launch(&static_host(), state, ai_settings(id, shards, args)).expect("launch with orc-ai")
-}
+use orc_tests::start_ai as start;
 
 #[test]
 fn tensors_of_every_type_round_trip() {

@@ -8,18 +8,9 @@ use std::time::{Duration, Instant};
 use orc_tests::*;
 use redis::Value;
 
-fn start(state: &State, id: &str, args: &[&str]) -> orc_orchestrator::Orchestrator {
-    launch(&static_host(), state, ai_settings(id, 1, args)).expect("launch with orc-ai")
-}
-
 /// A field of `INFO ai_execution` (`ai_<name>`).
 fn execution_info(con: &mut redis::Connection, name: &str) -> u64 {
-    let info = text(&bulk(
-        &redis::cmd("INFO")
-            .arg("ai_execution")
-            .query::<Value>(con)
-            .unwrap(),
-    ));
+    let info = info_section(con, "ai_execution");
     let key = format!("ai_{name}:");
     info.lines()
         .find_map(|l| l.strip_prefix(&key))
@@ -76,7 +67,7 @@ fn ten_linear_runs(con: &mut redis::Connection) -> u64 {
 fn small_runs_are_answered_on_the_main_thread_once_known_to_be_small() {
     let state = State::new();
     // The widest bound, so that a loaded test machine does not send runs back to the queue.
-    let orc = start(&state, "inline", &["INLINE_RUN_MAX_US", "10000"]);
+    let orc = start_ai(&state, "inline", 1, &["INLINE_RUN_MAX_US", "10000"]);
     let mut con = connect(&orc.addresses()[0]);
     assert_eq!(
         line(&mut con, "AI.CONFIG GET INLINE_RUN_MAX_US").unwrap(),
@@ -119,7 +110,7 @@ fn small_runs_are_answered_on_the_main_thread_once_known_to_be_small() {
     orc.stop().unwrap();
 
     // INLINE_RUN_MAX_US 0: every run goes to the worker.
-    let orc = start(&state, "noinline", &["INLINE_RUN_MAX_US", "0"]);
+    let orc = start_ai(&state, "noinline", 1, &["INLINE_RUN_MAX_US", "0"]);
     let mut con = connect(&orc.addresses()[0]);
     assert_eq!(ten_linear_runs(&mut con), 0);
     // Out of range: the module refuses to load, and says which argument.
@@ -139,9 +130,10 @@ const COUNT: &str = "def count(n):\n    i = 0\n    k = int(n.item())\n    while 
 #[test]
 fn timeouts_hold_for_runs_on_the_main_thread() {
     let state = State::new();
-    let orc = start(
+    let orc = start_ai(
         &state,
         "inlinetimeout",
+        1,
         &[
             "INLINE_RUN_MAX_US",
             "10000",

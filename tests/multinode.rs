@@ -819,12 +819,6 @@ fn replicas_take_over_a_lost_node() {
     // `--no-kill`), so `orc db heal` starts its servers again there as jobs of their own:
     // they rejoin as replicas and the database is whole again. (Slurm may take a while to
     // take the node back and start the job on a loaded 2-core machine: once it took over 90 s.)
-    // As a site's admin would once the node is back: return it to service in case Slurm
-    // drained it (a step it could not kill while the node was cut off); an error here only
-    // means the node needed nothing.
-    let _ = slurm("scontrol")
-        .args(["update", &format!("nodename=orcn{victim}"), "state=resume"])
-        .output();
     let out = orc(&state, &["db", "heal", "--db", "mnrep", "--timeout", "180"]);
     assert_eq!(
         out.status.code(),

@@ -7,10 +7,6 @@ use std::time::{Duration, Instant};
 
 use orc_tests::*;
 
-fn start(state: &State, id: &str, args: &[&str]) -> orc_orchestrator::Orchestrator {
-    launch(&static_host(), state, ai_settings(id, 1, args)).expect("launch with orc-ai")
-}
-
 fn backends(con: &mut redis::Connection) -> Vec<String> {
     array(line(con, "AI.CONFIG GET BACKENDS").unwrap())
         .iter()
@@ -78,9 +74,10 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     let lib = onnxruntime_lib().display().to_string();
     // auto with the library: ONNX Runtime, loaded in the background with TORCH before any
     // request asks for either.
-    let with = start(
+    let with = start_ai(
         &state,
         "with",
+        1,
         &["ONNXRUNTIME_LIB", &lib, "BACKENDS_WARMUP", "yes"],
     );
     let mut con = connect(&with.addresses()[0]);
@@ -123,7 +120,7 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     assert_eq!(backends(&mut con).len(), loaded.len());
 
     // auto without a library: tract, and the same model refused the same way.
-    let without = start(&state, "without", &[]);
+    let without = start_ai(&state, "without", 1, &[]);
     let mut con = connect(&without.addresses()[0]);
     let e = store_reading_passwd(&mut con);
     assert!(
@@ -134,15 +131,16 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     assert!(b.iter().any(|b| b.starts_with("ONNX tract-onnx")), "{b:?}");
 
     // No warm-up: nothing loads until a request needs it.
-    let cold = start(&state, "cold", &["BACKENDS_WARMUP", "no"]);
+    let cold = start_ai(&state, "cold", 1, &["BACKENDS_WARMUP", "no"]);
     let mut con = connect(&cold.addresses()[0]);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(backends(&mut con), Vec::<String>::new());
 
     // ONNX_RUNTIME onnxruntime without a library: a clear error, no silent fallback.
-    let strict = start(
+    let strict = start_ai(
         &state,
         "strict",
+        1,
         &["ONNX_RUNTIME", "onnxruntime", "BACKENDS_WARMUP", "no"],
     );
     let mut con = connect(&strict.addresses()[0]);

@@ -63,8 +63,7 @@ impl Orchestrator {
                 servers = ?restarted,
                 "a server started again went away within seconds; starting it once more"
             );
-            let left = deadline.saturating_duration_since(Instant::now());
-            healed = self.heal_round(left, deadline)?;
+            healed = self.heal_round(timeout, deadline)?;
         }
         Ok(healed)
     }
@@ -85,11 +84,13 @@ impl Orchestrator {
     }
 
     /// One round of [`Orchestrator::heal`]: start again the servers that are gone, and
-    /// wait until they answer and the database is whole.
+    /// wait until they answer and the database is whole, by `deadline` (`timeout` is the
+    /// whole heal's, for messages).
     fn heal_round(&mut self, timeout: Duration, deadline: Instant) -> Result<Vec<Healed>> {
         // A server lost with its node may still count as running until the workload
         // manager notices the node is back (or gone): wait a while for it to say so.
-        let settle = Instant::now() + timeout.min(Duration::from_secs(60)) / 2;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let settle = Instant::now() + left.min(Duration::from_secs(60)) / 2;
         let mut status = self.status()?;
         while Instant::now() < settle
             && status

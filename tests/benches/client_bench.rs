@@ -31,16 +31,15 @@ fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
         .map(|i| {
             let (addr, barrier) = (addr.to_string(), barrier.clone());
             std::thread::spawn(move || {
-                let mut cfg = Config::new(&[addr.as_str()], false)
-                    .expect("config")
-                    .command_timeout(Duration::from_secs(600));
-                // SR_SPIN_WAIT_US as orc-client reads it from the environment.
-                if let Some(us) = std::env::var("SR_SPIN_WAIT_US")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                {
-                    cfg = cfg.spin_wait(Duration::from_micros(us));
-                }
+                // This shard, and the rest of the SmartRedis environment (SR_SPIN_WAIT_US...)
+                // as orc-client reads it.
+                let cfg = Config::from_lookup("", |k| match k {
+                    "SSDB" => Some(addr.clone()),
+                    "SR_DB_TYPE" => Some("Standalone".into()),
+                    _ => std::env::var(k).ok(),
+                })
+                .expect("config")
+                .command_timeout(Duration::from_secs(600));
                 let mut c = Client::new(cfg).expect("connect");
                 let data = vec![0u8; size];
                 let name = format!("oc_{i}");

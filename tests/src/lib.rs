@@ -260,6 +260,20 @@ pub fn ai_settings(
     s
 }
 
+/// A database of `shards` shards with orc-ai loaded with `module_args`, launched locally
+/// into `state`.
+pub fn start_ai(state: &State, id: &str, shards: usize, module_args: &[&str]) -> Orchestrator {
+    launch(&static_host(), state, ai_settings(id, shards, module_args)).expect("launch with orc-ai")
+}
+
+/// The text of `INFO <section>` from the server behind `con`.
+pub fn info_section(con: &mut redis::Connection, section: &str) -> String {
+    redis::cmd("INFO")
+        .arg(section)
+        .query::<String>(con)
+        .unwrap_or_else(|e| panic!("INFO {section}: {e}"))
+}
+
 /// A model or data fixture under `tests/data`.
 pub fn data_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,7 @@
 
 use orc_ai_backend_abi::TensorAbi;
 use ort::{
-    memory::{Allocator, MemoryInfo},
+    memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType},
     session::SessionInputValue,
     value::{
         DynValue, PrimitiveTensorElementType, Shape, Tensor, TensorElementType, TensorRefMut,
@@ -80,7 +80,13 @@ fn in_place<T: PrimitiveTensorElementType + std::fmt::Debug>(
         return Ok(to_value(t)?.into()); // to_value says what does not fit
     }
     let shape = Shape::new(t.shape.iter().copied());
-    let info = MemoryInfo::default();
+    let info = MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )
+    .map_err(|e| e.to_string())?;
     // SAFETY: `t.data` holds exactly `count` elements of `T` (checked above), aligned for
     // `T`, in CPU memory, and the view borrows `t` mutably, so the bytes outlive it and
     // nothing else touches them during the run; ONNX Runtime only reads inputs.

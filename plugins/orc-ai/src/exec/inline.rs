@@ -128,24 +128,26 @@ pub(super) fn max_us() -> u64 {
     lock(&state().config).inline_run_max_us
 }
 
-/// Whether `work` on `device` may run on the main thread now.
-fn allowed(device: &str, work: &Work, signature: u64, max: u64) -> bool {
+/// The signature of `work` when it may run on the main thread now, `None` otherwise (the
+/// cheap conditions are looked at before the inputs are hashed).
+fn allowed(device: &str, work: &Work, inputs: &[Tensor], max: u64) -> Option<u64> {
     if max == 0 || !device.eq_ignore_ascii_case("CPU") {
-        return false;
+        return None;
     }
     if let Work::Model(m) = work
         && m.0.meta.batch_size > 0
     {
-        return false;
-    }
-    if !pace_of(work).is_some_and(|p| p.is_fast(signature)) {
-        return false;
+        return None;
     }
     if IN_FLIGHT.load(Ordering::SeqCst) != 0 {
-        return false;
+        return None;
     }
     // At most half of the main thread's time.
-    lock(&LAST).is_none_or(|(end, took)| end.elapsed() >= took)
+    if lock(&LAST).is_some_and(|(end, took)| end.elapsed() < took) {
+        return None;
+    }
+    let sig = signature(work, inputs);
+    pace_of(work)?.is_fast(sig).then_some(sig)
 }
 
 /// Run `work` on the main thread and answer, when it qualifies (see the module doc);
@@ -159,10 +161,7 @@ pub fn try_run(
     timeout_ms: Option<u64>,
 ) -> Option<RedisResult> {
     let max = max_us();
-    let sig = signature(work, inputs);
-    if !allowed(device, work, sig, max) {
-        return None;
-    }
+    let sig = allowed(device, work, inputs, max)?;
     INLINE_RUNS.fetch_add(1, Ordering::Relaxed);
     let limits = limits();
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -188,10 +187,9 @@ pub fn try_run(
     if timeout_ms.is_some_and(|t| elapsed > Duration::from_millis(t)) {
         return Some(Ok(RedisValue::SimpleStringStatic("TIMEDOUT")));
     }
-    let keys: Vec<Vec<u8>> = outputs.iter().map(|k| k.to_vec()).collect();
     Some(
         result
-            .and_then(|tensors| run::write_outputs(ctx, &keys, tensors))
+            .and_then(|tensors| run::write_outputs(ctx, outputs, tensors))
             .map(|()| RedisValue::SimpleStringStatic("OK"))
             .map_err(RedisError::String),
     )

@@ -68,11 +68,16 @@ fn work(q: &Arc<Queue>) {
                     .collect()
             });
             let elapsed = started.elapsed();
+            let max = super::inline::max_us();
             if let [job] = live.as_slice()
+                && max > 0
                 && let Some(p) = super::inline::pace_of(&job.work)
             {
-                let sig = super::inline::signature(&job.work, &job.inputs);
-                p.record(sig, elapsed, super::inline::max_us());
+                p.record(
+                    super::inline::signature(&job.work, &job.inputs),
+                    elapsed,
+                    max,
+                );
             }
             for (job, result) in live.into_iter().zip(results) {
                 finish(job, result, elapsed);
@@ -274,11 +279,11 @@ fn finish(job: Job, result: Result<Vec<Tensor>, String>, elapsed: Duration) {
 /// nothing half-written.
 pub(super) fn write_outputs(
     ctx: &Context,
-    keys: &[Vec<u8>],
+    keys: &[impl AsRef<[u8]>],
     tensors: Vec<Tensor>,
 ) -> Result<(), String> {
     for k in keys {
-        let key = key_string(ctx, k);
+        let key = key_string(ctx, k.as_ref());
         typed(ctx.open_key(&key).get_value::<Tensor>(&TENSOR_TYPE)).map_err(|e| match e {
             RedisError::WrongType => {
                 "WRONGTYPE Operation against a key holding the wrong kind of value".to_string()
@@ -287,13 +292,14 @@ pub(super) fn write_outputs(
         })?;
     }
     for (k, t) in keys.iter().zip(tensors) {
+        let k = k.as_ref();
         let key = key_string(ctx, k);
         let w = ctx.open_key_writable(&key);
         // The stored tensor and the one replicated share their bytes.
         w.set_value(&TENSOR_TYPE, t.clone())
             .map_err(|e| e.to_string())?;
         let args = tensorset_args(&t);
-        let mut rep: Vec<&[u8]> = vec![k.as_slice()];
+        let mut rep: Vec<&[u8]> = vec![k];
         rep.extend(args.iter().map(AsRef::as_ref));
         ctx.replicate("AI.TENSORSET", rep.as_slice());
     }
