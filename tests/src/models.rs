@@ -1,6 +1,9 @@
 //! The real models of `tests/models/make_models.py` (ResNet-18, a transformer encoder block,
 //! an MLP, a scikit-learn pipeline), made once per target directory from their seeded
-//! script with Debian's PyTorch and scikit-learn, with their inputs and reference outputs.
+//! script with Debian's PyTorch and scikit-learn, with their inputs and reference outputs;
+//! and the same networks as TensorFlow frozen graphs and TFLite models
+//! (`tests/models/make_tf_models.py`, with TensorFlow from the venv `scripts/ensure-deps`
+//! makes).
 
 use std::{
     path::{Path, PathBuf},
@@ -17,13 +20,13 @@ pub struct RealModel {
     pub input_shape: Vec<usize>,
     /// Output shape.
     pub output_shape: Vec<usize>,
-    /// The formats it was saved in (`onnx`, `pt`).
+    /// The formats it was saved in (`onnx`, `pt`, `pb`, `tflite`).
     pub formats: Vec<String>,
     dir: PathBuf,
 }
 
 impl RealModel {
-    /// The model file in `format` (`onnx`, `pt`).
+    /// The model file in `format` (`onnx`, `pt`, `pb`, `tflite`).
     pub fn file(&self, format: &str) -> PathBuf {
         self.dir.join(format!("{}.{format}", self.name))
     }
@@ -31,9 +34,18 @@ impl RealModel {
     pub fn input(&self) -> Vec<f32> {
         crate::f32_from(&std::fs::read(self.dir.join(format!("{}.in.f32", self.name))).unwrap())
     }
-    /// The reference output (torch or scikit-learn), as float32 values.
+    /// The reference output (torch, scikit-learn or TensorFlow), as float32 values.
     pub fn reference(&self) -> Vec<f32> {
         crate::f32_from(&std::fs::read(self.dir.join(format!("{}.out.f32", self.name))).unwrap())
+    }
+    /// The reference output for the model in `format`: its own runtime's where the set has
+    /// one (`NAME.tflite.out.f32`: the TFLite interpreter's), else [`Self::reference`].
+    pub fn reference_for(&self, format: &str) -> Vec<f32> {
+        let own = self.dir.join(format!("{}.{format}.out.f32", self.name));
+        match std::fs::read(own) {
+            Ok(bytes) => crate::f32_from(&bytes),
+            Err(_) => self.reference(),
+        }
     }
 }
 
@@ -41,11 +53,51 @@ fn dims(s: &str) -> Vec<usize> {
     s.split('x').map(|d| d.parse().unwrap()).collect()
 }
 
-/// Make the models under `dir` unless they are there (the script's hash names the set).
+/// Make the models of `make_models.py` under `dir` unless they are there.
 pub fn real_models_in(dir: &Path) -> Vec<RealModel> {
+    model_set(
+        dir,
+        "make_models.py",
+        Path::new("/usr/bin/python3"),
+        "it needs Debian's python3-torch, python3-torchvision, python3-sklearn and python3-onnx",
+    )
+}
+
+/// The Python with TensorFlow: `$ORC_TF_VENV/bin/python`, by default in
+/// `~/.cache/orc/tf-venv` (`scripts/ensure-deps` makes it).
+pub fn tf_python() -> PathBuf {
+    let venv = std::env::var_os("ORC_TF_VENV").map_or_else(
+        || {
+            let cache = std::env::var_os("XDG_CACHE_HOME").map_or_else(
+                || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"),
+                PathBuf::from,
+            );
+            cache.join("orc/tf-venv")
+        },
+        PathBuf::from,
+    );
+    venv.join("bin/python")
+}
+
+/// Make the models of `make_tf_models.py` (frozen graphs and TFLite) under `dir` unless
+/// they are there.
+pub fn tf_models_in(dir: &Path) -> Vec<RealModel> {
+    model_set(
+        dir,
+        "make_tf_models.py",
+        &tf_python(),
+        "it needs TensorFlow in the venv of ORC_TF_VENV (default ~/.cache/orc/tf-venv)",
+    )
+}
+
+/// Make the models of `script` (in `tests/models`) with `python` under `dir` unless they
+/// are there (the script's hash names the set).
+fn model_set(dir: &Path, script: &str, python: &Path, needs: &str) -> Vec<RealModel> {
     static MAKING: Mutex<()> = Mutex::new(());
     let _one = MAKING.lock().unwrap_or_else(|p| p.into_inner());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/make_models.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(script);
     let text = std::fs::read(&script).unwrap();
     let hash = text.iter().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
@@ -55,15 +107,14 @@ pub fn real_models_in(dir: &Path) -> Vec<RealModel> {
     if !list.exists() {
         let tmp = dir.join(format!("models-{hash:016x}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        let out = Command::new("/usr/bin/python3")
+        let out = Command::new(python)
             .arg(&script)
             .arg(&tmp)
             .output()
-            .expect("run /usr/bin/python3");
+            .unwrap_or_else(|e| panic!("run {}: {e} ({needs})", python.display()));
         assert!(
             out.status.success(),
-            "{} failed (it needs Debian's python3-torch, python3-torchvision, python3-sklearn and \
-             python3-onnx: run ./scripts/ensure-deps):\n{}",
+            "{} failed ({needs}: run ./scripts/ensure-deps):\n{}",
             script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
