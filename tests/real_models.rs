@@ -167,17 +167,19 @@ fn real_models_match_their_reference_on_every_runtime() {
     tract.stop().unwrap();
 }
 
-/// What a TF-made model does on a tract runtime: `None`, it runs and matches its reference;
+/// What a TF-made model does on a runtime: `None`, it runs and matches its reference;
 /// `Some(reason)`, it is refused with an error that names `reason`.
-fn tract_runs(model: &str, format: &str) -> Option<&'static str> {
-    match (model, format) {
+fn tf_model_runs(runtime: &str, model: &str, format: &str) -> Option<&'static str> {
+    match (runtime, model, format) {
+        // TensorFlow runs every graph TensorFlow made.
+        ("tensorflow", ..) => None,
         // tract-tensorflow 0.23 types a Pad's paddings as symbolic dimensions and refuses
         // the int32 constant Keras writes; it cannot translate the encoder's graph at all.
-        ("resnet18", "pb") => Some("Pad"),
-        ("encoder", "pb") => Some("Invalid GraphDef"),
+        (_, "resnet18", "pb") => Some("Pad"),
+        (_, "encoder", "pb") => Some("Invalid GraphDef"),
         // tract-tflite needs a bias on FULLY_CONNECTED; the converter leaves it out where
         // a matrix product is followed by an ADD of another shape (the encoder's projections).
-        ("encoder", "tflite") => Some("FULLY_CONNECTED"),
+        (_, "encoder", "tflite") => Some("FULLY_CONNECTED"),
         _ => None,
     }
 }
@@ -188,45 +190,63 @@ fn tensorflow_models_match_tensorflow_or_are_refused_with_the_reason() {
     let models = tf_models_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
     assert_eq!(models.len(), 3, "{models:?}");
     let state = State::new();
-    let orc = start_ai(&state, "tf", 1, &["MODEL_EXECUTION_TIMEOUT", "600000"]);
-    let mut con = connect(&orc.addresses()[0]);
+    let slow = ["MODEL_EXECUTION_TIMEOUT", "600000"];
+    let lib = tensorflow_lib().display().to_string();
+    let on_tf = start_ai(
+        &state,
+        "tensorflow",
+        1,
+        &[
+            &["TF_RUNTIME", "tensorflow", "TENSORFLOW_LIB", &lib][..],
+            &slow,
+        ]
+        .concat(),
+    );
+    let on_tract = start_ai(
+        &state,
+        "tf-tract",
+        1,
+        &[&["TF_RUNTIME", "tract"][..], &slow].concat(),
+    );
     let mut report = Vec::new();
-    for m in &models {
-        for (backend, format) in [("TF", "pb"), ("TFLITE", "tflite")] {
-            let got = run(&mut con, backend, m, &m.file(format));
-            match (got, tract_runs(&m.name, format)) {
-                (Ok(got), None) => {
-                    let diff = max_rel_diff(&got, &m.reference_for(format));
-                    report.push(format!(
-                        "{:<9} {backend:<7} max rel diff {diff:.2e}",
-                        m.name
-                    ));
-                    assert!(
-                        diff < TOLERANCE,
-                        "{} on {backend}: off by {diff} relative to the reference",
-                        m.name
-                    );
+    for (runtime, orc) in [("tensorflow", &on_tf), ("tract", &on_tract)] {
+        let mut con = connect(&orc.addresses()[0]);
+        let backends = line(&mut con, "AI.CONFIG GET BACKENDS");
+        for m in &models {
+            for (backend, format) in [("TF", "pb"), ("TFLITE", "tflite")] {
+                let got = run(&mut con, backend, m, &m.file(format));
+                let on = if backend == "TF" { runtime } else { "tract" };
+                let name = format!("{:<9} {backend:<7} on {on:<10}", m.name);
+                match (got, tf_model_runs(on, &m.name, format)) {
+                    (Ok(got), None) => {
+                        let diff = max_rel_diff(&got, &m.reference_for(format));
+                        report.push(format!("{name} max rel diff {diff:.2e}"));
+                        assert!(
+                            diff < TOLERANCE,
+                            "{name}: off by {diff} relative to the reference"
+                        );
+                    }
+                    (Err(e), Some(reason)) => {
+                        report.push(format!("{name} refused: {e}"));
+                        assert!(e.contains(reason), "{name}: {e}");
+                    }
+                    (Ok(_), Some(reason)) => panic!(
+                        "{name} now runs (expected a refusal naming {reason}): check its output \
+                         and update tf_model_runs and docs/models.md"
+                    ),
+                    (Err(e), None) => panic!("{name}: {e} (backends: {backends:?})"),
                 }
-                (Err(e), Some(reason)) => {
-                    report.push(format!("{:<9} {backend:<7} refused: {e}", m.name));
-                    assert!(e.contains(reason), "{} on {backend}: {e}", m.name);
-                }
-                (Ok(_), Some(reason)) => panic!(
-                    "{} on {backend} now runs (expected a refusal naming {reason}): \
-                     check its output and update tract_runs and docs/models.md",
-                    m.name
-                ),
-                (Err(e), None) => panic!("{} on {backend}: {e}", m.name),
             }
         }
+        // The shard is whole after the refusals.
+        assert_eq!(
+            line(&mut con, "PING").unwrap(),
+            Value::SimpleString("PONG".into())
+        );
     }
     eprintln!("{}", report.join("\n"));
-    // The shard is whole after the refusals (tract-tflite used to panic on the encoder).
-    assert_eq!(
-        line(&mut con, "PING").unwrap(),
-        Value::SimpleString("PONG".into())
-    );
-    orc.stop().unwrap();
+    on_tf.stop().unwrap();
+    on_tract.stop().unwrap();
 }
 
 /// CPU time (clock ticks) of each thread of the shard behind `con` whose name starts with

@@ -328,6 +328,14 @@ pub(crate) struct StartArgs {
     /// Python package's capi/ directory; default: $ORT_DYLIB_PATH, then BACKENDSPATH).
     #[arg(long, value_name = "FILE")]
     pub(crate) onnxruntime_lib: Option<std::path::PathBuf>,
+    /// orc-ai: which runtime runs TF models: TensorFlow where its library is found, else
+    /// tract (auto), or only one of them.
+    #[arg(long, value_name = "RUNTIME", value_parser = ["auto", "tensorflow", "tract"])]
+    pub(crate) tf_runtime: Option<String>,
+    /// orc-ai: TensorFlow's C API library (e.g. libtensorflow_cc.so.2 from the tensorflow
+    /// Python package's directory; default: $ORC_TENSORFLOW_LIB, then BACKENDSPATH).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tensorflow_lib: Option<std::path::PathBuf>,
     /// orc-ai: do not load the backends present in the background when a shard starts
     /// (the first request that needs one then loads it).
     #[arg(long)]

@@ -166,6 +166,8 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
         ai.backends = a.ai_backends.clone();
         ai.onnx_runtime = a.onnx_runtime.clone();
         ai.onnxruntime_lib = a.onnxruntime_lib.clone();
+        ai.tf_runtime = a.tf_runtime.clone();
+        ai.tensorflow_lib = a.tensorflow_lib.clone();
         ai.backend_warmup = !a.no_backend_warmup;
         ai.extra_args = a.module_args.clone();
         s.ai = Some(ai); // the deployment finds the module and writes its arguments

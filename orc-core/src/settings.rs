@@ -622,6 +622,12 @@ pub struct AiSettings {
     /// The ONNX Runtime library (`ONNXRUNTIME_LIB`; the module's default is
     /// `$ORT_DYLIB_PATH`, then `libonnxruntime.so*` in its BACKENDSPATH).
     pub onnxruntime_lib: Option<PathBuf>,
+    /// Which runtime runs TF models (`TF_RUNTIME auto|tensorflow|tract`).
+    pub tf_runtime: Option<String>,
+    /// TensorFlow's C API library (`TENSORFLOW_LIB`; the module's default is
+    /// `$ORC_TENSORFLOW_LIB`, then `libtensorflow_cc.so*` / `libtensorflow.so*` in its
+    /// BACKENDSPATH).
+    pub tensorflow_lib: Option<PathBuf>,
     /// Load the backends present in the background when a shard starts (`BACKENDS_WARMUP`;
     /// on unless set to false).
     pub backend_warmup: bool,
@@ -649,6 +655,8 @@ impl Default for AiSettings {
             backends: Vec::new(),
             onnx_runtime: None,
             onnxruntime_lib: None,
+            tf_runtime: None,
+            tensorflow_lib: None,
             backend_warmup: true,
             extra_args: Vec::new(),
             module: None,
@@ -688,6 +696,12 @@ impl AiSettings {
         }
         if let Some(l) = &self.onnxruntime_lib {
             args.extend(["ONNXRUNTIME_LIB".to_string(), l.display().to_string()]);
+        }
+        if let Some(r) = &self.tf_runtime {
+            args.extend(["TF_RUNTIME".to_string(), r.clone()]);
+        }
+        if let Some(l) = &self.tensorflow_lib {
+            args.extend(["TENSORFLOW_LIB".to_string(), l.display().to_string()]);
         }
         if !self.backend_warmup {
             args.extend(["BACKENDS_WARMUP".to_string(), "no".to_string()]);
@@ -739,6 +753,8 @@ mod tests {
         let o = AiSettings {
             onnx_runtime: Some("tract".into()),
             onnxruntime_lib: Some("/o/libonnxruntime.so.1.31.1".into()),
+            tf_runtime: Some("tensorflow".into()),
+            tensorflow_lib: Some("/t/libtensorflow_cc.so.2".into()),
             backend_warmup: false,
             ..AiSettings::default()
         };
@@ -749,6 +765,10 @@ mod tests {
                 "tract",
                 "ONNXRUNTIME_LIB",
                 "/o/libonnxruntime.so.1.31.1",
+                "TF_RUNTIME",
+                "tensorflow",
+                "TENSORFLOW_LIB",
+                "/t/libtensorflow_cc.so.2",
                 "BACKENDS_WARMUP",
                 "no"
             ]

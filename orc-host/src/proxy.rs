@@ -252,6 +252,11 @@ impl DbDeployment for DeploymentProxy {
         {
             self.proxy.require(m, capability::AI_RUNTIME)?;
         }
+        if let Some(ai) = &request.settings.ai
+            && (ai.tf_runtime.is_some() || ai.tensorflow_lib.is_some())
+        {
+            self.proxy.require(m, capability::TF_RUNTIME)?;
+        }
         if request.settings.tls.is_some() {
             self.proxy.require(m, capability::TLS)?;
         }

@@ -58,7 +58,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
 /// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
-pub const ABI_MINOR: u32 = 5;
+pub const ABI_MINOR: u32 = 6;
 
 /// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
 /// method, or a field of a message, that an older plugin would not know.
@@ -116,6 +116,9 @@ pub mod capability {
     /// (minor 5). A plugin without it would drop them, so the host refuses to plan them
     /// through it.
     pub const AI_RUNTIME: &str = "deployment.ai_runtime";
+    /// Deployments: `AiSettings::tf_runtime` and `tensorflow_lib` (minor 6). A plugin
+    /// without it would drop them, so the host refuses to plan them through it.
+    pub const TF_RUNTIME: &str = "deployment.tf_runtime";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -216,6 +219,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::AI_RUNTIME,
         since_minor: 5,
         about: "orc-ai's ONNX runtime choice and backend warm-up",
+    },
+    Capability {
+        name: capability::TF_RUNTIME,
+        since_minor: 6,
+        about: "orc-ai's TF runtime choice (TensorFlow or tract) and TensorFlow library",
     },
 ];
 

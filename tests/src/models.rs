@@ -79,6 +79,27 @@ pub fn tf_python() -> PathBuf {
     venv.join("bin/python")
 }
 
+/// TensorFlow's C API library in the TensorFlow venv (`tensorflow/libtensorflow_cc.so.2`),
+/// or `$ORC_TENSORFLOW_LIB`.
+pub fn tensorflow_lib() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORC_TENSORFLOW_LIB").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let lib = tf_python().with_file_name("..").join("lib");
+    std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|py| py.path().join("site-packages/tensorflow/libtensorflow_cc.so.2"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no tensorflow package in {}: run ./scripts/ensure-deps (it installs tensorflow-cpu)",
+                lib.display()
+            )
+        })
+}
+
 /// Make the models of `make_tf_models.py` (frozen graphs and TFLite) under `dir` unless
 /// they are there.
 pub fn tf_models_in(dir: &Path) -> Vec<RealModel> {

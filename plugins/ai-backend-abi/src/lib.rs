@@ -114,8 +114,8 @@ pub struct ModelOptions {
     /// Threads inside an operator (0: the runtime's default).
     pub intra_op_threads: u32,
     /// Accept models that read or write files, use the network or start processes (off:
-    /// refuse them when stored, naming the operation; only runtimes whose models can hold
-    /// code, TorchScript, have any).
+    /// refuse them when stored, naming the operation; TorchScript and TensorFlow graphs can
+    /// hold such operations, the other formats cannot).
     pub allow_unsafe_ops: bool,
 }
 

@@ -63,6 +63,21 @@ pub enum OnnxRuntime {
 /// The ONNX Runtime backend plugin's file name (the tract one is [`Backend::file_name`]).
 pub const ONNXRUNTIME_BACKEND_FILE: &str = "liborc_ai_backend_onnxruntime.so";
 
+/// Which runtime runs TF models (`TF_RUNTIME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TfRuntime {
+    /// TensorFlow when its plugin and library are present, else tract.
+    #[default]
+    Auto,
+    /// TensorFlow only (an error where it cannot run).
+    TensorFlow,
+    /// tract only.
+    Tract,
+}
+
+/// The TensorFlow backend plugin's file name (the tract one is [`Backend::file_name`]).
+pub const TENSORFLOW_BACKEND_FILE: &str = "liborc_ai_backend_tensorflow.so";
+
 /// The module's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -104,13 +119,18 @@ pub struct Config {
     /// `ONNXRUNTIME_LIB path`: the ONNX Runtime library (else `$ORT_DYLIB_PATH`, else
     /// `libonnxruntime.so*` in BACKENDSPATH).
     pub onnxruntime_lib: Option<PathBuf>,
+    /// `TF_RUNTIME auto|tensorflow|tract`.
+    pub tf_runtime: TfRuntime,
+    /// `TENSORFLOW_LIB path`: TensorFlow's C API library (else `$ORC_TENSORFLOW_LIB`, else
+    /// `libtensorflow_cc.so*` or `libtensorflow.so*` in BACKENDSPATH).
+    pub tensorflow_lib: Option<PathBuf>,
     /// `ADMIN_USER name`: only this ACL user may load backends, move BACKENDSPATH or use
     /// `CONFIG` without limits ([`crate::guard`]); `None`: nothing is restricted.
     pub admin_user: Option<String>,
 }
 
 /// The keys of `KEY VALUE` module arguments.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 22] = [
     "ADMIN_USER",
     "BACKENDSPATH",
     "THREADS_PER_QUEUE",
@@ -130,6 +150,9 @@ const KEYS: [&str; 19] = [
     "BACKENDS_WARMUP",
     "ONNX_RUNTIME",
     "ONNXRUNTIME_LIB",
+    "TF_RUNTIME",
+    "TENSORFLOW_LIB",
+    "ALLOW_UNSAFE_OPS",
 ];
 
 impl Config {
@@ -151,6 +174,8 @@ impl Config {
             warm_up: true,
             onnx_runtime: OnnxRuntime::Auto,
             onnxruntime_lib: None,
+            tf_runtime: TfRuntime::Auto,
+            tensorflow_lib: None,
             admin_user: None,
         }
     }
@@ -239,7 +264,7 @@ impl Config {
             l.min_chunk_size = pos()?;
         } else if is(k, "ALLOW_BACKEND_PATHS") {
             self.allow_backend_paths = yes_no()?;
-        } else if is(k, "TORCH_ALLOW_UNSAFE_OPS") {
+        } else if is(k, "TORCH_ALLOW_UNSAFE_OPS") || is(k, "ALLOW_UNSAFE_OPS") {
             self.torch_allow_unsafe_ops = yes_no()?;
         } else if is(k, "BACKENDS_WARMUP") {
             self.warm_up = yes_no()?;
@@ -258,6 +283,21 @@ impl Config {
                 return Err(());
             }
             self.onnxruntime_lib = Some(PathBuf::from(text(v)));
+        } else if is(k, "TF_RUNTIME") {
+            self.tf_runtime = if is(v, "auto") {
+                TfRuntime::Auto
+            } else if is(v, "tensorflow") {
+                TfRuntime::TensorFlow
+            } else if is(v, "tract") {
+                TfRuntime::Tract
+            } else {
+                return Err(());
+            };
+        } else if is(k, "TENSORFLOW_LIB") {
+            if v.is_empty() {
+                return Err(());
+            }
+            self.tensorflow_lib = Some(PathBuf::from(text(v)));
         } else if is(k, "ADMIN_USER") {
             let name = text(v);
             if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
@@ -282,13 +322,17 @@ impl Config {
     }
 
     /// The plugin files that may provide `b` when none is named, in order of preference:
-    /// for ONNX the ONNX Runtime plugin, then tract, as [`Config::onnx_runtime`] allows.
+    /// for ONNX the ONNX Runtime plugin, then tract, as [`Config::onnx_runtime`] allows; for
+    /// TF the TensorFlow plugin, then tract, as [`Config::tf_runtime`] allows.
     pub fn default_backend_files(&self, b: Backend) -> Vec<PathBuf> {
         let ort = self.backends_path.join(ONNXRUNTIME_BACKEND_FILE);
+        let tf = self.backends_path.join(TENSORFLOW_BACKEND_FILE);
         let own = self.backends_path.join(b.file_name());
-        match (b, self.onnx_runtime) {
-            (Backend::Onnx, OnnxRuntime::Auto) => vec![ort, own],
-            (Backend::Onnx, OnnxRuntime::OnnxRuntime) => vec![ort],
+        match (b, self.onnx_runtime, self.tf_runtime) {
+            (Backend::Onnx, OnnxRuntime::Auto, _) => vec![ort, own],
+            (Backend::Onnx, OnnxRuntime::OnnxRuntime, _) => vec![ort],
+            (Backend::Tf, _, TfRuntime::Auto) => vec![tf, own],
+            (Backend::Tf, _, TfRuntime::TensorFlow) => vec![tf],
             _ => vec![own],
         }
     }
@@ -300,12 +344,30 @@ impl Config {
         if let Some(p) = &self.onnxruntime_lib {
             return Some(p.clone());
         }
+        self.newest_library(&["libonnxruntime"])
+    }
+
+    /// The TensorFlow library to hand the TensorFlow backend: [`Config::tensorflow_lib`]
+    /// (which the module fills from `$ORC_TENSORFLOW_LIB` at load when not given), else the
+    /// newest `libtensorflow_cc.so*` or `libtensorflow.so*` in BACKENDSPATH.
+    pub fn tensorflow_library(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.tensorflow_lib {
+            return Some(p.clone());
+        }
+        self.newest_library(&["libtensorflow_cc", "libtensorflow"])
+    }
+
+    /// The newest `STEM.so` or `STEM.so.*` in BACKENDSPATH, for any of `stems`.
+    fn newest_library(&self, stems: &[&str]) -> Option<PathBuf> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&self.backends_path)
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n == "libonnxruntime.so" || n.starts_with("libonnxruntime.so.")
+                    stems.iter().any(|s| {
+                        n.strip_prefix(s)
+                            .is_some_and(|r| r == ".so" || r.starts_with(".so."))
+                    })
                 })
             })
             .collect();
@@ -313,12 +375,16 @@ impl Config {
         found.pop()
     }
 
-    /// What every backend is told when it loads: the ONNX Runtime library and the thread
-    /// settings.
-    pub fn backend_init(&self) -> orc_ai_backend_abi::BackendInit {
+    /// What backend `b` is told when it loads: the runtime library it loads at run time
+    /// (ONNX Runtime's for ONNX, TensorFlow's for TF) and the thread settings.
+    pub fn backend_init(&self, b: Backend) -> orc_ai_backend_abi::BackendInit {
+        let library = match b {
+            Backend::Onnx => self.onnxruntime_library(),
+            Backend::Tf => self.tensorflow_library(),
+            _ => None,
+        };
         orc_ai_backend_abi::BackendInit {
-            runtime_library: self
-                .onnxruntime_library()
+            runtime_library: library
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
                 .into(),
@@ -519,6 +585,59 @@ mod tests {
             c.onnxruntime_library(),
             Some(PathBuf::from("/x/libonnxruntime.so"))
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tf_runtime_choice_and_library() {
+        let dir = std::env::temp_dir().join(format!("orc-ai-tfcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Config::new(dir.clone());
+        let tract = dir.join("liborc_ai_backend_tf.so");
+        assert_eq!(
+            c.default_backend_files(Backend::Tf),
+            [dir.join(TENSORFLOW_BACKEND_FILE), tract.clone()]
+        );
+        c.apply_args(&sp("TF_RUNTIME tract")).unwrap();
+        assert_eq!(c.default_backend_files(Backend::Tf), [tract]);
+        c.apply_args(&sp("TF_RUNTIME TensorFlow")).unwrap();
+        assert_eq!(
+            c.default_backend_files(Backend::Tf),
+            [dir.join(TENSORFLOW_BACKEND_FILE)]
+        );
+        assert!(c.apply_args(&sp("TF_RUNTIME keras")).is_err());
+        // Each backend is told its own runtime's library.
+        assert_eq!(c.tensorflow_library(), None);
+        for v in [
+            "libtensorflow_framework.so.2",
+            "libtensorflow_cc.so.2",
+            "libonnxruntime.so.1.20.1",
+        ] {
+            std::fs::write(dir.join(v), b"").unwrap();
+        }
+        assert_eq!(
+            c.tensorflow_library(),
+            Some(dir.join("libtensorflow_cc.so.2"))
+        );
+        let lib = |b| c.backend_init(b).runtime_library.to_string();
+        assert_eq!(
+            lib(Backend::Tf),
+            dir.join("libtensorflow_cc.so.2").display().to_string()
+        );
+        assert_eq!(
+            lib(Backend::Onnx),
+            dir.join("libonnxruntime.so.1.20.1").display().to_string()
+        );
+        assert_eq!(lib(Backend::Torch), "");
+        c.apply_args(&sp(
+            "TENSORFLOW_LIB /t/libtensorflow.so.2 ALLOW_UNSAFE_OPS yes",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.tensorflow_library(),
+            Some(PathBuf::from("/t/libtensorflow.so.2"))
+        );
+        assert!(c.torch_allow_unsafe_ops);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

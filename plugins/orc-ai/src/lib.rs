@@ -111,7 +111,7 @@ mod module {
         ctx.set_module_options(raw::ModuleOptions::HANDLE_IO_ERRORS);
         let s = state();
         let a: Vec<&[u8]> = args.iter().map(|x| x.as_slice()).collect();
-        let (preload, init, warm_up) = {
+        let (preload, warm_up) = {
             let mut config = lock(&s.config);
             // Read once here, while the server has a single thread; the argument wins.
             if let Some(v) = std::env::var_os(crate::warmup::DEFAULT_VAR) {
@@ -127,6 +127,11 @@ mod module {
                     .filter(|p| !p.is_empty())
                     .map(Into::into);
             }
+            if config.tensorflow_lib.is_none() {
+                config.tensorflow_lib = std::env::var_os("ORC_TENSORFLOW_LIB")
+                    .filter(|p| !p.is_empty())
+                    .map(Into::into);
+            }
             let preload = config
                 .preload
                 .iter()
@@ -135,12 +140,12 @@ mod module {
                         Some(p) => vec![config.preload_file(*b, Some(p))],
                         None => config.default_backend_files(*b),
                     };
-                    (*b, files)
+                    (*b, files, config.backend_init(*b))
                 })
                 .collect::<Vec<_>>();
-            (preload, config.backend_init(), config.warm_up)
+            (preload, config.warm_up)
         };
-        for (b, files) in preload {
+        for (b, files, init) in preload {
             if let Err(e) = s.backends.get(b, &files, &init) {
                 crate::state::log_warning(format!("orc-ai: {e}"));
                 return Status::Err;

@@ -129,7 +129,7 @@ pub fn backend(b: Backend) -> Result<Loaded, String> {
     }
     let (files, init) = {
         let c = lock(&s.config);
-        (c.default_backend_files(b), c.backend_init())
+        (c.default_backend_files(b), c.backend_init(b))
     };
     s.backends.get(b, &files, &init)
 }

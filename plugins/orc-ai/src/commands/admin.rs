@@ -109,7 +109,7 @@ pub fn config(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 let file = c
                     .backend_file(b, Some(&path))
                     .map_err(|x| RedisError::String(format!("ERR error loading backend: {x}")))?;
-                (file, c.backend_init())
+                (file, c.backend_init(b))
             };
             s.backends
                 .load(b, file, &init)

@@ -1,0 +1,297 @@
+//! A frozen graph in a TensorFlow session.
+
+use std::{
+    ffi::{CStr, CString},
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use abi_stable::std_types::{RResult, RString, RVec};
+use orc_ai_backend_abi::{BackendModel, ModelOptions, TensorAbi, answer, interrupted, rstrings};
+
+use crate::{
+    api::{Api, Graph, Output, Session, StatusBox},
+    tensor::TfTensor,
+};
+
+/// A model: its graph, a session on it, and its named inputs and outputs.
+pub(crate) struct TfModel {
+    api: &'static Api,
+    graph: *mut Graph,
+    session: *mut Session,
+    inputs: Vec<(String, Output)>,
+    outputs: Vec<(String, Output)>,
+}
+
+// SAFETY: TensorFlow's sessions may be run from several threads at once (TF_SessionRun is
+// thread-safe); the graph is not changed after the session is made.
+unsafe impl Send for TfModel {}
+unsafe impl Sync for TfModel {}
+
+/// The device string TensorFlow places a graph on (`/device:CPU:0`, `/device:GPU:1`).
+pub(crate) fn tf_device(device: &str) -> Result<String, String> {
+    let d = device.to_ascii_uppercase();
+    if d.starts_with("CPU") {
+        return Ok("/device:CPU:0".into());
+    }
+    let n = match d.strip_prefix("GPU") {
+        Some("") => 0,
+        Some(n) => n
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<u32>().ok())
+            .ok_or_else(|| format!("invalid device `{device}`"))?,
+        None => return Err(format!("invalid device `{device}`")),
+    };
+    Ok(format!("/device:GPU:{n}"))
+}
+
+/// A serialized `ConfigProto` with the thread settings (0: TensorFlow's default). They are
+/// the module's, the same for every model: TensorFlow sizes its process-wide pools by the
+/// first session's (inter-op: threads `tf_Compute`; intra-op: its Eigen pool).
+pub(crate) fn config_proto(intra: u32, inter: u32) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = Vec::new();
+    // intra_op_parallelism_threads = 2, inter_op_parallelism_threads = 5 (varints).
+    for (field, v) in [(2u64, intra), (5, inter)] {
+        if v > 0 {
+            varint(&mut out, field << 3);
+            varint(&mut out, u64::from(v));
+        }
+    }
+    out
+}
+
+/// `name` or `name:index` as an operation's output.
+fn output(api: &Api, graph: *mut Graph, spec: &str, what: &str) -> Result<Output, String> {
+    let (name, index) = match spec.rsplit_once(':') {
+        Some((n, i)) if !n.is_empty() && i.parse::<i32>().is_ok() => (n, i.parse().unwrap_or(0)),
+        _ => (spec, 0),
+    };
+    let missing = || format!("{what} node named \"{spec}\" not found in TF graph.");
+    let c = CString::new(name).map_err(|_| missing())?;
+    // SAFETY: graph is live; c is a NUL-terminated name.
+    let oper = unsafe { (api.operation_by_name)(graph, c.as_ptr()) };
+    if oper.is_null() {
+        return Err(missing());
+    }
+    // SAFETY: oper belongs to graph.
+    let n = unsafe { (api.operation_num_outputs)(oper) };
+    if index < 0 || index >= n {
+        return Err(missing());
+    }
+    Ok(Output { oper, index })
+}
+
+impl TfModel {
+    /// Import `blob` (a frozen GraphDef) on the device of `options` and open a session.
+    pub(crate) fn new(
+        api: &'static Api,
+        blob: &[u8],
+        options: &ModelOptions,
+    ) -> Result<Self, String> {
+        let device = tf_device(options.device.as_str())?;
+        if options.inputs.is_empty() || options.outputs.is_empty() {
+            return Err("a TF model needs INPUTS and OUTPUTS naming its nodes".into());
+        }
+        let status = StatusBox::new(api);
+        // SAFETY: each object is made, used and deleted here or owned by the model (whose
+        // Drop deletes it); TF copies what it needs from the buffer and the device string.
+        unsafe {
+            let graph = (api.new_graph)();
+            let mut model = TfModel {
+                api,
+                graph,
+                session: std::ptr::null_mut(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+            };
+            let buffer = (api.new_buffer_from_string)(blob.as_ptr().cast(), blob.len());
+            let opts = (api.new_import_options)();
+            let dev = CString::new(device.clone()).map_err(|e| e.to_string())?;
+            (api.import_set_default_device)(opts, dev.as_ptr());
+            (api.import_graph_def)(graph, buffer, opts, status.raw);
+            (api.delete_import_options)(opts);
+            (api.delete_buffer)(buffer);
+            status
+                .check()
+                .map_err(|e| format!("Invalid GraphDef: {e}"))?;
+            for (names, list, what) in [
+                (&options.inputs, &mut model.inputs, "Input"),
+                (&options.outputs, &mut model.outputs, "Output"),
+            ] {
+                for n in names.iter() {
+                    list.push((n.to_string(), output(api, graph, n.as_str(), what)?));
+                }
+            }
+            let sopts = (api.new_session_options)();
+            let config = config_proto(options.intra_op_threads, options.inter_op_threads);
+            (api.set_config)(sopts, config.as_ptr().cast(), config.len(), status.raw);
+            if status.check().is_ok() {
+                model.session = (api.new_session)(graph, sopts, status.raw);
+            }
+            (api.delete_session_options)(sopts);
+            status.check()?;
+            if model.session.is_null() {
+                return Err("TensorFlow made no session".into());
+            }
+            if device != "/device:CPU:0" {
+                model.has_device(&device, options.device.as_str())?;
+            }
+            Ok(model)
+        }
+    }
+
+    /// Refuse a device the session does not have.
+    fn has_device(&self, device: &str, asked: &str) -> Result<(), String> {
+        let status = StatusBox::new(self.api);
+        // SAFETY: the session is live; names belong to the list, read before it is deleted.
+        unsafe {
+            let list = (self.api.session_list_devices)(self.session, status.raw);
+            status.check()?;
+            let mut names = Vec::new();
+            for i in 0..(self.api.device_list_count)(list) {
+                let n = (self.api.device_list_name)(list, i, status.raw);
+                if !n.is_null() {
+                    names.push(CStr::from_ptr(n).to_string_lossy().into_owned());
+                }
+            }
+            (self.api.delete_device_list)(list);
+            if names.iter().any(|n| {
+                n.to_ascii_uppercase()
+                    .ends_with(&device.to_ascii_uppercase())
+            }) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "GPU requested ({asked}) but this TensorFlow has no such device (it has: {}); \
+                     use a GPU build of TensorFlow or store the model with device CPU",
+                    names
+                        .iter()
+                        .map(|n| n.rsplit('/').next().unwrap_or(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+    }
+
+    fn run_tensors(
+        &self,
+        inputs: &[TensorAbi],
+        interrupt: &AtomicBool,
+    ) -> Result<Vec<TensorAbi>, String> {
+        if inputs.len() != self.inputs.len() {
+            return Err(format!(
+                "Expected {} inputs but got {}",
+                self.inputs.len(),
+                inputs.len()
+            ));
+        }
+        let tensors: Vec<TfTensor<'_>> = inputs
+            .iter()
+            .map(|t| TfTensor::from_abi(self.api, t))
+            .collect::<Result<_, _>>()?;
+        let ins: Vec<Output> = self.inputs.iter().map(|(_, o)| *o).collect();
+        let values: Vec<*mut crate::api::Tensor> = tensors.iter().map(|t| t.raw).collect();
+        let outs: Vec<Output> = self.outputs.iter().map(|(_, o)| *o).collect();
+        let mut results = vec![std::ptr::null_mut(); outs.len()];
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(interrupted());
+        }
+        let status = StatusBox::new(self.api);
+        let count = |n: usize| i32::try_from(n).map_err(|_| "too many tensors".to_string());
+        // SAFETY: the arrays hold the counts given; input tensors stay alive (owned by
+        // `tensors`) and are not taken by TF; the outputs it returns are ours to delete.
+        unsafe {
+            (self.api.session_run)(
+                self.session,
+                std::ptr::null(),
+                ins.as_ptr(),
+                values.as_ptr(),
+                count(ins.len())?,
+                outs.as_ptr(),
+                results.as_mut_ptr(),
+                count(outs.len())?,
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+                status.raw,
+            );
+        }
+        let results: Vec<TfTensor<'_>> = results
+            .into_iter()
+            .map(|r| TfTensor::owned(self.api, r))
+            .collect();
+        status.check()?;
+        results.iter().map(TfTensor::to_abi).collect()
+    }
+}
+
+impl Drop for TfModel {
+    fn drop(&mut self) {
+        let status = StatusBox::new(self.api);
+        // SAFETY: session and graph were made by TF for this model and are deleted once;
+        // the session goes first (it refers to the graph).
+        unsafe {
+            if !self.session.is_null() {
+                (self.api.close_session)(self.session, status.raw);
+                (self.api.delete_session)(self.session, status.raw);
+            }
+            (self.api.delete_graph)(self.graph);
+        }
+    }
+}
+
+impl BackendModel for TfModel {
+    fn inputs(&self) -> RVec<RString> {
+        rstrings(
+            &self
+                .inputs
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>(),
+        )
+    }
+    fn outputs(&self) -> RVec<RString> {
+        rstrings(
+            &self
+                .outputs
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect::<Vec<_>>(),
+        )
+    }
+    fn run(
+        &self,
+        inputs: RVec<TensorAbi>,
+        interrupt: &AtomicBool,
+    ) -> RResult<RVec<TensorAbi>, RString> {
+        answer(|| self.run_tensors(&inputs, interrupt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_map_to_tensorflow_names() {
+        assert_eq!(tf_device("CPU").unwrap(), "/device:CPU:0");
+        assert_eq!(tf_device("gpu").unwrap(), "/device:GPU:0");
+        assert_eq!(tf_device("GPU:2").unwrap(), "/device:GPU:2");
+        assert!(tf_device("GPU:x").is_err());
+        assert!(tf_device("TPU").is_err());
+    }
+
+    #[test]
+    fn thread_settings_make_a_config_proto() {
+        assert!(config_proto(0, 0).is_empty());
+        assert_eq!(config_proto(2, 0), vec![0x10, 2]);
+        assert_eq!(config_proto(300, 3), vec![0x10, 0xac, 0x02, 0x28, 3]);
+    }
+}
