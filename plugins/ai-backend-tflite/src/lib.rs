@@ -1,7 +1,7 @@
 //! The TFLITE backend of `orc-ai`: TensorFlow Lite flatbuffer models run with
 //! [tract](https://github.com/sonos/tract), pure Rust.
 //!
-//! Before tract reads a model, [`check`] looks at every index it will follow (clear errors
+//! Before tract reads a model, `check` looks at every index it will follow (clear errors
 //! for damaged files and for what tract-tflite cannot run) and makes negative reduction axes
 //! positive. Each plan is then rebuilt for its input shapes with every operator's output
 //! type worked out again (tract-tflite fixes them at the shapes the file declares, so a
