@@ -1,13 +1,15 @@
 """Inference benchmark: `run_model` through the real SmartRedis client against an orc shard,
-and the same model run in-process by the reference runtime (ONNX Runtime or torch), with the
-same thread settings. Driven by scripts/bench-models; prints CSV rows on stdout.
-Each client makes one warm-up call, then calls for about SECONDS (at least once).
+and the same model run in-process by the reference runtime (ONNX Runtime, torch, TensorFlow,
+the TFLite interpreter), with the same thread settings. Driven by scripts/bench-models;
+prints CSV rows on stdout. Each client makes one warm-up call, then calls for about SECONDS
+(at least once).
 
     models_bench.py clients MODELS_DIR RUNTIME THREADS SECONDS     # inside `orc run`
-    models_bench.py inprocess MODELS_DIR RUNTIME THREADS SECONDS   # onnxruntime | torch
+    models_bench.py inprocess MODELS_DIR RUNTIME THREADS SECONDS   # onnxruntime | torch | tensorflow | tflite
 
-RUNTIME names the server's ONNX runtime for `clients` (onnxruntime | tract); the TORCH rows
-always run on libtorch. Clients need SR_SOCKET_TIMEOUT above the longest call (SmartRedis
+RUNTIME names the server's ONNX runtime for `clients` (onnxruntime | tract), whose TORCH rows
+always run on libtorch; or `tensorflow` for the models of make_tf_models.py, run as TF
+(on TensorFlow) and TFLITE (on tract). The in-process TensorFlow rows need TensorFlow's venv. Clients need SR_SOCKET_TIMEOUT above the longest call (SmartRedis
 re-sends a command whose reply takes longer than its 250 ms default, running it again).
 
 CSV: mode,runtime,model,backend,batch,autobatch,clients,threads,calls,p50_ms,p90_ms,samples_per_s,first_ms,ping_ms
@@ -68,6 +70,42 @@ def inprocess(models_dir, runtime, threads, seconds):
             inp = s.get_inputs()[0].name
             run = lambda a: s.run(None, {inp: a})  # noqa: E731
             backend = "ONNX"
+        elif runtime == "tensorflow":
+            if "pb" not in fmts:
+                continue
+            import tensorflow as tf
+
+            # A v1 session on the frozen graph: what TensorFlow's C API (orc's TF backend)
+            # runs, with the same thread settings.
+            t0 = time.perf_counter()
+            g = tf.Graph()
+            with g.as_default():
+                gd = tf.compat.v1.GraphDef()
+                gd.ParseFromString(open(os.path.join(models_dir, name + ".pb"), "rb").read())
+                tf.import_graph_def(gd, name="")
+            cfg = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+            sess = tf.compat.v1.Session(graph=g, config=cfg)
+            run = lambda a: sess.run("output:0", {"input:0": a})  # noqa: E731
+            backend = "TF"
+        elif runtime == "tflite":
+            import tensorflow as tf
+
+            t0 = time.perf_counter()
+            it = tf.lite.Interpreter(model_path=os.path.join(models_dir, name + ".tflite"), num_threads=threads)
+            index = it.get_input_details()[0]["index"]
+            out_index = it.get_output_details()[0]["index"]
+            shape = [None]
+
+            def run(a):
+                if shape[0] != a.shape:
+                    it.resize_tensor_input(index, a.shape)
+                    it.allocate_tensors()
+                    shape[0] = a.shape
+                it.set_tensor(index, a)
+                it.invoke()
+                return it.get_tensor(out_index)
+
+            backend = "TFLITE"
         else:
             import torch
 
@@ -150,14 +188,26 @@ def clients(models_dir, runtime, threads, seconds):
 
     models = load_models(models_dir)
     admin = Client(cluster=False)
+    if runtime == "tensorflow":
+        backends = [("TF", "pb", "tensorflow"), ("TFLITE", "tflite", "tract-tflite")]
+    elif runtime == "onnxruntime":
+        backends = [("ONNX", "onnx", runtime), ("TORCH", "pt", "libtorch")]
+    else:
+        backends = [("ONNX", "onnx", runtime)]
     for name, (x, fmts) in models.items():
-        for backend, ext in [("ONNX", "onnx"), ("TORCH", "pt")]:
-            if ext not in fmts or (backend == "TORCH" and runtime != "onnxruntime"):
+        for backend, ext, label in backends:
+            if ext not in fmts:
                 continue
             for autobatch in ["off", "on"]:
                 key = f"{name}-{backend}-{autobatch}"
                 kw = {"batch_size": 32, "min_batch_size": 0} if autobatch == "on" else {}
-                admin.set_model_from_file(key, os.path.join(models_dir, f"{name}.{ext}"), backend, device="CPU", **kw)
+                if backend == "TF":
+                    kw.update(inputs=["input"], outputs=["output"])
+                try:
+                    admin.set_model_from_file(key, os.path.join(models_dir, f"{name}.{ext}"), backend, device="CPU", **kw)
+                except Exception as e:  # what a runtime cannot run (docs/models.md)
+                    print(f"{name} on {label}: not run ({str(e).splitlines()[-1]})", file=sys.stderr)
+                    break
                 # The first call of a stored model, from a fresh client (backends were loaded
                 # in the background when the shard started).
                 admin.put_tensor("first", batched(x, 1))
@@ -184,7 +234,7 @@ def clients(models_dir, runtime, threads, seconds):
                         times = [t for g in got for t in g[3]]
                         wall = max(g[2] for g in got) - min(g[1] for g in got)
                         ping = statistics.median(g[4] for g in got)
-                        row("orc", runtime if backend == "ONNX" else "libtorch", name, backend, batch, autobatch, n,
+                        row("orc", label, name, backend, batch, autobatch, n,
                             threads, len(times), f"{statistics.median(times) * 1e3:.3f}", f"{pct(times, 0.9) * 1e3:.3f}",
                             f"{len(times) * batch / wall:.1f}", first, f"{ping * 1e3:.3f}")
                         first = ""

@@ -10,7 +10,7 @@ from collections import defaultdict
 src, svg = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(src)))
 LARGE = {"resnet18"}
-REF = {"ONNX": "onnxruntime", "TORCH": "torch"}
+REF = {"ONNX": "onnxruntime", "TORCH": "torch", "TF": "tensorflow", "TFLITE": "tflite"}
 
 inproc = {(r["model"], r["backend"], r["batch"], r["threads"]): r for r in rows if r["mode"] == "inprocess"}
 orc = [r for r in rows if r["mode"] == "orc"]
@@ -66,7 +66,8 @@ out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" hei
        f'<text x="{left}" y="18" font-size="13">run_model through orc ÷ in-process, one client (p50)</text>']
 for i, (label, ratio) in enumerate(bars):
     y = top + i * h
-    colour = "#4c78a8" if "onnxruntime" in label else "#f58518" if "libtorch" in label else "#54a24b"
+    colour = ("#4c78a8" if "onnxruntime" in label else "#f58518" if "libtorch" in label
+              else "#b279a2" if "tensorflow" in label else "#e45756" if "tflite" in label else "#54a24b")
     out.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{label}</text>')
     out.append(f'<rect x="{left}" y="{y + 2}" width="{ratio * scale:.1f}" height="{h - 5}" fill="{colour}"/>')
     out.append(f'<text x="{left + ratio * scale + 4:.1f}" y="{y + 12}">{ratio:.2f}</text>')

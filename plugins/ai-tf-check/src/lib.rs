@@ -1,11 +1,25 @@
-//! A look at a GraphDef before TensorFlow sees it: the operations it holds, in its nodes and
-//! in the functions of its library, read with a small bounded protobuf walker (the bytes
-//! come from a client). Graphs with operations that reach outside the server (files,
-//! checkpoints, datasets, summaries, debug dumps, RPC, send/receive) are refused unless the
-//! server allows unsafe operations: a stored graph must not read or write the server's files.
+//! Refuse TensorFlow graphs that reach outside the server, before TensorFlow parses them
+//! (the orc-ai TF backend on TensorFlow calls [`check`]).
+//!
+//! A frozen GraphDef is a program: operations such as `ReadFile`, `WriteFile`,
+//! `ImmutableConst` (maps a file), `Save`/`Restore`, readers, datasets, summaries, debug dumps
+//! or RPC would let any client that may store a model read or write the server's files or
+//! reach other processes. The bytes are walked here first (protobuf wire format: the graph's
+//! nodes and the nodes of its function library's functions, a fixed nesting, linear in the
+//! bytes), and a graph holding such an operation is refused, naming it, unless the server
+//! allows unsafe operations.
+//!
+//! ```
+//! // A GraphDef with one node (field 1): name "x" (1), op "ReadFile" (2).
+//! let graph = [0x0a, 0x0d, 0x0a, 0x01, b'x', 0x12, 0x08, b'R', b'e', b'a', b'd', b'F', b'i', b'l', b'e'];
+//! let e = orc_ai_tf_check::check(&graph, false).unwrap_err();
+//! assert!(e.contains("x (ReadFile)"));
+//! assert_eq!(orc_ai_tf_check::check(&graph, true), Ok(()));
+//! ```
+#![deny(missing_docs)]
 
 /// Parts of operation type names that read or write files or reach other processes.
-const UNSAFE: [&str; 19] = [
+pub const UNSAFE: [&str; 19] = [
     "File",
     "Reader",
     "Dataset",
@@ -143,7 +157,7 @@ fn each_node(graph: &[u8], f: &mut dyn FnMut(&str, &str)) -> Result<(), String> 
 }
 
 /// Refuse a graph that cannot be read or holds an unsafe operation (unless `allow_unsafe`).
-pub(crate) fn check(graph: &[u8], allow_unsafe: bool) -> Result<(), String> {
+pub fn check(graph: &[u8], allow_unsafe: bool) -> Result<(), String> {
     let mut found = None;
     each_node(graph, &mut |name, op| {
         if found.is_none() && UNSAFE.iter().any(|u| op.contains(u)) {
@@ -157,6 +171,43 @@ pub(crate) fn check(graph: &[u8], allow_unsafe: bool) -> Result<(), String> {
              the server; refused (module argument ALLOW_UNSAFE_OPS yes accepts such graphs)"
         )),
         _ => Ok(()),
+    }
+}
+
+/// The body of the `tf_check` fuzz target (`scripts/fuzz`), here so that `cargo test`
+/// replays its corpus and every crash it found.
+pub mod fuzzing {
+    /// Any bytes: checked without panicking, and a refusal always says why.
+    pub fn check(data: &[u8]) {
+        for allow in [false, true] {
+            if let Err(e) = super::check(data, allow) {
+                assert!(!e.is_empty());
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn every_corpus_input_and_every_crash_found_is_replayed() {
+            let fuzz = concat!(env!("CARGO_MANIFEST_DIR"), "/../orc-ai/fuzz");
+            let mut n = 0;
+            for dir in ["corpus", "regressions"] {
+                let Ok(entries) = std::fs::read_dir(format!("{fuzz}/{dir}/tf_check")) else {
+                    continue;
+                };
+                for f in entries.flatten() {
+                    let data = std::fs::read(f.path()).unwrap();
+                    assert!(
+                        std::panic::catch_unwind(|| super::check(&data)).is_ok(),
+                        "{}",
+                        f.path().display()
+                    );
+                    n += 1;
+                }
+            }
+            assert!(n > 0, "no seed corpus for tf_check");
+        }
     }
 }
 
@@ -203,6 +254,27 @@ mod tests {
             let g = field(1, &node("n", op));
             assert!(check(&g, false).is_err(), "{op} passed");
         }
+    }
+
+    #[test]
+    fn graphs_written_by_tensorflow_are_read_whole() {
+        // Frozen by TensorFlow 2.21 (the fuzz seeds): a while loop whose condition and body
+        // are functions of the library, and a graph reading /etc/hostname.
+        let seeds = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../orc-ai/fuzz/corpus/tf_check"
+        );
+        let read = |name: &str| std::fs::read(format!("{seeds}/{name}")).unwrap();
+        let mut ops = Vec::new();
+        each_node(&read("while_loop"), &mut |_, op| ops.push(op.to_string())).unwrap();
+        assert!(ops.contains(&"StatelessWhile".to_string()), "{ops:?}");
+        assert!(
+            ops.contains(&"Less".to_string()),
+            "loop condition not seen: {ops:?}"
+        );
+        assert_eq!(check(&read("while_loop"), false), Ok(()));
+        let e = check(&read("read_file"), false).unwrap_err();
+        assert!(e.contains("contents (ReadFile)"), "{e}");
     }
 
     #[test]
