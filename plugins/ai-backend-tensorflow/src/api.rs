@@ -103,6 +103,9 @@ api! {
     delete_device_list = b"TF_DeleteDeviceList\0": fn(*mut DeviceList);
     device_list_count = b"TF_DeviceListCount\0": fn(*const DeviceList) -> c_int;
     device_list_name = b"TF_DeviceListName\0": fn(*const DeviceList, c_int, *mut Status) -> *const c_char;
+    operation_output_type = b"TF_OperationOutputType\0": fn(Output) -> c_int;
+    graph_tensor_num_dims = b"TF_GraphGetTensorNumDims\0": fn(*mut Graph, Output, *mut Status) -> c_int;
+    graph_tensor_shape = b"TF_GraphGetTensorShape\0": fn(*mut Graph, Output, *mut i64, c_int, *mut Status);
 }
 
 /// A `TF_Status`, deleted when dropped.

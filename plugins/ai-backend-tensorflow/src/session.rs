@@ -2,7 +2,10 @@
 
 use std::{
     ffi::{CStr, CString},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use abi_stable::std_types::{RResult, RString, RVec};
@@ -13,8 +16,12 @@ use crate::{
     tensor::TfTensor,
 };
 
-/// A model: its graph, a session on it, and its named inputs and outputs.
-pub(crate) struct TfModel {
+/// A model: its graph, a session on it, and its named inputs and outputs; shared with the
+/// thread that warms it up.
+pub(crate) struct TfModel(Arc<Inner>);
+
+/// What a model holds.
+pub(crate) struct Inner {
     api: &'static Api,
     graph: *mut Graph,
     session: *mut Session,
@@ -24,8 +31,8 @@ pub(crate) struct TfModel {
 
 // SAFETY: TensorFlow's sessions may be run from several threads at once (TF_SessionRun is
 // thread-safe); the graph is not changed after the session is made.
-unsafe impl Send for TfModel {}
-unsafe impl Sync for TfModel {}
+unsafe impl Send for Inner {}
+unsafe impl Sync for Inner {}
 
 /// The device string TensorFlow places a graph on (`/device:CPU:0`, `/device:GPU:1`).
 pub(crate) fn tf_device(device: &str) -> Result<String, String> {
@@ -88,12 +95,28 @@ fn output(api: &Api, graph: *mut Graph, spec: &str, what: &str) -> Result<Output
 }
 
 impl TfModel {
-    /// Import `blob` (a frozen GraphDef) on the device of `options` and open a session.
+    /// Import `blob` (a frozen GraphDef) on the device of `options`, open a session, and
+    /// warm it up in the background.
     pub(crate) fn new(
         api: &'static Api,
         blob: &[u8],
         options: &ModelOptions,
     ) -> Result<Self, String> {
+        let inner = Arc::new(Inner::new(api, blob, options)?);
+        let warm = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("orc-ai-tf-warmup".into())
+            .spawn(move || warm.warm_up());
+        if spawned.is_err() {
+            inner.warm_up();
+        }
+        Ok(TfModel(inner))
+    }
+}
+
+impl Inner {
+    /// Import `blob` (a frozen GraphDef) on the device of `options` and open a session.
+    fn new(api: &'static Api, blob: &[u8], options: &ModelOptions) -> Result<Self, String> {
         let device = tf_device(options.device.as_str())?;
         if options.inputs.is_empty() || options.outputs.is_empty() {
             return Err("a TF model needs INPUTS and OUTPUTS naming its nodes".into());
@@ -103,7 +126,7 @@ impl TfModel {
         // Drop deletes it); TF copies what it needs from the buffer and the device string.
         unsafe {
             let graph = (api.new_graph)();
-            let mut model = TfModel {
+            let mut model = Inner {
                 api,
                 graph,
                 session: std::ptr::null_mut(),
@@ -180,10 +203,65 @@ impl TfModel {
         }
     }
 
+    /// Run the graph once on zeros shaped as its inputs declare (unknown sizes 1), so that
+    /// TensorFlow optimises the graph and builds its kernels as soon as the model is stored
+    /// (in the background: the store does not wait), not on the first `AI.MODELEXECUTE`:
+    /// that first run of a ResNet-18 takes 1.2 s here, five times SmartRedis's default
+    /// socket timeout, after which the client sends the command again. A request that comes
+    /// meanwhile waits for TensorFlow to finish that work, as it would have done it itself. Bounded by [`WARM_UP_TIMEOUT_MS`] and [`WARM_UP_MAX_BYTES`]; inputs of
+    /// unknown rank, strings or anything refused leave the model as it is (its first run
+    /// then does the work).
+    fn warm_up(&self) {
+        let Some(tensors) = self
+            .inputs
+            .iter()
+            .map(|(_, o)| self.zeros_for(*o))
+            .collect::<Option<Vec<TensorAbi>>>()
+        else {
+            return;
+        };
+        let _ = self.run_with_timeout(&tensors, Some(WARM_UP_TIMEOUT_MS));
+    }
+
+    /// Zeros shaped and typed as the graph declares the output `o`, if it can say.
+    fn zeros_for(&self, o: Output) -> Option<TensorAbi> {
+        let status = StatusBox::new(self.api);
+        // SAFETY: o belongs to this model's graph; dims has room for the rank asked.
+        unsafe {
+            let dtype = (self.api.operation_output_type)(o);
+            let rank = (self.api.graph_tensor_num_dims)(self.graph, o, status.raw);
+            if status.check().is_err() || !(0..=8).contains(&rank) {
+                return None;
+            }
+            let mut dims = vec![0i64; rank as usize];
+            (self.api.graph_tensor_shape)(self.graph, o, dims.as_mut_ptr(), rank, status.raw);
+            status.check().ok()?;
+            let (code, bits) = crate::tensor::abi_type(dtype).ok()?;
+            let shape: Vec<i64> = dims.iter().map(|d| if *d < 0 { 1 } else { *d }).collect();
+            let mut bytes = usize::from(bits / 8);
+            for d in &shape {
+                bytes = bytes.checked_mul(usize::try_from(*d).ok()?)?;
+            }
+            (bytes <= WARM_UP_MAX_BYTES).then(|| TensorAbi::new(code, bits, shape, vec![0; bytes]))
+        }
+    }
+
     fn run_tensors(
         &self,
         inputs: &[TensorAbi],
         interrupt: &AtomicBool,
+    ) -> Result<Vec<TensorAbi>, String> {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(interrupted());
+        }
+        self.run_with_timeout(inputs, None)
+    }
+
+    /// One run; TensorFlow cancels it after `timeout_ms` when given.
+    fn run_with_timeout(
+        &self,
+        inputs: &[TensorAbi],
+        timeout_ms: Option<u64>,
     ) -> Result<Vec<TensorAbi>, String> {
         if inputs.len() != self.inputs.len() {
             return Err(format!(
@@ -200,17 +278,15 @@ impl TfModel {
         let values: Vec<*mut crate::api::Tensor> = tensors.iter().map(|t| t.raw).collect();
         let outs: Vec<Output> = self.outputs.iter().map(|(_, o)| *o).collect();
         let mut results = vec![std::ptr::null_mut(); outs.len()];
-        if interrupt.load(Ordering::Relaxed) {
-            return Err(interrupted());
-        }
         let status = StatusBox::new(self.api);
+        let run_options = timeout_ms.map(|ms| RunOptions::new(self.api, ms));
         let count = |n: usize| i32::try_from(n).map_err(|_| "too many tensors".to_string());
         // SAFETY: the arrays hold the counts given; input tensors stay alive (owned by
         // `tensors`) and are not taken by TF; the outputs it returns are ours to delete.
         unsafe {
             (self.api.session_run)(
                 self.session,
-                std::ptr::null(),
+                run_options.as_ref().map_or(std::ptr::null(), |r| r.raw),
                 ins.as_ptr(),
                 values.as_ptr(),
                 count(ins.len())?,
@@ -232,7 +308,43 @@ impl TfModel {
     }
 }
 
-impl Drop for TfModel {
+/// A warm-up run is cancelled after this long (a graph that loops for ever must not keep
+/// the store waiting).
+pub(crate) const WARM_UP_TIMEOUT_MS: u64 = 10_000;
+
+/// Inputs larger than this are not made for a warm-up run.
+pub(crate) const WARM_UP_MAX_BYTES: usize = 64 << 20;
+
+/// A serialized `RunOptions` in a `TF_Buffer`, deleted when dropped.
+struct RunOptions<'a> {
+    api: &'a Api,
+    raw: *mut crate::api::Buffer,
+}
+
+impl<'a> RunOptions<'a> {
+    /// Options that cancel the run after `timeout_ms` (`timeout_in_ms`, field 2).
+    fn new(api: &'a Api, timeout_ms: u64) -> Self {
+        let mut proto = vec![2 << 3];
+        let mut v = timeout_ms;
+        while v >= 0x80 {
+            proto.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        proto.push(v as u8);
+        // SAFETY: TF copies the bytes into a buffer it owns.
+        let raw = unsafe { (api.new_buffer_from_string)(proto.as_ptr().cast(), proto.len()) };
+        RunOptions { api, raw }
+    }
+}
+
+impl Drop for RunOptions<'_> {
+    fn drop(&mut self) {
+        // SAFETY: raw came from TF_NewBufferFromString and is deleted once.
+        unsafe { (self.api.delete_buffer)(self.raw) }
+    }
+}
+
+impl Drop for Inner {
     fn drop(&mut self) {
         let status = StatusBox::new(self.api);
         // SAFETY: session and graph were made by TF for this model and are deleted once;
@@ -249,29 +361,19 @@ impl Drop for TfModel {
 
 impl BackendModel for TfModel {
     fn inputs(&self) -> RVec<RString> {
-        rstrings(
-            &self
-                .inputs
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect::<Vec<_>>(),
-        )
+        let names: Vec<String> = self.0.inputs.iter().map(|(n, _)| n.clone()).collect();
+        rstrings(&names)
     }
     fn outputs(&self) -> RVec<RString> {
-        rstrings(
-            &self
-                .outputs
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect::<Vec<_>>(),
-        )
+        let names: Vec<String> = self.0.outputs.iter().map(|(n, _)| n.clone()).collect();
+        rstrings(&names)
     }
     fn run(
         &self,
         inputs: RVec<TensorAbi>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
-        answer(|| self.run_tensors(&inputs, interrupt))
+        answer(|| self.0.run_tensors(&inputs, interrupt))
     }
 }
 

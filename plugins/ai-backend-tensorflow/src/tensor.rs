@@ -22,7 +22,7 @@ fn tf_type(code: u8, bits: u8) -> Result<i32, String> {
 }
 
 /// The DLPack code and bit width of a `TF_DataType`.
-fn abi_type(t: i32) -> Result<(u8, u8), String> {
+pub(crate) fn abi_type(t: i32) -> Result<(u8, u8), String> {
     Ok(match t {
         1 => (2, 32),
         2 => (2, 64),
