@@ -60,6 +60,26 @@ fn graph_reading(path: &str) -> Vec<u8> {
 
 /// Store `blob` as a TF model with input nodes `ins` and output nodes `outs`: "OK" or the
 /// error.
+/// A NodeDef: name (1), op (2), inputs (3), `T: DT_FLOAT` or the attribute given (5).
+fn node(name: &str, op: &str, inputs: &[&str], attr_t: Option<&[u8]>) -> Vec<u8> {
+    const DT_FLOAT: u8 = 1;
+    let mut n = [field(1, name.as_bytes()), field(2, op.as_bytes())].concat();
+    for i in inputs {
+        n.extend(field(3, i.as_bytes()));
+    }
+    let float = [6 << 3, DT_FLOAT]; // AttrValue.type
+    n.extend(attr(
+        if op == "Placeholder" { "dtype" } else { "T" },
+        attr_t.unwrap_or(&float),
+    ));
+    n
+}
+
+/// A GraphDef of these nodes.
+fn graph(nodes: &[Vec<u8>]) -> Vec<u8> {
+    nodes.iter().flat_map(|n| field(1, n)).collect()
+}
+
 fn store_graph(
     con: &mut redis::Connection,
     key: &str,
@@ -237,5 +257,85 @@ fn tensorflow_sizes_its_inter_op_pool_by_the_module_setting() {
         })
         .count();
     assert_eq!(compute, 3, "TensorFlow's inter-op threads");
+    orc.stop().unwrap();
+}
+
+#[test]
+fn malformed_graphs_get_tensorflow_s_reason_and_the_shard_keeps_its_data() {
+    let state = State::new();
+    let lib = tensorflow_lib().display().to_string();
+    let orc = start_ai(
+        &state,
+        "tf-bad",
+        1,
+        &["TENSORFLOW_LIB", &lib, "TF_RUNTIME", "tensorflow"],
+    );
+    let mut con = connect(&orc.addresses()[0]);
+    line(&mut con, "SET kept value").unwrap();
+    let a = node("a", "Placeholder", &[], None);
+    let string_t = field(2, b"x"); // AttrValue.s where a type is expected
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "unknown op",
+            graph(&[a.clone(), node("b", "NoSuchOp", &["a"], None)]),
+            "NoSuchOp",
+        ),
+        (
+            "unknown input",
+            graph(&[a.clone(), node("b", "Identity", &["zzz"], None)]),
+            "zzz",
+        ),
+        (
+            "cycle",
+            graph(&[
+                a.clone(),
+                node("b", "Add", &["a", "c"], None),
+                node("c", "Add", &["a", "b"], None),
+            ]),
+            "cycle",
+        ),
+        (
+            "self loop",
+            graph(&[a.clone(), node("b", "Identity", &["b"], None)]),
+            "cycle",
+        ),
+        (
+            "wrong attribute type",
+            graph(&[a.clone(), node("b", "Identity", &["a"], Some(&string_t))]),
+            "attr 'T'",
+        ),
+        (
+            "duplicate names",
+            graph(&[
+                a.clone(),
+                node("b", "Identity", &["a"], None),
+                node("b", "Identity", &["a"], None),
+            ]),
+            "not unique",
+        ),
+    ];
+    for (what, blob, reason) in cases {
+        let e = store_graph(&mut con, "bad", "CPU", (&["a"], &["b"]), &blob);
+        assert!(
+            e.starts_with("ERR Invalid GraphDef") && e.contains(reason),
+            "{what}: {e}"
+        );
+    }
+    // A sound graph of the same shape is taken.
+    let ok = graph(&[a, node("b", "Identity", &["a"], None)]);
+    assert_eq!(
+        store_graph(&mut con, "good", "CPU", (&["a"], &["b"]), &ok),
+        "OK"
+    );
+    line(&mut con, "AI.TENSORSET x FLOAT 2 VALUES 1 2").unwrap();
+    line(&mut con, "AI.MODELEXECUTE good INPUTS 1 x OUTPUTS 1 y").unwrap();
+    assert_eq!(
+        f32_from(&bulk(&line(&mut con, "AI.TENSORGET y BLOB").unwrap())),
+        [1.0, 2.0]
+    );
+    assert_eq!(
+        line(&mut con, "GET kept").unwrap(),
+        redis::Value::BulkString(b"value".to_vec())
+    );
     orc.stop().unwrap();
 }
