@@ -192,3 +192,56 @@ fn timeouts_hold_for_runs_on_the_main_thread() {
     assert_eq!(line(&mut con, "EXISTS late").unwrap(), Value::Int(0));
     orc.stop().unwrap();
 }
+
+#[test]
+fn idle_workers_look_for_the_next_request_before_sleeping() {
+    let state = State::new();
+    // Every run goes to the worker; spins from none to the longest, and one so short that a
+    // request often lands just as the worker goes to sleep (a lost wake-up would hold it
+    // for the queue's 250 ms recheck or longer).
+    for spin in ["0", "1", "10000"] {
+        let id = format!("spin{spin}");
+        let orc = start_ai(
+            &state,
+            &id,
+            1,
+            &["INLINE_RUN_MAX_US", "0", "WORKER_SPIN_US", spin],
+        );
+        let mut con = connect(&orc.addresses()[0]);
+        assert_eq!(
+            line(&mut con, "AI.CONFIG GET WORKER_SPIN_US").unwrap(),
+            Value::Int(spin.parse().unwrap())
+        );
+        assert!(info_section(&mut con, "ai_limits").contains(&format!("worker_spin_us:{spin}")));
+        assert_eq!(ten_linear_runs(&mut con), 0);
+        // Requests from two clients at once, and after pauses longer than the spin.
+        let addr = orc.addresses()[0].clone();
+        let other = std::thread::spawn(move || {
+            let mut con = connect(&addr);
+            line(&mut con, "AI.TENSORSET x2 FLOAT 1 3 VALUES 1 2 3").unwrap();
+            for _ in 0..100 {
+                line(&mut con, "AI.MODELEXECUTE m INPUTS 1 x2 OUTPUTS 1 y2").unwrap();
+            }
+        });
+        let t = std::time::Instant::now();
+        for i in 0..200 {
+            line(&mut con, "AI.MODELEXECUTE m INPUTS 1 x OUTPUTS 1 y").unwrap();
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        other.join().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "300 small runs took {:?}: a request waited for a sleeping worker",
+            t.elapsed()
+        );
+        orc.stop().unwrap();
+    }
+    let e = launch(
+        &static_host(),
+        &state,
+        ai_settings("badspin", 1, &["WORKER_SPIN_US", "10001"]),
+    );
+    assert!(e.is_err(), "WORKER_SPIN_US 10001 was accepted");
+}

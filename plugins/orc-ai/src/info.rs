@@ -97,6 +97,7 @@ pub unsafe extern "C" fn info_callback(
         i.int("model_execution_timeout", c.model_execution_timeout as i64);
         i.int("threads_per_queue", c.threads_per_queue as i64);
         i.int("inline_run_max_us", c.inline_run_max_us as i64);
+        i.int("worker_spin_us", c.worker_spin_us as i64);
         i.text(
             "allow_backend_paths",
             if c.allow_backend_paths { "yes" } else { "no" },

@@ -142,6 +142,7 @@ pub fn config(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             "BACKENDSPATH" => bulk(&lock(&s.config).backends_path.display().to_string()),
             "MODEL_CHUNK_SIZE" => RedisValue::Integer(lock(&s.config).model_chunk_size as i64),
             "INLINE_RUN_MAX_US" => RedisValue::Integer(lock(&s.config).inline_run_max_us as i64),
+            "WORKER_SPIN_US" => RedisValue::Integer(lock(&s.config).worker_spin_us as i64),
             // orc extension: the loaded backends, `NAME runtime path` each.
             "BACKENDS" => RedisValue::Array(
                 s.backends

@@ -193,6 +193,11 @@ fn pick(queue: &mut VecDeque<Job>) -> (Option<Vec<Job>>, Option<Instant>) {
     (None, wake)
 }
 
+/// How long an idle worker looks for new work before sleeping (`WORKER_SPIN_US`).
+fn spin_wait() -> Duration {
+    Duration::from_micros(lock(&state().config).worker_spin_us)
+}
+
 /// The next batch to run, waiting for work; `None` when the queue closed.
 pub(super) fn next_batch(q: &Arc<Queue>) -> Option<Vec<Job>> {
     let mut jobs = lock(&q.jobs);
@@ -216,6 +221,26 @@ pub(super) fn next_batch(q: &Arc<Queue>) -> Option<Vec<Job>> {
         }
         if !jobs.queue.is_empty() {
             idle_since = Instant::now();
+        }
+        // A client's next request usually follows its reply within a round trip: look for
+        // it a while, yielding the CPU, rather than sleep and wait to be woken. (The lock
+        // is not held meanwhile, so a request queued now is seen below.)
+        if jobs.queue.is_empty() {
+            drop(jobs);
+            let until = Instant::now() + spin_wait();
+            while Instant::now() < until {
+                if q.jobs
+                    .try_lock()
+                    .is_ok_and(|j| !j.queue.is_empty() || j.closed)
+                {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            jobs = lock(&q.jobs);
+            if !jobs.queue.is_empty() || jobs.closed {
+                continue;
+            }
         }
         // Held requests are looked at again at least every second (their clients may
         // time out meanwhile).
