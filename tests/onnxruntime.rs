@@ -7,50 +7,48 @@ use std::time::{Duration, Instant};
 
 use orc_tests::*;
 
-fn backends(con: &mut redis::Connection) -> Vec<String> {
-    array(line(con, "AI.CONFIG GET BACKENDS").unwrap())
-        .iter()
-        .map(|b| String::from_utf8(bulk(b)).unwrap())
-        .collect()
-}
-
-/// Protobuf bytes: a length-delimited field.
-fn field(n: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![n << 3 | 2];
-    let mut len = body.len();
-    while len >= 0x80 {
-        v.push((len & 0x7f) as u8 | 0x80);
-        len >>= 7;
-    }
-    v.push(len as u8);
-    v.extend_from_slice(body);
-    v
-}
-
 /// An ONNX model `Y = Identity(W)` whose initializer W says its bytes are in `location`.
 fn model_reading(location: &str) -> Vec<u8> {
-    let entry = [field(1, b"location"), field(2, location.as_bytes())].concat();
+    let entry = [
+        proto_field(1, b"location"),
+        proto_field(2, location.as_bytes()),
+    ]
+    .concat();
     // TensorProto: dims 4 (1), data_type FLOAT (2), name W (8), external_data (13),
     // data_location EXTERNAL (14).
     let tensor = [
         vec![1 << 3, 4, 2 << 3, 1],
-        field(8, b"W"),
-        field(13, &entry),
+        proto_field(8, b"W"),
+        proto_field(13, &entry),
         vec![14 << 3, 1],
     ]
     .concat();
-    let node = [field(1, b"W"), field(2, b"Y"), field(4, b"Identity")].concat();
+    let node = [
+        proto_field(1, b"W"),
+        proto_field(2, b"Y"),
+        proto_field(4, b"Identity"),
+    ]
+    .concat();
     // ValueInfoProto Y: name (1), type (2) = TypeProto{tensor_type (1) {elem_type 1}}.
-    let out = [field(1, b"Y"), field(2, &field(1, &[1 << 3, 1]))].concat();
+    let out = [
+        proto_field(1, b"Y"),
+        proto_field(2, &proto_field(1, &[1 << 3, 1])),
+    ]
+    .concat();
     let graph = [
-        field(1, &node),
-        field(2, b"g"),
-        field(5, &tensor),
-        field(12, &out),
+        proto_field(1, &node),
+        proto_field(2, b"g"),
+        proto_field(5, &tensor),
+        proto_field(12, &out),
     ]
     .concat();
     // ModelProto: ir_version 7 (1), opset_import {version 13} (8), graph (7).
-    [vec![1 << 3, 7], field(8, &[2 << 3, 13]), field(7, &graph)].concat()
+    [
+        vec![1 << 3, 7],
+        proto_field(8, &[2 << 3, 13]),
+        proto_field(7, &graph),
+    ]
+    .concat()
 }
 
 /// Store a model that reads /etc/passwd: the error.
@@ -83,7 +81,7 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     let mut con = connect(&with.addresses()[0]);
     let t = Instant::now();
     let loaded = loop {
-        let b = backends(&mut con);
+        let b = loaded_backends(&mut con);
         // ONNX, TORCH, TFLITE and TF are all in the build's BACKENDSPATH.
         if b.len() >= 4 || t.elapsed() > Duration::from_secs(60) {
             break b;
@@ -117,7 +115,7 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
     );
     // The server kept running with its data.
     line(&mut con, "AI.TENSORSET t FLOAT 1 VALUES 1").unwrap();
-    assert_eq!(backends(&mut con).len(), loaded.len());
+    assert_eq!(loaded_backends(&mut con).len(), loaded.len());
 
     // auto without a library: tract, and the same model refused the same way.
     let without = start_ai(&state, "without", 1, &[]);
@@ -127,14 +125,14 @@ fn onnx_runs_on_onnxruntime_where_present_else_on_tract() {
         e.contains("Initializer tensors with external data is not allowed."),
         "{e}"
     );
-    let b = backends(&mut con);
+    let b = loaded_backends(&mut con);
     assert!(b.iter().any(|b| b.starts_with("ONNX tract-onnx")), "{b:?}");
 
     // No warm-up: nothing loads until a request needs it.
     let cold = start_ai(&state, "cold", 1, &["BACKENDS_WARMUP", "no"]);
     let mut con = connect(&cold.addresses()[0]);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(backends(&mut con), Vec::<String>::new());
+    assert_eq!(loaded_backends(&mut con), Vec::<String>::new());
 
     // ONNX_RUNTIME onnxruntime without a library: a clear error, no silent fallback.
     let strict = start_ai(

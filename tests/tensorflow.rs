@@ -6,29 +6,12 @@
 
 use orc_tests::{models::tensorflow_lib, *};
 
-fn backends(con: &mut redis::Connection) -> Vec<String> {
-    array(line(con, "AI.CONFIG GET BACKENDS").unwrap())
-        .iter()
-        .map(|b| String::from_utf8(bulk(b)).unwrap())
-        .collect()
-}
-
-/// Protobuf bytes: a length-delimited field.
-fn field(n: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![n << 3 | 2];
-    let mut len = body.len();
-    while len >= 0x80 {
-        v.push((len & 0x7f) as u8 | 0x80);
-        len >>= 7;
-    }
-    v.push(len as u8);
-    v.extend_from_slice(body);
-    v
-}
-
 /// A NodeDef attribute (map entry: key 1, AttrValue 2).
 fn attr(key: &str, value: &[u8]) -> Vec<u8> {
-    field(5, &[field(1, key.as_bytes()), field(2, value)].concat())
+    proto_field(
+        5,
+        &[proto_field(1, key.as_bytes()), proto_field(2, value)].concat(),
+    )
 }
 
 /// A valid GraphDef reading the file `path`: `name = Const(path)`, `contents =
@@ -38,24 +21,24 @@ fn graph_reading(path: &str) -> Vec<u8> {
     // TensorProto: dtype (1), tensor_shape (2, empty: a scalar), string_val (8).
     let tensor = [
         vec![1 << 3, DT_STRING],
-        field(2, b""),
-        field(8, path.as_bytes()),
+        proto_field(2, b""),
+        proto_field(8, path.as_bytes()),
     ]
     .concat();
     let name = [
-        field(1, b"name"),
-        field(2, b"Const"),
+        proto_field(1, b"name"),
+        proto_field(2, b"Const"),
         attr("dtype", &[6 << 3, DT_STRING]), // AttrValue.type (6)
-        attr("value", &field(8, &tensor)),   // AttrValue.tensor (8)
+        attr("value", &proto_field(8, &tensor)), // AttrValue.tensor (8)
     ]
     .concat();
     let read = [
-        field(1, b"contents"),
-        field(2, b"ReadFile"),
-        field(3, b"name"),
+        proto_field(1, b"contents"),
+        proto_field(2, b"ReadFile"),
+        proto_field(3, b"name"),
     ]
     .concat();
-    [field(1, &name), field(1, &read)].concat()
+    [proto_field(1, &name), proto_field(1, &read)].concat()
 }
 
 /// Store `blob` as a TF model with input nodes `ins` and output nodes `outs`: "OK" or the
@@ -63,9 +46,13 @@ fn graph_reading(path: &str) -> Vec<u8> {
 /// A NodeDef: name (1), op (2), inputs (3), `T: DT_FLOAT` or the attribute given (5).
 fn node(name: &str, op: &str, inputs: &[&str], attr_t: Option<&[u8]>) -> Vec<u8> {
     const DT_FLOAT: u8 = 1;
-    let mut n = [field(1, name.as_bytes()), field(2, op.as_bytes())].concat();
+    let mut n = [
+        proto_field(1, name.as_bytes()),
+        proto_field(2, op.as_bytes()),
+    ]
+    .concat();
     for i in inputs {
-        n.extend(field(3, i.as_bytes()));
+        n.extend(proto_field(3, i.as_bytes()));
     }
     let float = [6 << 3, DT_FLOAT]; // AttrValue.type
     n.extend(attr(
@@ -77,7 +64,7 @@ fn node(name: &str, op: &str, inputs: &[&str], attr_t: Option<&[u8]>) -> Vec<u8>
 
 /// A GraphDef of these nodes.
 fn graph(nodes: &[Vec<u8>]) -> Vec<u8> {
-    nodes.iter().flat_map(|n| field(1, n)).collect()
+    nodes.iter().flat_map(|n| proto_field(1, n)).collect()
 }
 
 fn store_graph(
@@ -166,13 +153,13 @@ fn tf_runs_on_tensorflow_where_present_else_on_tract_with_the_same_replies() {
     let with = start_ai(&state, "tf-with", 1, &["TENSORFLOW_LIB", &lib]);
     let mut on_tf = connect(&with.addresses()[0]);
     assert_eq!(multiply(&mut on_tf), [8.0, 15.0]);
-    let b = backends(&mut on_tf);
+    let b = loaded_backends(&mut on_tf);
     assert!(b.iter().any(|b| b.starts_with("TF tensorflow 2.")), "{b:?}");
     // auto without a library: tract.
     let without = start_ai(&state, "tf-without", 1, &[]);
     let mut on_tract = connect(&without.addresses()[0]);
     assert_eq!(multiply(&mut on_tract), [8.0, 15.0]);
-    let b = backends(&mut on_tract);
+    let b = loaded_backends(&mut on_tract);
     assert!(
         b.iter().any(|b| b.starts_with("TF tract-tensorflow")),
         "{b:?}"
@@ -210,6 +197,16 @@ fn tf_graphs_that_read_files_and_gpu_devices_are_refused() {
     assert!(e.contains("GPU requested (GPU:0)"), "{e}");
     assert!(e.contains("CPU:0"), "{e}");
     assert_eq!(line(&mut con, "EXISTS g").unwrap(), redis::Value::Int(0));
+    // A functional loop (TensorFlow recurses for each iteration; this one never ends and
+    // would kill the shard within a second, as it kills a Python process).
+    let functional = std::fs::read(data_file("models/forever_functional.pb")).unwrap();
+    let io: (&[&str], &[&str]) = (&["input"], &["output"]);
+    let e = store_graph(&mut con, "loop", "CPU", io, &functional);
+    assert!(e.contains("(StatelessWhile)"), "{e}");
+    assert_eq!(
+        line(&mut con, "PING").unwrap(),
+        redis::Value::SimpleString("PONG".into())
+    );
     orc.stop().unwrap();
     // A site that trusts its clients may allow them: the graph is taken (TensorFlow
     // accepts it as a valid graph).
@@ -273,7 +270,7 @@ fn malformed_graphs_get_tensorflow_s_reason_and_the_shard_keeps_its_data() {
     let mut con = connect(&orc.addresses()[0]);
     line(&mut con, "SET kept value").unwrap();
     let a = node("a", "Placeholder", &[], None);
-    let string_t = field(2, b"x"); // AttrValue.s where a type is expected
+    let string_t = proto_field(2, b"x"); // AttrValue.s where a type is expected
     let cases: [(&str, Vec<u8>, &str); 6] = [
         (
             "unknown op",
@@ -337,5 +334,46 @@ fn malformed_graphs_get_tensorflow_s_reason_and_the_shard_keeps_its_data() {
         line(&mut con, "GET kept").unwrap(),
         redis::Value::BulkString(b"value".to_vec())
     );
+    orc.stop().unwrap();
+}
+
+#[test]
+fn endless_graphs_are_stopped_by_tensorflow_at_the_execution_timeout() {
+    // TensorFlow's C API cannot look at orc-ai's interrupt flag: without the run timeout
+    // the backend gives TensorFlow, this run would go on for ever and its worker be given
+    // up (`ai_workers_given_up:1`; checked by leaving the timeout out).
+    let state = State::new();
+    let lib = tensorflow_lib().display().to_string();
+    let orc = start_ai(
+        &state,
+        "tf-forever",
+        1,
+        &[
+            "TENSORFLOW_LIB",
+            &lib,
+            "TF_RUNTIME",
+            "tensorflow",
+            "MODEL_EXECUTION_TIMEOUT",
+            "1000",
+            "THREADS_PER_QUEUE",
+            "1",
+        ],
+    );
+    let mut con = connect(&orc.addresses()[0]);
+    let forever = std::fs::read(data_file("models/forever.pb")).unwrap();
+    let io: (&[&str], &[&str]) = (&["input"], &["output"]);
+    assert_eq!(store_graph(&mut con, "forever", "CPU", io, &forever), "OK");
+    line(&mut con, "AI.TENSORSET x FLOAT 1 VALUES 1").unwrap();
+    let e = err_text(line(
+        &mut con,
+        "AI.MODELEXECUTE forever INPUTS 1 x OUTPUTS 1 y",
+    ));
+    assert!(e.contains("MODEL_EXECUTION_TIMEOUT"), "{e}");
+    // Past the watchdog's grace second: the worker came back by itself.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(multiply(&mut con), [8.0, 15.0]);
+    let info = info_section(&mut con, "ai_execution");
+    assert!(info.contains("ai_runs_timed_out:1"), "{info}");
+    assert!(info.contains("ai_workers_given_up:0"), "{info}");
     orc.stop().unwrap();
 }

@@ -559,3 +559,26 @@ pub fn json_strings(v: &serde_json::Value, what: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The backends the shard behind `con` has loaded (`AI.CONFIG GET BACKENDS`: `NAME runtime
+/// path` each).
+pub fn loaded_backends(con: &mut redis::Connection) -> Vec<String> {
+    array(line(con, "AI.CONFIG GET BACKENDS").unwrap())
+        .iter()
+        .map(|b| String::from_utf8(bulk(b)).unwrap())
+        .collect()
+}
+
+/// Protobuf bytes: field `n`, length-delimited, holding `body` (for hand-made ONNX and
+/// TensorFlow models).
+pub fn proto_field(n: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![n << 3 | 2];
+    let mut len = body.len();
+    while len >= 0x80 {
+        v.push((len & 0x7f) as u8 | 0x80);
+        len >>= 7;
+    }
+    v.push(len as u8);
+    v.extend_from_slice(body);
+    v
+}

@@ -38,7 +38,7 @@ use abi_stable::{
 };
 
 /// Version of the calls below; `orc-ai` refuses a backend built for another one.
-pub const BACKEND_ABI_VERSION: u32 = 3;
+pub const BACKEND_ABI_VERSION: u32 = 4;
 
 /// A tensor crossing the boundary.
 #[repr(C)]
@@ -117,6 +117,10 @@ pub struct ModelOptions {
     /// refuse them when stored, naming the operation; TorchScript and TensorFlow graphs can
     /// hold such operations, the other formats cannot).
     pub allow_unsafe_ops: bool,
+    /// How long a run may take, in ms (`MODEL_EXECUTION_TIMEOUT`; 0: no limit). orc-ai
+    /// answers a longer run's clients itself and sets its interrupt flag; a runtime that
+    /// cannot look at the flag during a run (TensorFlow) stops the run after this long.
+    pub execution_timeout_ms: u64,
 }
 
 /// Options a script is created with.
@@ -237,6 +241,58 @@ pub fn no_scripts(backend: &str) -> RResult<BackendScriptBox, RString> {
     RResult::RErr(
         format!("the {backend} backend has no scripts; scripts run on the TORCH backend").into(),
     )
+}
+
+/// `Ok` when a model that takes `expected` inputs is given `got`, else RedisAI's error.
+pub fn check_input_count(expected: usize, got: usize) -> Result<(), String> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(format!("Expected {expected} inputs but got {got}"))
+    }
+}
+
+/// A runtime library a backend loads once per process in its `init` (ONNX Runtime,
+/// TensorFlow): the runtime, or why it could not be loaded, kept for every later call.
+pub struct RuntimeCell<R>(std::sync::OnceLock<Result<R, String>>);
+
+impl<R> RuntimeCell<R> {
+    /// An empty cell (for a `static`).
+    pub const fn new() -> Self {
+        Self(std::sync::OnceLock::new())
+    }
+
+    /// The `init` entry point's answer: load the runtime with `load` on the first call
+    /// (panics included in the error), then its description.
+    pub fn init(
+        &self,
+        load: impl FnOnce() -> Result<R, String>,
+        describe: impl Fn(&R) -> &str,
+    ) -> RResult<RString, RString> {
+        guard(|| match self.0.get_or_init(|| guard(load)) {
+            Ok(r) => Ok(RString::from(describe(r))),
+            Err(e) => Err(e.clone()),
+        })
+        .map_err(RString::from)
+        .into()
+    }
+
+    /// The loaded runtime, or why there is none (`name`: the runtime, for the message).
+    pub fn get(&self, name: &str) -> Result<&R, String> {
+        match self.0.get() {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!(
+                "{name} was not initialised (bug: orc-ai calls init first)"
+            )),
+        }
+    }
+}
+
+impl<R> Default for RuntimeCell<R> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Export a backend's root module: its name (`"ONNX"`), a runtime description, its

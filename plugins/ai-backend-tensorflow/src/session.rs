@@ -4,12 +4,14 @@ use std::{
     ffi::{CStr, CString},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
 use abi_stable::std_types::{RResult, RString, RVec};
-use orc_ai_backend_abi::{BackendModel, ModelOptions, TensorAbi, answer, interrupted, rstrings};
+use orc_ai_backend_abi::{
+    BackendModel, ModelOptions, TensorAbi, answer, check_input_count, interrupted, rstrings,
+};
 
 use crate::{
     api::{Api, Graph, Output, Session, StatusBox},
@@ -27,6 +29,9 @@ pub(crate) struct Inner {
     session: *mut Session,
     inputs: Vec<(String, Output)>,
     outputs: Vec<(String, Output)>,
+    /// TensorFlow cancels a run after this long (MODEL_EXECUTION_TIMEOUT): its C API has no
+    /// other way to stop one, and a graph that loops for ever would keep its worker.
+    run_timeout_ms: Option<u64>,
 }
 
 // SAFETY: TensorFlow's sessions may be run from several threads at once (TF_SessionRun is
@@ -103,12 +108,21 @@ impl TfModel {
         options: &ModelOptions,
     ) -> Result<Self, String> {
         let inner = Arc::new(Inner::new(api, blob, options)?);
-        let warm = inner.clone();
-        let spawned = std::thread::Builder::new()
-            .name("orc-ai-tf-warmup".into())
-            .spawn(move || warm.warm_up());
-        if spawned.is_err() {
-            inner.warm_up();
+        // At most MAX_WARM_UPS at once: stores in a burst do not make a thread each.
+        if WARMING.fetch_add(1, Ordering::AcqRel) < MAX_WARM_UPS {
+            let warm = inner.clone();
+            let spawned = std::thread::Builder::new()
+                .name("orc-ai-tf-warmup".into())
+                .stack_size(64 << 20)
+                .spawn(move || {
+                    warm.warm_up();
+                    WARMING.fetch_sub(1, Ordering::AcqRel);
+                });
+            if spawned.is_err() {
+                WARMING.fetch_sub(1, Ordering::AcqRel);
+            }
+        } else {
+            WARMING.fetch_sub(1, Ordering::AcqRel);
         }
         Ok(TfModel(inner))
     }
@@ -132,6 +146,8 @@ impl Inner {
                 session: std::ptr::null_mut(),
                 inputs: Vec::new(),
                 outputs: Vec::new(),
+                run_timeout_ms: (options.execution_timeout_ms > 0)
+                    .then_some(options.execution_timeout_ms),
             };
             let buffer = (api.new_buffer_from_string)(blob.as_ptr().cast(), blob.len());
             let opts = (api.new_import_options)();
@@ -220,7 +236,10 @@ impl Inner {
         else {
             return;
         };
-        let _ = self.run_with_timeout(&tensors, Some(WARM_UP_TIMEOUT_MS));
+        let timeout = self
+            .run_timeout_ms
+            .map_or(WARM_UP_TIMEOUT_MS, |t| t.min(WARM_UP_TIMEOUT_MS));
+        let _ = self.run_with_timeout(&tensors, Some(timeout));
     }
 
     /// Zeros shaped and typed as the graph declares the output `o`, if it can say.
@@ -254,7 +273,7 @@ impl Inner {
         if interrupt.load(Ordering::Relaxed) {
             return Err(interrupted());
         }
-        self.run_with_timeout(inputs, None)
+        self.run_with_timeout(inputs, self.run_timeout_ms)
     }
 
     /// One run; TensorFlow cancels it after `timeout_ms` when given.
@@ -263,13 +282,7 @@ impl Inner {
         inputs: &[TensorAbi],
         timeout_ms: Option<u64>,
     ) -> Result<Vec<TensorAbi>, String> {
-        if inputs.len() != self.inputs.len() {
-            return Err(format!(
-                "Expected {} inputs but got {}",
-                self.inputs.len(),
-                inputs.len()
-            ));
-        }
+        check_input_count(self.inputs.len(), inputs.len())?;
         let tensors: Vec<TfTensor<'_>> = inputs
             .iter()
             .map(|t| TfTensor::from_abi(self.api, t))
@@ -307,6 +320,10 @@ impl Inner {
         results.iter().map(TfTensor::to_abi).collect()
     }
 }
+
+/// Warm-up runs going on now, and the most at once.
+static WARMING: AtomicUsize = AtomicUsize::new(0);
+const MAX_WARM_UPS: usize = 2;
 
 /// A warm-up run is cancelled after this long (a graph that loops for ever must not keep
 /// the store waiting).

@@ -26,8 +26,8 @@ use abi_stable::{
     std_types::{RResult, RString, RVec},
 };
 use orc_ai_backend_abi::{
-    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, answer, guard,
-    interrupted, rstrings,
+    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, answer,
+    check_input_count, guard, interrupted, rstrings,
 };
 use tract_core::prelude::{
     multithread::{Executor, multithread_tract_scope},
@@ -206,13 +206,7 @@ impl TractModel {
         inputs: &[TensorAbi],
         interrupt: &AtomicBool,
     ) -> Result<Vec<TensorAbi>, String> {
-        if inputs.len() != self.inputs.len() {
-            return Err(format!(
-                "Expected {} inputs but got {}",
-                self.inputs.len(),
-                inputs.len()
-            ));
-        }
+        check_input_count(self.inputs.len(), inputs.len())?;
         let tensors: Vec<Tensor> = inputs.iter().map(to_tract).collect::<Result<_, _>>()?;
         let plan = self.plan(&tensors)?;
         multithread_tract_scope(self.executor.clone(), || {

@@ -7,7 +7,9 @@
 //! reach other processes. The bytes are walked here first (protobuf wire format: the graph's
 //! nodes and the nodes of its function library's functions, a fixed nesting, linear in the
 //! bytes), and a graph holding such an operation is refused, naming it, unless the server
-//! allows unsafe operations.
+//! allows unsafe operations. So are graphs TensorFlow would recurse on until the process
+//! dies: functional loops (`While`, `StatelessWhile`, `For`; graphs frozen with lowered
+//! control flow loop without recursion) and functions that call themselves.
 //!
 //! ```
 //! // A GraphDef with one node (field 1): name "x" (1), op "ReadFile" (2).
@@ -110,43 +112,73 @@ fn fields(b: &[u8]) -> impl Iterator<Item = Result<Field<'_>, String>> {
     })
 }
 
-/// Call `f` with the name and operation type of every node in `graph` and in its
-/// library's functions (a fixed nesting, no recursion on the client's bytes).
-fn each_node(graph: &[u8], f: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
-    fn node(b: &[u8], f: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
-        let (mut name, mut op) = (String::new(), String::new());
+/// One node: its name, its operation, and the functions its attributes name.
+struct Node {
+    name: String,
+    op: String,
+    calls: Vec<String>,
+}
+
+/// What the walk reads of a graph: the main graph's nodes, and each function of its library
+/// with its nodes.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Node>,
+    functions: Vec<(String, Vec<Node>)>,
+}
+
+/// Deepest nesting of function-valued attributes followed (a function given a function...).
+const MAX_ATTR_DEPTH: usize = 8;
+
+/// The function names an `AttrValue` holds (`func` 10, `list` 1 -> `func` 9), nested ones
+/// (in a `NameAttrList`'s `attr` 2) down to [`MAX_ATTR_DEPTH`].
+fn attr_funcs(value: &[u8], depth: usize, out: &mut Vec<String>) -> Result<(), String> {
+    if depth > MAX_ATTR_DEPTH {
+        return Err("function attributes nested too deep".into());
+    }
+    let name_attr_list = |b: &[u8], out: &mut Vec<String>| -> Result<(), String> {
         for fl in fields(b) {
-            let fl = fl?;
-            match (fl.number, fl.bytes) {
-                (1, Some(s)) => name = String::from_utf8_lossy(s).into_owned(),
-                (2, Some(s)) => op = String::from_utf8_lossy(s).into_owned(),
+            match fl? {
+                Field {
+                    number: 1,
+                    bytes: Some(n),
+                } => out.push(String::from_utf8_lossy(n).into_owned()),
+                Field {
+                    number: 2,
+                    bytes: Some(entry),
+                } => {
+                    for e in fields(entry) {
+                        if let Field {
+                            number: 2,
+                            bytes: Some(v),
+                        } = e?
+                        {
+                            attr_funcs(v, depth + 1, out)?;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
-        f(&name, &op);
         Ok(())
-    }
-    // GraphDef: 1 node, 2 library; FunctionDefLibrary: 1 function; FunctionDef: 3 node_def.
-    for fl in fields(graph) {
-        let fl = fl?;
-        match (fl.number, fl.bytes) {
-            (1, Some(n)) => node(n, f)?,
-            (2, Some(lib)) => {
-                for func in fields(lib) {
+    };
+    for fl in fields(value) {
+        match fl? {
+            Field {
+                number: 10,
+                bytes: Some(f),
+            } => name_attr_list(f, out)?,
+            Field {
+                number: 1,
+                bytes: Some(list),
+            } => {
+                for item in fields(list) {
                     if let Field {
-                        number: 1,
-                        bytes: Some(func),
-                    } = func?
+                        number: 9,
+                        bytes: Some(f),
+                    } = item?
                     {
-                        for part in fields(func) {
-                            if let Field {
-                                number: 3,
-                                bytes: Some(n),
-                            } = part?
-                            {
-                                node(n, f)?;
-                            }
-                        }
+                        name_attr_list(f, out)?;
                     }
                 }
             }
@@ -156,22 +188,198 @@ fn each_node(graph: &[u8], f: &mut dyn FnMut(&str, &str)) -> Result<(), String> 
     Ok(())
 }
 
-/// Refuse a graph that cannot be read or holds an unsafe operation (unless `allow_unsafe`).
-pub fn check(graph: &[u8], allow_unsafe: bool) -> Result<(), String> {
-    let mut found = None;
-    each_node(graph, &mut |name, op| {
-        if found.is_none() && UNSAFE.iter().any(|u| op.contains(u)) {
-            found = Some(format!("{name} ({op})"));
+/// A NodeDef: name 1, op 2, attr 5 (map entries: key 1, value 2).
+fn node(b: &[u8]) -> Result<Node, String> {
+    let mut n = Node {
+        name: String::new(),
+        op: String::new(),
+        calls: Vec::new(),
+    };
+    for fl in fields(b) {
+        match fl? {
+            Field {
+                number: 1,
+                bytes: Some(s),
+            } => n.name = String::from_utf8_lossy(s).into_owned(),
+            Field {
+                number: 2,
+                bytes: Some(s),
+            } => n.op = String::from_utf8_lossy(s).into_owned(),
+            Field {
+                number: 5,
+                bytes: Some(entry),
+            } => {
+                for e in fields(entry) {
+                    if let Field {
+                        number: 2,
+                        bytes: Some(v),
+                    } = e?
+                    {
+                        attr_funcs(v, 0, &mut n.calls)?;
+                    }
+                }
+            }
+            _ => {}
         }
-    })
-    .map_err(|e| format!("Invalid GraphDef: {e}"))?;
-    match found {
-        Some(node) if !allow_unsafe => Err(format!(
-            "the TF graph holds operation {node}, which reads or writes files or reaches outside \
-             the server; refused (module argument ALLOW_UNSAFE_OPS yes accepts such graphs)"
-        )),
-        _ => Ok(()),
     }
+    Ok(n)
+}
+
+/// Read `graph`: GraphDef node 1, library 2; FunctionDefLibrary function 1; FunctionDef
+/// signature 1 (OpDef name 1), node_def 3. A fixed nesting, no recursion on the client's
+/// bytes beyond [`MAX_ATTR_DEPTH`].
+fn read(graph: &[u8]) -> Result<Graph, String> {
+    let mut g = Graph::default();
+    for fl in fields(graph) {
+        match fl? {
+            Field {
+                number: 1,
+                bytes: Some(n),
+            } => g.nodes.push(node(n)?),
+            Field {
+                number: 2,
+                bytes: Some(lib),
+            } => {
+                for func in fields(lib) {
+                    let Field {
+                        number: 1,
+                        bytes: Some(func),
+                    } = func?
+                    else {
+                        continue;
+                    };
+                    let (mut name, mut nodes) = (String::new(), Vec::new());
+                    for part in fields(func) {
+                        match part? {
+                            Field {
+                                number: 1,
+                                bytes: Some(sig),
+                            } => {
+                                for f in fields(sig) {
+                                    if let Field {
+                                        number: 1,
+                                        bytes: Some(n),
+                                    } = f?
+                                    {
+                                        name = String::from_utf8_lossy(n).into_owned();
+                                    }
+                                }
+                            }
+                            Field {
+                                number: 3,
+                                bytes: Some(n),
+                            } => nodes.push(node(n)?),
+                            _ => {}
+                        }
+                    }
+                    g.functions.push((name, nodes));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(g)
+}
+
+/// Call `f` with the name and operation type of every node in `graph` and in its
+/// library's functions.
+#[cfg(test)]
+fn each_node(graph: &[u8], f: &mut dyn FnMut(&str, &str)) -> Result<(), String> {
+    let g = read(graph)?;
+    for n in g
+        .nodes
+        .iter()
+        .chain(g.functions.iter().flat_map(|(_, n)| n))
+    {
+        f(&n.name, &n.op);
+    }
+    Ok(())
+}
+
+/// Functional loops: TensorFlow runs their body by recursion, and a loop of about 100 000
+/// iterations (or one that never ends) overflows the stack and kills the process. Graphs
+/// frozen with lowered control flow (`convert_variables_to_constants_v2`'s default) hold
+/// `Enter`/`Exit`/`NextIteration` loops instead, which TensorFlow runs without recursion.
+pub const FUNCTIONAL_LOOPS: [&str; 3] = ["While", "StatelessWhile", "For"];
+
+/// A function of the library that calls itself, directly or through others (TensorFlow
+/// recurses and kills the process), if any.
+fn recursive_function(g: &Graph) -> Option<String> {
+    let index = |name: &str| g.functions.iter().position(|(n, _)| n == name);
+    let callees: Vec<Vec<usize>> = g
+        .functions
+        .iter()
+        .map(|(_, nodes)| {
+            nodes
+                .iter()
+                .flat_map(|n| std::iter::once(&n.op).chain(&n.calls))
+                .filter_map(|name| index(name))
+                .collect()
+        })
+        .collect();
+    // Depth-first search for a cycle, with an explicit stack (0 new, 1 open, 2 done).
+    let mut state = vec![0u8; callees.len()];
+    for start in 0..callees.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        state[start] = 1;
+        while let Some((f, next)) = stack.last_mut() {
+            if let Some(&c) = callees[*f].get(*next) {
+                *next += 1;
+                match state[c] {
+                    1 => return Some(g.functions[c].0.clone()),
+                    0 => {
+                        state[c] = 1;
+                        stack.push((c, 0));
+                    }
+                    _ => {}
+                }
+            } else {
+                state[*f] = 2;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+/// Refuse a graph that cannot be read or holds what reaches outside the server or crashes
+/// TensorFlow (unless `allow_unsafe`): operations that read or write files ([`UNSAFE`]),
+/// functional loops ([`FUNCTIONAL_LOOPS`]) and recursive functions.
+pub fn check(graph: &[u8], allow_unsafe: bool) -> Result<(), String> {
+    let g = read(graph).map_err(|e| format!("Invalid GraphDef: {e}"))?;
+    if allow_unsafe {
+        return Ok(());
+    }
+    let all = || {
+        g.nodes
+            .iter()
+            .chain(g.functions.iter().flat_map(|(_, n)| n))
+    };
+    let allow = "module argument ALLOW_UNSAFE_OPS yes accepts such graphs";
+    if let Some(n) = all().find(|n| UNSAFE.iter().any(|u| n.op.contains(u))) {
+        return Err(format!(
+            "the TF graph holds operation {} ({}), which reads or writes files or reaches \
+             outside the server; refused ({allow})",
+            n.name, n.op
+        ));
+    }
+    if let Some(n) = all().find(|n| FUNCTIONAL_LOOPS.contains(&n.op.as_str())) {
+        return Err(format!(
+            "the TF graph holds the functional loop {} ({}), which TensorFlow runs by \
+             recursion: a long loop kills the server; freeze the graph with lowered control \
+             flow (convert_variables_to_constants_v2's default) ({allow})",
+            n.name, n.op
+        ));
+    }
+    if let Some(f) = recursive_function(&g) {
+        return Err(format!(
+            "the TF graph's function {f} calls itself, which kills TensorFlow; refused ({allow})"
+        ));
+    }
+    Ok(())
 }
 
 /// The body of the `tf_check` fuzz target (`scripts/fuzz`), here so that `cargo test`
@@ -217,7 +425,12 @@ mod tests {
 
     fn field(number: u64, bytes: &[u8]) -> Vec<u8> {
         let mut out = vec![(number << 3 | 2) as u8];
-        out.push(u8::try_from(bytes.len()).unwrap());
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push((len & 0x7f) as u8 | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
         out.extend_from_slice(bytes);
         out
     }
@@ -272,9 +485,87 @@ mod tests {
             ops.contains(&"Less".to_string()),
             "loop condition not seen: {ops:?}"
         );
-        assert_eq!(check(&read("while_loop"), false), Ok(()));
+        // Its loop is functional (StatelessWhile): refused, saying how to freeze instead.
+        let e = check(&read("while_loop"), false).unwrap_err();
+        assert!(
+            e.contains("(StatelessWhile)") && e.contains("lowered control flow"),
+            "{e}"
+        );
+        assert_eq!(check(&read("while_loop"), true), Ok(()));
+        // A function that calls itself (PartitionedCall f inside f).
+        let e = check(&read("recursive"), false).unwrap_err();
+        assert!(e.contains("function f calls itself"), "{e}");
         let e = check(&read("read_file"), false).unwrap_err();
         assert!(e.contains("contents (ReadFile)"), "{e}");
+    }
+
+    /// A FunctionDef named `name` whose body is `nodes`.
+    fn function(name: &str, nodes: &[Vec<u8>]) -> Vec<u8> {
+        let signature = field(1, name.as_bytes()); // OpDef.name
+        let mut f = field(1, &signature);
+        for n in nodes {
+            f.extend(field(3, n));
+        }
+        f
+    }
+
+    /// A node calling `callee` through a `func` attribute.
+    fn call(name: &str, callee: &str) -> Vec<u8> {
+        let func = field(10, &field(1, callee.as_bytes())); // AttrValue.func.name
+        let entry = [field(1, b"f"), field(2, &func)].concat();
+        [node(name, "PartitionedCall"), field(5, &entry)].concat()
+    }
+
+    #[test]
+    fn recursion_through_functions_is_refused_and_plain_calls_pass() {
+        let library =
+            |fs: &[Vec<u8>]| field(2, &fs.iter().flat_map(|f| field(1, f)).collect::<Vec<u8>>());
+        let main = field(1, &call("out", "a"));
+        // a -> b -> c: fine.
+        let chain = [
+            main.clone(),
+            library(&[
+                function("a", &[call("x", "b")]),
+                function("b", &[call("y", "c")]),
+                function("c", &[node("z", "Identity")]),
+            ]),
+        ]
+        .concat();
+        assert_eq!(check(&chain, false), Ok(()));
+        // a -> b -> a, through a list of functions, and a function called as an op.
+        let list = field(1, &field(9, &field(1, b"a"))); // AttrValue.list.func[0].name
+        let through_list = [
+            field(1, b"y"),
+            field(2, b"Case"),
+            field(5, &[field(1, b"branches"), field(2, &list)].concat()),
+        ]
+        .concat();
+        for b_body in [call("y", "a"), through_list, node("y", "a")] {
+            let cycle = [
+                main.clone(),
+                library(&[function("a", &[call("x", "b")]), function("b", &[b_body])]),
+            ]
+            .concat();
+            let e = check(&cycle, false).unwrap_err();
+            assert!(e.contains("calls itself"), "{e}");
+            assert_eq!(check(&cycle, true), Ok(()));
+        }
+        // Functions given functions, nested deeper than the bound: an error, not a stack.
+        let mut value = field(10, &field(1, b"a"));
+        for _ in 0..20 {
+            let entry = [field(1, b"k"), field(2, &value)].concat();
+            value = field(10, &[field(1, b"g"), field(2, &entry)].concat());
+        }
+        let deep = field(
+            1,
+            &[
+                field(1, b"n"),
+                field(2, b"Op"),
+                field(5, &[field(1, b"f"), field(2, &value)].concat()),
+            ]
+            .concat(),
+        );
+        assert!(check(&deep, false).unwrap_err().contains("nested too deep"));
     }
 
     #[test]

@@ -253,6 +253,7 @@ fn build_model_handle(meta: &ModelMeta, blob: &[u8]) -> Result<BackendModelBox, 
             inter_op_threads: c.inter_op_parallelism as u32,
             intra_op_threads: c.intra_op_parallelism as u32,
             allow_unsafe_ops: c.torch_allow_unsafe_ops,
+            execution_timeout_ms: c.model_execution_timeout,
         }
     };
     on_big_stack(|| {
