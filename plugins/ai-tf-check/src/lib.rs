@@ -76,16 +76,11 @@ fn fields(b: &[u8]) -> impl Iterator<Item = Result<Field<'_>, String>> {
                     varint(b, &mut at)?;
                     None
                 }
-                1 => {
+                wire @ (1 | 5) => {
+                    // Fixed 64-bit (1) or 32-bit (5) values.
+                    let size = if wire == 1 { 8 } else { 4 };
                     at = at
-                        .checked_add(8)
-                        .filter(|e| *e <= b.len())
-                        .ok_or("truncated")?;
-                    None
-                }
-                5 => {
-                    at = at
-                        .checked_add(4)
+                        .checked_add(size)
                         .filter(|e| *e <= b.len())
                         .ok_or("truncated")?;
                     None
