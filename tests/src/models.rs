@@ -2,7 +2,7 @@
 //! an MLP, a scikit-learn pipeline), made once per target directory from their seeded
 //! script with Debian's PyTorch and scikit-learn, with their inputs and reference outputs;
 //! and the same networks as TensorFlow frozen graphs and TFLite models
-//! (`tests/models/make_tf_models.py`, with TensorFlow from the venv `scripts/ensure-deps`
+//! (`tests/models/make_tf_models.py`, with TensorFlow from the venv `scripts/ensure-deps --with-tensorflow`
 //! makes).
 
 use std::{
@@ -59,12 +59,13 @@ pub fn real_models_in(dir: &Path) -> Vec<RealModel> {
         dir,
         "make_models.py",
         Path::new("/usr/bin/python3"),
-        "it needs Debian's python3-torch, python3-torchvision, python3-sklearn and python3-onnx",
+        "it needs Debian's python3-torch, python3-torchvision, python3-sklearn and python3-onnx: \
+         run ./scripts/ensure-deps",
     )
 }
 
 /// The Python with TensorFlow: `$ORC_TF_VENV/bin/python`, by default in
-/// `~/.cache/orc/tf-venv` (`scripts/ensure-deps` makes it).
+/// `~/.cache/orc/tf-venv` (`scripts/ensure-deps --with-tensorflow` makes it).
 pub fn tf_python() -> PathBuf {
     let venv = std::env::var_os("ORC_TF_VENV").map_or_else(
         || {
@@ -90,11 +91,14 @@ pub fn tensorflow_lib() -> PathBuf {
         .into_iter()
         .flatten()
         .flatten()
-        .map(|py| py.path().join("site-packages/tensorflow/libtensorflow_cc.so.2"))
+        .map(|py| {
+            py.path()
+                .join("site-packages/tensorflow/libtensorflow_cc.so.2")
+        })
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "no tensorflow package in {}: run ./scripts/ensure-deps (it installs tensorflow-cpu)",
+                "no tensorflow package in {}: run ./scripts/ensure-deps --with-tensorflow",
                 lib.display()
             )
         })
@@ -107,7 +111,8 @@ pub fn tf_models_in(dir: &Path) -> Vec<RealModel> {
         dir,
         "make_tf_models.py",
         &tf_python(),
-        "it needs TensorFlow in the venv of ORC_TF_VENV (default ~/.cache/orc/tf-venv)",
+        "it needs TensorFlow in the venv of ORC_TF_VENV (default ~/.cache/orc/tf-venv): run \
+         ./scripts/ensure-deps --with-tensorflow",
     )
 }
 
@@ -135,7 +140,7 @@ fn model_set(dir: &Path, script: &str, python: &Path, needs: &str) -> Vec<RealMo
             .unwrap_or_else(|e| panic!("run {}: {e} ({needs})", python.display()));
         assert!(
             out.status.success(),
-            "{} failed ({needs}: run ./scripts/ensure-deps):\n{}",
+            "{} failed ({needs}):\n{}",
             script.display(),
             String::from_utf8_lossy(&out.stderr)
         );

@@ -125,62 +125,47 @@ struct Graph {
 /// Deepest nesting of function-valued attributes followed (a function given a function...).
 const MAX_ATTR_DEPTH: usize = 8;
 
+/// Call `f` with each length-delimited field numbered `number` in the message `b`, in order.
+fn each(
+    b: &[u8],
+    number: u64,
+    mut f: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    for fl in fields(b) {
+        if let Field {
+            number: n,
+            bytes: Some(s),
+        } = fl?
+            && n == number
+        {
+            f(s)?;
+        }
+    }
+    Ok(())
+}
+
+fn text(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).into_owned()
+}
+
 /// The function names an `AttrValue` holds (`func` 10, `list` 1 -> `func` 9), nested ones
 /// (in a `NameAttrList`'s `attr` 2) down to [`MAX_ATTR_DEPTH`].
 fn attr_funcs(value: &[u8], depth: usize, out: &mut Vec<String>) -> Result<(), String> {
     if depth > MAX_ATTR_DEPTH {
         return Err("function attributes nested too deep".into());
     }
-    let name_attr_list = |b: &[u8], out: &mut Vec<String>| -> Result<(), String> {
-        for fl in fields(b) {
-            match fl? {
-                Field {
-                    number: 1,
-                    bytes: Some(n),
-                } => out.push(String::from_utf8_lossy(n).into_owned()),
-                Field {
-                    number: 2,
-                    bytes: Some(entry),
-                } => {
-                    for e in fields(entry) {
-                        if let Field {
-                            number: 2,
-                            bytes: Some(v),
-                        } = e?
-                        {
-                            attr_funcs(v, depth + 1, out)?;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+    // NameAttrList: name 1, attr 2 (map entries: key 1, value 2).
+    let name_attr_list = |b: &[u8], out: &mut Vec<String>| {
+        each(b, 1, |n| {
+            out.push(text(n));
+            Ok(())
+        })?;
+        each(b, 2, |entry| {
+            each(entry, 2, |v| attr_funcs(v, depth + 1, out))
+        })
     };
-    for fl in fields(value) {
-        match fl? {
-            Field {
-                number: 10,
-                bytes: Some(f),
-            } => name_attr_list(f, out)?,
-            Field {
-                number: 1,
-                bytes: Some(list),
-            } => {
-                for item in fields(list) {
-                    if let Field {
-                        number: 9,
-                        bytes: Some(f),
-                    } = item?
-                    {
-                        name_attr_list(f, out)?;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    each(value, 10, |f| name_attr_list(f, out))?;
+    each(value, 1, |list| each(list, 9, |f| name_attr_list(f, out)))
 }
 
 /// A NodeDef: name 1, op 2, attr 5 (map entries: key 1, value 2).
@@ -190,33 +175,17 @@ fn node(b: &[u8]) -> Result<Node, String> {
         op: String::new(),
         calls: Vec::new(),
     };
-    for fl in fields(b) {
-        match fl? {
-            Field {
-                number: 1,
-                bytes: Some(s),
-            } => n.name = String::from_utf8_lossy(s).into_owned(),
-            Field {
-                number: 2,
-                bytes: Some(s),
-            } => n.op = String::from_utf8_lossy(s).into_owned(),
-            Field {
-                number: 5,
-                bytes: Some(entry),
-            } => {
-                for e in fields(entry) {
-                    if let Field {
-                        number: 2,
-                        bytes: Some(v),
-                    } = e?
-                    {
-                        attr_funcs(v, 0, &mut n.calls)?;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    each(b, 1, |s| {
+        n.name = text(s);
+        Ok(())
+    })?;
+    each(b, 2, |s| {
+        n.op = text(s);
+        Ok(())
+    })?;
+    each(b, 5, |entry| {
+        each(entry, 2, |v| attr_funcs(v, 0, &mut n.calls))
+    })?;
     Ok(n)
 }
 
@@ -225,54 +194,27 @@ fn node(b: &[u8]) -> Result<Node, String> {
 /// bytes beyond [`MAX_ATTR_DEPTH`].
 fn read(graph: &[u8]) -> Result<Graph, String> {
     let mut g = Graph::default();
-    for fl in fields(graph) {
-        match fl? {
-            Field {
-                number: 1,
-                bytes: Some(n),
-            } => g.nodes.push(node(n)?),
-            Field {
-                number: 2,
-                bytes: Some(lib),
-            } => {
-                for func in fields(lib) {
-                    let Field {
-                        number: 1,
-                        bytes: Some(func),
-                    } = func?
-                    else {
-                        continue;
-                    };
-                    let (mut name, mut nodes) = (String::new(), Vec::new());
-                    for part in fields(func) {
-                        match part? {
-                            Field {
-                                number: 1,
-                                bytes: Some(sig),
-                            } => {
-                                for f in fields(sig) {
-                                    if let Field {
-                                        number: 1,
-                                        bytes: Some(n),
-                                    } = f?
-                                    {
-                                        name = String::from_utf8_lossy(n).into_owned();
-                                    }
-                                }
-                            }
-                            Field {
-                                number: 3,
-                                bytes: Some(n),
-                            } => nodes.push(node(n)?),
-                            _ => {}
-                        }
-                    }
-                    g.functions.push((name, nodes));
-                }
-            }
-            _ => {}
-        }
-    }
+    each(graph, 1, |n| {
+        g.nodes.push(node(n)?);
+        Ok(())
+    })?;
+    each(graph, 2, |lib| {
+        each(lib, 1, |func| {
+            let (mut name, mut nodes) = (String::new(), Vec::new());
+            each(func, 1, |signature| {
+                each(signature, 1, |n| {
+                    name = text(n);
+                    Ok(())
+                })
+            })?;
+            each(func, 3, |n| {
+                nodes.push(node(n)?);
+                Ok(())
+            })?;
+            g.functions.push((name, nodes));
+            Ok(())
+        })
+    })?;
     Ok(g)
 }
 
