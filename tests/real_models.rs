@@ -2,7 +2,8 @@
 //! scikit-learn pipeline (scaler + random forest), made at test time from a seeded script
 //! (`tests/models/make_models.py`) and run on ONNX Runtime and tract (ONNX) and libtorch
 //! (TorchScript), each output compared with the reference runtime's (torch, scikit-learn),
-//! tract with INTRA_OP_PARALLELISM 2 (its pool seen working); and a long ONNX Runtime run
+//! tract with INTRA_OP_PARALLELISM 2 (its pool seen working), libtorch with 1 (no BLAS pool
+//! computing beside its worker); and a long ONNX Runtime run
 //! stopped at the execution timeout; and the networks made in TensorFlow
 //! (`tests/models/make_tf_models.py`) as frozen graphs and TFLite models, run on the TF and
 //! TFLITE backends and compared with TensorFlow and the TFLite interpreter, or refused with
@@ -252,20 +253,33 @@ fn tensorflow_models_match_tensorflow_or_are_refused_with_the_reason() {
 /// CPU time (clock ticks) of each thread of the shard behind `con` whose name starts with
 /// `prefix`.
 fn thread_cpu_ticks(con: &mut redis::Connection, prefix: &str) -> Vec<u64> {
+    threads_cpu_ticks(con)
+        .into_values()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(_, ticks)| ticks)
+        .collect()
+}
+
+/// The name and CPU time (clock ticks) of every thread of the shard behind `con`, by id.
+fn threads_cpu_ticks(
+    con: &mut redis::Connection,
+) -> std::collections::BTreeMap<u64, (String, u64)> {
     let pid = info_section(con, "server")
         .lines()
         .find_map(|l| l.strip_prefix("process_id:"))
         .unwrap()
         .trim()
         .to_string();
-    let mut ticks = Vec::new();
+    let mut threads = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let dir = task.unwrap().path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if !comm.starts_with(prefix) {
+        let Ok(tid) = dir.file_name().unwrap().to_string_lossy().parse::<u64>() else {
             continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        };
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue; // ended meanwhile
+        };
         // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
         let rest: Vec<&str> = stat
             .rsplit_once(')')
@@ -275,9 +289,88 @@ fn thread_cpu_ticks(con: &mut redis::Connection, prefix: &str) -> Vec<u64> {
             .collect();
         let utime: u64 = rest[11].parse().unwrap();
         let stime: u64 = rest[12].parse().unwrap();
-        ticks.push(utime + stime);
+        threads.insert(tid, (comm.trim().to_string(), utime + stime));
     }
-    ticks
+    threads
+}
+
+#[test]
+fn torch_computes_on_the_intra_op_threads_only() {
+    let _one = one_at_a_time();
+    // libtorch's matrix products go to the BLAS it was built with; Debian's libtorch uses
+    // OpenBLAS, whose own thread pool (one thread per core, spinning between calls) ignored
+    // INTRA_OP_PARALLELISM: with 1 set, a batch of 32 sequences through the encoder kept a
+    // second core busy (as much CPU as the worker itself), taken from Redis and its clients.
+    let models = real_models_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let m = models.iter().find(|m| m.name == "encoder").unwrap();
+    let state = State::new();
+    let orc = start_ai(
+        &state,
+        "torchthreads",
+        1,
+        &["INTRA_OP_PARALLELISM", "1", "THREADS_PER_QUEUE", "1"],
+    );
+    let mut con = connect(&orc.addresses()[0]);
+    let want = m.reference();
+    let got = run(&mut con, "TORCH", m, &m.file("pt")).unwrap();
+    assert!(max_rel_diff(&got, &want) < TOLERANCE);
+    let mut shape = m.input_shape.clone();
+    let batch = 32 / shape[0];
+    shape[0] *= batch;
+    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
+    redis::cmd("AI.TENSORSET")
+        .arg("batch")
+        .arg("FLOAT")
+        .arg(shape_args(&shape))
+        .arg("BLOB")
+        .arg(one.repeat(batch))
+        .query::<()>(&mut con)
+        .unwrap();
+    let worker = |t: &std::collections::BTreeMap<u64, (String, u64)>| -> u64 {
+        t.values()
+            .filter(|(name, _)| name.starts_with("orc-ai-CPU"))
+            .map(|(_, ticks)| ticks)
+            .sum()
+    };
+    let before = threads_cpu_ticks(&mut con);
+    let start = std::time::Instant::now();
+    // About a second of runs (100 ticks of the worker), at most 20 s on a loaded machine.
+    while worker(&threads_cpu_ticks(&mut con)) < worker(&before) + 100
+        && start.elapsed() < std::time::Duration::from_secs(20)
+    {
+        for _ in 0..50 {
+            redis::cmd("AI.MODELEXECUTE")
+                .arg("encoder-TORCH")
+                .arg("INPUTS")
+                .arg(1)
+                .arg("batch")
+                .arg("OUTPUTS")
+                .arg(1)
+                .arg("out")
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+    }
+    let after = threads_cpu_ticks(&mut con);
+    let ran = worker(&after) - worker(&before);
+    // Every thread but the worker and Redis's main thread: a BLAS or OpenMP pool.
+    let others: Vec<(String, u64)> = after
+        .iter()
+        .filter(|(_, (name, _))| !name.starts_with("orc-ai-CPU") && name != "redis-server")
+        .map(|(tid, (name, ticks))| {
+            let was = before.get(tid).map_or(0, |(_, t)| *t);
+            (name.clone(), ticks - was)
+        })
+        .filter(|(_, ticks)| *ticks > 0)
+        .collect();
+    let other: u64 = others.iter().map(|(_, t)| t).sum();
+    assert!(ran >= 50, "the worker ran for {ran} ticks only");
+    assert!(
+        other * 5 <= ran,
+        "threads beside the one intra-op thread used {other} ticks while the worker used \
+         {ran}: {others:?}"
+    );
+    orc.stop().unwrap();
 }
 
 #[test]

@@ -243,9 +243,17 @@ void orc_torch_free_str(char* s) { std::free(s); }
 
 const char* orc_torch_version() { return TORCH_VERSION; }
 
+// OpenBLAS's, where this libtorch computes matrix products with it (Debian's does): its own
+// pool, one thread per core that spins between calls, which at::set_num_threads leaves alone.
+// Weak: null where no OpenBLAS is loaded (libtorch built with MKL, whose threads it sets).
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 void orc_torch_set_threads(int32_t intra, int32_t inter) {
     try {
-        if (intra > 0) at::set_num_threads(intra);
+        if (intra > 0) {
+            at::set_num_threads(intra);
+            if (openblas_set_num_threads) openblas_set_num_threads(intra);
+        }
         if (inter > 0) at::set_num_interop_threads(inter);
     } catch (...) {
         // interop threads can be set once per process; later calls are ignored
