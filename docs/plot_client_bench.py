@@ -18,11 +18,16 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
 for ax, clients in zip(axes, ["1", "16"]):
     sel = [r for r in rows if r["clients"] == clients]
     xs = range(len(sel))
-    w = 0.27
-    for i, (key, name) in enumerate(
-        [("orc_client_mibs", "orc-client"), ("smartredis_mibs", "SmartRedis Python"), ("redis_benchmark_mibs", "redis-benchmark SET+GET")]
-    ):
-        ax.bar([x + (i - 1) * w for x in xs], [float(r[key]) for r in sel], w, label=name)
+    series = [
+        ("orc_client_mibs", "orc-client"),
+        ("smartredis_mibs", "SmartRedis Python"),
+        ("redis_benchmark_mibs", "redis-benchmark SET+GET"),
+        ("raw_threads_mibs", "SET+GET from threads"),
+    ]
+    series = [(k, n) for k, n in series if sel and k in sel[0]]  # older csv files lack the last
+    w = 0.8 / len(series)
+    for i, (key, name) in enumerate(series):
+        ax.bar([x + (i - (len(series) - 1) / 2) * w for x in xs], [float(r[key]) for r in sel], w, label=name)
     ax.set_xticks(list(xs))
     ax.set_xticklabels([labels[int(r["size"])] for r in sel])
     ax.set_yscale("log")

@@ -1,6 +1,9 @@
 //! put + get throughput of 1 KiB, 1 MiB and 16 MiB tensors with 1 and 16 concurrent
 //! clients, side by side in one run: orc-client, the SmartRedis Python client, and plain
-//! `SET`/`GET` of the same bytes with `redis-benchmark` (the server and loopback limit).
+//! `SET`/`GET` of the same bytes twice: with `redis-benchmark` (one event loop driving every
+//! connection: the server and loopback limit) and from as many blocking threads as
+//! orc-client's, one connection each (the `redis` crate: plain commands in orc-client's
+//! threading, so that the two ratios separate the client's cost from the threads').
 //!
 //! Run (release): `cargo build --release --workspace` then
 //! `cargo bench -p orc-tests --bench client_bench` (`ORC_BENCH_SIZES=1024
@@ -89,6 +92,43 @@ fn smartredis(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
         .unwrap_or_else(|| panic!("smartredis bench failed: {}", text(&out.stderr)))
 }
 
+/// Seconds for `n` plain SET+GET pairs per client, each client a thread blocking on its own
+/// connection (the `redis` crate), as orc-client's are; the slowest thread's time, as for
+/// orc-client.
+fn raw_threads(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let (addr, barrier) = (addr.to_string(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(format!("redis://{addr}/"))
+                    .and_then(|c| c.get_connection())
+                    .expect("connect");
+                let data = vec![0u8; size];
+                let key = format!("raw_{i}");
+                let mut set = redis::cmd("SET");
+                set.arg(&key).arg(&data[..]);
+                let mut get = redis::cmd("GET");
+                get.arg(&key);
+                set.query::<()>(&mut con).expect("warm up");
+                barrier.wait();
+                let t = Instant::now();
+                for _ in 0..n {
+                    set.query::<()>(&mut con).expect("SET");
+                    let back: Vec<u8> = get.query(&mut con).expect("GET");
+                    assert_eq!(back.len(), size);
+                }
+                t.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    barrier.wait();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .fold(0.0, f64::max)
+}
+
 /// Seconds for `n` SET+GET pairs per client from redis-benchmark's requests per second.
 fn redis_benchmark(port: u16, size: usize, clients: usize, n: usize) -> f64 {
     let total = n * clients;
@@ -164,9 +204,9 @@ fn main() {
         .expect("port");
     let mut rows = Vec::new();
     println!(
-        "| tensor | clients | orc-client (MiB/s) | SmartRedis Python (MiB/s) | redis-benchmark SET+GET (MiB/s) | orc-client / SmartRedis | orc-client / redis-benchmark |"
+        "| tensor | clients | orc-client (MiB/s) | SmartRedis Python (MiB/s) | redis-benchmark SET+GET (MiB/s) | SET+GET from threads (MiB/s) | orc-client / SmartRedis | orc-client / redis-benchmark | orc-client / SET+GET from threads |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (size, label) in SIZES
         .into_iter()
         .filter(|(s, _)| chosen("ORC_BENCH_SIZES", *s))
@@ -193,12 +233,19 @@ fn main() {
                 / cpu("redis-benchmark", &mut || {
                     redis_benchmark(port, size, clients, n)
                 });
+            let rt = bytes
+                / cpu("SET+GET from threads", &mut || {
+                    raw_threads(&addr, size, clients, n)
+                });
             println!(
-                "| {label} | {clients} | {oc:.1} | {sr:.1} | {rb:.1} | {:.2} | {:.2} |",
+                "| {label} | {clients} | {oc:.1} | {sr:.1} | {rb:.1} | {rt:.1} | {:.2} | {:.2} | {:.2} |",
                 oc / sr,
-                oc / rb
+                oc / rb,
+                oc / rt
             );
-            rows.push(format!("{size},{clients},{n},{oc:.3},{sr:.3},{rb:.3}"));
+            rows.push(format!(
+                "{size},{clients},{n},{oc:.3},{sr:.3},{rb:.3},{rt:.3}"
+            ));
             redis_cmd::<()>(&addr, &["FLUSHALL"]).expect("flush");
         }
     }
@@ -206,7 +253,7 @@ fn main() {
     std::fs::write(
         &csv,
         format!(
-            "size,clients,pairs,orc_client_mibs,smartredis_mibs,redis_benchmark_mibs\n{}\n",
+            "size,clients,pairs,orc_client_mibs,smartredis_mibs,redis_benchmark_mibs,raw_threads_mibs\n{}\n",
             rows.join("\n")
         ),
     )

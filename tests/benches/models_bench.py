@@ -2,7 +2,7 @@
 and the same model run in-process by the reference runtime (ONNX Runtime, torch, TensorFlow,
 the TFLite interpreter), with the same thread settings. Driven by scripts/bench-models;
 prints CSV rows on stdout. Each client makes one warm-up call, then calls for about SECONDS
-(at least once).
+(at least once; one caller at least MIN_LATENCY_CALLS times).
 
     models_bench.py clients MODELS_DIR RUNTIME THREADS SECONDS     # inside `orc run`
     models_bench.py inprocess MODELS_DIR RUNTIME THREADS SECONDS   # onnxruntime | torch | tensorflow | tflite
@@ -24,6 +24,10 @@ import numpy as np
 
 CLIENTS = [1, 4, 16]
 BATCHES = [1, 32]
+# The one-caller latency cases (in-process, and one client through orc) make at least this
+# many calls, however long: a p50 of 4 or 5 calls (a batch of 32 images takes 0.7 s or more)
+# moved by 10 % between runs.
+MIN_LATENCY_CALLS = 15
 MODELS = ["resnet18", "encoder", "mlp"]
 
 
@@ -126,7 +130,7 @@ def inprocess(models_dir, runtime, threads, seconds):
             first = (time.perf_counter() - t1) * 1e3 + ((t1 - t0) * 1e3 if batch == BATCHES[0] else 0)
             times = []
             start = time.perf_counter()
-            while len(times) < 3 or time.perf_counter() - start < seconds:
+            while len(times) < MIN_LATENCY_CALLS or time.perf_counter() - start < seconds:
                 t = time.perf_counter()
                 run(a)
                 times.append(time.perf_counter() - t)
@@ -166,7 +170,8 @@ def measure(idx, key, a, seconds, barrier, results, interleave):
     times = []
     start = time.perf_counter()
     pinged = 0.0
-    while not times or time.perf_counter() - start - pinged < seconds:
+    least = MIN_LATENCY_CALLS if interleave else 1
+    while len(times) < least or time.perf_counter() - start - pinged < seconds:
         t = time.perf_counter()
         c.run_model(key, [inp], [out])
         times.append(time.perf_counter() - t)
