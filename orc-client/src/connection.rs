@@ -81,6 +81,10 @@ pub(crate) struct Connection {
     /// False once a read or write failed or a reply was refused: the stream may be in
     /// the middle of a reply and must not be used again.
     open: bool,
+    /// The socket's read timeout as last set: set again only when it changes (most
+    /// commands ask for the same one, and a system call per command shows with many
+    /// client threads on few cores).
+    read_timeout: Option<Option<Duration>>,
 }
 
 fn io_error(e: io::Error) -> RedisError {
@@ -139,6 +143,7 @@ impl Connection {
             },
             spin: cfg.spin_wait,
             open: true,
+            read_timeout: None,
         };
         // The TLS handshake and authentication are bounded too.
         con.set_read_timeout(Some(timeout)).map_err(io_error)?;
@@ -160,14 +165,19 @@ impl Connection {
         Ok(con)
     }
 
-    /// How long one read may block.
-    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+    /// How long one read may block (a system call only when it changes).
+    pub(crate) fn set_read_timeout(&mut self, d: Option<Duration>) -> io::Result<()> {
+        if self.read_timeout == Some(d) {
+            return Ok(());
+        }
         match self.io.get_ref() {
             Stream::Tcp(s) => s.set_read_timeout(d),
             Stream::Unix(s) => s.set_read_timeout(d),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.sock.set_read_timeout(d),
-        }
+        }?;
+        self.read_timeout = Some(d);
+        Ok(())
     }
 
     /// How long one write may block.
@@ -305,5 +315,45 @@ impl ConnectionLike for Connection {
 
     fn is_open(&self) -> bool {
         self.open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read timeout is set again only when it changes: every change still reaches the
+    /// socket, and a read blocks for the timeout last asked for.
+    #[test]
+    fn read_timeout_follows_every_change() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cfg = Config::from_lookup("", |k| match k {
+            "SSDB" => Some(addr.clone()),
+            "SR_DB_TYPE" => Some("Standalone".into()),
+            _ => None,
+        })
+        .unwrap();
+        let dialer = Dialer::new(&cfg).unwrap();
+        let mut con = Connection::open(&dialer, &addr, Duration::from_secs(5)).unwrap();
+        // The server accepts and never answers.
+        let (_peer, _) = listener.accept().unwrap();
+        let timeout = |con: &Connection| match con.io.get_ref() {
+            Stream::Tcp(s) => s.read_timeout().unwrap(),
+            _ => unreachable!("a TCP connection"),
+        };
+        assert_eq!(timeout(&con), Some(Duration::from_secs(5)));
+        for d in [200, 200, 7000, 7000, 120] {
+            con.set_read_timeout(Some(Duration::from_millis(d)))
+                .unwrap();
+            assert_eq!(timeout(&con), Some(Duration::from_millis(d)));
+        }
+        let t = Instant::now();
+        assert!(con.req_command(&redis::cmd("PING")).is_err());
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
     }
 }

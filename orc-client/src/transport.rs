@@ -22,6 +22,7 @@
 //! connection is closed); credentials go only to configured addresses and the nodes of the
 //! cluster's slot map: a redirection elsewhere is refused.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionLike, Pipeline, Value};
@@ -278,7 +279,7 @@ impl Transport {
             return Err(Error::Config(format!("address {addr}: not host:port")));
         }
         let timeout = self.cfg.connect_interval.max(Duration::from_millis(200));
-        let con = Connection::open(&self.dialer, addr, timeout).map_err(|e| Error::Server {
+        let mut con = Connection::open(&self.dialer, addr, timeout).map_err(|e| Error::Server {
             command: format!("connect {addr}"),
             message: e.to_string(),
         })?;
@@ -527,9 +528,10 @@ impl Transport {
         let mut len = 16 + args.len() * 16;
         len += args.iter().map(|a| a.len()).sum::<usize>();
         let mut packed = Vec::with_capacity(len);
-        packed.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        // Writing to a Vec cannot fail; no string is allocated per argument.
+        let _ = write!(packed, "*{}\r\n", args.len());
         for a in args {
-            packed.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            let _ = write!(packed, "${}\r\n", a.len());
             packed.extend_from_slice(a);
             packed.extend_from_slice(b"\r\n");
         }
