@@ -12,7 +12,7 @@
 
 use std::{
     process::Command,
-    sync::{Arc, Barrier},
+    sync::Barrier,
     time::{Duration, Instant},
 };
 
@@ -28,49 +28,68 @@ fn pairs(size: usize, clients: usize) -> usize {
     (per_client_bytes / size).clamp(4, 8000)
 }
 
-fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let handles: Vec<_> = (0..clients)
-        .map(|i| {
-            let (addr, barrier) = (addr.to_string(), barrier.clone());
-            std::thread::spawn(move || {
-                // This shard, and the rest of the SmartRedis environment (SR_SPIN_WAIT_US...)
-                // as orc-client reads it.
-                let cfg = Config::from_lookup("", |k| match k {
-                    "SSDB" => Some(addr.clone()),
-                    "SR_DB_TYPE" => Some("Standalone".into()),
-                    _ => std::env::var(k).ok(),
+/// Run one client per thread, all timed from the same start: `client(i, ready)` connects
+/// and warms up, calls `ready()` (each thread waits there for the others) and returns the
+/// seconds of its own loop. The slowest thread's time, as a bulk-synchronous job waits for
+/// its slowest rank.
+fn on_threads(
+    label: &str,
+    size: usize,
+    clients: usize,
+    client: impl Fn(usize, &dyn Fn()) -> f64 + Sync,
+) -> f64 {
+    let barrier = Barrier::new(clients + 1);
+    let times: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let (barrier, client) = (&barrier, &client);
+                s.spawn(move || {
+                    client(i, &|| {
+                        barrier.wait();
+                    })
                 })
-                .expect("config")
-                .command_timeout(Duration::from_secs(600));
-                let mut c = Client::new(cfg).expect("connect");
-                let data = vec![0u8; size];
-                let name = format!("oc_{i}");
-                c.put_tensor_slice(&name, &data, &[size], MemoryLayout::RowMajor)
-                    .expect("warm up");
-                barrier.wait();
-                let t = Instant::now();
-                for _ in 0..n {
-                    c.put_tensor_slice(&name, &data, &[size], MemoryLayout::RowMajor)
-                        .expect("put");
-                    let back = c.get_tensor(&name).expect("get");
-                    assert_eq!(back.data.len(), size);
-                }
-                t.elapsed().as_secs_f64()
             })
-        })
-        .collect();
-    barrier.wait();
-    let times: Vec<f64> = handles
-        .into_iter()
-        .map(|h| h.join().expect("client thread"))
-        .collect();
+            .collect();
+        barrier.wait();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
     let slowest = times.iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "orc-client, {clients} client(s) of {size} B: threads took {:.3} to {slowest:.3} s",
+        "{label}, {clients} client(s) of {size} B: threads took {:.3} to {slowest:.3} s",
         times.iter().copied().fold(f64::MAX, f64::min)
     );
     slowest
+}
+
+fn orc_client(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
+    on_threads("orc-client", size, clients, |i, ready| {
+        // This shard, and the rest of the SmartRedis environment (SR_SPIN_WAIT_US...) as
+        // orc-client reads it.
+        let cfg = Config::from_lookup("", |k| match k {
+            "SSDB" => Some(addr.to_string()),
+            "SR_DB_TYPE" => Some("Standalone".into()),
+            _ => std::env::var(k).ok(),
+        })
+        .expect("config")
+        .command_timeout(Duration::from_secs(600));
+        let mut c = Client::new(cfg).expect("connect");
+        let data = vec![0u8; size];
+        let name = format!("oc_{i}");
+        c.put_tensor_slice(&name, &data, &[size], MemoryLayout::RowMajor)
+            .expect("warm up");
+        ready();
+        let t = Instant::now();
+        for _ in 0..n {
+            c.put_tensor_slice(&name, &data, &[size], MemoryLayout::RowMajor)
+                .expect("put");
+            let back = c.get_tensor(&name).expect("get");
+            assert_eq!(back.data.len(), size);
+        }
+        t.elapsed().as_secs_f64()
+    })
 }
 
 fn smartredis(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
@@ -96,37 +115,26 @@ fn smartredis(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
 /// connection (the `redis` crate), as orc-client's are; the slowest thread's time, as for
 /// orc-client.
 fn raw_threads(addr: &str, size: usize, clients: usize, n: usize) -> f64 {
-    let barrier = Arc::new(Barrier::new(clients + 1));
-    let handles: Vec<_> = (0..clients)
-        .map(|i| {
-            let (addr, barrier) = (addr.to_string(), barrier.clone());
-            std::thread::spawn(move || {
-                let mut con = redis::Client::open(format!("redis://{addr}/"))
-                    .and_then(|c| c.get_connection())
-                    .expect("connect");
-                let data = vec![0u8; size];
-                let key = format!("raw_{i}");
-                let mut set = redis::cmd("SET");
-                set.arg(&key).arg(&data[..]);
-                let mut get = redis::cmd("GET");
-                get.arg(&key);
-                set.query::<()>(&mut con).expect("warm up");
-                barrier.wait();
-                let t = Instant::now();
-                for _ in 0..n {
-                    set.query::<()>(&mut con).expect("SET");
-                    let back: Vec<u8> = get.query(&mut con).expect("GET");
-                    assert_eq!(back.len(), size);
-                }
-                t.elapsed().as_secs_f64()
-            })
-        })
-        .collect();
-    barrier.wait();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("client thread"))
-        .fold(0.0, f64::max)
+    on_threads("SET+GET from threads", size, clients, |i, ready| {
+        let mut con = redis::Client::open(format!("redis://{addr}/"))
+            .and_then(|c| c.get_connection())
+            .expect("connect");
+        let data = vec![0u8; size];
+        let key = format!("raw_{i}");
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(&data[..]);
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        set.query::<()>(&mut con).expect("warm up");
+        ready();
+        let t = Instant::now();
+        for _ in 0..n {
+            set.query::<()>(&mut con).expect("SET");
+            let back: Vec<u8> = get.query(&mut con).expect("GET");
+            assert_eq!(back.len(), size);
+        }
+        t.elapsed().as_secs_f64()
+    })
 }
 
 /// Seconds for `n` SET+GET pairs per client from redis-benchmark's requests per second.
