@@ -6,6 +6,8 @@ Writes, for each model NAME, the files NAME.onnx and/or NAME.pt (TorchScript), N
 (the input), NAME.out.f32 (the reference output: torch for the networks, scikit-learn for the
 pipeline) and a line in OUT_DIR/models.txt: `NAME input_shape output_shape formats`. Nothing
 here is committed but this script: the files are large (ResNet-18 is 45 MB per format).
+With ORC_MODELS_TORCH_ONLY=1 it makes the TorchScript networks only (no ONNX, no pipeline),
+as the GPU check does with the PyTorch of the GPU machine (scripts/gpu-check).
 """
 import os
 import sys
@@ -23,6 +25,12 @@ out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(0)
 lines = []
+torch_only = os.environ.get("ORC_MODELS_TORCH_ONLY") == "1"
+
+
+def write_list():
+    with open(os.path.join(out, "models.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def shape(a):
@@ -40,13 +48,14 @@ def network(name, module, x):
         y = module(x)
         traced = torch.jit.trace(module, x)
     traced.save(os.path.join(out, name + ".pt"))
-    torch.onnx.export(
-        module, x, os.path.join(out, name + ".onnx"), opset_version=13,
-        input_names=["input"], output_names=["output"],
-        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-    )
+    if not torch_only:
+        torch.onnx.export(
+            module, x, os.path.join(out, name + ".onnx"), opset_version=13,
+            input_names=["input"], output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
     save_io(name, x.numpy(), y.numpy())
-    lines.append(f"{name} {shape(x)} {shape(y)} onnx,pt")
+    lines.append(f"{name} {shape(x)} {shape(y)} {'pt' if torch_only else 'onnx,pt'}")
     print("made", name, flush=True)
 
 
@@ -82,6 +91,9 @@ mlp = torch.nn.Sequential(
     torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
 )
 network("mlp", mlp, torch.randn(32, 64, generator=gen))
+if torch_only:
+    write_list()
+    sys.exit(0)
 
 # scikit-learn pipeline: StandardScaler + RandomForestRegressor, written as ONNX-ML Scaler +
 # TreeEnsembleRegressor (what skl2onnx emits for it).
@@ -130,5 +142,4 @@ save_io("forest", Xt32, pipe.predict(Xt32.astype(np.float64)).reshape(-1, 1))
 lines.append(f"forest {shape(Xt32)} 64x1 onnx")
 print("made forest", flush=True)
 
-with open(os.path.join(out, "models.txt"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+write_list()
