@@ -32,6 +32,21 @@ fn shape_args(shape: &[usize]) -> Vec<String> {
     shape.iter().map(|d| d.to_string()).collect()
 }
 
+/// Store the model's input repeated `times` along its first dimension as tensor `key`.
+fn put_input_repeated(con: &mut redis::Connection, key: &str, m: &RealModel, times: usize) {
+    let mut shape = m.input_shape.clone();
+    shape[0] *= times;
+    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
+    redis::cmd("AI.TENSORSET")
+        .arg(key)
+        .arg("FLOAT")
+        .arg(shape_args(&shape))
+        .arg("BLOB")
+        .arg(one.repeat(times))
+        .query::<()>(con)
+        .unwrap();
+}
+
 /// Store `file` as `backend` under `key`, run it on the model's input, return the output.
 fn run(
     con: &mut redis::Connection,
@@ -314,18 +329,7 @@ fn torch_computes_on_the_intra_op_threads_only() {
     let want = m.reference();
     let got = run(&mut con, "TORCH", m, &m.file("pt")).unwrap();
     assert!(max_rel_diff(&got, &want) < TOLERANCE);
-    let mut shape = m.input_shape.clone();
-    let batch = 32 / shape[0];
-    shape[0] *= batch;
-    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
-    redis::cmd("AI.TENSORSET")
-        .arg("batch")
-        .arg("FLOAT")
-        .arg(shape_args(&shape))
-        .arg("BLOB")
-        .arg(one.repeat(batch))
-        .query::<()>(&mut con)
-        .unwrap();
+    put_input_repeated(&mut con, "batch", m, 32 / m.input_shape[0]);
     let worker = |t: &std::collections::BTreeMap<u64, (String, u64)>| -> u64 {
         t.values()
             .filter(|(name, _)| name.starts_with("orc-ai-CPU"))
@@ -413,17 +417,8 @@ fn onnxruntime_runs_stop_at_the_execution_timeout() {
         .arg(std::fs::read(m.file("onnx")).unwrap())
         .query::<()>(&mut con)
         .unwrap();
-    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
-    let mut shape = m.input_shape.clone();
-    shape[0] = IMAGES;
-    redis::cmd("AI.TENSORSET")
-        .arg("many")
-        .arg("FLOAT")
-        .arg(shape_args(&shape))
-        .arg("BLOB")
-        .arg(one.repeat(IMAGES))
-        .query::<()>(&mut con)
-        .unwrap();
+    assert_eq!(m.input_shape[0], 1, "one image");
+    put_input_repeated(&mut con, "many", m, IMAGES);
     let t = std::time::Instant::now();
     let e = err_text(line(
         &mut con,
@@ -432,14 +427,7 @@ fn onnxruntime_runs_stop_at_the_execution_timeout() {
     assert!(e.contains("MODEL_EXECUTION_TIMEOUT"), "{e}");
     assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
     // The same worker runs the next request.
-    redis::cmd("AI.TENSORSET")
-        .arg("one")
-        .arg("FLOAT")
-        .arg(shape_args(&m.input_shape))
-        .arg("BLOB")
-        .arg(one)
-        .query::<()>(&mut con)
-        .unwrap();
+    put_input_repeated(&mut con, "one", m, 1);
     line(&mut con, "AI.MODELEXECUTE net INPUTS 1 one OUTPUTS 1 out").unwrap();
     let info = info_section(&mut con, "ai_execution");
     assert!(info.contains("ai_runs_timed_out:1"), "{info}");
