@@ -3,8 +3,8 @@ against a shard started there with the TORCH backend built for that machine's li
 
 Stores the real models (tests/models/make_models.py) on GPU:0 and on the CPU, runs them
 through the shard, and compares every output with the reference made with torch on the CPU
-(`NAME.out.f32`); stores a TorchScript script on GPU:0 and runs it; checks the refusals (a GPU
-the node lacks; ONNX on a CPU-only ONNX Runtime where one is loaded); then times `run_model`
+(`NAME.out.f32`); stores a TorchScript script on GPU:0 and runs it; checks that a GPU the node
+lacks is refused (only TORCH is loaded: ONNX and TF on a GPU are not checked); then times `run_model`
 on GPU:0 against the same model run in-process by the machine's own PyTorch on the same GPU
 (p50 of calls, batches of 1 and 32) and the throughput of 1, 4 and 16 clients with
 auto-batching off and on. Speaks RESP itself (no client library needed there).
