@@ -3,8 +3,9 @@
 //!
 //! A backend exports one [`BackendModRef`] root module. `orc-ai` loads the file, lets
 //! abi_stable check the layout, then compares [`BackendMod::abi_version`] with
-//! [`BACKEND_ABI_VERSION`] before it calls anything. Tensors cross as [`TensorAbi`]
-//! (DLPack type code and bits, shape, row-major little-endian bytes).
+//! [`BACKEND_ABI_VERSION`] before it calls anything. A run's inputs are lent as
+//! [`TensorView`]s (the server's own bytes, read in place for the run), its outputs come
+//! back as [`TensorAbi`]s (DLPack type code and bits, shape, row-major little-endian bytes).
 //!
 //! Backend functions must not unwind: wrap their bodies in [`guard`]. A run gets an
 //! `interrupt` flag that orc-ai sets when the run must stop (its execution timeout passed,
@@ -13,12 +14,15 @@
 //!
 //! Version 2 added the interrupt flag, [`ScriptOptions`] and `allow_unsafe_ops`; version 3
 //! added [`BackendMod::init`], called once before anything else (the place to load a
-//! runtime library and warm the runtime up, off the request path).
+//! runtime library and warm the runtime up, off the request path); version 5 lends a
+//! run's inputs as [`TensorView`]s instead of handing over a copy of every input.
 //!
 //! ```
 //! use orc_ai_backend_abi::{TensorAbi, guard};
 //! let t = TensorAbi::new(2, 32, vec![2], 1.5f32.to_le_bytes().repeat(2));
-//! assert_eq!(t.shape.len(), 1);
+//! let v = t.view();
+//! assert_eq!(v.shape.len(), 1);
+//! assert_eq!(v.to_owned(), t);
 //! let r = guard(|| -> Result<u32, String> { panic!("boom") });
 //! assert!(r.unwrap_err().contains("boom"));
 //! ```
@@ -38,9 +42,9 @@ use abi_stable::{
 };
 
 /// Version of the calls below; `orc-ai` refuses a backend built for another one.
-pub const BACKEND_ABI_VERSION: u32 = 4;
+pub const BACKEND_ABI_VERSION: u32 = 5;
 
-/// A tensor crossing the boundary.
+/// A tensor a backend hands back (a run's output), owned by the receiver.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct TensorAbi {
@@ -65,15 +69,19 @@ impl TensorAbi {
         }
     }
 
+    /// This tensor lent as an input.
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView {
+            code: self.code,
+            bits: self.bits,
+            shape: self.shape.as_rslice(),
+            data: self.data.as_rslice(),
+        }
+    }
+
     /// The elements of a string tensor (its NUL-terminated items; invalid UTF-8 replaced).
     pub fn strings(&self) -> Vec<String> {
-        let mut items: Vec<String> = self
-            .data
-            .split(|b| *b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        items.pop();
-        items
+        strings_of(&self.data)
     }
 
     /// The data of a string tensor holding `items`.
@@ -85,6 +93,58 @@ impl TensorAbi {
         }
         out
     }
+}
+
+/// A tensor lent to a backend for one run: the server's own shape and bytes, valid for the
+/// call and only read (a backend that needs them later copies them, [`TensorView::to_owned`]).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct TensorView<'a> {
+    /// DLPack type code (0 int, 1 uint, 2 float, 6 bool, 7 string).
+    pub code: u8,
+    /// Bits per element (strings: 8).
+    pub bits: u8,
+    /// Dimensions.
+    pub shape: RSlice<'a, i64>,
+    /// Row-major little-endian bytes (strings: NUL-terminated elements), as the server
+    /// holds them: no alignment is promised beyond a byte's.
+    pub data: RSlice<'a, u8>,
+}
+
+impl<'a> TensorView<'a> {
+    /// A view of `shape` and `data`.
+    pub fn new(code: u8, bits: u8, shape: &'a [i64], data: &'a [u8]) -> Self {
+        Self {
+            code,
+            bits,
+            shape: shape.into(),
+            data: data.into(),
+        }
+    }
+
+    /// A copy of its own.
+    pub fn to_owned(&self) -> TensorAbi {
+        TensorAbi::new(
+            self.code,
+            self.bits,
+            self.shape.to_vec(),
+            self.data.to_vec(),
+        )
+    }
+
+    /// The elements of a string tensor (its NUL-terminated items; invalid UTF-8 replaced).
+    pub fn strings(&self) -> Vec<String> {
+        strings_of(&self.data)
+    }
+}
+
+fn strings_of(data: &[u8]) -> Vec<String> {
+    let mut items: Vec<String> = data
+        .split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    items.pop();
+    items
 }
 
 /// Names as the ABI carries them.
@@ -156,10 +216,11 @@ pub trait BackendModel: Send + Sync {
     fn inputs(&self) -> RVec<RString>;
     /// Output names.
     fn outputs(&self) -> RVec<RString>;
-    /// Run once; stop with an error soon after `interrupt` is set.
+    /// Run once on `inputs` (lent for the call); stop with an error soon after `interrupt`
+    /// is set.
     fn run(
         &self,
-        inputs: RVec<TensorAbi>,
+        inputs: RSlice<'_, TensorView<'_>>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString>;
 }
@@ -175,7 +236,7 @@ pub trait BackendScript: Send + Sync {
     fn run(
         &self,
         function: RStr<'_>,
-        inputs: RVec<TensorAbi>,
+        inputs: RSlice<'_, TensorView<'_>>,
         keys: RVec<RString>,
         args: RVec<RString>,
         interrupt: &AtomicBool,

@@ -31,7 +31,7 @@ use abi_stable::{
 };
 use orc_ai_backend_abi::{
     BackendInit, BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, RuntimeCell,
-    TensorAbi, answer, check_input_count, guard, interrupted, rstrings,
+    TensorAbi, TensorView, answer, check_input_count, guard, interrupted, rstrings,
 };
 use ort::{
     environment::Environment,
@@ -186,14 +186,14 @@ extern "C" fn load_model(
 impl OrtModel {
     fn run_tensors(
         &self,
-        inputs: &mut [TensorAbi],
+        inputs: &[TensorView<'_>],
         interrupt: &AtomicBool,
     ) -> Result<Vec<TensorAbi>, String> {
         check_input_count(self.inputs.len(), inputs.len())?;
         let values: Vec<(&str, SessionInputValue<'_>)> = self
             .inputs
             .iter()
-            .zip(inputs.iter_mut())
+            .zip(inputs.iter())
             .map(|(n, t)| Ok((n.as_str(), tensor::to_input(t)?)))
             .collect::<Result<_, String>>()?;
         let options = Arc::new(RunOptions::new().map_err(|e| e.to_string())?);
@@ -224,10 +224,10 @@ impl BackendModel for OrtModel {
     }
     fn run(
         &self,
-        mut inputs: RVec<TensorAbi>,
+        inputs: RSlice<'_, TensorView<'_>>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
-        answer(|| self.run_tensors(&mut inputs, interrupt))
+        answer(|| self.run_tensors(&inputs, interrupt))
     }
 }
 

@@ -1,12 +1,11 @@
 //! Tensors across the backend ABI as ONNX Runtime values, and back.
 
-use orc_ai_backend_abi::TensorAbi;
+use orc_ai_backend_abi::{TensorAbi, TensorView};
 use ort::{
-    memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType},
+    memory::Allocator,
     session::SessionInputValue,
     value::{
-        DynValue, PrimitiveTensorElementType, Shape, Tensor, TensorElementType, TensorRefMut,
-        ValueType,
+        DynValue, PrimitiveTensorElementType, Tensor, TensorElementType, TensorRef, ValueType,
     },
 };
 
@@ -50,10 +49,11 @@ fn abi_type(t: TensorElementType) -> Result<(u8, u8), String> {
     })
 }
 
-/// A tensor from the backend ABI as a run's input: numbers are read in place, from the
-/// buffer the server passed (no copy); strings, booleans and buffers that are empty or not
-/// aligned for their type are copied into a value of the runtime's.
-pub(crate) fn to_input(t: &mut TensorAbi) -> Result<SessionInputValue<'_>, String> {
+/// A tensor lent across the backend ABI as a run's input: numbers are read in place, from
+/// the server's own bytes (no copy); strings, booleans and buffers that are empty or not
+/// aligned for their type (a large blob is kept in the Redis string it came in) are copied
+/// into a value of the runtime's.
+pub(crate) fn to_input<'a>(t: &TensorView<'a>) -> Result<SessionInputValue<'a>, String> {
     use TensorElementType::*;
     let ty = element_type(t.code, t.bits)?;
     match ty {
@@ -69,29 +69,23 @@ pub(crate) fn to_input(t: &mut TensorAbi) -> Result<SessionInputValue<'_>, Strin
     }
 }
 
-/// `t` as a view of its own bytes, when they can be read in place.
-fn in_place<T: PrimitiveTensorElementType + std::fmt::Debug>(
-    t: &mut TensorAbi,
-) -> Result<SessionInputValue<'_>, String> {
+/// `t` as a read-only view of the server's bytes, when they can be read in place.
+fn in_place<'a, T: PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static>(
+    t: &TensorView<'a>,
+) -> Result<SessionInputValue<'a>, String> {
+    let bytes: &'a [u8] = t.data.as_slice();
     let count = element_count(&t.shape)?;
-    let fits = count.checked_mul(size_of::<T>()) == Some(t.data.len());
-    let aligned = (t.data.as_ptr() as usize).is_multiple_of(align_of::<T>());
+    let fits = count.checked_mul(size_of::<T>()) == Some(bytes.len());
+    let aligned = (bytes.as_ptr() as usize).is_multiple_of(align_of::<T>());
     if !fits || count == 0 || !aligned {
         return Ok(to_value(t)?.into()); // to_value says what does not fit
     }
-    let shape = Shape::new(t.shape.iter().copied());
-    let info = MemoryInfo::new(
-        AllocationDevice::CPU,
-        0,
-        AllocatorType::Device,
-        MemoryType::Default,
-    )
-    .map_err(|e| e.to_string())?;
-    // SAFETY: `t.data` holds exactly `count` elements of `T` (checked above), aligned for
-    // `T`, in CPU memory, and the view borrows `t` mutably, so the bytes outlive it and
-    // nothing else touches them during the run; ONNX Runtime only reads inputs.
-    let view = unsafe { TensorRefMut::<T>::from_raw(info, t.data.as_mut_ptr().cast(), shape) }
-        .map_err(|e| e.to_string())?;
+    // SAFETY: `bytes` holds exactly `count` elements of `T` (checked above), aligned for
+    // `T`, and every bit pattern is a valid `T` (plain numbers); the slice borrows the
+    // server's bytes for `'a`, the run.
+    let elements: &'a [T] = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), count) };
+    let view =
+        TensorRef::from_array_view((t.shape.to_vec(), elements)).map_err(|e| e.to_string())?;
     Ok(view.into())
 }
 
@@ -106,7 +100,7 @@ fn element_count(shape: &[i64]) -> Result<usize, String> {
 }
 
 /// A tensor from the backend ABI as an ONNX Runtime value (the bytes are copied once).
-pub(crate) fn to_value(t: &TensorAbi) -> Result<DynValue, String> {
+pub(crate) fn to_value(t: &TensorView<'_>) -> Result<DynValue, String> {
     let ty = element_type(t.code, t.bits)?;
     let shape: Vec<i64> = t.shape.to_vec();
     let count = element_count(&shape)?;

@@ -8,9 +8,10 @@ use std::{
     },
 };
 
-use abi_stable::std_types::{RResult, RString, RVec};
+use abi_stable::std_types::{RResult, RSlice, RString, RVec};
 use orc_ai_backend_abi::{
-    BackendModel, ModelOptions, TensorAbi, answer, check_input_count, interrupted, rstrings,
+    BackendModel, ModelOptions, TensorAbi, TensorView, answer, check_input_count, interrupted,
+    rstrings,
 };
 
 use crate::{
@@ -239,7 +240,8 @@ impl Inner {
         let timeout = self
             .run_timeout_ms
             .map_or(WARM_UP_TIMEOUT_MS, |t| t.min(WARM_UP_TIMEOUT_MS));
-        let _ = self.run_with_timeout(&tensors, Some(timeout));
+        let views: Vec<TensorView<'_>> = tensors.iter().map(TensorAbi::view).collect();
+        let _ = self.run_with_timeout(&views, Some(timeout));
     }
 
     /// Zeros shaped and typed as the graph declares the output `o`, if it can say.
@@ -267,7 +269,7 @@ impl Inner {
 
     fn run_tensors(
         &self,
-        inputs: &[TensorAbi],
+        inputs: &[TensorView<'_>],
         interrupt: &AtomicBool,
     ) -> Result<Vec<TensorAbi>, String> {
         if interrupt.load(Ordering::Relaxed) {
@@ -279,7 +281,7 @@ impl Inner {
     /// One run; TensorFlow cancels it after `timeout_ms` when given.
     fn run_with_timeout(
         &self,
-        inputs: &[TensorAbi],
+        inputs: &[TensorView<'_>],
         timeout_ms: Option<u64>,
     ) -> Result<Vec<TensorAbi>, String> {
         check_input_count(self.inputs.len(), inputs.len())?;
@@ -387,7 +389,7 @@ impl BackendModel for TfModel {
     }
     fn run(
         &self,
-        inputs: RVec<TensorAbi>,
+        inputs: RSlice<'_, TensorView<'_>>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
         answer(|| self.0.run_tensors(&inputs, interrupt))

@@ -1,6 +1,6 @@
 //! Tensors between the backend ABI and TensorFlow's C API.
 
-use orc_ai_backend_abi::TensorAbi;
+use orc_ai_backend_abi::{TensorAbi, TensorView};
 
 use crate::api::{Api, Tensor};
 
@@ -64,7 +64,7 @@ impl<'a> TfTensor<'a> {
     }
 
     /// A TensorFlow tensor holding a copy of `t`.
-    pub(crate) fn from_abi(api: &'a Api, t: &TensorAbi) -> Result<Self, String> {
+    pub(crate) fn from_abi(api: &'a Api, t: &TensorView<'_>) -> Result<Self, String> {
         let dtype = tf_type(t.code, t.bits)?;
         let size = usize::from(t.bits / 8).max(1);
         let mut count = 1usize;

@@ -124,7 +124,10 @@ mod tests {
         let model = load(MEAN_LAST).unwrap();
         let x: Vec<f32> = (0..24).map(|i| i as f32 * 0.1 - 0.7).collect();
         let out = model
-            .run_tensors(&[f32_tensor(&[2, 3, 4], &x)], &AtomicBool::new(false))
+            .run_tensors(
+                &[f32_tensor(&[2, 3, 4], &x).view()],
+                &AtomicBool::new(false),
+            )
             .unwrap();
         assert_eq!(out[0].shape.as_slice(), &[2, 3, 1]);
         let got = f32_values(&out[0]);
@@ -135,7 +138,10 @@ mod tests {
         // Another leading size than the file's: the plan is typed for it.
         let x2: Vec<f32> = (0..48).map(|i| i as f32).collect();
         let out = model
-            .run_tensors(&[f32_tensor(&[4, 3, 4], &x2)], &AtomicBool::new(false))
+            .run_tensors(
+                &[f32_tensor(&[4, 3, 4], &x2).view()],
+                &AtomicBool::new(false),
+            )
             .unwrap();
         assert_eq!(out[0].shape.as_slice(), &[4, 3, 1]);
         assert_eq!(f32_values(&out[0])[11], 45.5);

@@ -108,7 +108,9 @@ size_t elements(const orc_tin& in) {
 }
 
 // A tensor over `in`'s bytes where they lie (nothing copied), its length checked against its
-// shape first: a length that disagrees with the shape must never reach a copy.
+// shape first: a length that disagrees with the shape must never reach a copy. The server's
+// bytes need not be aligned for their type (a large blob is kept in the Redis string it came
+// in): such a view is only ever copied (clone on the CPU, the copy to a GPU), never computed on.
 at::Tensor view_of(const orc_tin& in) {
     size_t count = elements(in);
     auto type = scalar_type(in.code, in.bits);

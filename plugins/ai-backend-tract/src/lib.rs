@@ -7,7 +7,7 @@
 //! use orc_ai_tract::{from_tract, to_tract};
 //! use orc_ai_backend_abi::TensorAbi;
 //! let t = TensorAbi::new(2, 32, vec![2], [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect());
-//! let back = from_tract(&to_tract(&t)?)?;
+//! let back = from_tract(&to_tract(&t.view())?)?;
 //! assert_eq!(back, t);
 //! # Ok::<(), String>(())
 //! ```
@@ -23,10 +23,10 @@ use std::{
 
 use abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RString, RVec},
+    std_types::{RResult, RSlice, RString, RVec},
 };
 use orc_ai_backend_abi::{
-    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, answer,
+    BackendModel, BackendModel_TO, BackendModelBox, ModelOptions, TensorAbi, TensorView, answer,
     check_input_count, guard, interrupted, rstrings,
 };
 use tract_core::prelude::{
@@ -81,7 +81,7 @@ fn abi_type(dt: DatumType) -> Result<(u8, u8), String> {
 }
 
 /// A tensor from the backend ABI as a tract tensor.
-pub fn to_tract(t: &TensorAbi) -> Result<Tensor, String> {
+pub fn to_tract(t: &TensorView<'_>) -> Result<Tensor, String> {
     let dt = datum_type(t.code, t.bits)?;
     let shape: Vec<usize> = t
         .shape
@@ -203,7 +203,7 @@ impl TractModel {
     /// Run with plain tensors, stopping between two operators once `interrupt` is set.
     pub fn run_tensors(
         &self,
-        inputs: &[TensorAbi],
+        inputs: &[TensorView<'_>],
         interrupt: &AtomicBool,
     ) -> Result<Vec<TensorAbi>, String> {
         check_input_count(self.inputs.len(), inputs.len())?;
@@ -250,7 +250,7 @@ impl BackendModel for TractModel {
     }
     fn run(
         &self,
-        inputs: RVec<TensorAbi>,
+        inputs: RSlice<'_, TensorView<'_>>,
         interrupt: &AtomicBool,
     ) -> RResult<RVec<TensorAbi>, RString> {
         answer(|| self.run_tensors(&inputs, interrupt))

@@ -19,7 +19,7 @@ use std::{
 
 use abi_stable::std_types::{RSlice, RString, RVec};
 use orc_ai_backend_abi::{
-    BackendModelBox, BackendScriptBox, ModelOptions, ScriptOptions, TensorAbi,
+    BackendModelBox, BackendScriptBox, ModelOptions, ScriptOptions, TensorAbi, TensorView,
 };
 
 use crate::{
@@ -371,10 +371,11 @@ impl Script {
     }
 }
 
-/// A tensor as the backend ABI carries it.
-pub fn to_abi(t: &Tensor) -> TensorAbi {
+/// A tensor lent to a backend for a run: its own shape and bytes, read in place (a copy of
+/// every input per run cost a large model's run a few ms of memory traffic and page faults).
+pub fn view_of(t: &Tensor) -> TensorView<'_> {
     let (code, bits) = t.dtype.dlpack();
-    TensorAbi::new(code as u8, bits as u8, t.shape.clone(), t.data.to_vec())
+    TensorView::new(code as u8, bits as u8, &t.shape, &t.data)
 }
 
 /// Bytes a backend allocated, freed by that backend's allocator when the last tensor
@@ -408,4 +409,21 @@ pub fn from_abi(t: TensorAbi, limits: &Limits) -> Result<Tensor, Reply> {
             e.0.trim_start_matches("ERR ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_reads_the_servers_own_bytes() {
+        let data: Vec<u8> = (0..24u8).collect();
+        let t = Tensor::new(DType::Float, vec![2, 3], data.into()).unwrap();
+        let v = view_of(&t);
+        assert_eq!((v.code, v.bits), (2, 32));
+        assert_eq!(v.shape.as_slice(), &[2, 3]);
+        // The very bytes the tensor holds, not a copy of them.
+        assert_eq!(v.data.as_slice().as_ptr(), t.data.as_ptr());
+        assert_eq!(v.data.len(), 24);
+    }
 }

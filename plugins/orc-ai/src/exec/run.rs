@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::{RString, RVec};
+use abi_stable::std_types::{RSlice, RString};
 use redis_module::{Context, RedisError};
 
 use super::{Job, StoredDag, Work, queue::Queue, watchdog::Running};
@@ -13,7 +13,7 @@ use crate::{
     config::Limits,
     dag::Op,
     keys::{key_string, typed},
-    objects::{Stats, from_abi, to_abi},
+    objects::{Stats, from_abi, view_of},
     state::{limits, lock},
     tensor::{DType, GetFormat, Tensor},
     types::{TENSOR_TYPE, tensorset_args},
@@ -96,7 +96,8 @@ pub(super) fn run(
     interrupt: &AtomicBool,
     limits: &Limits,
 ) -> Result<Vec<Tensor>, String> {
-    let ins: RVec<_> = inputs.iter().map(to_abi).collect();
+    let views: Vec<_> = inputs.iter().map(view_of).collect();
+    let ins = RSlice::from_slice(&views);
     let out = match work {
         Work::Dag(_) => return Err("ERR a DAG cannot run as a single operation".into()),
         Work::Model(m) => m.0.handle()?.run(ins, interrupt),
