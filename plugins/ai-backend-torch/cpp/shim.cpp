@@ -12,7 +12,10 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -186,6 +189,53 @@ std::vector<at::Tensor> inputs_on(const orc_tin* ins, size_t n, int32_t device) 
     }
     return v;
 }
+
+// Diagnostics, off unless ORC_TORCH_TIMING is set in the shard's environment: each model run
+// writes to stderr how long its parts took (inputs to the device, forward, outputs back),
+// waiting for the device after each part, so that a run inside the server can be set beside
+// the same parts timed elsewhere (scripts/gpu-check). The waits slow runs down a little.
+bool timing_on() {
+    static const bool on = [] {
+        const char* v = std::getenv("ORC_TORCH_TIMING");
+        return v && *v && std::strcmp(v, "0") != 0;
+    }();
+    return on;
+}
+
+class PartTimer {
+  public:
+    explicit PartTimer(int32_t device) : device_(device), on_(timing_on()) {
+        if (on_) last_ = std::chrono::steady_clock::now();
+    }
+
+    // The end of a part: wait for the device, then note the time.
+    void lap() {
+        if (!on_ || laps_ == 2) return;
+        if (device_ >= 0) torch::cuda::synchronize(device_);
+        auto now = std::chrono::steady_clock::now();
+        us_[laps_++] = std::chrono::duration<double, std::micro>(now - last_).count();
+        last_ = now;
+    }
+
+    // The last part ends here; one line for the run, named by its first input's shape.
+    void report(const orc_tin* first) {
+        if (!on_) return;
+        auto now = std::chrono::steady_clock::now();
+        double out = std::chrono::duration<double, std::micro>(now - last_).count();
+        std::string shape;
+        if (first && first->ndim >= 0 && first->ndim <= 64)
+            for (int64_t i = 0; i < first->ndim; ++i) shape += (i ? "x" : "") + std::to_string(first->shape[i]);
+        std::fprintf(stderr, "orc-torch-timing device=%d shape=%s in_us=%.1f forward_us=%.1f out_us=%.1f\n", device_,
+                     shape.empty() ? "-" : shape.c_str(), us_[0], us_[1], out);
+    }
+
+  private:
+    int32_t device_;
+    bool on_;
+    int laps_ = 0;
+    double us_[2] = {0, 0};
+    std::chrono::steady_clock::time_point last_;
+};
 
 struct Script {
     std::shared_ptr<torch::jit::CompilationUnit> cu;
@@ -382,10 +432,14 @@ char* orc_torch_model_run(void* m, const orc_tin* ins, size_t n, int32_t device,
     try {
         InterruptScope scope(interrupt);
         c10::InferenceMode guard;
+        PartTimer timer(device);
         std::vector<c10::IValue> args;
         for (auto& t : inputs_on(ins, n, device)) args.emplace_back(t);
+        timer.lap();
         auto out = static_cast<torch::jit::Module*>(m)->forward(args);
+        timer.lap();
         emit_all(out, cb, ctx);
+        timer.report(n > 0 ? &ins[0] : nullptr);
         return nullptr;
     } catch (const std::exception& e) {
         return dup(message(e));
