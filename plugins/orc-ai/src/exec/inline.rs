@@ -174,7 +174,7 @@ pub fn try_run(
         Err("ERR orc-ai internal error while running (the server keeps running)".into())
     });
     let elapsed = started.elapsed();
-    let stopped = watch.finish();
+    let stopped = watch.finish(result.is_err());
     *lock(&LAST) = Some((Instant::now(), elapsed));
     if let Some(p) = pace_of(work) {
         p.record(sig, elapsed, max);

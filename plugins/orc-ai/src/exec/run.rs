@@ -50,7 +50,7 @@ fn work(q: &Arc<Queue>) {
         let limits = limits();
         if matches!(live[0].work, Work::Dag(_)) {
             for job in live {
-                run_dag(job, &running.interrupt, &limits);
+                run_dag(job, &running, &limits);
             }
         } else {
             let started = Instant::now();
@@ -67,6 +67,7 @@ fn work(q: &Arc<Queue>) {
                     })
                     .collect()
             });
+            let results = running.settle(results);
             let elapsed = started.elapsed();
             let max = super::inline::max_us();
             if let [job] = live.as_slice()
@@ -317,7 +318,8 @@ enum OpReply {
 
 /// Run a DAG's operations in order on DAG-local tensors, then (all succeeded) persist,
 /// and answer with one element per operation.
-fn run_dag(job: Job, interrupt: &AtomicBool, limits: &Limits) {
+fn run_dag(job: Job, running: &Running, limits: &Limits) {
+    let interrupt = &running.interrupt;
     let Job { work, ticket, .. } = job;
     let Work::Dag(dag) = work else {
         return;
@@ -345,7 +347,7 @@ fn run_dag(job: Job, interrupt: &AtomicBool, limits: &Limits) {
             Ok(r) => replies.push(r),
             Err(e) => {
                 failed = true;
-                replies.push(OpReply::Error(e));
+                replies.push(OpReply::Error(running.stopped(true).unwrap_or(e)));
             }
         }
     }

@@ -8,6 +8,11 @@
 //! queue gets a new worker and the old thread ends when the call returns, its results
 //! dropped. At most [`MAX_ABANDONED`] threads are given up at once; past that, the queue
 //! waits for them.
+//!
+//! A backend may stop a run at the timeout itself (TensorFlow cancels every run then) and
+//! come back before the watchdog's next look: a run that fails once its timeout has passed
+//! is answered and counted as stopped at the timeout all the same, so that clients hear one
+//! message whichever noticed first.
 
 use std::{
     sync::{
@@ -21,6 +26,7 @@ use super::queue::{Queue, spawn_worker};
 use crate::{
     blocked::Ticket,
     state::{lock, state},
+    tensor::Tensor,
 };
 
 /// Most worker threads given up (still inside a backend call) at once.
@@ -75,6 +81,27 @@ impl Running {
         r
     }
 
+    /// The results of the run's requests, errors made the timeout's when the run failed
+    /// after its execution timeout had passed and the watchdog had not stopped it yet.
+    pub(super) fn settle(
+        &self,
+        results: Vec<Result<Vec<Tensor>, String>>,
+    ) -> Vec<Result<Vec<Tensor>, String>> {
+        match self.stopped(results.iter().any(Result::is_err)) {
+            Some(msg) => results
+                .into_iter()
+                .map(|r| r.map_err(|_| msg.clone()))
+                .collect(),
+            None => results,
+        }
+    }
+
+    /// The timeout's message when the run `failed` after its execution timeout had passed
+    /// and the watchdog had not stopped it yet (it then counts as stopped).
+    pub(super) fn stopped(&self, failed: bool) -> Option<String> {
+        failed_past_timeout(failed, self.started, &self.timed_out, execution_timeout())
+    }
+
     /// The run is over. True when its thread was given up and must end.
     pub(super) fn finish(&self) -> bool {
         lock(&RUNNING).retain(|r| !std::ptr::eq(Arc::as_ptr(r), self));
@@ -102,6 +129,29 @@ pub(super) fn start() {
                 }
             });
     });
+}
+
+/// The execution timeout now.
+fn execution_timeout() -> Duration {
+    Duration::from_millis(lock(&state().config).model_execution_timeout)
+}
+
+/// The message for a run that `failed` after its execution `timeout` had passed and was not
+/// stopped by the watchdog (`timed_out` unset, set now): it counts as stopped.
+fn failed_past_timeout(
+    failed: bool,
+    started: Instant,
+    timed_out: &AtomicBool,
+    timeout: Duration,
+) -> Option<String> {
+    if !failed || timeout.is_zero() || started.elapsed() < timeout {
+        return None;
+    }
+    if timed_out.swap(true, Ordering::SeqCst) {
+        return None; // the watchdog stopped it, answered and counted it
+    }
+    TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+    Some(stopped_message(timeout))
 }
 
 /// The answer to a run stopped at the execution timeout.
@@ -137,19 +187,24 @@ pub(super) fn watch_inline(interrupt: Arc<AtomicBool>) -> InlineWatch {
 }
 
 impl InlineWatch {
-    /// The run is over: the error to answer when the watchdog stopped it.
-    pub(super) fn finish(self) -> Option<String> {
+    /// The run is over (`failed`: with an error): the error to answer when it was stopped
+    /// at the execution timeout, by the watchdog or by the backend.
+    pub(super) fn finish(self, failed: bool) -> Option<String> {
         lock(&INLINE).take();
-        self.0.timed_out.load(Ordering::SeqCst).then(|| {
-            stopped_message(Duration::from_millis(
-                lock(&state().config).model_execution_timeout,
-            ))
-        })
+        if self.0.timed_out.load(Ordering::SeqCst) {
+            return Some(stopped_message(execution_timeout()));
+        }
+        failed_past_timeout(
+            failed,
+            self.0.started,
+            &self.0.timed_out,
+            execution_timeout(),
+        )
     }
 }
 
 fn tick() {
-    let timeout = Duration::from_millis(lock(&state().config).model_execution_timeout);
+    let timeout = execution_timeout();
     let inline = lock(&INLINE).clone();
     if let Some(w) = inline
         && w.started.elapsed() > timeout
@@ -189,5 +244,37 @@ fn tick() {
             ));
             let _ = spawn_worker(&r.queue, 1000 + ABANDONED.load(Ordering::SeqCst) as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_fails_past_its_timeout_counts_as_stopped_once() {
+        let timeout = Duration::from_millis(1000);
+        let long_ago = Instant::now() - Duration::from_millis(1001);
+        let flag = AtomicBool::new(false);
+        assert_eq!(
+            failed_past_timeout(false, long_ago, &flag, timeout),
+            None,
+            "it did not fail"
+        );
+        assert!(!flag.load(Ordering::SeqCst));
+        assert_eq!(
+            failed_past_timeout(true, Instant::now(), &flag, timeout),
+            None,
+            "it failed before its timeout"
+        );
+        let before = timed_out_runs();
+        assert_eq!(
+            failed_past_timeout(true, long_ago, &flag, timeout).as_deref(),
+            Some("ERR the run was stopped: it took longer than MODEL_EXECUTION_TIMEOUT (1000 ms)")
+        );
+        assert!(flag.load(Ordering::SeqCst));
+        assert!(timed_out_runs() > before);
+        // Stopped already (by the watchdog or the line above): answered and counted then.
+        assert_eq!(failed_past_timeout(true, long_ago, &flag, timeout), None);
     }
 }
