@@ -313,7 +313,7 @@ fn threads_cpu_ticks(
 /// The cores a shard kept busy, all its threads together, while one client ran `key` on
 /// tensor `input` back to back for about `secs` seconds.
 fn cores_while_running(con: &mut redis::Connection, key: &str, input: &str, secs: f64) -> f64 {
-    let mut execute = |con: &mut redis::Connection| {
+    let execute = |con: &mut redis::Connection| {
         redis::cmd("AI.MODELEXECUTE")
             .arg(key)
             .arg("INPUTS")
