@@ -99,6 +99,9 @@ impl Running {
     /// The timeout's message when the run `failed` after its execution timeout had passed
     /// and the watchdog had not stopped it yet (it then counts as stopped).
     pub(super) fn stopped(&self, failed: bool) -> Option<String> {
+        if !failed {
+            return None; // the usual case: no look at the configuration
+        }
         failed_past_timeout(failed, self.started, &self.timed_out, execution_timeout())
     }
 
