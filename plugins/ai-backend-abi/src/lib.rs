@@ -407,3 +407,27 @@ macro_rules! export_backend {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_lends_the_tensors_own_bytes() {
+        let data = TensorAbi::string_data(["ab", "", "c\u{e9}"]);
+        let t = TensorAbi::new(7, 8, vec![3], data);
+        let v = t.view();
+        assert_eq!(v.data.as_slice().as_ptr(), t.data.as_ptr(), "no copy");
+        assert_eq!(v.shape.as_slice(), &[3]);
+        assert_eq!(v.strings(), ["ab", "", "c\u{e9}"]);
+        assert_eq!(v.strings(), t.strings());
+        assert_eq!(v.to_owned(), t);
+        // A view made from plain slices says the same.
+        let shape = [3i64];
+        let w = TensorView::new(7, 8, &shape, &t.data);
+        assert_eq!(w, v);
+        // A string tensor without its last NUL: the unterminated tail is dropped.
+        let cut = TensorView::new(7, 8, &shape, b"ab\0c");
+        assert_eq!(cut.strings(), ["ab"]);
+    }
+}
