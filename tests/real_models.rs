@@ -48,6 +48,19 @@ fn put_input_repeated(con: &mut redis::Connection, key: &str, m: &RealModel, tim
         .unwrap();
 }
 
+/// Run model `key` on tensor `input` once, its output stored as `out`.
+fn execute(con: &mut redis::Connection, key: &str, input: &str) -> redis::RedisResult<()> {
+    redis::cmd("AI.MODELEXECUTE")
+        .arg(key)
+        .arg("INPUTS")
+        .arg(1)
+        .arg(input)
+        .arg("OUTPUTS")
+        .arg(1)
+        .arg("out")
+        .query(con)
+}
+
 /// Store `file` as `backend` under `key`, run it on the model's input, return the output.
 fn run(
     con: &mut redis::Connection,
@@ -83,16 +96,7 @@ fn run(
         .arg(input)
         .query::<()>(con)
         .unwrap();
-    redis::cmd("AI.MODELEXECUTE")
-        .arg(&key)
-        .arg("INPUTS")
-        .arg(1)
-        .arg("in")
-        .arg("OUTPUTS")
-        .arg(1)
-        .arg("out")
-        .query::<()>(con)
-        .map_err(|e| format!("run: {e}"))?;
+    execute(con, &key, "in").map_err(|e| format!("run: {e}"))?;
     let reply: Vec<Value> = redis::cmd("AI.TENSORGET")
         .arg("out")
         .arg("META")
@@ -313,24 +317,12 @@ fn threads_cpu_ticks(
 /// The cores a shard kept busy, all its threads together, while one client ran `key` on
 /// tensor `input` back to back for about `secs` seconds.
 fn cores_while_running(con: &mut redis::Connection, key: &str, input: &str, secs: f64) -> f64 {
-    let execute = |con: &mut redis::Connection| {
-        redis::cmd("AI.MODELEXECUTE")
-            .arg(key)
-            .arg("INPUTS")
-            .arg(1)
-            .arg(input)
-            .arg("OUTPUTS")
-            .arg(1)
-            .arg("out")
-            .query::<()>(con)
-            .unwrap()
-    };
     // Once first, untimed: a runtime plans or compiles for a new input shape on one thread.
-    execute(con);
+    execute(con, key, input).unwrap();
     let before = threads_cpu_ticks(con);
     let start = std::time::Instant::now();
     while start.elapsed().as_secs_f64() < secs {
-        execute(con);
+        execute(con, key, input).unwrap();
     }
     let after = threads_cpu_ticks(con);
     let wall = start.elapsed().as_secs_f64();
@@ -468,16 +460,7 @@ fn torch_computes_on_the_intra_op_threads_only() {
         && start.elapsed() < std::time::Duration::from_secs(20)
     {
         for _ in 0..50 {
-            redis::cmd("AI.MODELEXECUTE")
-                .arg("encoder-TORCH")
-                .arg("INPUTS")
-                .arg(1)
-                .arg("batch")
-                .arg("OUTPUTS")
-                .arg(1)
-                .arg("out")
-                .query::<()>(&mut con)
-                .unwrap();
+            execute(&mut con, "encoder-TORCH", "batch").unwrap();
         }
     }
     let after = threads_cpu_ticks(&mut con);

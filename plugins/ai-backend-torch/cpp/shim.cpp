@@ -168,12 +168,6 @@ void emit_all(const c10::IValue& v, orc_tout_cb cb, void* ctx) {
     }
 }
 
-std::vector<at::Tensor> tensors(const orc_tin* ins, size_t n) {
-    std::vector<at::Tensor> v;
-    for (size_t i = 0; i < n; ++i) v.push_back(to_tensor(ins[i]));
-    return v;
-}
-
 // CUDA device `device` (checked by device_of when its model or script was made).
 c10::Device cuda(int32_t device) { return c10::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)); }
 
@@ -181,9 +175,12 @@ c10::Device cuda(int32_t device) { return c10::Device(at::kCUDA, static_cast<c10
 // change freely. On a GPU the bytes go to the device straight from orc-ai's buffer: the view
 // is only read, by the synchronous copy to the device (no host copy of every input first).
 std::vector<at::Tensor> inputs_on(const orc_tin* ins, size_t n, int32_t device) {
-    if (device < 0) return tensors(ins, n);
     std::vector<at::Tensor> v;
     for (size_t i = 0; i < n; ++i) {
+        if (device < 0) {
+            v.push_back(to_tensor(ins[i]));
+            continue;
+        }
         bool widened = ins[i].code == 1 && ins[i].bits == 16;
         v.push_back((widened ? to_tensor(ins[i]) : view_of(ins[i])).to(cuda(device)));
     }
