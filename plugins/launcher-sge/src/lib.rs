@@ -9,7 +9,10 @@
 //!   and watched as the local `qrsh` process. A small shell wrapper on the compute node
 //!   records its pid, so a cancel signals the task itself (`qrsh -inherit <host> kill`):
 //!   Grid Engine ends the whole job when one of its tasks dies from a signal, so the
-//!   wrapper turns signals into exit codes and the other tasks live on.
+//!   wrapper turns signals into exit codes and the other tasks live on. A task the
+//!   node's execution daemon refuses (`didn't accept task`: just after a job starts, a
+//!   slave host may not yet hold its part of the job) never ran, so it is started again,
+//!   up to 5 times a second apart.
 //! * **Steps outside a job** are batch jobs of their own: `qsub -terse` of a generated
 //!   script ([`batch_script`]); status from `qstat -xml` while the job is known there and
 //!   from its accounting record (`qacct -j`) after it ended; cancel with `qdel`.
@@ -29,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod parse;
+mod task_start;
 
 use std::{
     io::Write,
@@ -45,6 +49,7 @@ use orc_launcher_kit::{
     },
     process, tools,
 };
+use task_start::Start;
 
 /// The launcher's name: `orc db start --launcher sge`.
 pub const NAME: &str = "sge";
@@ -68,6 +73,13 @@ const ACCOUNTING_MARGIN: Duration = Duration::from_secs(5);
 const ACCOUNTING_DEFAULT: Duration = Duration::from_secs(20);
 /// How long a signalled task may take to end.
 const TASK_END: Duration = Duration::from_secs(30);
+/// How long a new task is watched for a refusal by its node's execution daemon (it comes
+/// at once; a task that wrote its pid file is under way before this).
+const TASK_START: Duration = Duration::from_secs(5);
+/// How many times a task the execution daemon refused is started again, and how long
+/// the launcher waits before each.
+const TASK_REFUSALS: u32 = 5;
+const REFUSED_PAUSE: Duration = Duration::from_millis(if cfg!(test) { 50 } else { 1000 });
 /// The hint for a Grid Engine command missing from `PATH`.
 const HINT: &str = "run orc on a Grid Engine submit host (client commands on PATH, $SGE_ROOT set)";
 
@@ -403,7 +415,21 @@ impl SgeLauncher {
             .env
             .entry("SGE_TASK_ID".into())
             .or_insert_with(|| "undefined".into());
-        let local = self.procs.launch(&wrapped).map_err(ours)?;
+        let outputs = [step.stdout.as_path(), step.stderr.as_path()];
+        let mut refused = 0;
+        let local = loop {
+            let local = self.procs.launch(&wrapped).map_err(ours)?;
+            let start = task_start::watch(&self.procs, &local, &pidfile, &outputs, TASK_START)?;
+            if start != Start::Refused || refused == TASK_REFUSALS {
+                break local;
+            }
+            refused += 1;
+            tracing::warn!(
+                step = %step.name, job, host = %host, attempt = refused,
+                "the execution daemon did not accept the task yet; starting it again"
+            );
+            std::thread::sleep(REFUSED_PAUSE);
+        };
         Ok(StepId(format!(
             "task:{job}:{host}:{local}:{}",
             pidfile.display()
@@ -683,6 +709,89 @@ mod tests {
         );
         assert_eq!(t.pidfile, Path::new("/scratch/a:b/.x.sge-task"));
         assert!(Task::parse(&StepId("12".into())).is_none());
+    }
+
+    /// A job's task started through a stand-in `qrsh` (first on the step's `PATH`) that
+    /// refuses the first `refuse` starts the way Grid Engine's does, then runs the command.
+    /// Returns the step's final status, its output and errors, and how often `qrsh` was
+    /// started.
+    fn refused_task(refuse: u32, command: &str) -> (StepStatus, String, String, u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        let qrsh = bin.join("qrsh");
+        std::fs::write(
+            &qrsh,
+            format!(
+                "#!/bin/sh\nn=$(cat \"$0.count\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$0.count\"\n\
+                 if [ $n -le {refuse} ]; then echo \"error: executing task of job $JOB_ID failed: \
+                 execution daemon on host \\\"$3\\\" didn't accept task\" >&2; exit 1; fi\n\
+                 [ \"$1 $2\" = \"-inherit -V\" ] || exit 9\nexec sh -c \"$4\"\n"
+            ),
+        )
+        .expect("qrsh");
+        std::fs::set_permissions(&qrsh, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut step = LaunchStep::new("app", "sh", dir.path().join("w"))
+            .args(["-c", command])
+            .env("PATH", &path);
+        step.run.hosts = vec!["node1".into()];
+        step.run.allocation = Some("7".into());
+        let l = SgeLauncher::default();
+        let id = l.launch(&step).expect("launch");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let s = loop {
+            let s = l
+                .status(std::slice::from_ref(&id))
+                .expect("status")
+                .remove(0);
+            if s.status.is_terminal() || Instant::now() > deadline {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let starts = read(&bin.join("qrsh.count"))
+            .trim()
+            .parse()
+            .expect("a count");
+        (s, read(&step.stdout), read(&step.stderr), starts)
+    }
+
+    #[test]
+    fn a_refused_task_is_started_again() {
+        let (s, out, _, starts) = refused_task(2, "echo ran on $JOB_ID");
+        assert_eq!(
+            (s.status, s.exit_code),
+            (JobStatus::Completed, Some(0)),
+            "{s}"
+        );
+        assert_eq!(out, "ran on 7\n");
+        assert_eq!(starts, 3);
+    }
+
+    #[test]
+    fn a_task_refused_every_time_fails_with_grid_engines_words() {
+        let (s, out, err, starts) = refused_task(99, "echo never");
+        assert_eq!((s.status, s.exit_code), (JobStatus::Failed, Some(1)), "{s}");
+        assert_eq!(starts, TASK_REFUSALS + 1);
+        assert_eq!(out, "");
+        assert!(
+            err.contains("execution daemon on host \"node1\" didn't accept task"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_task_that_fails_by_itself_is_not_started_again() {
+        let (s, _, err, starts) = refused_task(0, "echo failing >&2; exit 3");
+        assert_eq!((s.status, s.exit_code), (JobStatus::Failed, Some(3)), "{s}");
+        assert_eq!((err.as_str(), starts), ("failing\n", 1));
     }
 
     #[test]
