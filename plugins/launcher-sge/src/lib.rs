@@ -49,7 +49,6 @@ use orc_launcher_kit::{
     },
     process, tools,
 };
-use task_start::Start;
 
 /// The launcher's name: `orc db start --launcher sge`.
 pub const NAME: &str = "sge";
@@ -416,16 +415,17 @@ impl SgeLauncher {
             .entry("SGE_TASK_ID".into())
             .or_insert_with(|| "undefined".into());
         let outputs = [step.stdout.as_path(), step.stderr.as_path()];
-        let mut refused = 0;
+        let mut refusals = 0;
         let local = loop {
             let local = self.procs.launch(&wrapped).map_err(ours)?;
-            let start = task_start::watch(&self.procs, &local, &pidfile, &outputs, TASK_START)?;
-            if start != Start::Refused || refused == TASK_REFUSALS {
+            if refusals == TASK_REFUSALS
+                || !task_start::refused(&self.procs, &local, &pidfile, &outputs, TASK_START)?
+            {
                 break local;
             }
-            refused += 1;
+            refusals += 1;
             tracing::warn!(
-                step = %step.name, job, host = %host, attempt = refused,
+                step = %step.name, job, host = %host, attempt = refusals,
                 "the execution daemon did not accept the task yet; starting it again"
             );
             std::thread::sleep(REFUSED_PAUSE);
@@ -744,17 +744,7 @@ mod tests {
         step.run.allocation = Some("7".into());
         let l = SgeLauncher::default();
         let id = l.launch(&step).expect("launch");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let s = loop {
-            let s = l
-                .status(std::slice::from_ref(&id))
-                .expect("status")
-                .remove(0);
-            if s.status.is_terminal() || Instant::now() > deadline {
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let s = orc_launcher_kit::testing::wait_terminal(&l, &id);
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let starts = read(&bin.join("qrsh.count"))
             .trim()

@@ -19,48 +19,33 @@ use orc_launcher_kit::{
 };
 
 /// What Grid Engine's `qrsh` prints when the host's execution daemon refuses the task.
-pub(crate) const REFUSED: &str = "didn't accept task";
-
-/// How a just-launched task began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Start {
-    /// The wrapper on the compute node wrote its pid file, or the watch ran out of time
-    /// with the local `qrsh` still running: the step is under way.
-    Running,
-    /// The local `qrsh` ended, not because the task was refused: the step's own outcome.
-    Ended,
-    /// The execution daemon refused the task; the remote command never ran.
-    Refused,
-}
+const REFUSED: &str = "didn't accept task";
 
 /// Watch the local `qrsh` of a task (`local`) until the task is known to run (its wrapper
-/// wrote `pidfile`), `qrsh` ended, or `limit` passed. A `qrsh` that ended with the refusal
-/// message as the last thing in one of `outputs` is [`Start::Refused`].
-pub(crate) fn watch(
+/// wrote `pidfile`), `qrsh` ended, or `limit` passed. Whether the task was refused: `qrsh`
+/// failed before the wrapper ran, with the refusal message near the end of one of
+/// `outputs`. Every other outcome (under way, still starting after `limit`, or the step's
+/// own end) is not.
+pub(crate) fn refused(
     procs: &LocalLauncher,
     local: &StepId,
     pidfile: &Path,
     outputs: &[&Path],
     limit: Duration,
-) -> Result<Start> {
+) -> Result<bool> {
     let deadline = Instant::now() + limit;
     loop {
         if pidfile.exists() {
-            return Ok(Start::Running);
+            return Ok(false);
         }
         let s = procs.status(std::slice::from_ref(local))?.remove(0);
         if s.status.is_terminal() {
-            let refused = s.exit_code != Some(0)
+            return Ok(s.exit_code != Some(0)
                 && !pidfile.exists()
-                && outputs.iter().any(|p| tail(p).contains(REFUSED));
-            return Ok(if refused {
-                Start::Refused
-            } else {
-                Start::Ended
-            });
+                && outputs.iter().any(|p| tail(p).contains(REFUSED)));
         }
         if Instant::now() >= deadline {
-            return Ok(Start::Running);
+            return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
