@@ -5,6 +5,8 @@
 //! A library is never unloaded: plugins may leave threads, statics or thread-locals
 //! behind, so the handle lives for the rest of the process.
 //!
+//! [`c_api!`] declares the function table of a C library loaded at run time.
+//!
 //! [`check_trusted`] refuses code that someone other than this process's user (or root)
 //! could have written: the file and its directory must belong to one of them and be
 //! writable by nobody else.
@@ -30,6 +32,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+
+mod c_api;
 
 use std::{os::unix::fs::MetadataExt, path::Path};
 
