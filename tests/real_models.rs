@@ -29,97 +29,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn shape_args(shape: &[usize]) -> Vec<String> {
-    shape.iter().map(|d| d.to_string()).collect()
-}
-
-/// Store the model's input repeated `times` along its first dimension as tensor `key`.
-fn put_input_repeated(con: &mut redis::Connection, key: &str, m: &RealModel, times: usize) {
-    let mut shape = m.input_shape.clone();
-    shape[0] *= times;
-    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
-    redis::cmd("AI.TENSORSET")
-        .arg(key)
-        .arg("FLOAT")
-        .arg(shape_args(&shape))
-        .arg("BLOB")
-        .arg(one.repeat(times))
-        .query::<()>(con)
-        .unwrap();
-}
-
-/// Run model `key` on tensor `input` once, its output stored as `out`.
-fn execute(con: &mut redis::Connection, key: &str, input: &str) -> redis::RedisResult<()> {
-    redis::cmd("AI.MODELEXECUTE")
-        .arg(key)
-        .arg("INPUTS")
-        .arg(1)
-        .arg(input)
-        .arg("OUTPUTS")
-        .arg(1)
-        .arg("out")
-        .query(con)
-}
-
-/// Store `file` as `backend` under `key`, run it on the model's input, return the output.
-fn run(
-    con: &mut redis::Connection,
-    backend: &str,
-    m: &RealModel,
-    file: &Path,
-) -> Result<Vec<f32>, String> {
-    let key = format!("{}-{backend}", m.name);
-    let blob = std::fs::read(file).unwrap();
-    let mut store = redis::cmd("AI.MODELSTORE");
-    store.arg(&key).arg(backend).arg("CPU");
-    if backend == "TF" {
-        // The frozen graphs of make_tf_models.py name their nodes `input` and `output`.
-        store
-            .arg("INPUTS")
-            .arg(1)
-            .arg("input")
-            .arg("OUTPUTS")
-            .arg(1)
-            .arg("output");
-    }
-    store
-        .arg("BLOB")
-        .arg(blob)
-        .query::<()>(con)
-        .map_err(|e| format!("store: {e}"))?;
-    let input: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
-    redis::cmd("AI.TENSORSET")
-        .arg("in")
-        .arg("FLOAT")
-        .arg(shape_args(&m.input_shape))
-        .arg("BLOB")
-        .arg(input)
-        .query::<()>(con)
-        .unwrap();
-    execute(con, &key, "in").map_err(|e| format!("run: {e}"))?;
-    let reply: Vec<Value> = redis::cmd("AI.TENSORGET")
-        .arg("out")
-        .arg("META")
-        .arg("BLOB")
-        .query(con)
-        .unwrap();
-    let Value::Array(dims) = &reply[3] else {
-        panic!("{reply:?}")
-    };
-    let dims: Vec<usize> = dims
-        .iter()
-        .map(|d| match d {
-            Value::Int(n) => usize::try_from(*n).unwrap(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(dims, m.output_shape, "{key}: output shape");
-    let Value::BulkString(b) = &reply[5] else {
-        panic!("{reply:?}")
-    };
-    Ok(f32_from(b))
-}
-
 #[test]
 fn real_models_match_their_reference_on_every_runtime() {
     let _one = one_at_a_time();
@@ -155,7 +64,7 @@ fn real_models_match_their_reference_on_every_runtime() {
     for m in &models {
         let want = m.reference();
         let mut check = |con: &mut redis::Connection, runtime: &str, backend: &str, fmt: &str| {
-            let got = run(con, backend, m, &m.file(fmt));
+            let got = store_and_run(con, backend, m, &m.file(fmt));
             let got = got.unwrap_or_else(|e| panic!("{} on {runtime}: {e}", m.name));
             let diff = max_rel_diff(&got, &want);
             report.push(format!(
@@ -192,8 +101,8 @@ fn real_models_match_their_reference_on_every_runtime() {
 /// `Some(reason)`, it is refused with an error that names `reason`.
 fn tf_model_runs(runtime: &str, model: &str, format: &str) -> Option<&'static str> {
     match (runtime, model, format) {
-        // TensorFlow runs every graph TensorFlow made.
-        ("tensorflow", ..) => None,
+        // TensorFlow runs every graph TensorFlow made, LiteRT every TFLite model.
+        ("tensorflow" | "litert", ..) => None,
         // tract-tensorflow 0.23 types a Pad's paddings as symbolic dimensions and refuses
         // the int32 constant Keras writes; it cannot translate the encoder's graph at all.
         (_, "resnet18", "pb") => Some("Pad"),
@@ -227,16 +136,43 @@ fn tensorflow_models_match_tensorflow_or_are_refused_with_the_reason() {
         &state,
         "tf-tract",
         1,
-        &[&["TF_RUNTIME", "tract"][..], &slow].concat(),
+        &[
+            &["TF_RUNTIME", "tract", "TFLITE_RUNTIME", "tract"][..],
+            &slow,
+        ]
+        .concat(),
+    );
+    let litert = litert_lib().display().to_string();
+    let on_litert = start_ai(
+        &state,
+        "tf-litert",
+        1,
+        &[
+            &["TFLITE_RUNTIME", "litert", "LITERT_LIB", &litert][..],
+            &slow,
+        ]
+        .concat(),
     );
     let mut report = Vec::new();
-    for (runtime, orc) in [("tensorflow", &on_tf), ("tract", &on_tract)] {
+    // Which runtime runs TF and TFLITE models on each shard (the TensorFlow shard finds no
+    // LiteRT library, so its TFLITE models fall back to tract).
+    let shards = [
+        (
+            &on_tf,
+            vec![("TF", "pb", "tensorflow"), ("TFLITE", "tflite", "tract")],
+        ),
+        (
+            &on_tract,
+            vec![("TF", "pb", "tract"), ("TFLITE", "tflite", "tract")],
+        ),
+        (&on_litert, vec![("TFLITE", "tflite", "litert")]),
+    ];
+    for (orc, runs) in shards {
         let mut con = connect(&orc.addresses()[0]);
         let backends = line(&mut con, "AI.CONFIG GET BACKENDS");
         for m in &models {
-            for (backend, format) in [("TF", "pb"), ("TFLITE", "tflite")] {
-                let got = run(&mut con, backend, m, &m.file(format));
-                let on = if backend == "TF" { runtime } else { "tract" };
+            for (backend, format, on) in runs.iter().copied() {
+                let got = store_and_run(&mut con, backend, m, &m.file(format));
                 let name = format!("{:<9} {backend:<7} on {on:<10}", m.name);
                 match (got, tf_model_runs(on, &m.name, format)) {
                     (Ok(got), None) => {
@@ -268,6 +204,7 @@ fn tensorflow_models_match_tensorflow_or_are_refused_with_the_reason() {
     eprintln!("{}", report.join("\n"));
     on_tf.stop().unwrap();
     on_tract.stop().unwrap();
+    on_litert.stop().unwrap();
 }
 
 /// CPU time (clock ticks) of each thread of the shard behind `con` whose name starts with
@@ -350,7 +287,8 @@ fn every_runtime_keeps_to_its_intra_op_threads() {
     let (onnx, tf) = (resnet(real_models_in(tmp)), resnet(tf_models_in(tmp)));
     let ort = onnxruntime_lib().display().to_string();
     let tflib = tensorflow_lib().display().to_string();
-    let cases: [(&str, Vec<&str>, &str, &RealModel, &str); 4] = [
+    let litert = litert_lib().display().to_string();
+    let cases: [(&str, Vec<&str>, &str, &RealModel, &str); 5] = [
         (
             "onnxruntime",
             vec!["ONNX_RUNTIME", "onnxruntime", "ONNXRUNTIME_LIB", &ort],
@@ -372,6 +310,13 @@ fn every_runtime_keeps_to_its_intra_op_threads() {
             "TF",
             &tf,
             "pb",
+        ),
+        (
+            "litert",
+            vec!["TFLITE_RUNTIME", "litert", "LITERT_LIB", &litert],
+            "TFLITE",
+            &tf,
+            "tflite",
         ),
     ];
     let state = State::new();
@@ -397,7 +342,7 @@ fn every_runtime_keeps_to_its_intra_op_threads() {
             );
             let mut con = connect(&orc.addresses()[0]);
             // Stored, run once (and checked), then timed.
-            let got = run(&mut con, backend, m, &m.file(format)).unwrap();
+            let got = store_and_run(&mut con, backend, m, &m.file(format)).unwrap();
             let diff = max_rel_diff(&got, &m.reference_for(format));
             assert!(diff < TOLERANCE, "{runtime}: off by {diff}");
             let key = format!("{}-{backend}", m.name);
@@ -444,7 +389,7 @@ fn torch_computes_on_the_intra_op_threads_only() {
     );
     let mut con = connect(&orc.addresses()[0]);
     let want = m.reference();
-    let got = run(&mut con, "TORCH", m, &m.file("pt")).unwrap();
+    let got = store_and_run(&mut con, "TORCH", m, &m.file("pt")).unwrap();
     assert!(max_rel_diff(&got, &want) < TOLERANCE);
     put_input_repeated(&mut con, "batch", m, 32 / m.input_shape[0]);
     let worker = |t: &std::collections::BTreeMap<u64, (String, u64)>| -> u64 {

@@ -83,7 +83,18 @@ pub fn tf_python() -> PathBuf {
 /// TensorFlow's C API library in the TensorFlow venv (`tensorflow/libtensorflow_cc.so.2`),
 /// or `$ORC_TENSORFLOW_LIB`.
 pub fn tensorflow_lib() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORC_TENSORFLOW_LIB").filter(|p| !p.is_empty()) {
+    tf_venv_library("ORC_TENSORFLOW_LIB", "tensorflow/libtensorflow_cc.so.2")
+}
+
+/// LiteRT's library in the TensorFlow venv (`ai_edge_litert/libLiteRt.so` of the
+/// `ai-edge-litert` package), or `$ORC_LITERT_LIB`.
+pub fn litert_lib() -> PathBuf {
+    tf_venv_library("ORC_LITERT_LIB", "ai_edge_litert/libLiteRt.so")
+}
+
+/// `$var` when set, else `rel` in the site-packages of the TensorFlow venv.
+fn tf_venv_library(var: &str, rel: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let lib = tf_python().with_file_name("..").join("lib");
@@ -91,14 +102,11 @@ pub fn tensorflow_lib() -> PathBuf {
         .into_iter()
         .flatten()
         .flatten()
-        .map(|py| {
-            py.path()
-                .join("site-packages/tensorflow/libtensorflow_cc.so.2")
-        })
+        .map(|py| py.path().join("site-packages").join(rel))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "no tensorflow package in {}: run ./scripts/ensure-deps --with-tensorflow",
+                "no {rel} in {}: run ./scripts/ensure-deps --with-tensorflow",
                 lib.display()
             )
         })
@@ -171,4 +179,96 @@ pub fn max_rel_diff(got: &[f32], want: &[f32]) -> f32 {
     got.iter()
         .zip(want)
         .fold(0f32, |m, (g, w)| m.max((g - w).abs() / scale))
+}
+
+/// A shape as command arguments.
+pub fn shape_args(shape: &[usize]) -> Vec<String> {
+    shape.iter().map(|d| d.to_string()).collect()
+}
+
+/// Store the model's input repeated `times` along its first dimension as tensor `key`.
+pub fn put_input_repeated(con: &mut redis::Connection, key: &str, m: &RealModel, times: usize) {
+    let mut shape = m.input_shape.clone();
+    shape[0] *= times;
+    let one: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
+    redis::cmd("AI.TENSORSET")
+        .arg(key)
+        .arg("FLOAT")
+        .arg(shape_args(&shape))
+        .arg("BLOB")
+        .arg(one.repeat(times))
+        .query::<()>(con)
+        .unwrap();
+}
+
+/// Run model `key` on tensor `input` once, its output stored as `out`.
+pub fn execute(con: &mut redis::Connection, key: &str, input: &str) -> redis::RedisResult<()> {
+    redis::cmd("AI.MODELEXECUTE")
+        .arg(key)
+        .arg("INPUTS")
+        .arg(1)
+        .arg(input)
+        .arg("OUTPUTS")
+        .arg(1)
+        .arg("out")
+        .query(con)
+}
+
+/// Store `file` as `backend` under `key`, run it on the model's input, return the output.
+pub fn store_and_run(
+    con: &mut redis::Connection,
+    backend: &str,
+    m: &RealModel,
+    file: &Path,
+) -> Result<Vec<f32>, String> {
+    let key = format!("{}-{backend}", m.name);
+    let blob = std::fs::read(file).unwrap();
+    let mut store = redis::cmd("AI.MODELSTORE");
+    store.arg(&key).arg(backend).arg("CPU");
+    if backend == "TF" {
+        // The frozen graphs of make_tf_models.py name their nodes `input` and `output`.
+        store
+            .arg("INPUTS")
+            .arg(1)
+            .arg("input")
+            .arg("OUTPUTS")
+            .arg(1)
+            .arg("output");
+    }
+    store
+        .arg("BLOB")
+        .arg(blob)
+        .query::<()>(con)
+        .map_err(|e| format!("store: {e}"))?;
+    let input: Vec<u8> = m.input().iter().flat_map(|v| v.to_le_bytes()).collect();
+    redis::cmd("AI.TENSORSET")
+        .arg("in")
+        .arg("FLOAT")
+        .arg(shape_args(&m.input_shape))
+        .arg("BLOB")
+        .arg(input)
+        .query::<()>(con)
+        .unwrap();
+    execute(con, &key, "in").map_err(|e| format!("run: {e}"))?;
+    let reply: Vec<redis::Value> = redis::cmd("AI.TENSORGET")
+        .arg("out")
+        .arg("META")
+        .arg("BLOB")
+        .query(con)
+        .unwrap();
+    let redis::Value::Array(dims) = &reply[3] else {
+        panic!("{reply:?}")
+    };
+    let dims: Vec<usize> = dims
+        .iter()
+        .map(|d| match d {
+            redis::Value::Int(n) => usize::try_from(*n).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(dims, m.output_shape, "{key}: output shape");
+    let redis::Value::BulkString(b) = &reply[5] else {
+        panic!("{reply:?}")
+    };
+    Ok(crate::f32_from(b))
 }

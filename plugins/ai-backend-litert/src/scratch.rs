@@ -146,7 +146,9 @@ pub(crate) fn with_outputs<T>(
     })
 }
 
-/// A 64-byte aligned copy of a tensor's bytes (LiteRT refuses host memory that is not).
+/// A 64-byte aligned copy of a tensor's bytes (LiteRT refuses host memory that is not),
+/// followed by at least 64 bytes of padding (XNNPACK's kernels may read a little past the
+/// end of an input).
 pub(crate) struct Aligned {
     raw: Vec<u8>,
     offset: usize,
@@ -156,7 +158,7 @@ pub(crate) struct Aligned {
 impl Aligned {
     /// A copy of `data`.
     pub(crate) fn copy(data: &[u8]) -> Self {
-        let mut raw = vec![0u8; data.len() + 64];
+        let mut raw = vec![0u8; data.len() + 128];
         let offset = raw.as_ptr().align_offset(64);
         raw[offset..offset + data.len()].copy_from_slice(data);
         Aligned {

@@ -3,7 +3,8 @@
 //! A backend is initialised once right after loading (`init` of [`orc_ai_backend_abi::BackendMod`]): it loads its
 //! runtime and warms it up, and answers the runtime it runs on. When no file is named, the
 //! files that may provide a backend are tried in order of preference
-//! ([`crate::config::Config::default_backend_files`]): ONNX Runtime, then tract, for ONNX.
+//! ([`crate::config::Config::default_backend_files`]): ONNX Runtime, then tract, for ONNX;
+//! TensorFlow, then tract, for TF; LiteRT, then tract, for TFLITE.
 //!
 //! A backend is code run as the database's user, so a file is loaded only when it is a
 //! regular file owned by that user or root, and neither it nor its directory can be

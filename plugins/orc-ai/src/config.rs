@@ -56,32 +56,39 @@ impl Default for Limits {
     }
 }
 
-/// Which runtime runs ONNX models (`ONNX_RUNTIME`).
+/// Which runtime runs a backend's models (`ONNX_RUNTIME`, `TF_RUNTIME`, `TFLITE_RUNTIME`):
+/// the runtime's own library (ONNX Runtime, TensorFlow, LiteRT) or tract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnnxRuntime {
-    /// ONNX Runtime when its plugin and library are present, else tract.
+pub enum RuntimeChoice {
+    /// The runtime's own library when its plugin and library are present, else tract.
     #[default]
     Auto,
-    /// ONNX Runtime only (an error where it cannot run).
-    OnnxRuntime,
+    /// The runtime's own library only (an error where it cannot run).
+    Native,
     /// tract only.
     Tract,
+}
+
+impl RuntimeChoice {
+    /// `auto`, `tract` or the native runtime's `name` (any case).
+    fn parse(v: &[u8], name: &str) -> Result<Self, ()> {
+        if is(v, "auto") {
+            Ok(Self::Auto)
+        } else if is(v, name) {
+            Ok(Self::Native)
+        } else if is(v, "tract") {
+            Ok(Self::Tract)
+        } else {
+            Err(())
+        }
+    }
 }
 
 /// The ONNX Runtime backend plugin's file name (the tract one is [`Backend::file_name`]).
 pub const ONNXRUNTIME_BACKEND_FILE: &str = "liborc_ai_backend_onnxruntime.so";
 
-/// Which runtime runs TF models (`TF_RUNTIME`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TfRuntime {
-    /// TensorFlow when its plugin and library are present, else tract.
-    #[default]
-    Auto,
-    /// TensorFlow only (an error where it cannot run).
-    TensorFlow,
-    /// tract only.
-    Tract,
-}
+/// The LiteRT (TFLITE) backend plugin's file name.
+pub const LITERT_BACKEND_FILE: &str = "liborc_ai_backend_litert.so";
 
 /// The TensorFlow backend plugin's file name (the tract one is [`Backend::file_name`]).
 pub const TENSORFLOW_BACKEND_FILE: &str = "liborc_ai_backend_tensorflow.so";
@@ -127,22 +134,27 @@ pub struct Config {
     /// background when the module loads, so the first request does not pay for it.
     pub warm_up: bool,
     /// `ONNX_RUNTIME auto|onnxruntime|tract`.
-    pub onnx_runtime: OnnxRuntime,
+    pub onnx_runtime: RuntimeChoice,
     /// `ONNXRUNTIME_LIB path`: the ONNX Runtime library (else `$ORT_DYLIB_PATH`, else
     /// `libonnxruntime.so*` in BACKENDSPATH).
     pub onnxruntime_lib: Option<PathBuf>,
     /// `TF_RUNTIME auto|tensorflow|tract`.
-    pub tf_runtime: TfRuntime,
+    pub tf_runtime: RuntimeChoice,
     /// `TENSORFLOW_LIB path`: TensorFlow's C API library (else `$ORC_TENSORFLOW_LIB`, else
     /// `libtensorflow_cc.so*` or `libtensorflow.so*` in BACKENDSPATH).
     pub tensorflow_lib: Option<PathBuf>,
+    /// `TFLITE_RUNTIME auto|litert|tract`.
+    pub tflite_runtime: RuntimeChoice,
+    /// `LITERT_LIB path`: LiteRT's library (else `$ORC_LITERT_LIB`, else `libLiteRt.so` in
+    /// BACKENDSPATH).
+    pub litert_lib: Option<PathBuf>,
     /// `ADMIN_USER name`: only this ACL user may load backends, move BACKENDSPATH or use
     /// `CONFIG` without limits ([`crate::guard`]); `None`: nothing is restricted.
     pub admin_user: Option<String>,
 }
 
 /// The keys of `KEY VALUE` module arguments.
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 25] = [
     "ADMIN_USER",
     "BACKENDSPATH",
     "THREADS_PER_QUEUE",
@@ -165,6 +177,8 @@ const KEYS: [&str; 23] = [
     "ONNXRUNTIME_LIB",
     "TF_RUNTIME",
     "TENSORFLOW_LIB",
+    "TFLITE_RUNTIME",
+    "LITERT_LIB",
     "ALLOW_UNSAFE_OPS",
 ];
 
@@ -186,10 +200,12 @@ impl Config {
             torch_allow_unsafe_ops: false,
             preload: Vec::new(),
             warm_up: true,
-            onnx_runtime: OnnxRuntime::Auto,
+            onnx_runtime: RuntimeChoice::Auto,
             onnxruntime_lib: None,
-            tf_runtime: TfRuntime::Auto,
+            tf_runtime: RuntimeChoice::Auto,
             tensorflow_lib: None,
+            tflite_runtime: RuntimeChoice::Auto,
+            litert_lib: None,
             admin_user: None,
         }
     }
@@ -285,35 +301,26 @@ impl Config {
         } else if is(k, "BACKENDS_WARMUP") {
             self.warm_up = yes_no()?;
         } else if is(k, "ONNX_RUNTIME") {
-            self.onnx_runtime = if is(v, "auto") {
-                OnnxRuntime::Auto
-            } else if is(v, "onnxruntime") {
-                OnnxRuntime::OnnxRuntime
-            } else if is(v, "tract") {
-                OnnxRuntime::Tract
-            } else {
-                return Err(());
-            };
+            self.onnx_runtime = RuntimeChoice::parse(v, "onnxruntime")?;
         } else if is(k, "ONNXRUNTIME_LIB") {
             if v.is_empty() {
                 return Err(());
             }
             self.onnxruntime_lib = Some(PathBuf::from(text(v)));
         } else if is(k, "TF_RUNTIME") {
-            self.tf_runtime = if is(v, "auto") {
-                TfRuntime::Auto
-            } else if is(v, "tensorflow") {
-                TfRuntime::TensorFlow
-            } else if is(v, "tract") {
-                TfRuntime::Tract
-            } else {
-                return Err(());
-            };
+            self.tf_runtime = RuntimeChoice::parse(v, "tensorflow")?;
         } else if is(k, "TENSORFLOW_LIB") {
             if v.is_empty() {
                 return Err(());
             }
             self.tensorflow_lib = Some(PathBuf::from(text(v)));
+        } else if is(k, "TFLITE_RUNTIME") {
+            self.tflite_runtime = RuntimeChoice::parse(v, "litert")?;
+        } else if is(k, "LITERT_LIB") {
+            if v.is_empty() {
+                return Err(());
+            }
+            self.litert_lib = Some(PathBuf::from(text(v)));
         } else if is(k, "ADMIN_USER") {
             let name = text(v);
             if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
@@ -338,18 +345,22 @@ impl Config {
     }
 
     /// The plugin files that may provide `b` when none is named, in order of preference:
-    /// for ONNX the ONNX Runtime plugin, then tract, as [`Config::onnx_runtime`] allows; for
-    /// TF the TensorFlow plugin, then tract, as [`Config::tf_runtime`] allows.
+    /// the plugin on the runtime's own library (ONNX Runtime for ONNX, TensorFlow for TF,
+    /// LiteRT for TFLITE), then tract, as [`Config::onnx_runtime`], [`Config::tf_runtime`]
+    /// and [`Config::tflite_runtime`] allow.
     pub fn default_backend_files(&self, b: Backend) -> Vec<PathBuf> {
-        let ort = self.backends_path.join(ONNXRUNTIME_BACKEND_FILE);
-        let tf = self.backends_path.join(TENSORFLOW_BACKEND_FILE);
         let own = self.backends_path.join(b.file_name());
-        match (b, self.onnx_runtime, self.tf_runtime) {
-            (Backend::Onnx, OnnxRuntime::Auto, _) => vec![ort, own],
-            (Backend::Onnx, OnnxRuntime::OnnxRuntime, _) => vec![ort],
-            (Backend::Tf, _, TfRuntime::Auto) => vec![tf, own],
-            (Backend::Tf, _, TfRuntime::TensorFlow) => vec![tf],
-            _ => vec![own],
+        let (choice, native) = match b {
+            Backend::Onnx => (self.onnx_runtime, ONNXRUNTIME_BACKEND_FILE),
+            Backend::Tf => (self.tf_runtime, TENSORFLOW_BACKEND_FILE),
+            Backend::TfLite => (self.tflite_runtime, LITERT_BACKEND_FILE),
+            Backend::Torch => return vec![own],
+        };
+        let native = self.backends_path.join(native);
+        match choice {
+            RuntimeChoice::Auto => vec![native, own],
+            RuntimeChoice::Native => vec![native],
+            RuntimeChoice::Tract => vec![own],
         }
     }
 
@@ -373,6 +384,16 @@ impl Config {
         self.newest_library(&["libtensorflow_cc", "libtensorflow"])
     }
 
+    /// The LiteRT library to hand the LiteRT backend: [`Config::litert_lib`] (which the
+    /// module fills from `$ORC_LITERT_LIB` at load when not given), else the newest
+    /// `libLiteRt.so*` in BACKENDSPATH.
+    pub fn litert_library(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.litert_lib {
+            return Some(p.clone());
+        }
+        self.newest_library(&["libLiteRt"])
+    }
+
     /// The newest `STEM.so` or `STEM.so.*` in BACKENDSPATH, for any of `stems`.
     fn newest_library(&self, stems: &[&str]) -> Option<PathBuf> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&self.backends_path)
@@ -392,12 +413,14 @@ impl Config {
     }
 
     /// What backend `b` is told when it loads: the runtime library it loads at run time
-    /// (ONNX Runtime's for ONNX, TensorFlow's for TF) and the thread settings.
+    /// (ONNX Runtime's for ONNX, TensorFlow's for TF, LiteRT's for TFLITE) and the thread
+    /// settings.
     pub fn backend_init(&self, b: Backend) -> orc_ai_backend_abi::BackendInit {
         let library = match b {
             Backend::Onnx => self.onnxruntime_library(),
             Backend::Tf => self.tensorflow_library(),
-            _ => None,
+            Backend::TfLite => self.litert_library(),
+            Backend::Torch => None,
         };
         orc_ai_backend_abi::BackendInit {
             runtime_library: library
@@ -659,6 +682,37 @@ mod tests {
             Some(PathBuf::from("/t/libtensorflow.so.2"))
         );
         assert!(c.torch_allow_unsafe_ops);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tflite_runtime_choice_and_library() {
+        let dir = std::env::temp_dir().join(format!("orc-ai-tflitecfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Config::new(dir.clone());
+        let tract = dir.join("liborc_ai_backend_tflite.so");
+        let litert = dir.join(LITERT_BACKEND_FILE);
+        assert_eq!(
+            c.default_backend_files(Backend::TfLite),
+            [litert.clone(), tract.clone()]
+        );
+        c.apply_args(&sp("TFLITE_RUNTIME tract")).unwrap();
+        assert_eq!(c.default_backend_files(Backend::TfLite), [tract]);
+        c.apply_args(&sp("TFLITE_RUNTIME LiteRT")).unwrap();
+        assert_eq!(c.default_backend_files(Backend::TfLite), [litert]);
+        assert!(c.apply_args(&sp("TFLITE_RUNTIME tensorflow")).is_err());
+        // TORCH has one runtime whatever the others say.
+        assert_eq!(
+            c.default_backend_files(Backend::Torch),
+            [dir.join("liborc_ai_backend_torch.so")]
+        );
+        assert_eq!(c.litert_library(), None);
+        std::fs::write(dir.join("libLiteRt.so"), b"").unwrap();
+        let lib = |c: &Config| c.backend_init(Backend::TfLite).runtime_library.to_string();
+        assert_eq!(lib(&c), dir.join("libLiteRt.so").display().to_string());
+        c.apply_args(&sp("LITERT_LIB /l/libLiteRt.so")).unwrap();
+        assert_eq!(lib(&c), "/l/libLiteRt.so");
+        assert!(c.apply_args(&[b"LITERT_LIB".as_slice(), b""]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -132,6 +132,11 @@ mod module {
                     .filter(|p| !p.is_empty())
                     .map(Into::into);
             }
+            if config.litert_lib.is_none() {
+                config.litert_lib = std::env::var_os("ORC_LITERT_LIB")
+                    .filter(|p| !p.is_empty())
+                    .map(Into::into);
+            }
             let preload = config
                 .preload
                 .iter()
