@@ -336,6 +336,14 @@ pub(crate) struct StartArgs {
     /// Python package's directory; default: $ORC_TENSORFLOW_LIB, then BACKENDSPATH).
     #[arg(long, value_name = "FILE")]
     pub(crate) tensorflow_lib: Option<std::path::PathBuf>,
+    /// orc-ai: which runtime runs TFLITE models: LiteRT where its library is found, else
+    /// tract (auto), or only one of them.
+    #[arg(long, value_name = "RUNTIME", value_parser = ["auto", "litert", "tract"])]
+    pub(crate) tflite_runtime: Option<String>,
+    /// orc-ai: LiteRT's library (libLiteRt.so from the ai-edge-litert Python package's
+    /// ai_edge_litert/ directory; default: $ORC_LITERT_LIB, then BACKENDSPATH).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) litert_lib: Option<std::path::PathBuf>,
     /// orc-ai: do not load the backends present in the background when a shard starts
     /// (the first request that needs one then loads it).
     #[arg(long)]

@@ -168,6 +168,8 @@ fn settings_from(a: &StartArgs) -> anyhow::Result<OrchestratorSettings> {
         ai.onnxruntime_lib = a.onnxruntime_lib.clone();
         ai.tf_runtime = a.tf_runtime.clone();
         ai.tensorflow_lib = a.tensorflow_lib.clone();
+        ai.tflite_runtime = a.tflite_runtime.clone();
+        ai.litert_lib = a.litert_lib.clone();
         ai.backend_warmup = !a.no_backend_warmup;
         ai.extra_args = a.module_args.clone();
         s.ai = Some(ai); // the deployment finds the module and writes its arguments

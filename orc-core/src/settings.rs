@@ -628,6 +628,11 @@ pub struct AiSettings {
     /// `$ORC_TENSORFLOW_LIB`, then `libtensorflow_cc.so*` / `libtensorflow.so*` in its
     /// BACKENDSPATH).
     pub tensorflow_lib: Option<PathBuf>,
+    /// Which runtime runs TFLITE models (`TFLITE_RUNTIME auto|litert|tract`).
+    pub tflite_runtime: Option<String>,
+    /// LiteRT's library (`LITERT_LIB`; the module's default is `$ORC_LITERT_LIB`, then
+    /// `libLiteRt.so` in its BACKENDSPATH).
+    pub litert_lib: Option<PathBuf>,
     /// Load the backends present in the background when a shard starts (`BACKENDS_WARMUP`;
     /// on unless set to false).
     pub backend_warmup: bool,
@@ -657,6 +662,8 @@ impl Default for AiSettings {
             onnxruntime_lib: None,
             tf_runtime: None,
             tensorflow_lib: None,
+            tflite_runtime: None,
+            litert_lib: None,
             backend_warmup: true,
             extra_args: Vec::new(),
             module: None,
@@ -702,6 +709,12 @@ impl AiSettings {
         }
         if let Some(l) = &self.tensorflow_lib {
             args.extend(["TENSORFLOW_LIB".to_string(), l.display().to_string()]);
+        }
+        if let Some(r) = &self.tflite_runtime {
+            args.extend(["TFLITE_RUNTIME".to_string(), r.clone()]);
+        }
+        if let Some(l) = &self.litert_lib {
+            args.extend(["LITERT_LIB".to_string(), l.display().to_string()]);
         }
         if !self.backend_warmup {
             args.extend(["BACKENDS_WARMUP".to_string(), "no".to_string()]);
@@ -755,6 +768,8 @@ mod tests {
             onnxruntime_lib: Some("/o/libonnxruntime.so.1.31.1".into()),
             tf_runtime: Some("tensorflow".into()),
             tensorflow_lib: Some("/t/libtensorflow_cc.so.2".into()),
+            tflite_runtime: Some("litert".into()),
+            litert_lib: Some("/l/libLiteRt.so".into()),
             backend_warmup: false,
             ..AiSettings::default()
         };
@@ -769,6 +784,10 @@ mod tests {
                 "tensorflow",
                 "TENSORFLOW_LIB",
                 "/t/libtensorflow_cc.so.2",
+                "TFLITE_RUNTIME",
+                "litert",
+                "LITERT_LIB",
+                "/l/libLiteRt.so",
                 "BACKENDS_WARMUP",
                 "no"
             ]

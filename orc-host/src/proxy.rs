@@ -257,6 +257,11 @@ impl DbDeployment for DeploymentProxy {
         {
             self.proxy.require(m, capability::TF_RUNTIME)?;
         }
+        if let Some(ai) = &request.settings.ai
+            && (ai.tflite_runtime.is_some() || ai.litert_lib.is_some())
+        {
+            self.proxy.require(m, capability::TFLITE_RUNTIME)?;
+        }
         if request.settings.tls.is_some() {
             self.proxy.require(m, capability::TLS)?;
         }

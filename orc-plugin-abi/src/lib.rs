@@ -58,7 +58,7 @@ pub const ABI_VERSION: u32 = 1;
 
 /// The minor version: what this crate's messages hold beyond [`ABI_VERSION`]`.0`. Each
 /// minor adds [`capability`] names (see [`CAPABILITIES`]); nothing is ever removed.
-pub const ABI_MINOR: u32 = 6;
+pub const ABI_MINOR: u32 = 7;
 
 /// The names of what a plugin may understand beyond the minor-0 protocol. Each is a
 /// method, or a field of a message, that an older plugin would not know.
@@ -119,6 +119,9 @@ pub mod capability {
     /// Deployments: `AiSettings::tf_runtime` and `tensorflow_lib` (minor 6). A plugin
     /// without it would drop them, so the host refuses to plan them through it.
     pub const TF_RUNTIME: &str = "deployment.tf_runtime";
+    /// Deployments: `AiSettings::tflite_runtime` and `litert_lib` (minor 7). A plugin
+    /// without it would drop them, so the host refuses to plan them through it.
+    pub const TFLITE_RUNTIME: &str = "deployment.tflite_runtime";
 }
 
 /// The call a host makes once per component when it loads a plugin (since 1.1): the
@@ -224,6 +227,11 @@ pub const CAPABILITIES: &[Capability] = &[
         name: capability::TF_RUNTIME,
         since_minor: 6,
         about: "orc-ai's TF runtime choice (TensorFlow or tract) and TensorFlow library",
+    },
+    Capability {
+        name: capability::TFLITE_RUNTIME,
+        since_minor: 7,
+        about: "orc-ai's TFLITE runtime choice (LiteRT or tract) and LiteRT library",
     },
 ];
 

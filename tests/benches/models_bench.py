@@ -9,7 +9,8 @@ prints CSV rows on stdout. Each client makes one warm-up call, then calls for ab
 
 RUNTIME names the server's ONNX runtime for `clients` (onnxruntime | tract), whose TORCH rows
 always run on libtorch; or `tensorflow` for the models of make_tf_models.py, run as TF
-(on TensorFlow) and TFLITE (on tract). The in-process TensorFlow rows need TensorFlow's venv. Clients need SR_SOCKET_TIMEOUT above the longest call (SmartRedis
+(on TensorFlow) and TFLITE (on tract), or `litert` for TFLITE alone (a shard started with
+TFLITE_RUNTIME litert). The in-process TensorFlow rows need TensorFlow's venv. Clients need SR_SOCKET_TIMEOUT above the longest call (SmartRedis
 re-sends a command whose reply takes longer than its 250 ms default, running it again).
 
 CSV: mode,runtime,model,backend,batch,autobatch,clients,threads,calls,p50_ms,p90_ms,samples_per_s,first_ms,ping_ms
@@ -195,6 +196,8 @@ def clients(models_dir, runtime, threads, seconds):
     admin = Client(cluster=False)
     if runtime == "tensorflow":
         backends = [("TF", "pb", "tensorflow"), ("TFLITE", "tflite", "tract-tflite")]
+    elif runtime == "litert":
+        backends = [("TFLITE", "tflite", "litert")]
     elif runtime == "onnxruntime":
         backends = [("ONNX", "onnx", runtime), ("TORCH", "pt", "libtorch")]
     else:

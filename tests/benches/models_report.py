@@ -67,7 +67,7 @@ out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" hei
 for i, (label, ratio) in enumerate(bars):
     y = top + i * h
     colour = ("#4c78a8" if "onnxruntime" in label else "#f58518" if "libtorch" in label
-              else "#b279a2" if "tensorflow" in label else "#e45756" if "tflite" in label else "#54a24b")
+              else "#b279a2" if "tensorflow" in label else "#e45756" if "tflite" in label else "#72b7b2" if "litert" in label else "#54a24b")
     out.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{label}</text>')
     out.append(f'<rect x="{left}" y="{y + 2}" width="{ratio * scale:.1f}" height="{h - 5}" fill="{colour}"/>')
     out.append(f'<text x="{left + ratio * scale + 4:.1f}" y="{y + 12}">{ratio:.2f}</text>')
